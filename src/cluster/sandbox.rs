@@ -1,0 +1,1 @@
+//! The sandbox cluster: an in-process simulation (filled in below).

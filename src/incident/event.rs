@@ -1,0 +1,419 @@
+//! Timeline events: the source of truth. Incident state is a fold over them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub type IncidentId = i64;
+
+/// Who did something: a person on a platform, or drbot itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// `slack`, `discord`, `console`, or `drbot` for the bot's own events.
+    pub platform: String,
+    pub id: String,
+    pub name: String,
+}
+
+impl Actor {
+    pub fn new(platform: &str, id: &str, name: &str) -> Actor {
+        Actor {
+            platform: platform.into(),
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+    pub fn drbot() -> Actor {
+        Actor::new("drbot", "drbot", "drbot")
+    }
+    pub fn is_drbot(&self) -> bool {
+        self.platform == "drbot"
+    }
+}
+
+/// An event as stored: its place in the incident's sequence, times, actor and payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub incident: IncidentId,
+    pub seq: i64,
+    /// When drbot recorded it (ms precision, UTC).
+    pub recorded_at: DateTime<Utc>,
+    /// When it happened, if that differs (a back-dated note).
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub actor: Actor,
+    pub kind: EventKind,
+}
+
+impl Event {
+    pub fn at(&self) -> DateTime<Utc> {
+        self.occurred_at.unwrap_or(self.recorded_at)
+    }
+}
+
+/// What an operation does; names come from [`OperationSpec::object_name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKind {
+    Freeze,
+    Unfreeze,
+    InfraRestore,
+    RestoreLatest,
+    Pitr,
+    DrillLatest,
+    DrillPitr,
+}
+
+impl OperationKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            OperationKind::Freeze => "freeze",
+            OperationKind::Unfreeze => "unfreeze",
+            OperationKind::InfraRestore => "infra restore",
+            OperationKind::RestoreLatest => "restore latest",
+            OperationKind::Pitr => "pitr",
+            OperationKind::DrillLatest => "drill latest",
+            OperationKind::DrillPitr => "drill pitr",
+        }
+    }
+    pub fn short(self) -> &'static str {
+        match self {
+            OperationKind::Freeze => "freeze",
+            OperationKind::Unfreeze => "unfreeze",
+            OperationKind::InfraRestore => "infra",
+            OperationKind::RestoreLatest => "latest",
+            OperationKind::Pitr => "pitr",
+            OperationKind::DrillLatest => "drill",
+            OperationKind::DrillPitr => "drillpitr",
+        }
+    }
+    /// Restores count towards time-to-restore and RTO; freezes do not.
+    pub fn is_restore(self) -> bool {
+        !matches!(self, OperationKind::Freeze | OperationKind::Unfreeze)
+    }
+    pub fn restores_database(self) -> bool {
+        matches!(
+            self,
+            OperationKind::RestoreLatest
+                | OperationKind::Pitr
+                | OperationKind::DrillLatest
+                | OperationKind::DrillPitr
+        )
+    }
+}
+
+/// Exactly what an operation will do. Built by the engine, planned and run by a cluster backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationSpec {
+    /// `op1`, `op2`… unique within the incident.
+    pub id: String,
+    pub kind: OperationKind,
+    /// Deterministic name of the object it creates (a restore, a cluster): a retry or a
+    /// restart can never create a second one.
+    pub object_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Backup to restore from; `None` = the newest suitable one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// Source database cluster (StackGres) for database restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Target namespace override (drills restore into the drill namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_namespaces: Vec<String>,
+    /// Whether the database namespaces must be left out (data/combined incidents, SOP §6.3).
+    #[serde(default)]
+    pub exclude_database_namespaces: bool,
+    /// For unfreeze: the state recorded by the freeze, to put back exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<serde_json::Value>,
+}
+
+/// What a backend would do for an operation, shown in the preview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// One line per fact an operator should see before confirming.
+    pub summary: Vec<String>,
+    /// The exact objects or patches that would be applied.
+    pub manifest: String,
+    /// The backup chosen, when the operation restores one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// Recoverable window of the source cluster, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<RecoveryWindow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl RecoveryWindow {
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && t <= self.end
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    Declared {
+        channel: String,
+        severity: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident_type: Option<String>,
+        title: String,
+        #[serde(default)]
+        drill: bool,
+    },
+    SeverityChanged {
+        from: String,
+        to: String,
+    },
+    Classified {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        to: String,
+    },
+    RoleAssigned {
+        role: String,
+        user: String,
+    },
+    Checked {
+        item: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    Unchecked {
+        item: String,
+    },
+    MarkedNotApplicable {
+        item: String,
+        reason: String,
+    },
+    UpdatePosted {
+        text: String,
+        automatic: bool,
+        /// Cadence slots this update satisfies (automatic updates; several if drbot was down).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        slots: Vec<DateTime<Utc>>,
+    },
+    ReminderSent {
+        slot: DateTime<Utc>,
+    },
+    NoteAdded {
+        text: String,
+    },
+    Escalated {
+        reason: String,
+    },
+    Resumed,
+    LaunchPreviewed {
+        preview: String,
+        operation: OperationSpec,
+        plan: Plan,
+        backend: String,
+        expires_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
+    LaunchConfirmed {
+        preview: String,
+        operation: String,
+    },
+    LaunchCancelled {
+        preview: String,
+    },
+    OperationLaunched {
+        operation: String,
+        object: String,
+    },
+    OperationProgressed {
+        operation: String,
+        phase: String,
+        percent: u8,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
+    },
+    OperationFinished {
+        operation: String,
+        outcome: Outcome,
+        phase: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
+        /// Backend data to keep (a freeze's prior state, a restore's warnings).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<serde_json::Value>,
+    },
+    BackupsChecked {
+        backend: String,
+        ok: bool,
+        report: Vec<String>,
+    },
+    ProbeRecorded {
+        item: String,
+        probe: String,
+        passed: bool,
+        evidence: String,
+    },
+    Resolved,
+    FinalSummaryPosted,
+}
+
+impl EventKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Declared { .. } => "declared",
+            EventKind::SeverityChanged { .. } => "severity_changed",
+            EventKind::Classified { .. } => "classified",
+            EventKind::RoleAssigned { .. } => "role_assigned",
+            EventKind::Checked { .. } => "checked",
+            EventKind::Unchecked { .. } => "unchecked",
+            EventKind::MarkedNotApplicable { .. } => "marked_not_applicable",
+            EventKind::UpdatePosted { .. } => "update_posted",
+            EventKind::ReminderSent { .. } => "reminder_sent",
+            EventKind::NoteAdded { .. } => "note_added",
+            EventKind::Escalated { .. } => "escalated",
+            EventKind::Resumed => "resumed",
+            EventKind::LaunchPreviewed { .. } => "launch_previewed",
+            EventKind::LaunchConfirmed { .. } => "launch_confirmed",
+            EventKind::LaunchCancelled { .. } => "launch_cancelled",
+            EventKind::OperationLaunched { .. } => "operation_launched",
+            EventKind::OperationProgressed { .. } => "operation_progressed",
+            EventKind::OperationFinished { .. } => "operation_finished",
+            EventKind::BackupsChecked { .. } => "backups_checked",
+            EventKind::ProbeRecorded { .. } => "probe_recorded",
+            EventKind::Resolved => "resolved",
+            EventKind::FinalSummaryPosted => "final_summary_posted",
+        }
+    }
+
+    /// One line for timelines and exports.
+    pub fn describe(&self) -> String {
+        match self {
+            EventKind::Declared {
+                severity,
+                incident_type,
+                title,
+                drill,
+                ..
+            } => format!(
+                "{}declared {} {}: {}",
+                if *drill { "DRILL " } else { "" },
+                severity.to_uppercase(),
+                incident_type.as_deref().unwrap_or("unclassified"),
+                title
+            ),
+            EventKind::SeverityChanged { from, to } => {
+                format!("severity {} → {}", from.to_uppercase(), to.to_uppercase())
+            }
+            EventKind::Classified { from, to } => match from {
+                Some(f) => format!("reclassified {f} → {to}"),
+                None => format!("classified as {to}"),
+            },
+            EventKind::RoleAssigned { role, user } => format!("{role} → <@{user}>"),
+            EventKind::Checked { item, note } => match note {
+                Some(n) => format!("checked {item}: {n}"),
+                None => format!("checked {item}"),
+            },
+            EventKind::Unchecked { item } => format!("unchecked {item}"),
+            EventKind::MarkedNotApplicable { item, reason } => format!("{item} n/a: {reason}"),
+            EventKind::UpdatePosted {
+                text, automatic, ..
+            } => {
+                let first = text.lines().next().unwrap_or_default();
+                if *automatic {
+                    format!("automatic update posted: {first}")
+                } else {
+                    format!("update: {first}")
+                }
+            }
+            EventKind::ReminderSent { slot } => {
+                format!("reminder sent for the {} update", slot.format("%H:%MZ"))
+            }
+            EventKind::NoteAdded { text } => format!("note: {text}"),
+            EventKind::Escalated { reason } => format!("ESCALATED, all actions halted: {reason}"),
+            EventKind::Resumed => "halt lifted".into(),
+            EventKind::LaunchPreviewed {
+                preview,
+                operation,
+                plan,
+                ..
+            } => format!(
+                "preview {preview}: {} {}{}",
+                operation.kind.label(),
+                operation.object_name,
+                plan.backup
+                    .as_ref()
+                    .map(|b| format!(" from {b}"))
+                    .unwrap_or_default()
+            ),
+            EventKind::LaunchConfirmed { preview, operation } => {
+                format!("{preview} confirmed, operation {operation} queued")
+            }
+            EventKind::LaunchCancelled { preview } => format!("{preview} cancelled"),
+            EventKind::OperationLaunched { operation, object } => {
+                format!("{operation} launched: {object}")
+            }
+            EventKind::OperationProgressed {
+                operation,
+                phase,
+                percent,
+                detail,
+            } => {
+                let mut s = format!("{operation} {phase} {percent}%");
+                if !detail.is_empty() {
+                    s.push_str(": ");
+                    s.push_str(detail);
+                }
+                s
+            }
+            EventKind::OperationFinished {
+                operation,
+                outcome,
+                phase,
+                detail,
+                ..
+            } => {
+                let word = match outcome {
+                    Outcome::Succeeded => "succeeded",
+                    Outcome::Failed => "FAILED",
+                };
+                let mut s = format!("{operation} {word} ({phase})");
+                if !detail.is_empty() {
+                    s.push_str(": ");
+                    s.push_str(detail);
+                }
+                s
+            }
+            EventKind::BackupsChecked { ok, report, .. } => format!(
+                "backups checked: {} ({} lines)",
+                if *ok { "ok" } else { "PROBLEMS" },
+                report.len()
+            ),
+            EventKind::ProbeRecorded {
+                item,
+                passed,
+                evidence,
+                ..
+            } => format!(
+                "probe {item} {}: {evidence}",
+                if *passed { "passed" } else { "FAILED" }
+            ),
+            EventKind::Resolved => "resolved".into(),
+            EventKind::FinalSummaryPosted => "final summary posted".into(),
+        }
+    }
+}

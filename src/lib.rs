@@ -1,0 +1,8 @@
+//! drbot: runs the team's disaster-recovery SOP from the incident channel.
+
+pub mod clock;
+pub mod cluster;
+pub mod command;
+pub mod incident;
+pub mod sop;
+pub mod store;
