@@ -1,1 +1,575 @@
-fn main(){}
+//! Export of a 100 000-event timeline from SQLite, per format: wall time and peak memory.
+//!
+//! Run with `cargo bench --bench export`. Exits non-zero when an export misses a target
+//! (under 1 s, under 64 MiB of heap), so CI can run it as a regression check.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use drbot::command::ExportFormat;
+use drbot::export::export;
+use drbot::incident::{
+    Actor, EventKind, IncidentId, OperationKind, OperationSpec, Outcome, Plan, RecoveryWindow,
+};
+use drbot::sop::Runbook;
+use drbot::store::{Commit, NewEvent, Projection, Store, Target};
+use futures_util::StreamExt;
+
+const EVENTS: usize = 100_000;
+const BATCH: usize = 1_000;
+const RUNS: usize = 3;
+const MAX_TIME: Duration = Duration::from_secs(1);
+const MAX_HEAP: usize = 64 * 1024 * 1024;
+
+/// Counts live heap bytes and their high-water mark, for every thread (sqlx decodes rows on
+/// its own worker thread, and that memory is part of what an export costs).
+struct Counting;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(bytes: usize) {
+    let now = CURRENT.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+fn shrank(bytes: usize) {
+    CURRENT.fetch_sub(bytes, Ordering::Relaxed);
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; only counters are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        shrank(layout.size());
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size > layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                shrank(layout.size() - new_size);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Start a new peak measurement from what is live now; returns that baseline.
+fn reset_peak() -> usize {
+    let now = CURRENT.load(Ordering::Relaxed);
+    PEAK.store(now, Ordering::Relaxed);
+    now
+}
+
+/// Reset the kernel's peak RSS so VmHWM covers one export only; false where not permitted.
+fn reset_hwm() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A long, realistic incident: a data incident frozen, restored by PITR over a long WAL replay
+// with automatic progress, updates, reminders, notes, probes and checks, then resolved.
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 2, 3, 4, 5, 6).unwrap()
+}
+
+fn alice() -> Actor {
+    Actor::new("slack", "U01ALICE", "Alice Martin")
+}
+fn bob() -> Actor {
+    Actor::new("slack", "U02BOB", "Bob Okafor")
+}
+fn carol() -> Actor {
+    Actor::new("discord", "1187", "Carol \"CJ\" Jensen")
+}
+
+fn spec(id: &str, kind: OperationKind, target: Option<DateTime<Utc>>) -> OperationSpec {
+    OperationSpec {
+        id: id.into(),
+        kind,
+        object_name: format!("drbot-inc1-{id}-{}", kind.short()),
+        reason: Some("orders table truncated by a faulty migration".into()),
+        backup: None,
+        cluster: kind.restores_database().then(|| "orders-db".into()),
+        namespace: None,
+        target,
+        include_namespaces: Vec::new(),
+        exclude_database_namespaces: kind == OperationKind::Pitr,
+        prior: None,
+    }
+}
+
+fn previewed(preview: &str, operation: OperationSpec, at: DateTime<Utc>) -> EventKind {
+    EventKind::LaunchPreviewed {
+        preview: preview.into(),
+        plan: Plan {
+            summary: vec![
+                format!("{} {}", operation.kind.label(), operation.object_name),
+                "source cluster orders-db (3 instances, 412 GiB)".into(),
+            ],
+            manifest: format!(
+                "apiVersion: stackgres.io/v1\nkind: SGCluster\nmetadata:\n  name: {}\n",
+                operation.object_name
+            ),
+            backup: operation
+                .kind
+                .restores_database()
+                .then(|| "orders-db-20260203-0000".into()),
+            window: Some(RecoveryWindow {
+                start: at - TimeDelta::days(7),
+                end: at - TimeDelta::minutes(1),
+            }),
+        },
+        operation,
+        backend: "stackgres".into(),
+        expires_at: at + TimeDelta::minutes(10),
+        warnings: vec!["the restore replaces the running cluster's endpoint".into()],
+    }
+}
+
+const ITEMS: [&str; 8] = [
+    "9.1.1", "9.1.2", "9.2.3", "9.3.3", "9.3.4", "9.4.1", "9.4.3", "9.6.3",
+];
+
+/// The `i`th event of the timeline (0-based), at its time.
+fn event(i: usize) -> (DateTime<Utc>, Actor, EventKind) {
+    let at = start() + TimeDelta::milliseconds(2_500 * i as i64);
+    let tail = EVENTS - i;
+    let pitr_target = start() - TimeDelta::minutes(42);
+    let (actor, kind) = match (i, tail) {
+        (0, _) => (
+            alice(),
+            EventKind::Declared {
+                channel: "C07INCORDERS".into(),
+                severity: "sev1".into(),
+                incident_type: None,
+                title: "Orders database corrupted after migration 2026-02-03".into(),
+                drill: false,
+            },
+        ),
+        (1, _) => (
+            alice(),
+            EventKind::Classified {
+                from: None,
+                to: "data".into(),
+            },
+        ),
+        (2, _) => (
+            alice(),
+            EventKind::RoleAssigned {
+                role: "dr-lead".into(),
+                user: "U02BOB".into(),
+            },
+        ),
+        (3, _) => (
+            bob(),
+            previewed("P1", spec("op1", OperationKind::Freeze, None), at),
+        ),
+        (4, _) => (
+            carol(),
+            EventKind::LaunchConfirmed {
+                preview: "P1".into(),
+                operation: "op1".into(),
+            },
+        ),
+        (5, _) => (
+            Actor::drbot(),
+            EventKind::OperationLaunched {
+                operation: "op1".into(),
+                object: "drbot-inc1-op1-freeze".into(),
+            },
+        ),
+        (6, _) => (
+            Actor::drbot(),
+            EventKind::OperationFinished {
+                operation: "op1".into(),
+                outcome: Outcome::Succeeded,
+                phase: "Frozen".into(),
+                detail: "12 deployments scaled to 0".into(),
+                result: Some(serde_json::json!({"orders-api": 6, "orders-worker": 3})),
+            },
+        ),
+        (7, _) => (
+            bob(),
+            previewed(
+                "P2",
+                spec("op2", OperationKind::Pitr, Some(pitr_target)),
+                at,
+            ),
+        ),
+        (8, _) => (
+            carol(),
+            EventKind::LaunchConfirmed {
+                preview: "P2".into(),
+                operation: "op2".into(),
+            },
+        ),
+        (9, _) => (
+            Actor::drbot(),
+            EventKind::OperationLaunched {
+                operation: "op2".into(),
+                object: "drbot-inc1-op2-pitr".into(),
+            },
+        ),
+        (_, 8) => (
+            Actor::drbot(),
+            EventKind::OperationFinished {
+                operation: "op2".into(),
+                outcome: Outcome::Succeeded,
+                phase: "Completed".into(),
+                detail: "restored to 2026-02-03T03:23:06Z".into(),
+                result: None,
+            },
+        ),
+        (_, 7) => (
+            bob(),
+            previewed("P3", spec("op3", OperationKind::Unfreeze, None), at),
+        ),
+        (_, 6) => (
+            carol(),
+            EventKind::LaunchConfirmed {
+                preview: "P3".into(),
+                operation: "op3".into(),
+            },
+        ),
+        (_, 5) => (
+            Actor::drbot(),
+            EventKind::OperationLaunched {
+                operation: "op3".into(),
+                object: "drbot-inc1-op3-unfreeze".into(),
+            },
+        ),
+        (_, 4) => (
+            Actor::drbot(),
+            EventKind::OperationFinished {
+                operation: "op3".into(),
+                outcome: Outcome::Succeeded,
+                phase: "Unfrozen".into(),
+                detail: String::new(),
+                result: None,
+            },
+        ),
+        (_, 3) => (
+            alice(),
+            EventKind::MarkedNotApplicable {
+                item: "9.7".into(),
+                reason: "no compromise suspected".into(),
+            },
+        ),
+        (_, 2) => (alice(), EventKind::Resolved),
+        (_, 1) => (Actor::drbot(), EventKind::FinalSummaryPosted),
+        _ => (Actor::drbot(), filler(i, at)),
+    };
+    (at, actor, kind)
+}
+
+/// The long middle: what a restore that takes days leaves in the timeline.
+fn filler(i: usize, at: DateTime<Utc>) -> EventKind {
+    match i % 10 {
+        0..=4 => EventKind::OperationProgressed {
+            operation: "op2".into(),
+            phase: "Restoring".into(),
+            percent: (i * 100 / EVENTS) as u8,
+            detail: format!("WAL replay at segment 00000001000000{:010X}", i),
+        },
+        5 => EventKind::NoteAdded {
+            text: format!(
+                "replica lag {} s, checked with \"pg_stat_replication\"; next check, as agreed,\nin 10 minutes",
+                i % 97
+            ),
+        },
+        6 => EventKind::UpdatePosted {
+            text: format!(
+                "Restore in progress ({}%).\nNext update in 30 minutes.",
+                i * 100 / EVENTS
+            ),
+            automatic: true,
+            slots: vec![at],
+        },
+        7 => EventKind::ReminderSent { slot: at },
+        8 => EventKind::Checked {
+            item: ITEMS[i / 10 % ITEMS.len()].into(),
+            note: Some(format!("verified by script run #{i}, see | runbook")),
+        },
+        _ => EventKind::ProbeRecorded {
+            item: "9.1.1".into(),
+            probe: "nodes_ready".into(),
+            passed: !i.is_multiple_of(3),
+            evidence: "12/12 nodes Ready".into(),
+        },
+    }
+}
+
+async fn fill(store: &Store) -> IncidentId {
+    let mut id = None;
+    let mut last_seq = 0;
+    for first in (0..EVENTS).step_by(BATCH) {
+        let batch: Vec<NewEvent> = (first..(first + BATCH).min(EVENTS))
+            .map(|i| {
+                let (recorded_at, actor, kind) = event(i);
+                NewEvent {
+                    recorded_at,
+                    occurred_at: None,
+                    actor,
+                    kind,
+                    dedupe_key: None,
+                }
+            })
+            .collect();
+        let done = first + batch.len() == EVENTS;
+        let target = match id {
+            None => Target::New {
+                id: store.next_incident_id().await.expect("next id"),
+                channel: "C07INCORDERS".into(),
+                platform: "slack".into(),
+            },
+            Some(id) => Target::Existing {
+                id,
+                expected_seq: last_seq,
+            },
+        };
+        let committed = store
+            .commit(Commit {
+                target,
+                events: batch,
+                posts: Vec::new(),
+                operations: Vec::new(),
+                projection: Projection {
+                    severity: "sev1".into(),
+                    incident_type: Some("data".into()),
+                    title: "Orders database corrupted after migration 2026-02-03".into(),
+                    drill: false,
+                    declared_at: start(),
+                    resolved_at: done.then(|| event(EVENTS - 2).0),
+                    final_summary_posted: done,
+                },
+            })
+            .await
+            .expect("commit a batch");
+        id = Some(committed.incident);
+        last_seq = *committed.seqs.last().expect("a non-empty batch");
+    }
+    id.expect("at least one batch")
+}
+
+struct Run {
+    what: String,
+    to: &'static str,
+    time: Duration,
+    peak: usize,
+    over_baseline: usize,
+    hwm_kib: Option<u64>,
+    bytes: Option<u64>,
+}
+
+async fn measure(
+    store: &Store,
+    incident: IncidentId,
+    format: ExportFormat,
+    runbook: &Runbook,
+    file: Option<&Path>,
+) -> Run {
+    let hwm_reset = reset_hwm();
+    let baseline = reset_peak();
+    let started = Instant::now();
+    let result = match file {
+        Some(path) => {
+            let out = std::fs::File::create(path).expect("create the export file");
+            export(store, incident, format, runbook, out).await
+        }
+        None => export(store, incident, format, runbook, std::io::sink()).await,
+    };
+    let time = started.elapsed();
+    let peak = PEAK.load(Ordering::Relaxed);
+    result.expect("export");
+    Run {
+        what: format!("{format:?}").to_lowercase(),
+        to: if file.is_some() { "file" } else { "sink" },
+        time,
+        peak,
+        over_baseline: peak - baseline,
+        hwm_kib: hwm_reset.then(vm_hwm_kib).flatten(),
+        bytes: file
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len()),
+    }
+}
+
+/// One pass over the stream with no output: the store's share of every export.
+async fn measure_read(store: &Store, incident: IncidentId) -> Run {
+    let hwm_reset = reset_hwm();
+    let baseline = reset_peak();
+    let started = Instant::now();
+    let mut events = std::pin::pin!(store.stream_events(incident));
+    let mut count = 0;
+    while let Some(event) = events.next().await {
+        event.expect("read an event");
+        count += 1;
+    }
+    let time = started.elapsed();
+    let peak = PEAK.load(Ordering::Relaxed);
+    assert_eq!(count, EVENTS, "events streamed");
+    Run {
+        what: "(read)".into(),
+        to: "-",
+        time,
+        peak,
+        over_baseline: peak - baseline,
+        hwm_kib: hwm_reset.then(vm_hwm_kib).flatten(),
+        bytes: None,
+    }
+}
+
+/// Outside the timed part: the files really hold every event.
+fn check_files(dir: &Path) {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        schema: String,
+        events: Vec<serde::de::IgnoredAny>,
+    }
+    let json = std::fs::File::open(dir.join("export.json")).expect("open the JSON export");
+    let doc: Doc = serde_json::from_reader(std::io::BufReader::new(json)).expect("valid JSON");
+    assert_eq!(doc.schema, "drbot.timeline/v1");
+    assert_eq!(doc.events.len(), EVENTS, "JSON events");
+
+    let md = std::fs::read_to_string(dir.join("export.md")).expect("read the Markdown export");
+    let table = md.split("\n## Timeline\n").nth(1).expect("an event table");
+    let rows = table.lines().filter(|l| l.starts_with("| ")).count();
+    assert_eq!(rows, EVENTS + 1, "Markdown rows and the table header");
+
+    let csv = std::fs::read_to_string(dir.join("export.csv")).expect("read the CSV export");
+    // Notes hold a bare LF inside quotes; records end with CRLF.
+    assert_eq!(
+        csv.matches("\r\n").count(),
+        EVENTS + 1,
+        "CSV records and header"
+    );
+}
+
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(bench())
+}
+
+async fn bench() -> ExitCode {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = Store::connect(&url).await.expect("open the bench store");
+    let runbook = Runbook::embedded();
+
+    let started = Instant::now();
+    let incident = fill(&store).await;
+    println!(
+        "setup: {EVENTS} events in batches of {BATCH} committed in {:.2?}\n",
+        started.elapsed()
+    );
+
+    let mut reads = Vec::new();
+    for _ in 0..RUNS {
+        reads.push(measure_read(&store, incident).await);
+    }
+    let mut runs = Vec::new();
+    for format in [
+        ExportFormat::Markdown,
+        ExportFormat::Json,
+        ExportFormat::Csv,
+    ] {
+        let path = dir.path().join(format!("export.{}", format.extension()));
+        for file in [Some(path.as_path()), None] {
+            for _ in 0..RUNS {
+                runs.push(measure(&store, incident, format, &runbook, file).await);
+            }
+        }
+    }
+    check_files(dir.path());
+    store.close().await;
+
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "| format   | to   | run |  time (ms) | peak heap (MiB) | over baseline (MiB) | VmHWM (MiB) | output (MiB) |"
+    );
+    let _ = writeln!(
+        out,
+        "|----------|------|----:|-----------:|----------------:|--------------------:|------------:|-------------:|"
+    );
+    let mut failed = false;
+    let reference = reads.iter().map(|r| (r, false));
+    for (i, (run, counts)) in reference.chain(runs.iter().map(|r| (r, true))).enumerate() {
+        let slow = run.time >= MAX_TIME;
+        let heavy = run.peak >= MAX_HEAP;
+        failed |= counts && (slow || heavy);
+        let _ = writeln!(
+            out,
+            "| {:<8} | {:<4} | {:>3} | {:>10.1} | {:>15.2} | {:>19.2} | {:>11} | {:>12} |{}",
+            run.what,
+            run.to,
+            i % RUNS + 1,
+            run.time.as_secs_f64() * 1000.0,
+            mib(run.peak),
+            mib(run.over_baseline),
+            run.hwm_kib
+                .map_or("n/a".to_string(), |k| format!("{:.1}", k as f64 / 1024.0)),
+            run.bytes
+                .map_or("-".to_string(), |b| format!("{:.1}", mib(b as usize))),
+            match (slow && counts, heavy && counts) {
+                (false, false) => "",
+                (true, false) => " SLOW",
+                (false, true) => " HEAVY",
+                (true, true) => " SLOW HEAVY",
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n(read): one pass over the store's stream with no output, for reference\n\
+         targets: every export of {EVENTS} events under {} ms and {} MiB of heap",
+        MAX_TIME.as_millis(),
+        MAX_HEAP / (1024 * 1024)
+    );
+    if failed {
+        let _ = writeln!(out, "FAILED: a target was missed");
+        ExitCode::FAILURE
+    } else {
+        let _ = writeln!(out, "ok");
+        ExitCode::SUCCESS
+    }
+}

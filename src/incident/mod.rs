@@ -5,6 +5,7 @@ pub mod cadence;
 pub mod checklist;
 pub mod decide;
 pub mod event;
+pub mod messages;
 pub mod state;
 
 pub use decide::{Caller, Ctx, Decision, Draft, Facts, Policy, Refusal, decide, draft_operation};

@@ -2,7 +2,14 @@
 //! messages to deliver, the queue of operations to launch and watch, and a small projection
 //! of each incident for lookups. Everything one decision causes is committed in one transaction.
 
-use chrono::{DateTime, Utc};
+use std::sync::LazyLock;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::StreamExt;
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Row, SqlSafeStr, Transaction};
 
 use crate::incident::{Actor, Event, EventKind, IncidentId};
 
@@ -91,7 +98,14 @@ pub enum Target {
     /// Append to an incident whose last seen sequence number is `expected_seq`.
     Existing { id: IncidentId, expected_seq: i64 },
     /// Create the incident (its first event is the declaration).
-    New { channel: String, platform: String },
+    /// Create the incident (its first event is the declaration) with the id from
+    /// [`Store::next_incident_id`]; a concurrent declaration that took the id first makes
+    /// this a [`StoreError::Conflict`], so the caller retries with a fresh id.
+    New {
+        id: IncidentId,
+        channel: String,
+        platform: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -150,62 +164,728 @@ pub struct IncidentRow {
     pub last_seq: i64,
 }
 
+/// A connection pool over either backend. Queries go through `sqlx::Any` with `$n`
+/// placeholders so there is one SQL text per operation; only bool, i64 and text cross it,
+/// hence times as fixed-width RFC 3339 text.
+#[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    pool: AnyPool,
 }
+
+const SQLITE_INIT: &str = include_str!("../../migrations/sqlite/20260101000000_init.sql");
+const POSTGRES_INIT: &str = include_str!("../../migrations/postgres/20260101000000_init.sql");
+const INIT_VERSION: i64 = 20260101000000;
+
+/// Applied to every pooled SQLite connection: `synchronous`, `busy_timeout` and
+/// `foreign_keys` last only as long as the connection. WAL is recorded in the file, so
+/// repeating it is free and no connection depends on which one happened to open first.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
+
+const POOL_SIZE: u32 = 8;
+
+fn migrator(backend: Backend) -> Migrator {
+    let sql = match backend {
+        Backend::Sqlite => SQLITE_INIT,
+        Backend::Postgres => POSTGRES_INIT,
+    };
+    Migrator::with_migrations(vec![Migration::new(
+        INIT_VERSION,
+        "init".into(),
+        MigrationType::Simple,
+        sql.into_sql_str(),
+        false,
+    )])
+}
+
+fn fmt_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("bad timestamp {s:?}: {e}")))
+}
+
+fn get<'r, T>(row: &'r AnyRow, col: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get::<T, _>(col)
+        .map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+}
+
+fn get_time(row: &AnyRow, col: &str) -> Result<DateTime<Utc>, StoreError> {
+    parse_time(&get::<String>(row, col)?)
+}
+
+fn get_opt_time(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    get::<Option<String>>(row, col)?
+        .map(|s| parse_time(&s))
+        .transpose()
+}
+
+/// SQLite hands booleans back as integers (its values carry no boolean type), PostgreSQL as
+/// booleans.
+fn get_bool(row: &AnyRow, col: &str) -> Result<bool, StoreError> {
+    match row.try_get::<bool, _>(col) {
+        Ok(b) => Ok(b),
+        Err(_) => get::<i64>(row, col).map(|i| i != 0),
+    }
+}
+
+/// The name (PostgreSQL) or the message (SQLite, which names the columns instead) of the
+/// unique constraint a failed statement violated.
+fn unique_violation(err: &sqlx::Error) -> Option<String> {
+    match err {
+        sqlx::Error::Database(e) if e.is_unique_violation() => Some(
+            e.constraint()
+                .map(str::to_owned)
+                .unwrap_or_else(|| e.message().to_owned()),
+        ),
+        _ => None,
+    }
+}
+
+fn decode_event(row: &AnyRow) -> Result<Event, StoreError> {
+    let data: String = get(row, "data")?;
+    let kind: EventKind = serde_json::from_str(&data)
+        .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
+    Ok(Event {
+        incident: get(row, "incident_id")?,
+        seq: get(row, "seq")?,
+        recorded_at: get_time(row, "recorded_at")?,
+        occurred_at: get_opt_time(row, "occurred_at")?,
+        actor: Actor {
+            platform: get(row, "actor_platform")?,
+            id: get(row, "actor_id")?,
+            name: get(row, "actor_name")?,
+        },
+        kind,
+    })
+}
+
+fn decode_incident(row: &AnyRow) -> Result<IncidentRow, StoreError> {
+    Ok(IncidentRow {
+        id: get(row, "id")?,
+        channel: get(row, "channel")?,
+        platform: get(row, "platform")?,
+        severity: get(row, "severity")?,
+        incident_type: get(row, "incident_type")?,
+        title: get(row, "title")?,
+        drill: get_bool(row, "drill")?,
+        declared_at: get_time(row, "declared_at")?,
+        resolved_at: get_opt_time(row, "resolved_at")?,
+        final_summary_posted: get_bool(row, "final_summary_posted")?,
+        last_seq: get(row, "last_seq")?,
+    })
+}
+
+fn decode_operation(row: &AnyRow) -> Result<OperationRow, StoreError> {
+    Ok(OperationRow {
+        incident: get(row, "incident_id")?,
+        operation: get(row, "operation")?,
+        kind: get(row, "kind")?,
+        object_name: get(row, "object_name")?,
+        backend: get(row, "backend")?,
+        spec: get(row, "spec")?,
+        status: get(row, "status")?,
+        launched_at: get_opt_time(row, "launched_at")?,
+    })
+}
+
+fn decode_outbox(row: &AnyRow) -> Result<OutboxRow, StoreError> {
+    Ok(OutboxRow {
+        id: get(row, "id")?,
+        incident: get(row, "incident_id")?,
+        channel: get(row, "channel")?,
+        body: get(row, "body")?,
+        attempts: get(row, "attempts")?,
+        created_at: get_time(row, "created_at")?,
+    })
+}
+
+const EVENT_COLUMNS_SQL: &str = "SELECT incident_id, seq, recorded_at, occurred_at, \
+     actor_platform, actor_id, actor_name, data FROM events WHERE incident_id = $1 ORDER BY seq";
+
+const INCIDENT_SQL: &str = "SELECT id, channel, platform, severity, incident_type, title, drill, \
+     declared_at, resolved_at, final_summary_posted, last_seq FROM incidents WHERE id = $1";
 
 impl Store {
     /// Connect, create the SQLite file if needed (WAL, synchronous=FULL), run migrations.
-    pub async fn connect(_url: &str) -> Result<Store, StoreError> {
-        todo!()
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else if url.starts_with("sqlite:") {
+            (Backend::Sqlite, sqlite_url(url))
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let pool = match backend {
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(POOL_SIZE)
+                    .connect(&url)
+                    .await?
+            }
+            Backend::Sqlite => {
+                let memory = is_sqlite_memory(&url);
+                let options = AnyPoolOptions::new().after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
+                        Ok(())
+                    })
+                });
+                let options = if memory {
+                    // Each connection to `:memory:` is its own database, and the database
+                    // vanishes with its last connection: keep exactly one, forever.
+                    options
+                        .max_connections(1)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                } else {
+                    options.max_connections(POOL_SIZE)
+                };
+                options.connect(&url).await?
+            }
+        };
+        migrator(backend).run(&pool).await?;
+        Ok(Store { backend, pool })
     }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
-    pub async fn commit(&self, _commit: Commit) -> Result<Committed, StoreError> {
-        todo!()
+
+    /// Close every connection (after in-flight queries finish); later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
-    pub async fn incident(&self, _id: IncidentId) -> Result<Option<IncidentRow>, StoreError> {
-        todo!()
+
+    pub async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        match apply(&mut tx, commit).await {
+            Ok(done) => {
+                tx.commit().await?;
+                Ok(done)
+            }
+            Err(e) => {
+                // The rollback error, if any, matters less than what made the commit fail.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
     }
+
+    /// The id a new incident should take; see [`Target::New`].
+    pub async fn next_incident_id(&self) -> Result<IncidentId, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM incidents")
+            .fetch_one(&self.pool)
+            .await?;
+        get(&row, "next")
+    }
+
+    pub async fn incident(&self, id: IncidentId) -> Result<Option<IncidentRow>, StoreError> {
+        sqlx::query(INCIDENT_SQL)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| decode_incident(&row))
+            .transpose()
+    }
+
     /// The open incident in a channel, if any.
-    pub async fn open_incident_in(&self, _channel: &str) -> Result<Option<IncidentId>, StoreError> {
-        todo!()
+    pub async fn open_incident_in(&self, channel: &str) -> Result<Option<IncidentId>, StoreError> {
+        self.id_query(
+            "SELECT id FROM incidents WHERE channel = $1 AND resolved_at IS NULL",
+            channel,
+        )
+        .await
     }
+
     /// The newest incident of a channel, open or resolved.
-    pub async fn latest_incident_in(&self, _channel: &str) -> Result<Option<IncidentId>, StoreError> {
-        todo!()
+    pub async fn latest_incident_in(
+        &self,
+        channel: &str,
+    ) -> Result<Option<IncidentId>, StoreError> {
+        self.id_query(
+            "SELECT id FROM incidents WHERE channel = $1 ORDER BY id DESC LIMIT 1",
+            channel,
+        )
+        .await
     }
+
+    async fn id_query(
+        &self,
+        sql: &'static str,
+        channel: &str,
+    ) -> Result<Option<IncidentId>, StoreError> {
+        sqlx::query(sql)
+            .bind(channel.to_owned())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| get(&row, "id"))
+            .transpose()
+    }
+
     /// Incidents the scheduler must look at: open, or resolved with the final summary owed.
     pub async fn active_incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
-        todo!()
+        sqlx::query(
+            "SELECT id FROM incidents WHERE resolved_at IS NULL OR NOT final_summary_posted \
+             ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| get(row, "id"))
+        .collect()
     }
-    pub async fn events(&self, _incident: IncidentId) -> Result<Vec<Event>, StoreError> {
-        todo!()
+
+    pub async fn events(&self, incident: IncidentId) -> Result<Vec<Event>, StoreError> {
+        sqlx::query(EVENT_COLUMNS_SQL)
+            .bind(incident)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(decode_event)
+            .collect()
     }
+
     /// Events in order without loading them all (exports of very long timelines).
     pub fn stream_events(
         &self,
-        _incident: IncidentId,
+        incident: IncidentId,
     ) -> impl futures_util::Stream<Item = Result<Event, StoreError>> + Send + '_ {
-        futures_util::stream::empty()
+        sqlx::query(EVENT_COLUMNS_SQL)
+            .bind(incident)
+            .fetch(&self.pool)
+            .map(|row| decode_event(&row?))
     }
+
     /// Operations with status `queued` or `launched`.
     pub async fn unfinished_operations(&self) -> Result<Vec<OperationRow>, StoreError> {
-        todo!()
+        sqlx::query(
+            "SELECT incident_id, operation, kind, object_name, backend, spec, status, launched_at \
+             FROM operations WHERE status IN ('queued', 'launched') \
+             ORDER BY incident_id, operation",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(decode_operation)
+        .collect()
     }
+
     /// Undelivered outbox rows whose next attempt is due, oldest first.
-    pub async fn due_posts(&self, _now: DateTime<Utc>, _limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        todo!()
+    pub async fn due_posts(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        // With several PostgreSQL replicas this becomes a claim: select inside a transaction
+        // with `FOR UPDATE SKIP LOCKED` (and a lease in `next_attempt_at`) so that two workers
+        // never deliver the same row.
+        sqlx::query(
+            "SELECT id, incident_id, channel, body, attempts, created_at FROM outbox \
+             WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+        )
+        .bind(fmt_time(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(decode_outbox)
+        .collect()
     }
-    pub async fn mark_delivered(&self, _id: i64, _at: DateTime<Utc>, _receipt: &str) -> Result<(), StoreError> {
-        todo!()
+
+    pub async fn mark_delivered(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        receipt: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET delivered_at = $1, receipt = $2 WHERE id = $3")
+            .bind(fmt_time(at))
+            .bind(receipt.to_owned())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
-    pub async fn mark_failed(&self, _id: i64, _next_attempt: DateTime<Utc>, _error: &str) -> Result<(), StoreError> {
-        todo!()
+
+    pub async fn mark_failed(
+        &self,
+        id: i64,
+        next_attempt: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        // A late failure report must not resurrect a row another attempt already delivered.
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 \
+             WHERE id = $3 AND delivered_at IS NULL",
+        )
+        .bind(fmt_time(next_attempt))
+        .bind(error.to_owned())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
+
     /// Undelivered posts (all channels): depth for metrics and for draining before exit.
     pub async fn pending_posts(&self) -> Result<i64, StoreError> {
-        todo!()
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        get(&row, "n")
+    }
+}
+
+/// `sqlite://file` opens read-write without creating; a store must come up on a fresh disk.
+fn sqlite_url(url: &str) -> String {
+    if is_sqlite_memory(url) || url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+fn is_sqlite_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// Everything a commit writes, inside the caller's transaction.
+async fn apply(
+    tx: &mut Transaction<'static, Any>,
+    commit: Commit,
+) -> Result<Committed, StoreError> {
+    let Commit {
+        target,
+        events,
+        posts,
+        operations,
+        projection: p,
+    } = commit;
+    let count = i64::try_from(events.len())
+        .map_err(|_| StoreError::Corrupt("too many events in one commit".into()))?;
+
+    let (id, first_seq) = match &target {
+        Target::New {
+            id,
+            channel,
+            platform,
+        } => {
+            sqlx::query(
+                "INSERT INTO incidents (id, channel, platform, severity, incident_type, title, drill, \
+                 declared_at, resolved_at, final_summary_posted, last_seq) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(*id)
+            .bind(channel.clone())
+            .bind(platform.clone())
+            .bind(p.severity.clone())
+            .bind(p.incident_type.clone())
+            .bind(p.title.clone())
+            .bind(p.drill)
+            .bind(fmt_time(p.declared_at))
+            .bind(p.resolved_at.map(fmt_time))
+            .bind(p.final_summary_posted)
+            .bind(count)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(which) if which.contains("open_channel") || which.contains("channel") => {
+                    StoreError::OpenIncidentExists(channel.clone())
+                }
+                Some(_) => StoreError::Conflict,
+                None => e.into(),
+            })?;
+            (*id, 1)
+        }
+        Target::Existing { id, expected_seq } => {
+            // Claiming the new sequence numbers first both detects a concurrent writer and,
+            // on PostgreSQL, takes the row lock that makes the next writer wait for us and
+            // then find `last_seq` moved.
+            let claimed = sqlx::query(
+                "UPDATE incidents SET last_seq = $1 WHERE id = $2 AND last_seq = $3 \
+                 RETURNING channel",
+            )
+            .bind(expected_seq + count)
+            .bind(*id)
+            .bind(*expected_seq)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some(row) = claimed else {
+                let exists = sqlx::query("SELECT id FROM incidents WHERE id = $1")
+                    .bind(*id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                return Err(match exists {
+                    // Retrying could never help: say so rather than report a conflict.
+                    None => StoreError::Corrupt(format!("incident {id} does not exist")),
+                    Some(_) => StoreError::Conflict,
+                });
+            };
+            let channel: String = get(&row, "channel")?;
+            sqlx::query(
+                "UPDATE incidents SET severity = $1, incident_type = $2, title = $3, drill = $4, \
+                 declared_at = $5, resolved_at = $6, final_summary_posted = $7 WHERE id = $8",
+            )
+            .bind(p.severity.clone())
+            .bind(p.incident_type.clone())
+            .bind(p.title.clone())
+            .bind(p.drill)
+            .bind(fmt_time(p.declared_at))
+            .bind(p.resolved_at.map(fmt_time))
+            .bind(p.final_summary_posted)
+            .bind(*id)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(_) => StoreError::OpenIncidentExists(channel),
+                None => e.into(),
+            })?;
+            (*id, expected_seq + 1)
+        }
+    };
+
+    let seqs: Vec<i64> = (first_seq..).take(events.len()).collect();
+    insert_events(tx, id, seqs.iter().copied().zip(events)).await?;
+
+    for post in posts {
+        let created = fmt_time(post.created_at);
+        sqlx::query(
+            "INSERT INTO outbox (incident_id, channel, body, created_at, next_attempt_at, attempts) \
+             VALUES ($1, $2, $3, $4, $5, 0)",
+        )
+        .bind(id)
+        .bind(post.channel)
+        .bind(post.body)
+        .bind(created.clone())
+        .bind(created)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    for change in operations {
+        apply_operation(tx, id, change).await?;
+    }
+
+    Ok(Committed { incident: id, seqs })
+}
+
+/// Multi-row insert sizes: any count is a sum of a few of them, so a long commit costs few
+/// round trips while the set of distinct statements (and prepared-statement cache entries)
+/// stays small. 64 rows × 10 parameters is far below either backend's parameter limit.
+const EVENT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+const EVENT_COLUMNS: usize = 10;
+
+static EVENT_INSERTS: LazyLock<[String; 4]> = LazyLock::new(|| EVENT_CHUNKS.map(event_insert_sql));
+
+fn event_insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO events (incident_id, seq, recorded_at, occurred_at, actor_platform, \
+         actor_id, actor_name, kind, data, dedupe_key) VALUES ",
+    );
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..EVENT_COLUMNS {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * EVENT_COLUMNS + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+fn bind_event<'q>(
+    q: Query<'q, Any, AnyArguments>,
+    id: IncidentId,
+    seq: i64,
+    ev: NewEvent,
+) -> Result<Query<'q, Any, AnyArguments>, StoreError> {
+    let data = serde_json::to_string(&ev.kind)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode event: {e}")))?;
+    Ok(q.bind(id)
+        .bind(seq)
+        .bind(fmt_time(ev.recorded_at))
+        .bind(ev.occurred_at.map(fmt_time))
+        .bind(ev.actor.platform)
+        .bind(ev.actor.id)
+        .bind(ev.actor.name)
+        .bind(ev.kind.name())
+        .bind(data)
+        .bind(ev.dedupe_key))
+}
+
+async fn insert_events(
+    tx: &mut Transaction<'static, Any>,
+    id: IncidentId,
+    events: impl Iterator<Item = (i64, NewEvent)>,
+) -> Result<(), StoreError> {
+    let (keyed, plain): (Vec<_>, Vec<_>) = events.partition(|(_, ev)| ev.dedupe_key.is_some());
+
+    // Keyed events go one by one so that a violation names the key that was already used.
+    for (seq, ev) in keyed {
+        let key = ev.dedupe_key.clone().unwrap_or_default();
+        bind_event(sqlx::query(EVENT_INSERTS[3].as_str()), id, seq, ev)?
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(which) if which.contains("dedupe_key") => StoreError::Duplicate(key),
+                Some(_) => StoreError::Conflict,
+                None => e.into(),
+            })?;
+    }
+
+    let mut rest = plain.into_iter();
+    for (size, sql) in EVENT_CHUNKS.iter().zip(EVENT_INSERTS.iter()) {
+        while rest.len() >= *size {
+            let mut q = sqlx::query(sql.as_str());
+            for (seq, ev) in rest.by_ref().take(*size) {
+                q = bind_event(q, id, seq, ev)?;
+            }
+            q.execute(&mut **tx)
+                .await
+                .map_err(|e| match unique_violation(&e) {
+                    // Only the sequence key is left to collide: someone else appended.
+                    Some(_) => StoreError::Conflict,
+                    None => e.into(),
+                })?;
+        }
+    }
+    Ok(())
+}
+
+async fn apply_operation(
+    tx: &mut Transaction<'static, Any>,
+    id: IncidentId,
+    change: OperationChange,
+) -> Result<(), StoreError> {
+    let (operation, status, sql, at): (String, &str, &'static str, DateTime<Utc>) = match change {
+        OperationChange::Queue {
+            operation,
+            kind,
+            object_name,
+            backend,
+            spec,
+        } => {
+            sqlx::query(
+                "INSERT INTO operations (incident_id, operation, kind, object_name, backend, spec, \
+                 status) VALUES ($1, $2, $3, $4, $5, $6, 'queued')",
+            )
+            .bind(id)
+            .bind(operation.clone())
+            .bind(kind)
+            .bind(object_name.clone())
+            .bind(backend.clone())
+            .bind(spec)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(which) if which.contains("object_name") => {
+                    StoreError::Duplicate(format!("{backend} object {object_name}"))
+                }
+                Some(_) => StoreError::Duplicate(format!("operation {operation}")),
+                None => e.into(),
+            })?;
+            return Ok(());
+        }
+        OperationChange::Launched { operation, at } => (
+            operation,
+            "launched",
+            "UPDATE operations SET status = $1, launched_at = $2 \
+             WHERE incident_id = $3 AND operation = $4",
+            at,
+        ),
+        OperationChange::Finished { operation, at } => (
+            operation,
+            "finished",
+            "UPDATE operations SET status = $1, finished_at = $2 \
+             WHERE incident_id = $3 AND operation = $4",
+            at,
+        ),
+    };
+    let done = sqlx::query(sql)
+        .bind(status)
+        .bind(fmt_time(at))
+        .bind(id)
+        .bind(operation.clone())
+        .execute(&mut **tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Corrupt(format!(
+            "operation {operation} of incident {id} was never queued"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_sqlite_connection_gets_the_pragmas() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = Store::connect(&url).await.expect("connect");
+        // Hold several connections at once so the pool must open new ones.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = store.pool.acquire().await.expect("acquire");
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("journal_mode");
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("synchronous");
+            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("foreign_keys");
+            let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("busy_timeout");
+            assert_eq!(journal, "wal");
+            assert_eq!(synchronous, 2, "FULL");
+            assert_eq!(fk, 1);
+            assert_eq!(busy, 5000);
+            held.push(conn);
+        }
+    }
+
+    #[test]
+    fn sqlite_urls_create_the_file_unless_told_otherwise() {
+        assert_eq!(sqlite_url("sqlite://a.db"), "sqlite://a.db?mode=rwc");
+        assert_eq!(
+            sqlite_url("sqlite://a.db?cache=shared"),
+            "sqlite://a.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(sqlite_url("sqlite://a.db?mode=ro"), "sqlite://a.db?mode=ro");
+        assert_eq!(sqlite_url("sqlite::memory:"), "sqlite::memory:");
+    }
+
+    #[test]
+    fn times_sort_as_text() {
+        let a = DateTime::parse_from_rfc3339("2026-01-01T09:59:59.999Z").map(|t| t.to_utc());
+        let b = DateTime::parse_from_rfc3339("2026-01-01T10:00:00Z").map(|t| t.to_utc());
+        let (Ok(a), Ok(b)) = (a, b) else {
+            panic!("bad literal")
+        };
+        assert_eq!(fmt_time(b), "2026-01-01T10:00:00.000Z");
+        assert!(fmt_time(a) < fmt_time(b));
     }
 }

@@ -1,0 +1,503 @@
+//! The application service: loads an incident's events, asks `decide`, and commits the events
+//! with the posts and operations they cause in one transaction. The scheduler side (`tick`)
+//! launches queued operations, watches running ones, keeps the update cadence, and the outbox
+//! worker (`deliver`) sends posts. All I/O is here or in the adapters; decisions are pure.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::{info, warn};
+
+use crate::chat::ChatSink;
+use crate::cluster::sandbox::{Sandbox, SandboxConfig};
+use crate::config::Settings;
+use crate::clock::Clock;
+use crate::cluster::{Cluster, ClusterError, ProbeContext};
+use crate::command::{self, Command, grammar};
+use crate::incident::cadence::{self, Due};
+use crate::incident::decide::{Caller, Ctx, Draft, Facts, Policy, Refusal, decide, draft_operation};
+use crate::incident::messages::{self, Render};
+use crate::incident::{Actor, Event, EventKind, Incident, IncidentId, OperationSpec, Outcome};
+use crate::sop::Runbook;
+use crate::store::{Commit, NewEvent, NewPost, OperationChange, Projection, Store, StoreError, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored operation {0} is unreadable: {1}")]
+    BadOperation(String, serde_json::Error),
+    #[error("the incident kept changing under this command; try again")]
+    Contention,
+}
+
+/// What a command answers to the person who sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Only for the sender: refusals, usage, help, views.
+    Private(String),
+    /// An incident change, fit for the channel.
+    Public(String),
+    /// A file (timeline export).
+    File { name: String, content: Vec<u8> },
+}
+
+impl Reply {
+    pub fn text(&self) -> &str {
+        match self {
+            Reply::Private(t) | Reply::Public(t) => t,
+            Reply::File { name, .. } => name,
+        }
+    }
+}
+
+/// What one scheduler pass did, for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    pub launched: usize,
+    pub progressed: usize,
+    pub finished: usize,
+    pub updates: usize,
+    pub reminders: usize,
+    pub summaries: usize,
+}
+
+pub struct App {
+    pub store: Store,
+    pub cluster: Arc<dyn Cluster>,
+    pub clock: Arc<dyn Clock>,
+    pub runbook: Runbook,
+    pub policy: Policy,
+}
+
+/// Progress is posted when the phase changes or the percentage moves by this much.
+const PROGRESS_STEP: u8 = 25;
+const MAX_ATTEMPTS: usize = 5;
+
+fn projection(s: &Incident) -> Projection {
+    Projection {
+        severity: s.severity.clone(),
+        incident_type: s.incident_type.clone(),
+        title: s.title.clone(),
+        drill: s.drill,
+        declared_at: s.declared_at,
+        resolved_at: s.resolved_at,
+        final_summary_posted: s.final_summary_posted,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Runbook(#[from] crate::sop::RunbookError),
+    #[error("cluster backend: {0}")]
+    Cluster(#[from] ClusterError),
+}
+
+impl App {
+    /// Wire the pieces the settings name.
+    pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<App, BuildError> {
+        let store = Store::connect(&settings.database.url).await?;
+        let runbook = match &settings.runbook.path {
+            Some(path) => Runbook::load(std::path::Path::new(path))?,
+            None => Runbook::embedded(),
+        };
+        let sandbox = &settings.sandbox;
+        let cluster: Arc<dyn Cluster> = Arc::new(Sandbox::new(
+            SandboxConfig {
+                speed: sandbox.speed,
+                state_file: (!sandbox.state_file.is_empty()).then(|| sandbox.state_file.clone().into()),
+                database_namespaces: sandbox.database_namespaces.clone(),
+            },
+            clock.clone(),
+        )?);
+        let safety = &settings.safety;
+        let policy = Policy {
+            two_person_severities: safety.two_person_severities.clone(),
+            preview_ttl: Duration::minutes(safety.preview_ttl_minutes),
+            default_zone: safety.default_zone.as_deref().and_then(crate::command::timestamp::parse_zone),
+            // The sandbox's database cluster, so a first run needs no configuration.
+            default_cluster: safety.default_cluster.clone().or_else(|| (cluster.backend() == "sandbox").then(|| "orders".to_string())),
+            drill_namespace: safety.drill_namespace.clone(),
+        };
+        Ok(App { store, cluster, clock, runbook, policy })
+    }
+
+    fn render(&self, now: DateTime<Utc>) -> Render<'_> {
+        Render { runbook: &self.runbook, two_person_severities: &self.policy.two_person_severities, now }
+    }
+
+    async fn load(&self, id: IncidentId) -> Result<(Vec<Event>, Option<Incident>), AppError> {
+        let events = self.store.events(id).await?;
+        let state = Incident::fold(&events);
+        Ok((events, state))
+    }
+
+    /// Handle one `/dr …` line from `channel`.
+    pub async fn handle(&self, channel: &str, caller: &Caller, line: &str) -> Result<Reply, AppError> {
+        let cmd = match command::parse(line) {
+            Ok(cmd) => cmd,
+            Err(usage) => return Ok(Reply::Private(usage.to_string())),
+        };
+        if let Command::Help { verb } = &cmd {
+            return Ok(Reply::Private(grammar::help(verb.as_deref())));
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            match self.attempt(channel, caller, &cmd).await {
+                Err(AppError::Store(StoreError::Conflict)) => continue,
+                Err(AppError::Store(StoreError::OpenIncidentExists(_))) => {
+                    return Ok(Reply::Private(
+                        "An incident was opened in this channel a moment ago; see `/dr status`.".into(),
+                    ));
+                }
+                Ok(Attempt::Done(reply)) => return Ok(reply),
+                Ok(Attempt::Again) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(AppError::Contention)
+    }
+
+    async fn attempt(&self, channel: &str, caller: &Caller, cmd: &Command) -> Result<Attempt, AppError> {
+        let now = self.clock.now();
+        let open = self.store.open_incident_in(channel).await?;
+        let shown = match (open, cmd) {
+            (None, Command::Timeline | Command::TimelineExport(_)) => self.store.latest_incident_in(channel).await?,
+            (id, _) => id,
+        };
+        let (events, state) = match shown {
+            Some(id) => self.load(id).await?,
+            None => (Vec::new(), None),
+        };
+        let render = self.render(now);
+        if let Some(view) = self.view(cmd, state.as_ref(), &events, &render).await {
+            return Ok(Attempt::Done(view));
+        }
+        let state = state.filter(|s| s.is_open());
+        let ctx = Ctx { channel, runbook: &self.runbook, policy: &self.policy, now };
+        let spec = match draft_operation(state.as_ref(), cmd, caller, &ctx) {
+            Ok(spec) => spec,
+            Err(Refusal(why)) => return Ok(Attempt::Done(Reply::Private(why))),
+        };
+        let facts = match self.gather(cmd, spec.as_ref(), state.as_ref()).await {
+            Ok(facts) => facts,
+            Err(e) => return Ok(Attempt::Done(Reply::Private(cluster_refusal(&e)))),
+        };
+        let decision = match decide(state.as_ref(), cmd, caller, &ctx, &facts) {
+            Ok(d) => d,
+            Err(Refusal(why)) => return Ok(Attempt::Done(Reply::Private(why))),
+        };
+        if decision.events.is_empty() {
+            return Ok(Attempt::Done(Reply::Private("Nothing to do.".into())));
+        }
+        let target = match &state {
+            Some(s) => Target::Existing { id: s.id, expected_seq: s.seq },
+            None => Target::New {
+                id: self.store.next_incident_id().await?,
+                channel: channel.to_string(),
+                platform: caller.actor.platform.clone(),
+            },
+        };
+        let drafts: Vec<(Draft, Option<String>)> = decision.events.into_iter().map(|d| (d, None)).collect();
+        let (after, stored) = self.commit(target, state, &caller.actor, drafts, now).await?;
+        if decision.then_retry {
+            return Ok(Attempt::Again);
+        }
+        Ok(Attempt::Done(Reply::Public(messages::reply_for(&after, &stored))))
+    }
+
+    /// Read-only commands answer from state without writing.
+    async fn view(&self, cmd: &Command, state: Option<&Incident>, events: &[Event], r: &Render<'_>) -> Option<Reply> {
+        let need = || Reply::Private("There is no incident in this channel. Open one with `/dr declare <sev1..sev4> [infra|data|combined] <title>`.".into());
+        let open = state.filter(|s| s.is_open());
+        Some(match cmd {
+            Command::Status => open.map_or_else(need, |s| Reply::Private(messages::status_view(s, r))),
+            Command::Path => open.map_or_else(need, |s| Reply::Private(messages::path_view(s, r))),
+            Command::Checklist { section } => open.map_or_else(need, |s| Reply::Private(messages::checklist_view(s, r, section.as_deref()))),
+            Command::Timeline => match state {
+                Some(_) => Reply::Private(messages::timeline_view(events, 30)),
+                None => need(),
+            },
+            Command::TimelineExport(format) => match state {
+                Some(s) => {
+                    let mut content = Vec::new();
+                    if let Err(e) = crate::export::export(&self.store, s.id, *format, &self.runbook, &mut content).await {
+                        return Some(Reply::Private(format!("Export failed: {e}")));
+                    }
+                    Reply::File { name: format!("INC-{}-timeline.{}", s.id, format.extension()), content }
+                }
+                None => need(),
+            },
+            _ => return None,
+        })
+    }
+
+    /// I/O a decision needs: the backend's plan for a launch, probe results, the backup report.
+    async fn gather(&self, cmd: &Command, spec: Option<&OperationSpec>, state: Option<&Incident>) -> Result<Facts, ClusterError> {
+        let mut facts = Facts { backend: self.cluster.backend().to_string(), ..Facts::default() };
+        if let Some(spec) = spec {
+            facts.plan = Some(self.cluster.plan(spec).await?);
+        }
+        match (cmd, state) {
+            (Command::Backups, Some(_)) => {
+                let report = self.cluster.backups().await?;
+                facts.backups = Some((report.ok, report.lines));
+            }
+            (Command::Verify { section }, Some(s)) => {
+                let ctx = ProbeContext {
+                    recovered_at: s.recovered_at(),
+                    restored_objects: s
+                        .operations
+                        .iter()
+                        .filter(|o| o.spec.kind.restores_database() && o.succeeded())
+                        .map(|o| o.spec.object_name.clone())
+                        .collect(),
+                };
+                for (sec, item) in self.runbook.checklist_items() {
+                    let Some(probe) = &item.probe else { continue };
+                    if section.as_deref().is_some_and(|want| want != sec.id && want != item.id) {
+                        continue;
+                    }
+                    let result = self.cluster.probe(probe, &ctx).await?;
+                    facts.probes.push((item.id.clone(), probe.clone(), result.passed, result.evidence));
+                }
+            }
+            _ => {}
+        }
+        Ok(facts)
+    }
+
+    /// Append events (and the posts and operation changes they cause) in one transaction.
+    /// Returns the state after them and the stored events.
+    async fn commit(
+        &self,
+        target: Target,
+        before: Option<Incident>,
+        actor: &Actor,
+        drafts: Vec<(Draft, Option<String>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(Incident, Vec<Event>), AppError> {
+        let (id, mut seq) = match &target {
+            Target::Existing { id, expected_seq } => (*id, *expected_seq),
+            Target::New { id, .. } => (*id, 0),
+        };
+        let channel = match (&before, &target) {
+            (Some(s), _) => s.channel.clone(),
+            (None, Target::New { channel, .. }) => channel.clone(),
+            (None, Target::Existing { .. }) => String::new(),
+        };
+        let mut state = before;
+        let mut stored = Vec::new();
+        let mut new_events = Vec::new();
+        let mut posts = Vec::new();
+        let mut operations = Vec::new();
+        let render = self.render(now);
+        for (draft, dedupe_key) in drafts {
+            seq += 1;
+            let event = Event { incident: id, seq, recorded_at: now, occurred_at: draft.occurred_at, actor: actor.clone(), kind: draft.kind };
+            match &mut state {
+                Some(s) => s.apply(&event),
+                None => state = Incident::from_declared(&event),
+            }
+            let Some(s) = &state else { continue };
+            for post in messages::posts_for(s, &event, &render) {
+                let body = serde_json::to_string(&post).unwrap_or_default();
+                posts.push(NewPost { channel: channel.clone(), body, created_at: now });
+            }
+            match &event.kind {
+                EventKind::LaunchConfirmed { operation, .. } => {
+                    if let Some(op) = s.operation(operation) {
+                        operations.push(OperationChange::Queue {
+                            operation: operation.clone(),
+                            kind: op.spec.kind.label().to_string(),
+                            object_name: op.spec.object_name.clone(),
+                            backend: op.backend.clone(),
+                            spec: serde_json::to_string(&op.spec).unwrap_or_default(),
+                        });
+                    }
+                }
+                EventKind::OperationLaunched { operation, .. } => {
+                    operations.push(OperationChange::Launched { operation: operation.clone(), at: now })
+                }
+                EventKind::OperationFinished { operation, .. } => {
+                    operations.push(OperationChange::Finished { operation: operation.clone(), at: now })
+                }
+                _ => {}
+            }
+            new_events.push(NewEvent {
+                recorded_at: event.recorded_at,
+                occurred_at: event.occurred_at,
+                actor: event.actor.clone(),
+                kind: event.kind.clone(),
+                dedupe_key,
+            });
+            stored.push(event);
+        }
+        let Some(after) = state else {
+            return Err(AppError::Store(StoreError::Corrupt("an incident must start with its declaration".into())));
+        };
+        self.store
+            .commit(Commit { target, events: new_events, posts, operations, projection: projection(&after) })
+            .await?;
+        Ok((after, stored))
+    }
+
+    /// One scheduler pass: launch queued operations, watch running ones, keep the cadence.
+    pub async fn tick(&self) -> Result<TickReport, AppError> {
+        let mut report = TickReport::default();
+        // Two rounds: what was just launched is observed at once (a freeze is done instantly).
+        for _ in 0..2 {
+            let launched_before = report.launched;
+            for row in self.store.unfinished_operations().await? {
+                let spec: OperationSpec = serde_json::from_str(&row.spec).map_err(|e| AppError::BadOperation(row.operation.clone(), e))?;
+                if let Err(e) = self.advance_operation(row.incident, &spec, &mut report).await {
+                    warn!(incident = row.incident, operation = %row.operation, error = %e, "operation step failed; will retry");
+                }
+            }
+            if report.launched == launched_before {
+                break;
+            }
+        }
+        for id in self.store.active_incidents().await? {
+            self.keep_cadence(id, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn advance_operation(&self, incident: IncidentId, spec: &OperationSpec, report: &mut TickReport) -> Result<(), AppError> {
+        let (_, Some(state)) = self.load(incident).await? else { return Ok(()) };
+        let Some(op) = state.operation(&spec.id) else { return Ok(()) };
+        if op.finished.is_some() {
+            return Ok(());
+        }
+        let target = Target::Existing { id: incident, expected_seq: state.seq };
+        let mut drafts: Vec<EventKind> = Vec::new();
+        if op.launched_at.is_none() {
+            match self.cluster.launch(spec).await {
+                Ok(launched) => {
+                    if launched.already_existed {
+                        info!(incident, operation = %spec.id, object = %launched.object, "object already existed; adopting it");
+                    }
+                    drafts.push(EventKind::OperationLaunched { operation: spec.id.clone(), object: launched.object });
+                    report.launched += 1;
+                }
+                Err(ClusterError::Invalid(why)) => {
+                    drafts.push(EventKind::OperationFinished {
+                        operation: spec.id.clone(),
+                        outcome: Outcome::Failed,
+                        phase: "NotLaunched".into(),
+                        detail: why,
+                        result: None,
+                    });
+                    report.finished += 1;
+                }
+                Err(e @ ClusterError::Unavailable(_)) => {
+                    warn!(incident, operation = %spec.id, error = %e, "launch failed; retrying next pass");
+                    return Ok(());
+                }
+            }
+        } else {
+            let seen = match self.cluster.observe(spec).await {
+                Ok(seen) => seen,
+                Err(e) => {
+                    warn!(incident, operation = %spec.id, error = %e, "could not observe operation");
+                    return Ok(());
+                }
+            };
+            if let Some(outcome) = seen.done {
+                drafts.push(EventKind::OperationFinished { operation: spec.id.clone(), outcome, phase: seen.phase, detail: seen.detail, result: seen.result });
+                report.finished += 1;
+            } else if seen.phase != op.phase || seen.percent >= op.percent.saturating_add(PROGRESS_STEP) {
+                drafts.push(EventKind::OperationProgressed { operation: spec.id.clone(), phase: seen.phase, percent: seen.percent, detail: seen.detail });
+                report.progressed += 1;
+            }
+        }
+        if drafts.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let drafts = drafts.into_iter().map(|k| (Draft::from(k), None)).collect();
+        match self.commit(target, Some(state), &Actor::drbot(), drafts, now).await {
+            Ok(_) | Err(AppError::Store(StoreError::Conflict)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn keep_cadence(&self, id: IncidentId, report: &mut TickReport) -> Result<(), AppError> {
+        // A pass may owe a reminder and then, once posted, nothing more; loop until quiet.
+        for _ in 0..3 {
+            let (_, Some(state)) = self.load(id).await? else { return Ok(()) };
+            let now = self.clock.now();
+            let Some(due) = cadence::due_work(&state, &self.runbook.cadence, now) else { return Ok(()) };
+            let render = self.render(now);
+            let (kind, key) = match &due {
+                Due::Update { slots } => {
+                    let text = messages::automatic_update(&state, &render, slots);
+                    let last = slots.iter().max().copied().unwrap_or(now);
+                    (EventKind::UpdatePosted { text, automatic: true, slots: slots.clone() }, format!("update:{}", last.to_rfc3339()))
+                }
+                Due::Reminder { slot } => (EventKind::ReminderSent { slot: *slot }, format!("reminder:{}", slot.to_rfc3339())),
+                Due::FinalSummary => (EventKind::FinalSummaryPosted, "final-summary".to_string()),
+            };
+            let target = Target::Existing { id, expected_seq: state.seq };
+            match self.commit(target, Some(state), &Actor::drbot(), vec![(Draft::from(kind), Some(key))], now).await {
+                Ok(_) => match due {
+                    Due::Update { .. } => report.updates += 1,
+                    Due::Reminder { .. } => report.reminders += 1,
+                    Due::FinalSummary => report.summaries += 1,
+                },
+                // Another worker posted this slot, or the incident moved on: look again.
+                Err(AppError::Store(StoreError::Duplicate(_) | StoreError::Conflict)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Send due posts through `sink` (only `channel`'s when given); failed deliveries back off
+    /// and are retried later.
+    pub async fn deliver_to(&self, sink: &dyn ChatSink, channel: Option<&str>) -> Result<usize, AppError> {
+        let now = self.clock.now();
+        let mut sent = 0;
+        for row in self.store.due_posts(now, 100).await? {
+            if channel.is_some_and(|c| c != row.channel) {
+                continue;
+            }
+            let post: messages::Post = match serde_json::from_str(&row.body) {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(outbox = row.id, error = %e, "unreadable post; parking it");
+                    self.store.mark_failed(row.id, now + Duration::days(365), "unreadable post body").await?;
+                    continue;
+                }
+            };
+            match sink.deliver(&row.channel, &post).await {
+                Ok(receipt) => {
+                    self.store.mark_delivered(row.id, now, &receipt).await?;
+                    sent += 1;
+                }
+                Err(e) => {
+                    let backoff = if e.retryable { Duration::seconds(1i64 << row.attempts.clamp(0, 8)) } else { Duration::minutes(30) };
+                    warn!(outbox = row.id, channel = %row.channel, attempts = row.attempts + 1, error = %e, "delivery failed");
+                    self.store.mark_failed(row.id, now + backoff, &e.message).await?;
+                }
+            }
+        }
+        Ok(sent)
+    }
+}
+
+enum Attempt {
+    Done(Reply),
+    /// The command opened a drill incident first; decide it again.
+    Again,
+}
+
+fn cluster_refusal(e: &ClusterError) -> String {
+    match e {
+        ClusterError::Invalid(why) => format!("Refused: {why}"),
+        ClusterError::Unavailable(why) => format!("The cluster backend did not answer ({why}). Nothing was changed; try again, or `/dr escalate` if it stays down."),
+    }
+}

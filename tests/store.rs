@@ -1,0 +1,1159 @@
+//! The store, against SQLite always and against PostgreSQL when `DRBOT_TEST_DATABASE_URL` is
+//! set. Every check runs on every backend; on PostgreSQL each test gets a database of its own
+//! so that parallel tests never see each other's rows.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{DateTime, Duration, Utc};
+use drbot::incident::{
+    Actor, Event, EventKind, IncidentId, OperationKind, OperationSpec, Outcome, Plan,
+    RecoveryWindow,
+};
+use drbot::store::{
+    Backend, Commit, NewEvent, NewPost, OperationChange, OperationRow, Projection, Store,
+    StoreError, Target,
+};
+use futures_util::StreamExt;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+
+const PG_ENV: &str = "DRBOT_TEST_DATABASE_URL";
+
+/// A store on a database that exists for one test only.
+struct TestDb {
+    url: String,
+    store: Store,
+    // Held for their Drop: the SQLite directory and the PostgreSQL database go with the test.
+    _dir: Option<tempfile::TempDir>,
+    _pg: Option<PgDatabase>,
+}
+
+impl TestDb {
+    /// SQLite, then PostgreSQL if configured. A configured but unreachable server is a
+    /// failure, never a skip: a green run must mean both backends were exercised.
+    async fn all() -> Vec<TestDb> {
+        let mut dbs = vec![TestDb::sqlite().await];
+        if let Ok(admin) = std::env::var(PG_ENV) {
+            dbs.push(TestDb::postgres(&admin).await);
+        }
+        dbs
+    }
+
+    async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("drbot.db").display());
+        let store = Store::connect(&url).await.expect("connect to SQLite");
+        assert_eq!(store.backend(), Backend::Sqlite);
+        TestDb {
+            url,
+            store,
+            _dir: Some(dir),
+            _pg: None,
+        }
+    }
+
+    async fn postgres(admin: &str) -> TestDb {
+        let db = PgDatabase::create(admin).await;
+        let store = Store::connect(&db.url)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the test database {}: {e}", db.name));
+        assert_eq!(store.backend(), Backend::Postgres);
+        TestDb {
+            url: db.url.clone(),
+            store,
+            _dir: None,
+            _pg: Some(db),
+        }
+    }
+
+    /// A process restart: drop every connection, connect again (migrations run again).
+    async fn reopen(&mut self) {
+        self.store.close().await;
+        self.store = Store::connect(&self.url).await.expect("reconnect");
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+    }
+
+    fn name(&self) -> &'static str {
+        match self.store.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A throwaway PostgreSQL database, dropped when the test ends (even by a panic).
+struct PgDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create(admin: &str) -> PgDatabase {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = Utc::now().timestamp_subsec_nanos();
+        let name = format!(
+            "drbot_t_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut conn = PgConnection::connect(admin)
+            .await
+            .unwrap_or_else(|e| panic!("{PG_ENV}={admin} is set but unreachable: {e}"));
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+        let _ = conn.close().await;
+        let url = PgConnectOptions::from_str(admin)
+            .expect("parse the PostgreSQL URL")
+            .database(&name)
+            .to_url_lossy()
+            .to_string();
+        PgDatabase {
+            admin: admin.to_owned(),
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop cannot await, and the test's runtime may be gone: use a runtime of our own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut conn = PgConnection::connect(&admin).await?;
+                sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
+                conn.close().await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test database {}", self.name);
+        }
+    }
+}
+
+/// One `#[tokio::test]` per check, running it on every backend.
+macro_rules! on_every_backend {
+    ($($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                for mut db in TestDb::all().await {
+                    eprintln!("{} on {}", stringify!($check), db.name());
+                    checks::$check(&mut db).await;
+                    db.finish().await;
+                }
+            }
+        )*
+    };
+}
+
+on_every_backend!(
+    new_incident_gets_an_id_and_seqs_from_one,
+    next_incident_id_and_a_taken_id,
+    events_round_trip_exactly,
+    stale_expected_seq_conflicts_and_writes_nothing,
+    concurrent_appends_one_wins,
+    unknown_incident_is_not_a_conflict,
+    duplicate_dedupe_key_rolls_back_the_whole_commit,
+    one_open_incident_per_channel,
+    active_incidents_include_owed_summaries,
+    outbox_due_failed_delivered,
+    operations_queue_launch_finish,
+    operation_changes_are_checked,
+    stream_events_matches_events,
+    reopening_keeps_everything,
+    corrupt_payload_is_reported,
+);
+
+#[tokio::test]
+async fn sqlite_memory_works() {
+    let store = Store::connect("sqlite::memory:").await.expect("connect");
+    assert_eq!(store.backend(), Backend::Sqlite);
+    let done = store
+        .commit(new_incident("#mem", vec![declared("#mem", T0)]))
+        .await
+        .expect("commit");
+    assert_eq!(done.seqs, vec![1]);
+    // Reads go through the pool again: they must see the same in-memory database.
+    assert_eq!(store.events(done.incident).await.expect("events").len(), 1);
+    assert_eq!(
+        store.open_incident_in("#mem").await.expect("open"),
+        Some(done.incident)
+    );
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused() {
+    for url in [
+        "mysql://localhost/drbot",
+        "drbot.db",
+        "",
+        "http://example.com",
+    ] {
+        match Store::connect(url).await {
+            Err(StoreError::UnsupportedUrl(u)) => assert_eq!(u, url),
+            Err(e) => panic!("{url}: unexpected error {e}"),
+            Ok(_) => panic!("{url}: accepted"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_file_is_created_in_wal_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("fresh.db");
+    assert!(!path.exists());
+    let store = Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("connect");
+    store
+        .commit(new_incident("#wal", vec![declared("#wal", T0)]))
+        .await
+        .expect("commit");
+    assert!(path.exists());
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open the file directly");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .expect("journal_mode");
+    assert_eq!(mode, "wal");
+    store.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+
+const T0: &str = "2026-03-01T10:00:00.123Z";
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("time literal")
+        .with_timezone(&Utc)
+}
+
+fn after(base: &str, secs: i64) -> DateTime<Utc> {
+    t(base) + Duration::seconds(secs)
+}
+
+fn alice() -> Actor {
+    Actor::new("slack", "U1", "alice")
+}
+
+fn declared(channel: &str, at: &str) -> NewEvent {
+    NewEvent {
+        recorded_at: t(at),
+        occurred_at: None,
+        actor: alice(),
+        kind: EventKind::Declared {
+            channel: channel.into(),
+            severity: "sev1".into(),
+            incident_type: Some("data".into()),
+            title: "orders database lost".into(),
+            drill: false,
+        },
+        dedupe_key: None,
+    }
+}
+
+fn note(text: &str, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        recorded_at: at,
+        occurred_at: None,
+        actor: alice(),
+        kind: EventKind::NoteAdded { text: text.into() },
+        dedupe_key: None,
+    }
+}
+
+fn keyed(mut ev: NewEvent, key: &str) -> NewEvent {
+    ev.dedupe_key = Some(key.into());
+    ev
+}
+
+fn projection() -> Projection {
+    Projection {
+        severity: "sev1".into(),
+        incident_type: Some("data".into()),
+        title: "orders database lost".into(),
+        drill: false,
+        declared_at: t(T0),
+        resolved_at: None,
+        final_summary_posted: false,
+    }
+}
+
+fn resolved(at: DateTime<Utc>) -> Projection {
+    Projection {
+        resolved_at: Some(at),
+        ..projection()
+    }
+}
+
+/// Incident ids are chosen by the caller; a process-wide counter keeps them unique.
+static NEXT_ID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
+
+fn new_incident(channel: &str, events: Vec<NewEvent>) -> Commit {
+    Commit {
+        target: Target::New {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            channel: channel.into(),
+            platform: "slack".into(),
+        },
+        events,
+        posts: vec![],
+        operations: vec![],
+        projection: projection(),
+    }
+}
+
+fn append(id: IncidentId, expected_seq: i64, events: Vec<NewEvent>) -> Commit {
+    Commit {
+        target: Target::Existing { id, expected_seq },
+        events,
+        posts: vec![],
+        operations: vec![],
+        projection: projection(),
+    }
+}
+
+fn post(channel: &str, body: &str, at: DateTime<Utc>) -> NewPost {
+    NewPost {
+        channel: channel.into(),
+        body: body.into(),
+        created_at: at,
+    }
+}
+
+fn queue(op: &str, object: &str) -> OperationChange {
+    OperationChange::Queue {
+        operation: op.into(),
+        kind: "restore_latest".into(),
+        object_name: object.into(),
+        backend: "sandbox".into(),
+        spec: format!(r#"{{"id":"{op}"}}"#),
+    }
+}
+
+/// What reading back `events` appended as `seqs` of `incident` must give.
+fn expected(incident: IncidentId, seqs: &[i64], events: &[NewEvent]) -> Vec<Event> {
+    seqs.iter()
+        .zip(events)
+        .map(|(seq, ev)| Event {
+            incident,
+            seq: *seq,
+            recorded_at: ev.recorded_at,
+            occurred_at: ev.occurred_at,
+            actor: ev.actor.clone(),
+            kind: ev.kind.clone(),
+        })
+        .collect()
+}
+
+/// A representative spread of payloads: nested structs, options, lists, raw JSON, times.
+fn varied_events() -> Vec<NewEvent> {
+    let spec = OperationSpec {
+        id: "op1".into(),
+        kind: OperationKind::Pitr,
+        object_name: "drbot-7-op1-pitr".into(),
+        reason: Some("bad migration at 09:58".into()),
+        backup: None,
+        cluster: Some("orders-db".into()),
+        namespace: None,
+        target: Some(t("2026-03-01T09:57:00.500Z")),
+        include_namespaces: vec!["orders".into(), "payments".into()],
+        exclude_database_namespaces: true,
+        prior: None,
+    };
+    let plan = Plan {
+        summary: vec!["restore orders-db to 09:57:00.500Z".into()],
+        manifest: "apiVersion: v1\nkind: Restore\n".into(),
+        backup: Some("backup-0300".into()),
+        window: Some(RecoveryWindow {
+            start: t("2026-02-28T00:00:00.000Z"),
+            end: t("2026-03-01T09:59:59.999Z"),
+        }),
+    };
+    let at = |s| after(T0, s);
+    vec![
+        declared("#inc", T0),
+        NewEvent {
+            // Back-dated: it happened before it was written down.
+            occurred_at: Some(t("2026-03-01T09:58:00.007Z")),
+            ..note("first alert fired — ünïcødé, \"quotes\", 'single'", at(5))
+        },
+        NewEvent {
+            recorded_at: at(60),
+            occurred_at: None,
+            actor: Actor::drbot(),
+            kind: EventKind::UpdatePosted {
+                text: "line one\nline two".into(),
+                automatic: true,
+                slots: vec![at(30), at(60)],
+            },
+            dedupe_key: Some("update:10:01".into()),
+        },
+        NewEvent {
+            recorded_at: at(61),
+            occurred_at: None,
+            actor: Actor::drbot(),
+            kind: EventKind::ReminderSent { slot: at(90) },
+            dedupe_key: None,
+        },
+        NewEvent {
+            recorded_at: at(62),
+            occurred_at: None,
+            actor: alice(),
+            kind: EventKind::LaunchPreviewed {
+                preview: "p1".into(),
+                operation: spec,
+                plan,
+                backend: "sandbox".into(),
+                expires_at: at(362),
+                warnings: vec!["drill namespace is shared".into()],
+            },
+            dedupe_key: None,
+        },
+        NewEvent {
+            recorded_at: at(70),
+            occurred_at: None,
+            actor: Actor::drbot(),
+            kind: EventKind::OperationFinished {
+                operation: "op1".into(),
+                outcome: Outcome::Succeeded,
+                phase: "Completed".into(),
+                detail: String::new(),
+                result: Some(serde_json::json!({"replicas": {"api": 3}, "ok": [true, null, 1.5]})),
+            },
+            dedupe_key: None,
+        },
+        NewEvent {
+            recorded_at: at(80),
+            occurred_at: None,
+            actor: alice(),
+            kind: EventKind::Resumed,
+            dedupe_key: None,
+        },
+    ]
+}
+
+async fn ops_of(store: &Store) -> Vec<OperationRow> {
+    store.unfinished_operations().await.expect("operations")
+}
+
+// ---------------------------------------------------------------------------------------
+// Checks, each run on every backend.
+
+mod checks {
+    use super::*;
+
+    pub async fn new_incident_gets_an_id_and_seqs_from_one(db: &mut TestDb) {
+        let s = &db.store;
+        let events = vec![
+            declared("#a", T0),
+            note("one", after(T0, 1)),
+            note("two", after(T0, 2)),
+        ];
+        let a = s
+            .commit(new_incident("#a", events.clone()))
+            .await
+            .expect("commit");
+        assert_eq!(a.seqs, vec![1, 2, 3]);
+
+        let row = s.incident(a.incident).await.expect("read").expect("exists");
+        assert_eq!(row.id, a.incident);
+        assert_eq!(row.channel, "#a");
+        assert_eq!(row.platform, "slack");
+        assert_eq!(row.severity, "sev1");
+        assert_eq!(row.incident_type.as_deref(), Some("data"));
+        assert_eq!(row.title, "orders database lost");
+        assert!(!row.drill);
+        assert_eq!(row.declared_at, t(T0));
+        assert_eq!(row.resolved_at, None);
+        assert!(!row.final_summary_posted);
+        assert_eq!(row.last_seq, 3);
+
+        let b = s
+            .commit(new_incident("#b", vec![declared("#b", T0)]))
+            .await
+            .expect("second channel");
+        assert_ne!(a.incident, b.incident);
+        assert_eq!(b.seqs, vec![1]);
+
+        let more = s
+            .commit(append(a.incident, 3, vec![note("three", after(T0, 3))]))
+            .await
+            .expect("append");
+        assert_eq!(
+            more,
+            drbot::store::Committed {
+                incident: a.incident,
+                seqs: vec![4]
+            }
+        );
+        assert_eq!(
+            s.open_incident_in("#a").await.expect("open"),
+            Some(a.incident)
+        );
+        assert_eq!(s.open_incident_in("#c").await.expect("open"), None);
+        assert_eq!(
+            s.latest_incident_in("#b").await.expect("latest"),
+            Some(b.incident)
+        );
+        assert_eq!(s.latest_incident_in("#c").await.expect("latest"), None);
+        assert_eq!(
+            s.incident(b.incident + 1_000_000).await.expect("read"),
+            None
+        );
+        assert_eq!(
+            s.active_incidents().await.expect("active"),
+            vec![a.incident, b.incident]
+        );
+    }
+
+    pub async fn next_incident_id_and_a_taken_id(db: &mut TestDb) {
+        let s = &db.store;
+        assert_eq!(s.next_incident_id().await.expect("next"), 1);
+        let a = s
+            .commit(new_incident("#a", vec![declared("#a", T0)]))
+            .await
+            .expect("a");
+        assert_eq!(s.next_incident_id().await.expect("next"), a.incident + 1);
+
+        // Two declarations that read the same next id: the loser must retry, whatever channel.
+        let mut taken = new_incident("#b", vec![declared("#b", T0)]);
+        taken.target = Target::New {
+            id: a.incident,
+            channel: "#b".into(),
+            platform: "slack".into(),
+        };
+        taken.posts = vec![post("#b", "declared", t(T0))];
+        match s.commit(taken).await {
+            Err(StoreError::Conflict) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(s.open_incident_in("#b").await.expect("open"), None);
+        assert_eq!(s.pending_posts().await.expect("pending"), 0);
+        assert_eq!(s.events(a.incident).await.expect("events").len(), 1);
+
+        let b = s
+            .commit(Commit {
+                target: Target::New {
+                    id: s.next_incident_id().await.expect("next"),
+                    channel: "#b".into(),
+                    platform: "slack".into(),
+                },
+                ..new_incident("#b", vec![declared("#b", T0)])
+            })
+            .await
+            .expect("retry with a fresh id");
+        assert_eq!(b.incident, a.incident + 1);
+        assert_eq!(
+            s.latest_incident_in("#b").await.expect("latest"),
+            Some(b.incident)
+        );
+    }
+
+    pub async fn events_round_trip_exactly(db: &mut TestDb) {
+        let s = &db.store;
+        let events = varied_events();
+        let (first, rest) = events.split_at(3);
+        let a = s
+            .commit(new_incident("#inc", first.to_vec()))
+            .await
+            .expect("commit");
+        let b = s
+            .commit(append(a.incident, 3, rest.to_vec()))
+            .await
+            .expect("append");
+        assert_eq!(b.seqs, vec![4, 5, 6, 7]);
+        let want = expected(a.incident, &[1, 2, 3, 4, 5, 6, 7], &events);
+        assert_eq!(s.events(a.incident).await.expect("events"), want);
+        assert_eq!(
+            s.events(a.incident + 1_000_000).await.expect("events"),
+            vec![]
+        );
+    }
+
+    pub async fn stale_expected_seq_conflicts_and_writes_nothing(db: &mut TestDb) {
+        let s = &db.store;
+        let a = s
+            .commit(new_incident(
+                "#a",
+                vec![declared("#a", T0), note("x", after(T0, 1))],
+            ))
+            .await
+            .expect("commit");
+        let mut ok = append(a.incident, 2, vec![note("y", after(T0, 2))]);
+        ok.posts = vec![post("#a", "y", after(T0, 2))];
+        ok.operations = vec![queue("op1", "obj-1")];
+        s.commit(ok).await.expect("append");
+
+        let before_events = s.events(a.incident).await.expect("events");
+        let before_row = s.incident(a.incident).await.expect("read");
+        let before_ops = ops_of(s).await;
+        assert_eq!(before_events.len(), 3);
+        assert_eq!(s.pending_posts().await.expect("pending"), 1);
+
+        // Decided on the state at seq 2, but seq 3 has been written since.
+        let mut stale = append(a.incident, 2, vec![note("late", after(T0, 9))]);
+        stale.posts = vec![post("#a", "late", after(T0, 9))];
+        stale.operations = vec![
+            queue("op2", "obj-2"),
+            OperationChange::Launched {
+                operation: "op1".into(),
+                at: after(T0, 9),
+            },
+        ];
+        stale.projection = Projection {
+            title: "changed".into(),
+            ..resolved(after(T0, 9))
+        };
+        match s.commit(stale).await {
+            Err(StoreError::Conflict) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(s.events(a.incident).await.expect("events"), before_events);
+        assert_eq!(s.incident(a.incident).await.expect("read"), before_row);
+        assert_eq!(ops_of(s).await, before_ops);
+        assert_eq!(s.pending_posts().await.expect("pending"), 1);
+
+        // Ahead of the store is a conflict too.
+        match s
+            .commit(append(a.incident, 7, vec![note("z", after(T0, 9))]))
+            .await
+        {
+            Err(StoreError::Conflict) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(s.events(a.incident).await.expect("events"), before_events);
+    }
+
+    pub async fn concurrent_appends_one_wins(db: &mut TestDb) {
+        let s = &db.store;
+        let a = s
+            .commit(new_incident("#race", vec![declared("#race", T0)]))
+            .await
+            .expect("commit");
+        for round in 0..5_i64 {
+            let seq = 1 + round;
+            let mk = |who: &str| {
+                let mut c = append(a.incident, seq, vec![note(who, after(T0, seq))]);
+                c.posts = vec![post("#race", who, after(T0, seq))];
+                c
+            };
+            let (x, y) = tokio::join!(s.commit(mk("x")), s.commit(mk("y")));
+            let wins = [&x, &y].iter().filter(|r| r.is_ok()).count();
+            assert_eq!(wins, 1, "round {round}: {x:?} / {y:?}");
+            for r in [x, y] {
+                match r {
+                    Ok(c) => assert_eq!(c.seqs, vec![seq + 1]),
+                    Err(StoreError::Conflict) => {}
+                    Err(e) => panic!("round {round}: {e}"),
+                }
+            }
+        }
+        let events = s.events(a.incident).await.expect("events");
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5, 6]
+        );
+        assert_eq!(s.pending_posts().await.expect("pending"), 5);
+    }
+
+    pub async fn unknown_incident_is_not_a_conflict(db: &mut TestDb) {
+        // A retry loop on Conflict would spin forever on an incident that does not exist.
+        match db
+            .store
+            .commit(append(4242, 0, vec![note("x", t(T0))]))
+            .await
+        {
+            Err(StoreError::Conflict) | Ok(_) => panic!("unknown incident accepted or retryable"),
+            Err(_) => {}
+        }
+        assert_eq!(db.store.pending_posts().await.expect("pending"), 0);
+    }
+
+    pub async fn duplicate_dedupe_key_rolls_back_the_whole_commit(db: &mut TestDb) {
+        let s = &db.store;
+        let a = s
+            .commit(new_incident("#a", vec![declared("#a", T0)]))
+            .await
+            .expect("commit");
+        let mut first = append(
+            a.incident,
+            1,
+            vec![
+                keyed(note("10:15 update", after(T0, 900)), "slot:10:15"),
+                // Events without a key never collide with each other.
+                note("plain", after(T0, 901)),
+                note("plain", after(T0, 901)),
+            ],
+        );
+        first.posts = vec![post("#a", "update", after(T0, 900))];
+        s.commit(first).await.expect("first slot");
+        let before = s.events(a.incident).await.expect("events");
+
+        let mut again = append(
+            a.incident,
+            4,
+            vec![
+                note("before the duplicate", after(T0, 905)),
+                keyed(note("10:15 update again", after(T0, 905)), "slot:10:15"),
+            ],
+        );
+        again.posts = vec![post("#a", "update again", after(T0, 905))];
+        again.operations = vec![queue("op1", "obj-1")];
+        match s.commit(again).await {
+            Err(StoreError::Duplicate(key)) => assert_eq!(key, "slot:10:15"),
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
+        assert_eq!(s.events(a.incident).await.expect("events"), before);
+        assert_eq!(s.pending_posts().await.expect("pending"), 1);
+        assert_eq!(ops_of(s).await, vec![]);
+        assert_eq!(
+            s.incident(a.incident)
+                .await
+                .expect("read")
+                .expect("row")
+                .last_seq,
+            4
+        );
+
+        // The same key twice within one commit is a duplicate as well.
+        match s
+            .commit(append(
+                a.incident,
+                4,
+                vec![
+                    keyed(note("r", after(T0, 906)), "reminder:10:30"),
+                    keyed(note("r", after(T0, 906)), "reminder:10:30"),
+                ],
+            ))
+            .await
+        {
+            Err(StoreError::Duplicate(key)) => assert_eq!(key, "reminder:10:30"),
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
+
+        // Keys are per incident.
+        let b = s
+            .commit(new_incident("#b", vec![declared("#b", T0)]))
+            .await
+            .expect("other incident");
+        s.commit(append(
+            b.incident,
+            1,
+            vec![keyed(note("10:15 update", after(T0, 900)), "slot:10:15")],
+        ))
+        .await
+        .expect("same key, other incident");
+    }
+
+    pub async fn one_open_incident_per_channel(db: &mut TestDb) {
+        let s = &db.store;
+        let a = s
+            .commit(new_incident("#a", vec![declared("#a", T0)]))
+            .await
+            .expect("first");
+        let mut second = new_incident("#a", vec![declared("#a", T0)]);
+        second.posts = vec![post("#a", "declared", t(T0))];
+        match s.commit(second).await {
+            Err(StoreError::OpenIncidentExists(ch)) => assert_eq!(ch, "#a"),
+            other => panic!("expected OpenIncidentExists, got {other:?}"),
+        }
+        assert_eq!(s.pending_posts().await.expect("pending"), 0);
+        assert_eq!(
+            s.latest_incident_in("#a").await.expect("latest"),
+            Some(a.incident)
+        );
+
+        let mut resolve = append(a.incident, 1, vec![note("resolved", after(T0, 60))]);
+        resolve.projection = resolved(after(T0, 60));
+        s.commit(resolve).await.expect("resolve");
+        assert_eq!(s.open_incident_in("#a").await.expect("open"), None);
+        assert_eq!(
+            s.incident(a.incident)
+                .await
+                .expect("read")
+                .expect("row")
+                .resolved_at,
+            Some(after(T0, 60))
+        );
+
+        let b = s
+            .commit(new_incident("#a", vec![declared("#a", T0)]))
+            .await
+            .expect("new incident after the first was resolved");
+        assert!(b.incident > a.incident);
+        assert_eq!(
+            s.open_incident_in("#a").await.expect("open"),
+            Some(b.incident)
+        );
+        assert_eq!(
+            s.latest_incident_in("#a").await.expect("latest"),
+            Some(b.incident)
+        );
+
+        // Reopening the first while the second is open is refused by the database too.
+        let reopen = append(a.incident, 2, vec![note("reopen", after(T0, 120))]);
+        match s.commit(reopen).await {
+            Err(StoreError::OpenIncidentExists(ch)) => assert_eq!(ch, "#a"),
+            other => panic!("expected OpenIncidentExists, got {other:?}"),
+        }
+        assert_eq!(s.events(a.incident).await.expect("events").len(), 2);
+    }
+
+    pub async fn active_incidents_include_owed_summaries(db: &mut TestDb) {
+        let s = &db.store;
+        let open = s
+            .commit(new_incident("#open", vec![declared("#open", T0)]))
+            .await
+            .expect("open");
+        let owed = s
+            .commit(Commit {
+                projection: resolved(after(T0, 10)),
+                ..new_incident("#owed", vec![declared("#owed", T0)])
+            })
+            .await
+            .expect("owed");
+        let done = s
+            .commit(Commit {
+                projection: Projection {
+                    final_summary_posted: true,
+                    ..resolved(after(T0, 10))
+                },
+                ..new_incident("#done", vec![declared("#done", T0)])
+            })
+            .await
+            .expect("done");
+        let active = s.active_incidents().await.expect("active");
+        assert_eq!(active, vec![open.incident, owed.incident]);
+        assert!(!active.contains(&done.incident));
+
+        let mut summary = append(owed.incident, 1, vec![note("summary", after(T0, 20))]);
+        summary.projection = Projection {
+            final_summary_posted: true,
+            ..resolved(after(T0, 10))
+        };
+        s.commit(summary).await.expect("summary");
+        assert_eq!(
+            s.active_incidents().await.expect("active"),
+            vec![open.incident]
+        );
+        let row = s.incident(owed.incident).await.expect("read").expect("row");
+        assert!(row.final_summary_posted);
+    }
+
+    pub async fn outbox_due_failed_delivered(db: &mut TestDb) {
+        let s = &db.store;
+        let mut c = new_incident("#a", vec![declared("#a", T0)]);
+        c.posts = vec![
+            post("#a", r#"{"text":"one"}"#, after(T0, 0)),
+            post("#a", r#"{"text":"two"}"#, after(T0, 10)),
+            post("#ops", r#"{"text":"three"}"#, after(T0, 20)),
+        ];
+        let a = s.commit(c).await.expect("commit");
+        assert_eq!(s.pending_posts().await.expect("pending"), 3);
+
+        assert_eq!(s.due_posts(after(T0, -1), 10).await.expect("due"), vec![]);
+        let due = s.due_posts(after(T0, 10), 10).await.expect("due");
+        assert_eq!(due.len(), 2);
+        assert!(due[0].id < due[1].id);
+        assert_eq!(due[0].incident, Some(a.incident));
+        assert_eq!(due[0].channel, "#a");
+        assert_eq!(due[0].body, r#"{"text":"one"}"#);
+        assert_eq!(due[0].attempts, 0);
+        assert_eq!(due[0].created_at, t(T0));
+        assert_eq!(due[1].created_at, after(T0, 10));
+        assert_eq!(s.due_posts(after(T0, 10), 1).await.expect("due"), due[..1]);
+        let all = s.due_posts(after(T0, 20), 10).await.expect("due");
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[2].channel, "#ops");
+
+        // The first fails and is retried later; the second is delivered.
+        s.mark_failed(due[0].id, after(T0, 300), "rate limited")
+            .await
+            .expect("failed");
+        s.mark_delivered(due[1].id, after(T0, 11), "ts-1700000000.1")
+            .await
+            .expect("delivered");
+        assert_eq!(s.pending_posts().await.expect("pending"), 2);
+        let now = s.due_posts(after(T0, 299), 10).await.expect("due");
+        assert_eq!(
+            now.iter().map(|p| p.id).collect::<Vec<_>>(),
+            vec![all[2].id]
+        );
+        let later = s.due_posts(after(T0, 300), 10).await.expect("due");
+        assert_eq!(later.len(), 2);
+        assert_eq!(later[0].id, due[0].id);
+        assert_eq!(later[0].attempts, 1);
+
+        s.mark_failed(due[0].id, after(T0, 600), "rate limited")
+            .await
+            .expect("failed");
+        let again = s.due_posts(after(T0, 600), 10).await.expect("due");
+        assert_eq!(again[0].attempts, 2);
+
+        // A failure reported after delivery changes nothing.
+        s.mark_delivered(due[0].id, after(T0, 601), "ts-2")
+            .await
+            .expect("delivered");
+        s.mark_failed(due[0].id, after(T0, 602), "late")
+            .await
+            .expect("failed");
+        s.mark_delivered(all[2].id, after(T0, 601), "ts-3")
+            .await
+            .expect("delivered");
+        assert_eq!(s.pending_posts().await.expect("pending"), 0);
+        assert_eq!(
+            s.due_posts(after(T0, 10_000), 10).await.expect("due"),
+            vec![]
+        );
+    }
+
+    pub async fn operations_queue_launch_finish(db: &mut TestDb) {
+        let s = &db.store;
+        let a = s
+            .commit(new_incident("#a", vec![declared("#a", T0)]))
+            .await
+            .expect("a");
+        let b = s
+            .commit(new_incident("#b", vec![declared("#b", T0)]))
+            .await
+            .expect("b");
+
+        let mut qb = append(b.incident, 1, vec![note("confirmed", after(T0, 1))]);
+        qb.operations = vec![queue("op1", "b-op1")];
+        s.commit(qb).await.expect("queue b");
+        let mut qa = append(a.incident, 1, vec![note("confirmed", after(T0, 2))]);
+        qa.operations = vec![queue("op2", "a-op2"), queue("op1", "a-op1")];
+        s.commit(qa).await.expect("queue a");
+
+        let ops = ops_of(s).await;
+        let keys: Vec<_> = ops
+            .iter()
+            .map(|o| (o.incident, o.operation.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                (a.incident, "op1"),
+                (a.incident, "op2"),
+                (b.incident, "op1")
+            ]
+        );
+        assert_eq!(
+            ops[0],
+            OperationRow {
+                incident: a.incident,
+                operation: "op1".into(),
+                kind: "restore_latest".into(),
+                object_name: "a-op1".into(),
+                backend: "sandbox".into(),
+                spec: r#"{"id":"op1"}"#.into(),
+                status: "queued".into(),
+                launched_at: None,
+            }
+        );
+
+        let mut launch = append(a.incident, 2, vec![note("launched", after(T0, 3))]);
+        launch.operations = vec![OperationChange::Launched {
+            operation: "op1".into(),
+            at: after(T0, 3),
+        }];
+        s.commit(launch).await.expect("launch");
+        let ops = ops_of(s).await;
+        assert_eq!(ops[0].status, "launched");
+        assert_eq!(ops[0].launched_at, Some(after(T0, 3)));
+        assert_eq!(ops[1].status, "queued");
+
+        let mut finish = append(a.incident, 3, vec![note("finished", after(T0, 4))]);
+        finish.operations = vec![
+            OperationChange::Finished {
+                operation: "op1".into(),
+                at: after(T0, 4),
+            },
+            // Finished without having been seen running (failed to launch).
+            OperationChange::Finished {
+                operation: "op2".into(),
+                at: after(T0, 4),
+            },
+        ];
+        s.commit(finish).await.expect("finish");
+        let keys: Vec<_> = ops_of(s)
+            .await
+            .into_iter()
+            .map(|o| (o.incident, o.operation))
+            .collect();
+        assert_eq!(keys, vec![(b.incident, "op1".to_string())]);
+    }
+
+    pub async fn operation_changes_are_checked(db: &mut TestDb) {
+        let s = &db.store;
+        let a = s
+            .commit(new_incident("#a", vec![declared("#a", T0)]))
+            .await
+            .expect("a");
+        let mut q = append(a.incident, 1, vec![note("q", after(T0, 1))]);
+        q.operations = vec![queue("op1", "obj-1")];
+        s.commit(q).await.expect("queue");
+
+        let mut twice = append(a.incident, 2, vec![note("q again", after(T0, 2))]);
+        twice.operations = vec![queue("op1", "obj-other")];
+        twice.posts = vec![post("#a", "x", after(T0, 2))];
+        assert!(matches!(
+            s.commit(twice).await,
+            Err(StoreError::Duplicate(_))
+        ));
+
+        // The deterministic object name is what stops a second restore being created.
+        let b = s
+            .commit(new_incident("#b", vec![declared("#b", T0)]))
+            .await
+            .expect("b");
+        let mut same_object = append(b.incident, 1, vec![note("q", after(T0, 2))]);
+        same_object.operations = vec![queue("op1", "obj-1")];
+        assert!(matches!(
+            s.commit(same_object).await,
+            Err(StoreError::Duplicate(_))
+        ));
+
+        let mut unknown = append(a.incident, 2, vec![note("launch", after(T0, 3))]);
+        unknown.operations = vec![OperationChange::Launched {
+            operation: "op9".into(),
+            at: after(T0, 3),
+        }];
+        assert!(s.commit(unknown).await.is_err());
+
+        assert_eq!(s.events(a.incident).await.expect("events").len(), 2);
+        assert_eq!(s.events(b.incident).await.expect("events").len(), 1);
+        assert_eq!(s.pending_posts().await.expect("pending"), 0);
+        let ops = ops_of(s).await;
+        assert_eq!(ops.len(), 1);
+        assert_eq!(ops[0].object_name, "obj-1");
+        assert_eq!(ops[0].status, "queued");
+    }
+
+    pub async fn stream_events_matches_events(db: &mut TestDb) {
+        let s = &db.store;
+        let a = s
+            .commit(new_incident("#a", varied_events()))
+            .await
+            .expect("commit");
+        let mut seq = 7;
+        for batch in 0..4 {
+            let events = (0..250)
+                .map(|i| note(&format!("note {batch}/{i}"), after(T0, seq + i)))
+                .collect();
+            let done = s
+                .commit(append(a.incident, seq, events))
+                .await
+                .expect("batch");
+            seq = *done.seqs.last().expect("seqs");
+        }
+        assert_eq!(seq, 1007);
+        let listed = s.events(a.incident).await.expect("events");
+        let streamed: Vec<Event> = s
+            .stream_events(a.incident)
+            .map(|e| e.expect("streamed event"))
+            .collect()
+            .await;
+        assert_eq!(listed.len(), 1007);
+        assert_eq!(streamed, listed);
+        assert_eq!(
+            streamed.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=1007).collect::<Vec<_>>()
+        );
+        assert_eq!(s.stream_events(a.incident + 1).count().await, 0);
+    }
+
+    pub async fn reopening_keeps_everything(db: &mut TestDb) {
+        let events = varied_events();
+        let mut c = new_incident("#a", events.clone());
+        c.posts = vec![post("#a", "one", t(T0)), post("#a", "two", t(T0))];
+        c.operations = vec![queue("op1", "obj-1")];
+        let a = db.store.commit(c).await.expect("commit");
+        let due = db.store.due_posts(t(T0), 10).await.expect("due");
+        db.store
+            .mark_delivered(due[0].id, t(T0), "r")
+            .await
+            .expect("delivered");
+        let row = db.store.incident(a.incident).await.expect("read");
+        let ops = ops_of(&db.store).await;
+
+        db.reopen().await;
+        let s = &db.store;
+        assert_eq!(
+            s.events(a.incident).await.expect("events"),
+            expected(a.incident, &a.seqs, &events)
+        );
+        assert_eq!(s.incident(a.incident).await.expect("read"), row);
+        assert_eq!(ops_of(s).await, ops);
+        assert_eq!(s.pending_posts().await.expect("pending"), 1);
+        assert_eq!(s.due_posts(t(T0), 10).await.expect("due"), due[1..]);
+        assert_eq!(
+            s.open_incident_in("#a").await.expect("open"),
+            Some(a.incident)
+        );
+
+        // And it goes on from where it was.
+        let more = s
+            .commit(append(
+                a.incident,
+                7,
+                vec![note("after restart", after(T0, 999))],
+            ))
+            .await
+            .expect("append after restart");
+        assert_eq!(more.seqs, vec![8]);
+        let b = s
+            .commit(new_incident("#b", vec![declared("#b", T0)]))
+            .await
+            .expect("new after restart");
+        assert!(b.incident > a.incident);
+    }
+
+    pub async fn corrupt_payload_is_reported(db: &mut TestDb) {
+        let s = &db.store;
+        let a = s
+            .commit(new_incident(
+                "#a",
+                vec![declared("#a", T0), note("x", t(T0))],
+            ))
+            .await
+            .expect("commit");
+        let mut conn = sqlx::AnyConnection::connect(&db.url)
+            .await
+            .expect("raw connection");
+        sqlx::query("UPDATE events SET data = $1 WHERE incident_id = $2 AND seq = 2")
+            .bind("{not json")
+            .bind(a.incident)
+            .execute(&mut conn)
+            .await
+            .expect("damage a row");
+        let _ = conn.close().await;
+        assert!(matches!(
+            s.events(a.incident).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        let streamed: Vec<_> = s.stream_events(a.incident).collect().await;
+        assert!(streamed[0].is_ok());
+        assert!(matches!(streamed[1], Err(StoreError::Corrupt(_))));
+    }
+}

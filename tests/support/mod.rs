@@ -1,0 +1,110 @@
+//! Drives `drbot console` as a child process: write lines, read output up to a marker.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+/// Upper bound for a reply to show up; a guard against hangs, not a timing assumption.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+pub struct Drbot {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    pub transcript: Vec<String>,
+}
+
+pub fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_drbot"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DRBOT__DATABASE__URL", format!("sqlite://{}", dir.join("drbot.db").display()))
+        .env("DRBOT__SANDBOX__STATE_FILE", dir.join("sandbox.json"));
+    cmd
+}
+
+impl Drbot {
+    /// Start `drbot console` in `dir` with a simulated clock.
+    pub fn console(dir: &Path, clock: &str, user: &str) -> Drbot {
+        let mut cmd = command(dir);
+        cmd.args(["console", "--channel", "ops", "--user", user, "--clock", clock])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn drbot");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Drbot { child, stdin, lines: rx, transcript: Vec::new() }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to drbot");
+        stdin.flush().expect("flush");
+    }
+
+    /// Read output until a line contains `marker`; returns everything read.
+    pub fn until(&mut self, marker: &str) -> Vec<String> {
+        let mut got = Vec::new();
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok(line) => {
+                    self.transcript.push(line.clone());
+                    let hit = line.contains(marker);
+                    got.push(line);
+                    if hit {
+                        return got;
+                    }
+                }
+                Err(_) => panic!("no `{marker}` in output; transcript:\n{}", self.transcript.join("\n")),
+            }
+        }
+    }
+
+    /// Send a line and read up to `marker`.
+    pub fn ask(&mut self, line: &str, marker: &str) -> String {
+        self.send(line);
+        self.until(marker).join("\n")
+    }
+
+    /// Close stdin and collect the rest of the output; the process must exit cleanly.
+    pub fn finish(mut self) -> Vec<String> {
+        drop(self.stdin.take());
+        let status = self.child.wait().expect("wait");
+        let rest: Vec<String> = self.lines.iter().collect();
+        self.transcript.extend(rest.iter().cloned());
+        assert!(status.success(), "drbot exited with {status}; transcript:\n{}", self.transcript.join("\n"));
+        rest
+    }
+
+    /// SIGKILL: no chance to clean up, like a crash.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `drbot timeline export` and return the output file's content.
+pub fn export(dir: &Path, incident: &str, format: &str) -> String {
+    let out: PathBuf = dir.join(format!("export.{format}"));
+    let status = command(dir)
+        .args(["timeline", "export", incident, "--format", format, "--out"])
+        .arg(&out)
+        .status()
+        .expect("run export");
+    assert!(status.success(), "export failed");
+    std::fs::read_to_string(out).expect("read export")
+}
