@@ -96,6 +96,17 @@ fn vm_hwm_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// User + system CPU time of the whole process, in ms. Other processes on a shared machine
+/// inflate wall time; this shows the export's own cost next to it.
+fn cpu_ms() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name start at field 3 (state); utime and
+    // stime are fields 14 and 15, in clock ticks, which Linux fixes at 100 per second.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks * 10)
+}
+
 fn mib(bytes: usize) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -391,6 +402,7 @@ struct Run {
     what: String,
     to: &'static str,
     time: Duration,
+    cpu_ms: Option<u64>,
     peak: usize,
     over_baseline: usize,
     hwm_kib: Option<u64>,
@@ -406,6 +418,7 @@ async fn measure(
 ) -> Run {
     let hwm_reset = reset_hwm();
     let baseline = reset_peak();
+    let cpu = cpu_ms();
     let started = Instant::now();
     let result = match file {
         Some(path) => {
@@ -415,12 +428,14 @@ async fn measure(
         None => export(store, incident, format, runbook, std::io::sink()).await,
     };
     let time = started.elapsed();
+    let cpu = cpu_ms().zip(cpu).map(|(after, before)| after - before);
     let peak = PEAK.load(Ordering::Relaxed);
     result.expect("export");
     Run {
         what: format!("{format:?}").to_lowercase(),
         to: if file.is_some() { "file" } else { "sink" },
         time,
+        cpu_ms: cpu,
         peak,
         over_baseline: peak - baseline,
         hwm_kib: hwm_reset.then(vm_hwm_kib).flatten(),
@@ -434,6 +449,7 @@ async fn measure(
 async fn measure_read(store: &Store, incident: IncidentId) -> Run {
     let hwm_reset = reset_hwm();
     let baseline = reset_peak();
+    let cpu = cpu_ms();
     let started = Instant::now();
     let mut events = std::pin::pin!(store.stream_events(incident));
     let mut count = 0;
@@ -442,12 +458,14 @@ async fn measure_read(store: &Store, incident: IncidentId) -> Run {
         count += 1;
     }
     let time = started.elapsed();
+    let cpu = cpu_ms().zip(cpu).map(|(after, before)| after - before);
     let peak = PEAK.load(Ordering::Relaxed);
     assert_eq!(count, EVENTS, "events streamed");
     Run {
         what: "(read)".into(),
         to: "-",
         time,
+        cpu_ms: cpu,
         peak,
         over_baseline: peak - baseline,
         hwm_kib: hwm_reset.then(vm_hwm_kib).flatten(),
@@ -525,11 +543,11 @@ async fn bench() -> ExitCode {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "| format   | to   | run |  time (ms) | peak heap (MiB) | over baseline (MiB) | VmHWM (MiB) | output (MiB) |"
+        "| format   | to   | run |  time (ms) | cpu (ms) | peak heap (MiB) | over baseline (MiB) | VmHWM (MiB) | output (MiB) |"
     );
     let _ = writeln!(
         out,
-        "|----------|------|----:|-----------:|----------------:|--------------------:|------------:|-------------:|"
+        "|----------|------|----:|-----------:|---------:|----------------:|--------------------:|------------:|-------------:|"
     );
     let mut failed = false;
     let reference = reads.iter().map(|r| (r, false));
@@ -539,11 +557,12 @@ async fn bench() -> ExitCode {
         failed |= counts && (slow || heavy);
         let _ = writeln!(
             out,
-            "| {:<8} | {:<4} | {:>3} | {:>10.1} | {:>15.2} | {:>19.2} | {:>11} | {:>12} |{}",
+            "| {:<8} | {:<4} | {:>3} | {:>10.1} | {:>8} | {:>15.2} | {:>19.2} | {:>11} | {:>12} |{}",
             run.what,
             run.to,
             i % RUNS + 1,
             run.time.as_secs_f64() * 1000.0,
+            run.cpu_ms.map_or("n/a".to_string(), |c| c.to_string()),
             mib(run.peak),
             mib(run.over_baseline),
             run.hwm_kib

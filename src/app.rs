@@ -9,17 +9,21 @@ use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
 use crate::chat::ChatSink;
-use crate::cluster::sandbox::{Sandbox, SandboxConfig};
-use crate::config::Settings;
 use crate::clock::Clock;
+use crate::cluster::sandbox::{Sandbox, SandboxConfig};
 use crate::cluster::{Cluster, ClusterError, ProbeContext};
 use crate::command::{self, Command, grammar};
+use crate::config::Settings;
 use crate::incident::cadence::{self, Due};
-use crate::incident::decide::{Caller, Ctx, Draft, Facts, Policy, Refusal, decide, draft_operation};
+use crate::incident::decide::{
+    Caller, Ctx, Draft, Facts, Policy, Refusal, decide, draft_operation,
+};
 use crate::incident::messages::{self, Render};
 use crate::incident::{Actor, Event, EventKind, Incident, IncidentId, OperationSpec, Outcome};
 use crate::sop::Runbook;
-use crate::store::{Commit, NewEvent, NewPost, OperationChange, Projection, Store, StoreError, Target};
+use crate::store::{
+    Commit, NewEvent, NewPost, OperationChange, Projection, Store, StoreError, Target,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -108,7 +112,8 @@ impl App {
         let cluster: Arc<dyn Cluster> = Arc::new(Sandbox::new(
             SandboxConfig {
                 speed: sandbox.speed,
-                state_file: (!sandbox.state_file.is_empty()).then(|| sandbox.state_file.clone().into()),
+                state_file: (!sandbox.state_file.is_empty())
+                    .then(|| sandbox.state_file.clone().into()),
                 database_namespaces: sandbox.database_namespaces.clone(),
             },
             clock.clone(),
@@ -117,16 +122,32 @@ impl App {
         let policy = Policy {
             two_person_severities: safety.two_person_severities.clone(),
             preview_ttl: Duration::minutes(safety.preview_ttl_minutes),
-            default_zone: safety.default_zone.as_deref().and_then(crate::command::timestamp::parse_zone),
+            default_zone: safety
+                .default_zone
+                .as_deref()
+                .and_then(crate::command::timestamp::parse_zone),
             // The sandbox's database cluster, so a first run needs no configuration.
-            default_cluster: safety.default_cluster.clone().or_else(|| (cluster.backend() == "sandbox").then(|| "orders".to_string())),
+            default_cluster: safety
+                .default_cluster
+                .clone()
+                .or_else(|| (cluster.backend() == "sandbox").then(|| "orders".to_string())),
             drill_namespace: safety.drill_namespace.clone(),
         };
-        Ok(App { store, cluster, clock, runbook, policy })
+        Ok(App {
+            store,
+            cluster,
+            clock,
+            runbook,
+            policy,
+        })
     }
 
     fn render(&self, now: DateTime<Utc>) -> Render<'_> {
-        Render { runbook: &self.runbook, two_person_severities: &self.policy.two_person_severities, now }
+        Render {
+            runbook: &self.runbook,
+            two_person_severities: &self.policy.two_person_severities,
+            now,
+        }
     }
 
     async fn load(&self, id: IncidentId) -> Result<(Vec<Event>, Option<Incident>), AppError> {
@@ -136,7 +157,12 @@ impl App {
     }
 
     /// Handle one `/dr …` line from `channel`.
-    pub async fn handle(&self, channel: &str, caller: &Caller, line: &str) -> Result<Reply, AppError> {
+    pub async fn handle(
+        &self,
+        channel: &str,
+        caller: &Caller,
+        line: &str,
+    ) -> Result<Reply, AppError> {
         let cmd = match command::parse(line) {
             Ok(cmd) => cmd,
             Err(usage) => return Ok(Reply::Private(usage.to_string())),
@@ -149,7 +175,8 @@ impl App {
                 Err(AppError::Store(StoreError::Conflict)) => continue,
                 Err(AppError::Store(StoreError::OpenIncidentExists(_))) => {
                     return Ok(Reply::Private(
-                        "An incident was opened in this channel a moment ago; see `/dr status`.".into(),
+                        "An incident was opened in this channel a moment ago; see `/dr status`."
+                            .into(),
                     ));
                 }
                 Ok(Attempt::Done(reply)) => return Ok(reply),
@@ -160,11 +187,18 @@ impl App {
         Err(AppError::Contention)
     }
 
-    async fn attempt(&self, channel: &str, caller: &Caller, cmd: &Command) -> Result<Attempt, AppError> {
+    async fn attempt(
+        &self,
+        channel: &str,
+        caller: &Caller,
+        cmd: &Command,
+    ) -> Result<Attempt, AppError> {
         let now = self.clock.now();
         let open = self.store.open_incident_in(channel).await?;
         let shown = match (open, cmd) {
-            (None, Command::Timeline | Command::TimelineExport(_)) => self.store.latest_incident_in(channel).await?,
+            (None, Command::Timeline | Command::TimelineExport(_)) => {
+                self.store.latest_incident_in(channel).await?
+            }
             (id, _) => id,
         };
         let (events, state) = match shown {
@@ -176,7 +210,12 @@ impl App {
             return Ok(Attempt::Done(view));
         }
         let state = state.filter(|s| s.is_open());
-        let ctx = Ctx { channel, runbook: &self.runbook, policy: &self.policy, now };
+        let ctx = Ctx {
+            channel,
+            runbook: &self.runbook,
+            policy: &self.policy,
+            now,
+        };
         let spec = match draft_operation(state.as_ref(), cmd, caller, &ctx) {
             Ok(spec) => spec,
             Err(Refusal(why)) => return Ok(Attempt::Done(Reply::Private(why))),
@@ -193,29 +232,49 @@ impl App {
             return Ok(Attempt::Done(Reply::Private("Nothing to do.".into())));
         }
         let target = match &state {
-            Some(s) => Target::Existing { id: s.id, expected_seq: s.seq },
+            Some(s) => Target::Existing {
+                id: s.id,
+                expected_seq: s.seq,
+            },
             None => Target::New {
                 id: self.store.next_incident_id().await?,
                 channel: channel.to_string(),
                 platform: caller.actor.platform.clone(),
             },
         };
-        let drafts: Vec<(Draft, Option<String>)> = decision.events.into_iter().map(|d| (d, None)).collect();
-        let (after, stored) = self.commit(target, state, &caller.actor, drafts, now).await?;
+        let drafts: Vec<(Draft, Option<String>)> =
+            decision.events.into_iter().map(|d| (d, None)).collect();
+        let (after, stored) = self
+            .commit(target, state, &caller.actor, drafts, now)
+            .await?;
         if decision.then_retry {
             return Ok(Attempt::Again);
         }
-        Ok(Attempt::Done(Reply::Public(messages::reply_for(&after, &stored))))
+        Ok(Attempt::Done(Reply::Public(messages::reply_for(
+            &after, &stored,
+        ))))
     }
 
     /// Read-only commands answer from state without writing.
-    async fn view(&self, cmd: &Command, state: Option<&Incident>, events: &[Event], r: &Render<'_>) -> Option<Reply> {
-        let need = || Reply::Private("There is no incident in this channel. Open one with `/dr declare <sev1..sev4> [infra|data|combined] <title>`.".into());
+    async fn view(
+        &self,
+        cmd: &Command,
+        state: Option<&Incident>,
+        events: &[Event],
+        r: &Render<'_>,
+    ) -> Option<Reply> {
+        let need = || {
+            Reply::Private("There is no incident in this channel. Open one with `/dr declare <sev1..sev4> [infra|data|combined] <title>`.".into())
+        };
         let open = state.filter(|s| s.is_open());
         Some(match cmd {
-            Command::Status => open.map_or_else(need, |s| Reply::Private(messages::status_view(s, r))),
+            Command::Status => {
+                open.map_or_else(need, |s| Reply::Private(messages::status_view(s, r)))
+            }
             Command::Path => open.map_or_else(need, |s| Reply::Private(messages::path_view(s, r))),
-            Command::Checklist { section } => open.map_or_else(need, |s| Reply::Private(messages::checklist_view(s, r, section.as_deref()))),
+            Command::Checklist { section } => open.map_or_else(need, |s| {
+                Reply::Private(messages::checklist_view(s, r, section.as_deref()))
+            }),
             Command::Timeline => match state {
                 Some(_) => Reply::Private(messages::timeline_view(events, 30)),
                 None => need(),
@@ -223,10 +282,21 @@ impl App {
             Command::TimelineExport(format) => match state {
                 Some(s) => {
                     let mut content = Vec::new();
-                    if let Err(e) = crate::export::export(&self.store, s.id, *format, &self.runbook, &mut content).await {
+                    if let Err(e) = crate::export::export(
+                        &self.store,
+                        s.id,
+                        *format,
+                        &self.runbook,
+                        &mut content,
+                    )
+                    .await
+                    {
                         return Some(Reply::Private(format!("Export failed: {e}")));
                     }
-                    Reply::File { name: format!("INC-{}-timeline.{}", s.id, format.extension()), content }
+                    Reply::File {
+                        name: format!("INC-{}-timeline.{}", s.id, format.extension()),
+                        content,
+                    }
                 }
                 None => need(),
             },
@@ -235,8 +305,16 @@ impl App {
     }
 
     /// I/O a decision needs: the backend's plan for a launch, probe results, the backup report.
-    async fn gather(&self, cmd: &Command, spec: Option<&OperationSpec>, state: Option<&Incident>) -> Result<Facts, ClusterError> {
-        let mut facts = Facts { backend: self.cluster.backend().to_string(), ..Facts::default() };
+    async fn gather(
+        &self,
+        cmd: &Command,
+        spec: Option<&OperationSpec>,
+        state: Option<&Incident>,
+    ) -> Result<Facts, ClusterError> {
+        let mut facts = Facts {
+            backend: self.cluster.backend().to_string(),
+            ..Facts::default()
+        };
         if let Some(spec) = spec {
             facts.plan = Some(self.cluster.plan(spec).await?);
         }
@@ -257,11 +335,19 @@ impl App {
                 };
                 for (sec, item) in self.runbook.checklist_items() {
                     let Some(probe) = &item.probe else { continue };
-                    if section.as_deref().is_some_and(|want| want != sec.id && want != item.id) {
+                    if section
+                        .as_deref()
+                        .is_some_and(|want| want != sec.id && want != item.id)
+                    {
                         continue;
                     }
                     let result = self.cluster.probe(probe, &ctx).await?;
-                    facts.probes.push((item.id.clone(), probe.clone(), result.passed, result.evidence));
+                    facts.probes.push((
+                        item.id.clone(),
+                        probe.clone(),
+                        result.passed,
+                        result.evidence,
+                    ));
                 }
             }
             _ => {}
@@ -296,7 +382,14 @@ impl App {
         let render = self.render(now);
         for (draft, dedupe_key) in drafts {
             seq += 1;
-            let event = Event { incident: id, seq, recorded_at: now, occurred_at: draft.occurred_at, actor: actor.clone(), kind: draft.kind };
+            let event = Event {
+                incident: id,
+                seq,
+                recorded_at: now,
+                occurred_at: draft.occurred_at,
+                actor: actor.clone(),
+                kind: draft.kind,
+            };
             match &mut state {
                 Some(s) => s.apply(&event),
                 None => state = Incident::from_declared(&event),
@@ -304,7 +397,11 @@ impl App {
             let Some(s) = &state else { continue };
             for post in messages::posts_for(s, &event, &render) {
                 let body = serde_json::to_string(&post).unwrap_or_default();
-                posts.push(NewPost { channel: channel.clone(), body, created_at: now });
+                posts.push(NewPost {
+                    channel: channel.clone(),
+                    body,
+                    created_at: now,
+                });
             }
             match &event.kind {
                 EventKind::LaunchConfirmed { operation, .. } => {
@@ -319,10 +416,16 @@ impl App {
                     }
                 }
                 EventKind::OperationLaunched { operation, .. } => {
-                    operations.push(OperationChange::Launched { operation: operation.clone(), at: now })
+                    operations.push(OperationChange::Launched {
+                        operation: operation.clone(),
+                        at: now,
+                    })
                 }
                 EventKind::OperationFinished { operation, .. } => {
-                    operations.push(OperationChange::Finished { operation: operation.clone(), at: now })
+                    operations.push(OperationChange::Finished {
+                        operation: operation.clone(),
+                        at: now,
+                    })
                 }
                 _ => {}
             }
@@ -336,10 +439,18 @@ impl App {
             stored.push(event);
         }
         let Some(after) = state else {
-            return Err(AppError::Store(StoreError::Corrupt("an incident must start with its declaration".into())));
+            return Err(AppError::Store(StoreError::Corrupt(
+                "an incident must start with its declaration".into(),
+            )));
         };
         self.store
-            .commit(Commit { target, events: new_events, posts, operations, projection: projection(&after) })
+            .commit(Commit {
+                target,
+                events: new_events,
+                posts,
+                operations,
+                projection: projection(&after),
+            })
             .await?;
         Ok((after, stored))
     }
@@ -351,8 +462,12 @@ impl App {
         for _ in 0..2 {
             let launched_before = report.launched;
             for row in self.store.unfinished_operations().await? {
-                let spec: OperationSpec = serde_json::from_str(&row.spec).map_err(|e| AppError::BadOperation(row.operation.clone(), e))?;
-                if let Err(e) = self.advance_operation(row.incident, &spec, &mut report).await {
+                let spec: OperationSpec = serde_json::from_str(&row.spec)
+                    .map_err(|e| AppError::BadOperation(row.operation.clone(), e))?;
+                if let Err(e) = self
+                    .advance_operation(row.incident, &spec, &mut report)
+                    .await
+                {
                     warn!(incident = row.incident, operation = %row.operation, error = %e, "operation step failed; will retry");
                 }
             }
@@ -366,13 +481,25 @@ impl App {
         Ok(report)
     }
 
-    async fn advance_operation(&self, incident: IncidentId, spec: &OperationSpec, report: &mut TickReport) -> Result<(), AppError> {
-        let (_, Some(state)) = self.load(incident).await? else { return Ok(()) };
-        let Some(op) = state.operation(&spec.id) else { return Ok(()) };
+    async fn advance_operation(
+        &self,
+        incident: IncidentId,
+        spec: &OperationSpec,
+        report: &mut TickReport,
+    ) -> Result<(), AppError> {
+        let (_, Some(state)) = self.load(incident).await? else {
+            return Ok(());
+        };
+        let Some(op) = state.operation(&spec.id) else {
+            return Ok(());
+        };
         if op.finished.is_some() {
             return Ok(());
         }
-        let target = Target::Existing { id: incident, expected_seq: state.seq };
+        let target = Target::Existing {
+            id: incident,
+            expected_seq: state.seq,
+        };
         let mut drafts: Vec<EventKind> = Vec::new();
         if op.launched_at.is_none() {
             match self.cluster.launch(spec).await {
@@ -380,7 +507,10 @@ impl App {
                     if launched.already_existed {
                         info!(incident, operation = %spec.id, object = %launched.object, "object already existed; adopting it");
                     }
-                    drafts.push(EventKind::OperationLaunched { operation: spec.id.clone(), object: launched.object });
+                    drafts.push(EventKind::OperationLaunched {
+                        operation: spec.id.clone(),
+                        object: launched.object,
+                    });
                     report.launched += 1;
                 }
                 Err(ClusterError::Invalid(why)) => {
@@ -407,10 +537,23 @@ impl App {
                 }
             };
             if let Some(outcome) = seen.done {
-                drafts.push(EventKind::OperationFinished { operation: spec.id.clone(), outcome, phase: seen.phase, detail: seen.detail, result: seen.result });
+                drafts.push(EventKind::OperationFinished {
+                    operation: spec.id.clone(),
+                    outcome,
+                    phase: seen.phase,
+                    detail: seen.detail,
+                    result: seen.result,
+                });
                 report.finished += 1;
-            } else if seen.phase != op.phase || seen.percent >= op.percent.saturating_add(PROGRESS_STEP) {
-                drafts.push(EventKind::OperationProgressed { operation: spec.id.clone(), phase: seen.phase, percent: seen.percent, detail: seen.detail });
+            } else if seen.phase != op.phase
+                || seen.percent >= op.percent.saturating_add(PROGRESS_STEP)
+            {
+                drafts.push(EventKind::OperationProgressed {
+                    operation: spec.id.clone(),
+                    phase: seen.phase,
+                    percent: seen.percent,
+                    detail: seen.detail,
+                });
                 report.progressed += 1;
             }
         }
@@ -419,7 +562,10 @@ impl App {
         }
         let now = self.clock.now();
         let drafts = drafts.into_iter().map(|k| (Draft::from(k), None)).collect();
-        match self.commit(target, Some(state), &Actor::drbot(), drafts, now).await {
+        match self
+            .commit(target, Some(state), &Actor::drbot(), drafts, now)
+            .await
+        {
             Ok(_) | Err(AppError::Store(StoreError::Conflict)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -428,21 +574,47 @@ impl App {
     async fn keep_cadence(&self, id: IncidentId, report: &mut TickReport) -> Result<(), AppError> {
         // A pass may owe a reminder and then, once posted, nothing more; loop until quiet.
         for _ in 0..3 {
-            let (_, Some(state)) = self.load(id).await? else { return Ok(()) };
+            let (_, Some(state)) = self.load(id).await? else {
+                return Ok(());
+            };
             let now = self.clock.now();
-            let Some(due) = cadence::due_work(&state, &self.runbook.cadence, now) else { return Ok(()) };
+            let Some(due) = cadence::due_work(&state, &self.runbook.cadence, now) else {
+                return Ok(());
+            };
             let render = self.render(now);
             let (kind, key) = match &due {
                 Due::Update { slots } => {
                     let text = messages::automatic_update(&state, &render, slots);
                     let last = slots.iter().max().copied().unwrap_or(now);
-                    (EventKind::UpdatePosted { text, automatic: true, slots: slots.clone() }, format!("update:{}", last.to_rfc3339()))
+                    (
+                        EventKind::UpdatePosted {
+                            text,
+                            automatic: true,
+                            slots: slots.clone(),
+                        },
+                        format!("update:{}", last.to_rfc3339()),
+                    )
                 }
-                Due::Reminder { slot } => (EventKind::ReminderSent { slot: *slot }, format!("reminder:{}", slot.to_rfc3339())),
+                Due::Reminder { slot } => (
+                    EventKind::ReminderSent { slot: *slot },
+                    format!("reminder:{}", slot.to_rfc3339()),
+                ),
                 Due::FinalSummary => (EventKind::FinalSummaryPosted, "final-summary".to_string()),
             };
-            let target = Target::Existing { id, expected_seq: state.seq };
-            match self.commit(target, Some(state), &Actor::drbot(), vec![(Draft::from(kind), Some(key))], now).await {
+            let target = Target::Existing {
+                id,
+                expected_seq: state.seq,
+            };
+            match self
+                .commit(
+                    target,
+                    Some(state),
+                    &Actor::drbot(),
+                    vec![(Draft::from(kind), Some(key))],
+                    now,
+                )
+                .await
+            {
                 Ok(_) => match due {
                     Due::Update { .. } => report.updates += 1,
                     Due::Reminder { .. } => report.reminders += 1,
@@ -458,7 +630,11 @@ impl App {
 
     /// Send due posts through `sink` (only `channel`'s when given); failed deliveries back off
     /// and are retried later.
-    pub async fn deliver_to(&self, sink: &dyn ChatSink, channel: Option<&str>) -> Result<usize, AppError> {
+    pub async fn deliver_to(
+        &self,
+        sink: &dyn ChatSink,
+        channel: Option<&str>,
+    ) -> Result<usize, AppError> {
         let now = self.clock.now();
         let mut sent = 0;
         for row in self.store.due_posts(now, 100).await? {
@@ -469,7 +645,9 @@ impl App {
                 Ok(p) => p,
                 Err(e) => {
                     warn!(outbox = row.id, error = %e, "unreadable post; parking it");
-                    self.store.mark_failed(row.id, now + Duration::days(365), "unreadable post body").await?;
+                    self.store
+                        .mark_failed(row.id, now + Duration::days(365), "unreadable post body")
+                        .await?;
                     continue;
                 }
             };
@@ -479,9 +657,15 @@ impl App {
                     sent += 1;
                 }
                 Err(e) => {
-                    let backoff = if e.retryable { Duration::seconds(1i64 << row.attempts.clamp(0, 8)) } else { Duration::minutes(30) };
+                    let backoff = if e.retryable {
+                        Duration::seconds(1i64 << row.attempts.clamp(0, 8))
+                    } else {
+                        Duration::minutes(30)
+                    };
                     warn!(outbox = row.id, channel = %row.channel, attempts = row.attempts + 1, error = %e, "delivery failed");
-                    self.store.mark_failed(row.id, now + backoff, &e.message).await?;
+                    self.store
+                        .mark_failed(row.id, now + backoff, &e.message)
+                        .await?;
                 }
             }
         }
@@ -498,6 +682,8 @@ enum Attempt {
 fn cluster_refusal(e: &ClusterError) -> String {
     match e {
         ClusterError::Invalid(why) => format!("Refused: {why}"),
-        ClusterError::Unavailable(why) => format!("The cluster backend did not answer ({why}). Nothing was changed; try again, or `/dr escalate` if it stays down."),
+        ClusterError::Unavailable(why) => format!(
+            "The cluster backend did not answer ({why}). Nothing was changed; try again, or `/dr escalate` if it stays down."
+        ),
     }
 }

@@ -124,13 +124,23 @@ impl Settings {
     }
 
     /// Load with an explicit environment (tests must not mutate the process's).
-    pub fn load_from(file: Option<&Path>, env: Option<HashMap<String, String>>) -> Result<Settings, ConfigError> {
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Option<HashMap<String, String>>,
+    ) -> Result<Settings, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError::Invalid(format!("config file {} does not exist", path.display())));
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
             }
-            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
         }
         let env_source = config::Environment::with_prefix("DRBOT")
             .prefix_separator("__")
@@ -149,7 +159,9 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         if !matches!(self.cluster.backend.as_str(), "sandbox") {
-            return invalid("cluster.backend must be `sandbox` (the `kubernetes` backend is not available in this build)");
+            return invalid(
+                "cluster.backend must be `sandbox` (the `kubernetes` backend is not available in this build)",
+            );
         }
         if !(self.sandbox.speed > 0.0 && self.sandbox.speed.is_finite()) {
             return invalid("sandbox.speed must be a positive number");
@@ -171,7 +183,12 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -187,10 +204,17 @@ mod tests {
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("drbot.toml");
-        std::fs::write(&file, "[database]\nurl = \"sqlite://from-file.db\"\n[sandbox]\nspeed = 5.0\n").unwrap();
+        std::fs::write(
+            &file,
+            "[database]\nurl = \"sqlite://from-file.db\"\n[sandbox]\nspeed = 5.0\n",
+        )
+        .unwrap();
         let s = Settings::load_from(
             Some(&file),
-            env(&[("DRBOT__DATABASE__URL", "postgres://x/y"), ("DRBOT__SAFETY__TWO_PERSON_SEVERITIES", "sev1,sev2")]),
+            env(&[
+                ("DRBOT__DATABASE__URL", "postgres://x/y"),
+                ("DRBOT__SAFETY__TWO_PERSON_SEVERITIES", "sev1,sev2"),
+            ]),
         )
         .unwrap();
         assert_eq!(s.database.url, "postgres://x/y");
@@ -200,11 +224,17 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let e = Settings::load_from(None, env(&[("DRBOT__CLUSTER__BACKEND", "nomad")])).err().unwrap();
+        let e = Settings::load_from(None, env(&[("DRBOT__CLUSTER__BACKEND", "nomad")]))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("cluster.backend"), "{e}");
-        let e = Settings::load_from(None, env(&[("DRBOT__SAFETY__DEFAULT_ZONE", "Mars/Base")])).err().unwrap();
+        let e = Settings::load_from(None, env(&[("DRBOT__SAFETY__DEFAULT_ZONE", "Mars/Base")]))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("default_zone"), "{e}");
-        let e = Settings::load_from(Some(Path::new("/nonexistent/drbot.toml")), env(&[])).err().unwrap();
+        let e = Settings::load_from(Some(Path::new("/nonexistent/drbot.toml")), env(&[]))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("does not exist"), "{e}");
     }
 }

@@ -1,13 +1,12 @@
 //! drbot: runs the team's disaster-recovery SOP from the incident channel.
 
-
 pub mod app;
 pub mod chat;
 pub mod clock;
 pub mod cluster;
 pub mod command;
-pub mod export;
 pub mod config;
+pub mod export;
 pub mod incident;
 pub mod sop;
 pub mod store;

@@ -13,7 +13,11 @@ use drbot::command::ExportFormat;
 use drbot::config::Settings;
 
 #[derive(Parser)]
-#[command(name = "drbot", version, about = "Runs the disaster-recovery SOP from the incident channel")]
+#[command(
+    name = "drbot",
+    version,
+    about = "Runs the disaster-recovery SOP from the incident channel"
+)]
 struct Cli {
     /// TOML settings file (environment variables DRBOT__<SECTION>__<KEY> override it).
     #[arg(long, global = true, env = "DRBOT_CONFIG")]
@@ -67,7 +71,8 @@ enum Format {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DRBOT_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("DRBOT_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -83,13 +88,19 @@ fn main() -> Result<()> {
 async fn run(cli: Cli) -> Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
-        Cmd::Console { channel, user, clock } => {
+        Cmd::Console {
+            channel,
+            user,
+            clock,
+        } => {
             let manual = clock.map(ManualClock::new);
             let clock: Arc<dyn Clock> = match &manual {
                 Some(m) => Arc::new(m.clone()),
                 None => Arc::new(SystemClock),
             };
-            let app = App::build(&settings, clock).await.context("starting drbot")?;
+            let app = App::build(&settings, clock)
+                .await
+                .context("starting drbot")?;
             let opts = ConsoleOptions {
                 channel,
                 user,
@@ -97,13 +108,24 @@ async fn run(cli: Cli) -> Result<()> {
                 export_dir: std::env::current_dir()?,
             };
             let stdin = tokio::io::BufReader::new(tokio::io::stdin());
-            Console::new(&app, opts, manual, std::io::stdout().lock()).run(stdin).await?;
+            Console::new(&app, opts, manual, std::io::stdout().lock())
+                .run(stdin)
+                .await?;
         }
         Cmd::Migrate => {
-            drbot::store::Store::connect(&settings.database.url).await.context("migrating")?;
+            drbot::store::Store::connect(&settings.database.url)
+                .await
+                .context("migrating")?;
             eprintln!("database is up to date");
         }
-        Cmd::Timeline { command: TimelineCmd::Export { incident, format, out } } => {
+        Cmd::Timeline {
+            command:
+                TimelineCmd::Export {
+                    incident,
+                    format,
+                    out,
+                },
+        } => {
             let id: i64 = incident
                 .trim_start_matches("INC-")
                 .trim_start_matches("inc-")
@@ -120,10 +142,20 @@ async fn run(cli: Cli) -> Result<()> {
             };
             match out {
                 Some(path) => {
-                    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("creating {}", path.display()))?;
                     drbot::export::export(&app.store, id, format, &app.runbook, file).await?;
                 }
-                None => drbot::export::export(&app.store, id, format, &app.runbook, std::io::stdout().lock()).await?,
+                None => {
+                    drbot::export::export(
+                        &app.store,
+                        id,
+                        format,
+                        &app.runbook,
+                        std::io::stdout().lock(),
+                    )
+                    .await?
+                }
             }
         }
     }
@@ -133,7 +165,9 @@ async fn run(cli: Cli) -> Result<()> {
 /// A database URL without its password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_string(),
     }
 }

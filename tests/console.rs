@@ -10,7 +10,9 @@ use serde_json::Value;
 use support::{Drbot, command, export};
 
 async fn events_of(dir: &std::path::Path, incident: i64) -> Vec<drbot::incident::Event> {
-    let store = Store::connect(&format!("sqlite://{}", dir.join("drbot.db").display())).await.unwrap();
+    let store = Store::connect(&format!("sqlite://{}", dir.join("drbot.db").display()))
+        .await
+        .unwrap();
     store.events(incident).await.unwrap()
 }
 
@@ -32,7 +34,10 @@ fn piped_declare_then_resolve_is_refused_naming_open_items() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("INC-1 declared: SEV1 data \"orders wiped\""), "{text}");
+    assert!(
+        text.contains("INC-1 declared: SEV1 data \"orders wiped\""),
+        "{text}"
+    );
     assert!(text.contains("DISASTER DECLARED"), "{text}");
     assert!(text.contains("Cannot resolve INC-1"), "{text}");
     assert!(text.contains("9.1.1 Kubernetes cluster healthy"), "{text}");
@@ -50,7 +55,10 @@ async fn pitr_refusals_say_why_and_write_nothing() {
     assert!(future.contains("2026-02-08T10:30:00Z"), "{future}");
     let naive = bot.ask("/dr pitr 2026-02-08 09:55", "has no time zone");
     assert!(naive.contains("2026-02-08T09:55Z"), "{naive}");
-    let window = bot.ask("/dr pitr 2025-12-01T00:00Z", "outside the recoverable window");
+    let window = bot.ask(
+        "/dr pitr 2025-12-01T00:00Z",
+        "outside the recoverable window",
+    );
     assert!(window.contains('…'), "{window}");
     let malformed = bot.ask("/dr pitr yesterday", "Usage: /dr pitr");
     assert!(malformed.contains("not a timestamp"), "{malformed}");
@@ -65,7 +73,10 @@ async fn pitr_refusals_say_why_and_write_nothing() {
 async fn whole_sandbox_incident_and_export() {
     let dir = tempfile::tempdir().unwrap();
     let mut bot = Drbot::console(dir.path(), "2026-02-08T10:00:00Z", "alice");
-    bot.ask("/dr declare sev1 data \"orders table wiped\"", "DISASTER DECLARED");
+    bot.ask(
+        "/dr declare sev1 data \"orders table wiped\"",
+        "DISASTER DECLARED",
+    );
     bot.ask("/dr role comms @carol", "Communications lead");
     bot.ask("/dr freeze bad migration", "Confirm with `/dr confirm P1`");
     let refused = bot.ask("/dr confirm P1", "second operator");
@@ -73,7 +84,10 @@ async fn whole_sandbox_incident_and_export() {
     bot.ask(":as bob", "now typing as bob");
     bot.ask("/dr confirm P1", "op1 succeeded");
     bot.ask(":as alice", "now typing as alice");
-    let preview = bot.ask("/dr pitr 2026-02-08T09:55Z", "Confirm with `/dr confirm P2`");
+    let preview = bot.ask(
+        "/dr pitr 2026-02-08T09:55Z",
+        "Confirm with `/dr confirm P2`",
+    );
     assert!(preview.contains("[SANDBOX]"), "{preview}");
     assert!(preview.contains("restoreToTimestamp"), "{preview}");
     bot.ask(":as bob", "now typing as bob");
@@ -84,12 +98,18 @@ async fn whole_sandbox_incident_and_export() {
     assert!(verify.contains("✓ 9.1.1"), "{verify}");
     let refused = bot.ask("/dr resolve", "Cannot resolve");
     let refused = refused + &bot.until("9.8.4").join("\n");
-    assert!(refused.contains("9.1.4") && refused.contains("9.6.2"), "{refused}");
+    assert!(
+        refused.contains("9.1.4") && refused.contains("9.6.2"),
+        "{refused}"
+    );
     for item in [
         "9.1.4", "9.2.1", "9.2.2", "9.3.4", "9.3.5", "9.4.1", "9.4.2", "9.4.3", "9.4.4", "9.4.5",
         "9.6.1", "9.8.3", "9.8.4",
     ] {
-        bot.ask(&format!("/dr check {item} done"), &format!("checked {item}"));
+        bot.ask(
+            &format!("/dr check {item} done"),
+            &format!("checked {item}"),
+        );
     }
     bot.ask("/dr unfreeze", "Confirm with `/dr confirm P3`");
     bot.ask(":as carol", "now typing as carol");
@@ -108,14 +128,27 @@ async fn whole_sandbox_incident_and_export() {
     assert_eq!(json["incident"]["pitr_target"], "2026-02-08T09:55:00.000Z");
     let events = json["events"].as_array().unwrap();
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "every event, in order");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "every event, in order"
+    );
     for e in events {
         let at = e["recorded_at"].as_str().unwrap();
         assert!(at.ends_with('Z'), "UTC time: {at}");
         assert!(!e["actor"]["name"].as_str().unwrap().is_empty());
     }
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    for kind in ["declared", "launch_previewed", "launch_confirmed", "operation_launched", "operation_finished", "probe_recorded", "resolved", "final_summary_posted"] {
+    for kind in [
+        "declared",
+        "launch_previewed",
+        "launch_confirmed",
+        "operation_launched",
+        "operation_finished",
+        "probe_recorded",
+        "resolved",
+        "final_summary_posted",
+    ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
     let confirmers: Vec<&str> = events
@@ -125,8 +158,18 @@ async fn whole_sandbox_incident_and_export() {
         .collect();
     assert_eq!(confirmers, ["bob", "bob", "alice"]);
     let ops = json["incident"]["operations"].as_array().unwrap();
-    let outcomes: Vec<(&str, &str)> = ops.iter().map(|o| (o["kind"].as_str().unwrap(), o["outcome"].as_str().unwrap())).collect();
-    assert_eq!(outcomes, [("freeze", "succeeded"), ("pitr", "succeeded"), ("unfreeze", "succeeded")]);
+    let outcomes: Vec<(&str, &str)> = ops
+        .iter()
+        .map(|o| (o["kind"].as_str().unwrap(), o["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("freeze", "succeeded"),
+            ("pitr", "succeeded"),
+            ("unfreeze", "succeeded")
+        ]
+    );
     assert!(dir.path().join("INC-1-timeline.json").exists());
 
     let md = export(dir.path(), "1", "md");
@@ -140,11 +183,16 @@ async fn kill_and_restart_resumes_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let mut bot = Drbot::console(dir.path(), "2026-02-08T10:00:00Z", "alice");
     bot.ask("/dr declare sev2 data orders wiped", "DISASTER DECLARED");
-    bot.ask("/dr pitr 2026-02-08T09:55Z", "Confirm with `/dr confirm P1`");
+    bot.ask(
+        "/dr pitr 2026-02-08T09:55Z",
+        "Confirm with `/dr confirm P1`",
+    );
     bot.ask("/dr confirm P1", "op1 launched");
     bot.kill();
 
-    let sandbox: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("sandbox.json")).unwrap()).unwrap();
+    let sandbox: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("sandbox.json")).unwrap())
+            .unwrap();
     let before = sandbox.to_string();
 
     let mut bot = Drbot::console(dir.path(), "2026-02-08T10:40:00Z", "alice");
@@ -170,8 +218,17 @@ async fn kill_and_restart_resumes_without_duplicates() {
     let total = slots.len();
     slots.dedup();
     assert_eq!(slots.len(), total, "a slot posted twice: {slots:?}");
-    let times: Vec<String> = slots.iter().map(|t| t.format("%H:%M").to_string()).collect();
+    let times: Vec<String> = slots
+        .iter()
+        .map(|t| t.format("%H:%M").to_string())
+        .collect();
     assert_eq!(times, ["10:15", "10:30"]);
-    let after: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("sandbox.json")).unwrap()).unwrap();
-    assert_eq!(after.to_string(), before, "the sandbox cluster saw no second create");
+    let after: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("sandbox.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        after.to_string(),
+        before,
+        "the sandbox cluster saw no second create"
+    );
 }

@@ -35,11 +35,18 @@ struct ConsoleSink {
 }
 
 impl ChatSink for ConsoleSink {
-    fn deliver<'a>(&'a self, channel: &'a str, post: &'a Post) -> BoxFuture<'a, Result<String, DeliveryError>> {
+    fn deliver<'a>(
+        &'a self,
+        channel: &'a str,
+        post: &'a Post,
+    ) -> BoxFuture<'a, Result<String, DeliveryError>> {
         Box::pin(async move {
             let mut id = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
             *id += 1;
-            self.printed.lock().unwrap_or_else(|e| e.into_inner()).push((channel.to_string(), post.clone()));
+            self.printed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((channel.to_string(), post.clone()));
             Ok(format!("console-{id}"))
         })
     }
@@ -78,7 +85,14 @@ pub struct Console<'a, W: Write> {
 impl<'a, W: Write> Console<'a, W> {
     pub fn new(app: &'a App, opts: ConsoleOptions, manual: Option<ManualClock>, out: W) -> Self {
         let user = opts.user.clone();
-        Console { app, opts, manual, out, sink: Arc::new(ConsoleSink::default()), user }
+        Console {
+            app,
+            opts,
+            manual,
+            out,
+            sink: Arc::new(ConsoleSink::default()),
+            user,
+        }
     }
 
     /// Read lines until end of input; print replies and this channel's posts as they come.
@@ -114,15 +128,26 @@ impl<'a, W: Write> Console<'a, W> {
         }
         let caller = Caller {
             actor: Actor::new("console", &self.user, &self.user),
-            operator: self.opts.operators.as_ref().is_none_or(|ops| ops.iter().any(|o| o == &self.user)),
+            operator: self
+                .opts
+                .operators
+                .as_ref()
+                .is_none_or(|ops| ops.iter().any(|o| o == &self.user)),
         };
         let reply = self.app.handle(&self.opts.channel, &caller, line).await?;
         match reply {
-            Reply::Private(text) | Reply::Public(text) => writeln!(self.out, "{}", plain_mentions(&text))?,
+            Reply::Private(text) | Reply::Public(text) => {
+                writeln!(self.out, "{}", plain_mentions(&text))?
+            }
             Reply::File { name, content } => {
                 let path = self.opts.export_dir.join(&name);
                 std::fs::write(&path, &content)?;
-                writeln!(self.out, "Wrote {} ({} bytes).", path.display(), content.len())?;
+                writeln!(
+                    self.out,
+                    "Wrote {} ({} bytes).",
+                    path.display(),
+                    content.len()
+                )?;
             }
         }
         self.out.flush()?;
@@ -146,13 +171,23 @@ impl<'a, W: Write> Console<'a, W> {
                         left -= step;
                         self.step().await?;
                     }
-                    writeln!(self.out, "(clock {})", crate::incident::decide::fmt_time(crate::clock::Clock::now(&clock)))?;
+                    writeln!(
+                        self.out,
+                        "(clock {})",
+                        crate::incident::decide::fmt_time(crate::clock::Clock::now(&clock))
+                    )?;
                 }
-                (None, _) => writeln!(self.out, "(:advance needs a simulated clock: start with --clock <time>)")?,
+                (None, _) => writeln!(
+                    self.out,
+                    "(:advance needs a simulated clock: start with --clock <time>)"
+                )?,
                 (_, None) => writeln!(self.out, "(:advance takes a span like 30s, 15m or 2h)")?,
             },
             (Some("tick"), None) => self.step().await?,
-            _ => writeln!(self.out, "(console controls: :as <user>, :advance <span>, :tick)")?,
+            _ => writeln!(
+                self.out,
+                "(console controls: :as <user>, :advance <span>, :tick)"
+            )?,
         }
         self.out.flush()?;
         Ok(())
@@ -161,12 +196,19 @@ impl<'a, W: Write> Console<'a, W> {
     /// A scheduler pass and delivery of this channel's posts.
     async fn step(&mut self) -> Result<(), ConsoleError> {
         self.app.tick().await?;
-        self.app.deliver_to(&*self.sink, Some(&self.opts.channel)).await?;
-        let posts = std::mem::take(&mut *self.sink.printed.lock().unwrap_or_else(|e| e.into_inner()));
+        self.app
+            .deliver_to(&*self.sink, Some(&self.opts.channel))
+            .await?;
+        let posts =
+            std::mem::take(&mut *self.sink.printed.lock().unwrap_or_else(|e| e.into_inner()));
         for (channel, post) in posts {
             let text = plain_mentions(&post.plain());
             let mut lines = text.lines();
-            writeln!(self.out, "[#{channel}] {}", lines.next().unwrap_or_default())?;
+            writeln!(
+                self.out,
+                "[#{channel}] {}",
+                lines.next().unwrap_or_default()
+            )?;
             for l in lines {
                 writeln!(self.out, "  {l}")?;
             }
@@ -180,12 +222,21 @@ impl<'a, W: Write> Console<'a, W> {
 fn plain_mentions(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(start) = rest.find("<@").or_else(|| rest.find("<!")) {
-        let Some(end) = rest[start..].find('>') else { break };
+    while let Some(start) = rest.find('<') {
         out.push_str(&rest[..start]);
-        out.push('@');
-        out.push_str(&rest[start + 2..start + end]);
-        rest = &rest[start + end + 1..];
+        let tail = &rest[start..];
+        let is_mention = matches!(tail.as_bytes().get(1), Some(b'@' | b'!'));
+        match tail.find('>').filter(|_| is_mention) {
+            Some(end) => {
+                out.push('@');
+                out.push_str(&tail[2..end]);
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push('<');
+                rest = &tail[1..];
+            }
+        }
     }
     out.push_str(rest);
     out
@@ -195,7 +246,10 @@ fn plain_mentions(text: &str) -> String {
 mod tests {
     #[test]
     fn mentions_are_plain() {
-        assert_eq!(super::plain_mentions("<!here> hi <@alice>, <@bob>!"), "@here hi @alice, @bob!");
+        assert_eq!(
+            super::plain_mentions("<!here> hi <@alice>, <@bob>!"),
+            "@here hi @alice, @bob!"
+        );
         assert_eq!(super::plain_mentions("a < b <@x"), "a < b <@x");
     }
 

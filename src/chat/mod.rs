@@ -18,5 +18,9 @@ pub struct DeliveryError {
 /// Where the outbox worker sends posts.
 pub trait ChatSink: Send + Sync {
     /// Deliver one post; returns a receipt (a message id) to record.
-    fn deliver<'a>(&'a self, channel: &'a str, post: &'a Post) -> BoxFuture<'a, Result<String, DeliveryError>>;
+    fn deliver<'a>(
+        &'a self,
+        channel: &'a str,
+        post: &'a Post,
+    ) -> BoxFuture<'a, Result<String, DeliveryError>>;
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 
-use crate::incident::{Outcome, OperationSpec, Plan};
+use crate::incident::{OperationSpec, Outcome, Plan};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -72,14 +72,24 @@ pub trait Cluster: Send + Sync {
     fn plan<'a>(&'a self, spec: &'a OperationSpec) -> BoxFuture<'a, Result<Plan, ClusterError>>;
 
     /// Create the operation's object (idempotent by `spec.object_name`).
-    fn launch<'a>(&'a self, spec: &'a OperationSpec) -> BoxFuture<'a, Result<Launched, ClusterError>>;
+    fn launch<'a>(
+        &'a self,
+        spec: &'a OperationSpec,
+    ) -> BoxFuture<'a, Result<Launched, ClusterError>>;
 
     /// Current phase and progress of a launched operation.
-    fn observe<'a>(&'a self, spec: &'a OperationSpec) -> BoxFuture<'a, Result<Observation, ClusterError>>;
+    fn observe<'a>(
+        &'a self,
+        spec: &'a OperationSpec,
+    ) -> BoxFuture<'a, Result<Observation, ClusterError>>;
 
     /// Offsite backup preflight (spec §2 `backups`).
     fn backups(&self) -> BoxFuture<'_, Result<BackupsReport, ClusterError>>;
 
     /// Run one named checklist probe (`nodes_ready`, `offsite_versioning`, …).
-    fn probe<'a>(&'a self, probe: &'a str, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<ProbeResult, ClusterError>>;
+    fn probe<'a>(
+        &'a self,
+        probe: &'a str,
+        ctx: &'a ProbeContext,
+    ) -> BoxFuture<'a, Result<ProbeResult, ClusterError>>;
 }

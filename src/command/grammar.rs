@@ -76,7 +76,11 @@ pub static VERBS: &[VerbSpec] = &[
         summary: "open an incident in this channel; you become incident commander",
         args: &[
             req("severity", ArgKind::Enum(SEVERITIES), "severity"),
-            opt("type", ArgKind::Enum(INCIDENT_TYPES), "incident type (SOP §4)"),
+            opt(
+                "type",
+                ArgKind::Enum(INCIDENT_TYPES),
+                "incident type (SOP §4)",
+            ),
             opt("title", ArgKind::Text, "what happened"),
         ],
         options: &[],
@@ -138,7 +142,11 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[],
         options: &[
             key("backup", ArgKind::Word, "Velero backup name, or latest"),
-            key("namespaces", ArgKind::List, "namespaces to restore (default: all)"),
+            key(
+                "namespaces",
+                ArgKind::List,
+                "namespaces to restore (default: all)",
+            ),
         ],
     },
     VerbSpec {
@@ -150,7 +158,11 @@ pub static VERBS: &[VerbSpec] = &[
     VerbSpec {
         words: &["pitr"],
         summary: "point-in-time recovery into a new StackGres cluster (SOP §8)",
-        args: &[req("timestamp", ArgKind::Timestamp, "recovery target, with zone")],
+        args: &[req(
+            "timestamp",
+            ArgKind::Timestamp,
+            "recovery target, with zone",
+        )],
         options: &[CLUSTER],
     },
     VerbSpec {
@@ -199,7 +211,11 @@ pub static VERBS: &[VerbSpec] = &[
         words: &["note"],
         summary: "add a note to the timeline",
         args: &[req("text", ArgKind::Text, "the note")],
-        options: &[key("at", ArgKind::Timestamp, "when it happened, if earlier")],
+        options: &[key(
+            "at",
+            ArgKind::Timestamp,
+            "when it happened, if earlier",
+        )],
     },
     VerbSpec {
         words: &["escalate"],
@@ -240,7 +256,11 @@ pub static VERBS: &[VerbSpec] = &[
     VerbSpec {
         words: &["drill", "pitr"],
         summary: "drill (SOP §10): point-in-time restore into the drill namespace",
-        args: &[req("timestamp", ArgKind::Timestamp, "recovery target, with zone")],
+        args: &[req(
+            "timestamp",
+            ArgKind::Timestamp,
+            "recovery target, with zone",
+        )],
         options: &[CLUSTER],
     },
     VerbSpec {

@@ -36,7 +36,9 @@ impl Role {
         }
     }
     pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.id().eq_ignore_ascii_case(s))
+        Role::ALL
+            .into_iter()
+            .find(|r| r.id().eq_ignore_ascii_case(s))
     }
 }
 
@@ -319,7 +321,10 @@ impl Parsed {
 pub fn parse(input: &str) -> Result<Command, UsageError> {
     if input.len() > MAX_INPUT {
         return Err(UsageError::new(
-            format!("command is too long ({} bytes, at most {MAX_INPUT})", input.len()),
+            format!(
+                "command is too long ({} bytes, at most {MAX_INPUT})",
+                input.len()
+            ),
             None,
         ));
     }
@@ -335,7 +340,10 @@ pub fn parse(input: &str) -> Result<Command, UsageError> {
     }
     let spec = match_verb(&tokens).ok_or_else(|| {
         UsageError::new(
-            format!("unknown command `{}`; `/dr help` lists them", tokens[0].text),
+            format!(
+                "unknown command `{}`; `/dr help` lists them",
+                tokens[0].text
+            ),
             None,
         )
     })?;
@@ -450,7 +458,11 @@ fn take_option(
     if words.is_empty() {
         return Err(format!("option {}= needs a value", opt.key));
     }
-    let max = if opt.kind == ArgKind::Timestamp { words.len() } else { 1 };
+    let max = if opt.kind == ArgKind::Timestamp {
+        words.len()
+    } else {
+        1
+    };
     for take in (2..=max).rev() {
         if let Ok(v) = option_value(opt, &words[..take].join(" ")) {
             return Ok(Some((opt, v, 1 + take - already)));
@@ -569,7 +581,8 @@ fn build(spec: &'static VerbSpec, p: Parsed) -> Result<Command, UsageError> {
         "severity" => Command::Severity(lower("severity")),
         "type" => Command::Type(lower("type")),
         "role" => Command::Role {
-            role: Role::parse(&word("role")).ok_or_else(|| UsageError::new("bad role", Some(spec)))?,
+            role: Role::parse(&word("role"))
+                .ok_or_else(|| UsageError::new("bad role", Some(spec)))?,
             user: word("user"),
         },
         "status" => Command::Status,
@@ -636,7 +649,12 @@ fn build(spec: &'static VerbSpec, p: Parsed) -> Result<Command, UsageError> {
         "help" => Command::Help {
             verb: p.word("verb"),
         },
-        other => return Err(UsageError::new(format!("`{other}` is not implemented"), Some(spec))),
+        other => {
+            return Err(UsageError::new(
+                format!("`{other}` is not implemented"),
+                Some(spec),
+            ));
+        }
     };
     Ok(cmd)
 }

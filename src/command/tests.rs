@@ -59,7 +59,10 @@ fn multiword_verbs_and_options() {
             cluster: Some("orders".into())
         }
     );
-    assert_eq!(ok("/dr timeline export CSV"), Command::TimelineExport(ExportFormat::Csv));
+    assert_eq!(
+        ok("/dr timeline export CSV"),
+        Command::TimelineExport(ExportFormat::Csv)
+    );
     assert_eq!(ok("/dr timeline"), Command::Timeline);
 }
 
@@ -101,7 +104,10 @@ fn mentions_in_each_platform_form() {
     for (line, id) in [
         ("/dr role comms <@U024BE7LH>", "U024BE7LH"),
         ("/dr role comms <@U024BE7LH|bob>", "U024BE7LH"),
-        ("/dr role db-lead <@!80351110224678912>", "80351110224678912"),
+        (
+            "/dr role db-lead <@!80351110224678912>",
+            "80351110224678912",
+        ),
         ("/dr role IC @alice", "alice"),
     ] {
         match ok(line) {
@@ -113,10 +119,17 @@ fn mentions_in_each_platform_form() {
 
 #[test]
 fn problems_are_named() {
-    assert!(err("/dr frobnicate").problem.contains("unknown command `frobnicate`"));
+    assert!(
+        err("/dr frobnicate")
+            .problem
+            .contains("unknown command `frobnicate`")
+    );
     assert!(err("/dr").problem.contains("no command"));
     let e = err("/dr declare sev9 data x");
-    assert!(e.problem.contains("sev9") && e.usage.starts_with("/dr declare"), "{e}");
+    assert!(
+        e.problem.contains("sev9") && e.usage.starts_with("/dr declare"),
+        "{e}"
+    );
     let e = err("/dr pitr yesterday");
     assert!(e.problem.contains("not a timestamp"), "{e}");
     let e = err("/dr pitr");

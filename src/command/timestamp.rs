@@ -137,7 +137,10 @@ mod tests {
         assert_eq!(t.resolve(None), None);
         let plus_one = parse_zone("+01:00");
         assert_eq!(t.resolve(plus_one), Some(utc("2026-02-08T08:55:00Z")));
-        assert!(matches!(parse_timestamp("2026-02-08T09:55"), Some(TimeInput::Naive(_))));
+        assert!(matches!(
+            parse_timestamp("2026-02-08T09:55"),
+            Some(TimeInput::Naive(_))
+        ));
     }
 
     #[test]

@@ -7,7 +7,11 @@ use super::state::Incident;
 use crate::sop::CadencePolicy;
 
 /// The next update's due time after `anchor` (the last update, or the declaration).
-pub fn next_after(anchor: DateTime<Utc>, declared_at: DateTime<Utc>, policy: &CadencePolicy) -> DateTime<Utc> {
+pub fn next_after(
+    anchor: DateTime<Utc>,
+    declared_at: DateTime<Utc>,
+    policy: &CadencePolicy,
+) -> DateTime<Utc> {
     anchor + policy.interval_at_age(anchor - declared_at)
 }
 
@@ -24,14 +28,22 @@ pub fn next_due(state: &Incident, policy: &CadencePolicy) -> Option<DateTime<Utc
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Due {
     /// An automatic update for these slots (more than one when drbot was down across slots).
-    Update { slots: Vec<DateTime<Utc>> },
+    Update {
+        slots: Vec<DateTime<Utc>>,
+    },
     /// Remind the comms lead that the update for `slot` is coming.
-    Reminder { slot: DateTime<Utc> },
+    Reminder {
+        slot: DateTime<Utc>,
+    },
     FinalSummary,
 }
 
 /// Slots that are due and not yet covered by an update, oldest first.
-pub fn missed_slots(state: &Incident, policy: &CadencePolicy, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+pub fn missed_slots(
+    state: &Incident,
+    policy: &CadencePolicy,
+    now: DateTime<Utc>,
+) -> Vec<DateTime<Utc>> {
     let mut slots = Vec::new();
     let Some(mut due) = next_due(state, policy) else {
         return slots;
@@ -64,7 +76,9 @@ mod tests {
     use crate::sop::Runbook;
 
     fn t(hm: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(&format!("2026-02-08T{hm}:00Z")).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(&format!("2026-02-08T{hm}:00Z"))
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn incident(declared: &str) -> Incident {
@@ -93,7 +107,11 @@ mod tests {
             recorded_at: at,
             occurred_at: None,
             actor: Actor::drbot(),
-            kind: EventKind::UpdatePosted { text: "u".into(), automatic, slots },
+            kind: EventKind::UpdatePosted {
+                text: "u".into(),
+                automatic,
+                slots,
+            },
         });
     }
 
@@ -110,8 +128,8 @@ mod tests {
         assert_eq!(
             seen,
             [
-                "09:15", "09:30", "09:45", "10:00", "10:30", "11:00", "11:30", "12:00", "12:30", "13:00",
-                "14:00", "15:00", "16:00", "17:00"
+                "09:15", "09:30", "09:45", "10:00", "10:30", "11:00", "11:30", "12:00", "12:30",
+                "13:00", "14:00", "15:00", "16:00", "17:00"
             ]
         );
     }
@@ -132,7 +150,10 @@ mod tests {
         let policy = Runbook::embedded().cadence;
         let mut s = incident("09:00");
         assert_eq!(due_work(&s, &policy, t("09:11")), None);
-        assert_eq!(due_work(&s, &policy, t("09:12")), Some(Due::Reminder { slot: t("09:15") }));
+        assert_eq!(
+            due_work(&s, &policy, t("09:12")),
+            Some(Due::Reminder { slot: t("09:15") })
+        );
         s.apply(&Event {
             incident: 1,
             seq: 2,
@@ -142,7 +163,12 @@ mod tests {
             kind: EventKind::ReminderSent { slot: t("09:15") },
         });
         assert_eq!(due_work(&s, &policy, t("09:14")), None);
-        assert_eq!(due_work(&s, &policy, t("09:15")), Some(Due::Update { slots: vec![t("09:15")] }));
+        assert_eq!(
+            due_work(&s, &policy, t("09:15")),
+            Some(Due::Update {
+                slots: vec![t("09:15")]
+            })
+        );
     }
 
     #[test]

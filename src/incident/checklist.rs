@@ -40,27 +40,50 @@ fn auto_done(state: &Incident, auto: &str) -> Option<(Option<DateTime<Utc>>, Str
         state
             .operations
             .iter()
+            .rev()
             .filter(|o| o.spec.kind == kind && o.succeeded())
-            .filter_map(|o| o.finished.as_ref().map(|f| (o, f.at)))
-            .last()
+            .find_map(|o| o.finished.as_ref().map(|f| (o, f.at)))
     };
     match auto {
-        "classified" => state
-            .classified_at
-            .map(|at| (Some(at), format!("classified as {}", state.incident_type.as_deref().unwrap_or("?")))),
+        "classified" => state.classified_at.map(|at| {
+            (
+                Some(at),
+                format!(
+                    "classified as {}",
+                    state.incident_type.as_deref().unwrap_or("?")
+                ),
+            )
+        }),
         "update_posted" => state
             .last_update_at
             .map(|at| (Some(at), "status update posted".to_string())),
-        "pitr_target" => state
-            .pitr_target
-            .map(|t| (None, format!("PITR target {}", t.format("%Y-%m-%dT%H:%M:%SZ")))),
+        "pitr_target" => state.pitr_target.map(|t| {
+            (
+                None,
+                format!("PITR target {}", t.format("%Y-%m-%dT%H:%M:%SZ")),
+            )
+        }),
         "database_restored" => state
             .operations
             .iter()
-            .filter(|o| o.spec.kind.restores_database() && !o.spec.kind.label().starts_with("drill") && o.succeeded())
-            .filter_map(|o| o.finished.as_ref().map(|f| (o, f.at)))
-            .last()
-            .map(|(o, at)| (Some(at), format!("{} {} ({})", o.spec.id, o.spec.kind.label(), o.spec.object_name))),
+            .rev()
+            .filter(|o| {
+                o.spec.kind.restores_database()
+                    && !o.spec.kind.label().starts_with("drill")
+                    && o.succeeded()
+            })
+            .find_map(|o| o.finished.as_ref().map(|f| (o, f.at)))
+            .map(|(o, at)| {
+                (
+                    Some(at),
+                    format!(
+                        "{} {} ({})",
+                        o.spec.id,
+                        o.spec.kind.label(),
+                        o.spec.object_name
+                    ),
+                )
+            }),
         "unfrozen" => finished_op(OperationKind::Unfreeze)
             .filter(|_| state.freeze.is_none())
             .map(|(o, at)| (Some(at), format!("unfrozen by {}", o.spec.id))),
@@ -94,7 +117,12 @@ fn from_mark(mark: &Mark) -> ItemState {
 }
 
 /// State of a step or checklist item: a human mark wins, then automatic completion.
-pub fn item_state(state: &Incident, id: &str, auto: Option<&str>, section: Option<&str>) -> ItemState {
+pub fn item_state(
+    state: &Incident,
+    id: &str,
+    auto: Option<&str>,
+    section: Option<&str>,
+) -> ItemState {
     if let Some(mark) = state.marks.get(id) {
         return from_mark(mark);
     }
@@ -107,7 +135,11 @@ pub fn item_state(state: &Incident, id: &str, auto: Option<&str>, section: Optio
     }
 }
 
-pub fn checklist_item_state(state: &Incident, section: &ChecklistSection, item: &ChecklistItem) -> ItemState {
+pub fn checklist_item_state(
+    state: &Incident,
+    section: &ChecklistSection,
+    item: &ChecklistItem,
+) -> ItemState {
     item_state(state, &item.id, item.auto.as_deref(), Some(&section.id))
 }
 

@@ -121,10 +121,12 @@ fn is_drill(cmd: &Command) -> bool {
     matches!(cmd, Command::DrillLatest { .. } | Command::DrillPitr { .. })
 }
 
-fn open<'s>(state: Option<&'s Incident>) -> Result<&'s Incident, Refusal> {
+fn open(state: Option<&Incident>) -> Result<&Incident, Refusal> {
     match state {
         Some(s) if s.is_open() => Ok(s),
-        _ => refuse("There is no open incident in this channel. Open one with `/dr declare <sev1..sev4> [infra|data|combined] <title>`."),
+        _ => refuse(
+            "There is no open incident in this channel. Open one with `/dr declare <sev1..sev4> [infra|data|combined] <title>`.",
+        ),
     }
 }
 
@@ -188,7 +190,9 @@ pub fn draft_operation(
     if drill && state.is_none_or(|s| !s.is_open()) {
         // A drill without an incident opens a drill incident first (see `decide`).
         if !caller.operator {
-            return refuse("Only operators can start a drill. Operators are set in the drbot configuration.");
+            return refuse(
+                "Only operators can start a drill. Operators are set in the drbot configuration.",
+            );
         }
         return Ok(None);
     }
@@ -244,8 +248,13 @@ pub fn draft_operation(
         exclude_database_namespaces: false,
         prior: None,
     };
-    let database = |kind: OperationKind, cluster: &Option<String>| -> Result<OperationSpec, Refusal> {
-        let Some(cluster) = cluster.clone().or_else(|| ctx.policy.default_cluster.clone()) else {
+    let database = |kind: OperationKind,
+                    cluster: &Option<String>|
+     -> Result<OperationSpec, Refusal> {
+        let Some(cluster) = cluster
+            .clone()
+            .or_else(|| ctx.policy.default_cluster.clone())
+        else {
             return refuse(format!(
                 "Which database cluster? Add `cluster=<name>` (no default cluster is configured). Usage: /dr {} … cluster=<name>",
                 cmd.verb()
@@ -267,18 +276,28 @@ pub fn draft_operation(
     let spec = match cmd {
         Command::Freeze { reason } => {
             if let Some(f) = &s.freeze {
-                return refuse(format!("Deployments are already frozen (since {} by {}).", fmt_time(f.since), f.operation));
+                return refuse(format!(
+                    "Deployments are already frozen (since {} by {}).",
+                    fmt_time(f.since),
+                    f.operation
+                ));
             }
             if let Some(op) = running(OperationKind::Freeze) {
                 return refuse(format!("A freeze is already under way ({}).", op.spec.id));
             }
             let mut spec = base(OperationKind::Freeze);
-            spec.reason = Some(reason.clone().unwrap_or_else(|| format!("{} {}", incident_ref(s.id), s.title)));
+            spec.reason = Some(
+                reason
+                    .clone()
+                    .unwrap_or_else(|| format!("{} {}", incident_ref(s.id), s.title)),
+            );
             spec
         }
         Command::Unfreeze => {
             let Some(f) = &s.freeze else {
-                return refuse("Deployments are not frozen by drbot in this incident; nothing to unfreeze.");
+                return refuse(
+                    "Deployments are not frozen by drbot in this incident; nothing to unfreeze.",
+                );
             };
             let mut spec = base(OperationKind::Unfreeze);
             spec.prior = f.prior.clone();
@@ -296,7 +315,11 @@ pub fn draft_operation(
             spec
         }
         Command::RestoreLatest { cluster } | Command::DrillLatest { cluster } => {
-            let kind = if drill { OperationKind::DrillLatest } else { OperationKind::RestoreLatest };
+            let kind = if drill {
+                OperationKind::DrillLatest
+            } else {
+                OperationKind::RestoreLatest
+            };
             database(kind, cluster)?
         }
         Command::Pitr { target, cluster } | Command::DrillPitr { target, cluster } => {
@@ -308,7 +331,11 @@ pub fn draft_operation(
                     fmt_time(ctx.now)
                 ));
             }
-            let kind = if drill { OperationKind::DrillPitr } else { OperationKind::Pitr };
+            let kind = if drill {
+                OperationKind::DrillPitr
+            } else {
+                OperationKind::Pitr
+            };
             let mut spec = database(kind, cluster)?;
             spec.target = Some(t);
             spec
@@ -350,7 +377,10 @@ pub fn decide(
     match cmd {
         Command::DrillLatest { .. } | Command::DrillPitr { .. } => {
             if let Some(s) = state.filter(|s| s.is_open()) {
-                return refuse(format!("{} is open here; drills run in a channel without an incident.", incident_ref(s.id)));
+                return refuse(format!(
+                    "{} is open here; drills run in a channel without an incident.",
+                    incident_ref(s.id)
+                ));
             }
             Ok(Decision {
                 events: vec![
@@ -388,7 +418,11 @@ pub fn decide(
             {
                 return refuse(format!("Unknown incident type {t}."));
             }
-            let title = if title.trim().is_empty() { "untitled incident".to_string() } else { title.clone() };
+            let title = if title.trim().is_empty() {
+                "untitled incident".to_string()
+            } else {
+                title.clone()
+            };
             events(vec![EventKind::Declared {
                 channel: ctx.channel.to_string(),
                 severity: severity.clone(),
@@ -404,9 +438,16 @@ pub fn decide(
                 return refuse(format!("Unknown severity {to}."));
             }
             if s.severity == *to {
-                return refuse(format!("{} is already {}.", incident_ref(s.id), to.to_uppercase()));
+                return refuse(format!(
+                    "{} is already {}.",
+                    incident_ref(s.id),
+                    to.to_uppercase()
+                ));
             }
-            events(vec![EventKind::SeverityChanged { from: s.severity.clone(), to: to.clone() }])
+            events(vec![EventKind::SeverityChanged {
+                from: s.severity.clone(),
+                to: to.clone(),
+            }])
         }
         Command::Type(to) => {
             let s = open(state)?;
@@ -418,9 +459,15 @@ pub fn decide(
                 return refuse(format!("Unknown incident type {to}."));
             }
             if s.incident_type.as_deref() == Some(to) {
-                return refuse(format!("{} is already classified as {to}.", incident_ref(s.id)));
+                return refuse(format!(
+                    "{} is already classified as {to}.",
+                    incident_ref(s.id)
+                ));
             }
-            events(vec![EventKind::Classified { from: s.incident_type.clone(), to: to.clone() }])
+            events(vec![EventKind::Classified {
+                from: s.incident_type.clone(),
+                to: to.clone(),
+            }])
         }
         Command::Role { role, user } => {
             let s = open(state)?;
@@ -428,7 +475,10 @@ pub fn decide(
             if s.role(role.id()) == Some(user.as_str()) {
                 return refuse(format!("<@{user}> already holds {}.", role.id()));
             }
-            events(vec![EventKind::RoleAssigned { role: role.id().into(), user: user.clone() }])
+            events(vec![EventKind::RoleAssigned {
+                role: role.id().into(),
+                user: user.clone(),
+            }])
         }
         Command::Check { item, note } => {
             let s = open(state)?;
@@ -436,7 +486,10 @@ pub fn decide(
             if let Some(prior) = current_mark(s, item, ctx.runbook) {
                 return refuse(format!("{item} ({label}) is already {prior}."));
             }
-            events(vec![EventKind::Checked { item: item.clone(), note: note.clone() }])
+            events(vec![EventKind::Checked {
+                item: item.clone(),
+                note: note.clone(),
+            }])
         }
         Command::Uncheck { item } => {
             let s = open(state)?;
@@ -464,13 +517,22 @@ pub fn decide(
                 ));
             }
             if s.marks.contains_key(item) {
-                return refuse(format!("{item} is already marked; `/dr uncheck {item}` first."));
+                return refuse(format!(
+                    "{item} is already marked; `/dr uncheck {item}` first."
+                ));
             }
-            events(vec![EventKind::MarkedNotApplicable { item: item.clone(), reason: reason.clone() }])
+            events(vec![EventKind::MarkedNotApplicable {
+                item: item.clone(),
+                reason: reason.clone(),
+            }])
         }
         Command::Update { text } => {
             open(state)?;
-            events(vec![EventKind::UpdatePosted { text: text.clone(), automatic: false, slots: vec![] }])
+            events(vec![EventKind::UpdatePosted {
+                text: text.clone(),
+                automatic: false,
+                slots: vec![],
+            }])
         }
         Command::Note { text, at } => {
             let s = open(state)?;
@@ -478,7 +540,10 @@ pub fn decide(
                 Some(input) => {
                     let (t, _) = resolve_time(input, ctx)?;
                     if t > ctx.now {
-                        return refuse(format!("A note cannot be dated in the future ({}).", fmt_time(t)));
+                        return refuse(format!(
+                            "A note cannot be dated in the future ({}).",
+                            fmt_time(t)
+                        ));
                     }
                     Some(t)
                 }
@@ -486,16 +551,26 @@ pub fn decide(
             };
             let _ = s;
             Ok(Decision {
-                events: vec![Draft { kind: EventKind::NoteAdded { text: text.clone() }, occurred_at }],
+                events: vec![Draft {
+                    kind: EventKind::NoteAdded { text: text.clone() },
+                    occurred_at,
+                }],
                 then_retry: false,
             })
         }
         Command::Escalate { reason } => {
             let s = open(state)?;
             if let Some(h) = &s.halt {
-                return refuse(format!("Already halted by {} at {}: {}", h.by.name, fmt_time(h.at), h.reason));
+                return refuse(format!(
+                    "Already halted by {} at {}: {}",
+                    h.by.name,
+                    fmt_time(h.at),
+                    h.reason
+                ));
             }
-            events(vec![EventKind::Escalated { reason: reason.clone() }])
+            events(vec![EventKind::Escalated {
+                reason: reason.clone(),
+            }])
         }
         Command::Resume => {
             let s = open(state)?;
@@ -516,14 +591,28 @@ pub fn decide(
             not_halted(s)?;
             let running: Vec<String> = s
                 .running_operations()
-                .map(|o| format!("{} ({} {}, {})", o.spec.id, o.spec.kind.label(), o.spec.object_name, o.phase))
+                .map(|o| {
+                    format!(
+                        "{} ({} {}, {})",
+                        o.spec.id,
+                        o.spec.kind.label(),
+                        o.spec.object_name,
+                        o.phase
+                    )
+                })
                 .collect();
             if !running.is_empty() {
-                return refuse(format!("Cannot resolve while operations are running: {}.", running.join("; ")));
+                return refuse(format!(
+                    "Cannot resolve while operations are running: {}.",
+                    running.join("; ")
+                ));
             }
             let open_items = checklist::open_required(s, ctx.runbook);
             if !open_items.is_empty() {
-                let list: Vec<String> = open_items.iter().map(|i| format!("{} {}", i.id, i.text)).collect();
+                let list: Vec<String> = open_items
+                    .iter()
+                    .map(|i| format!("{} {}", i.id, i.text))
+                    .collect();
                 return refuse(format!(
                     "Cannot resolve {}: {} required checklist item(s) are open (SOP §9: do not close the incident until every required section is completed):\n{}",
                     incident_ref(s.id),
@@ -540,14 +629,20 @@ pub fn decide(
             if !caller.operator && p.requested_by.id != caller.actor.id {
                 return refuse("Only an operator or the requester can cancel a preview.");
             }
-            events(vec![EventKind::LaunchCancelled { preview: p.id.clone() }])
+            events(vec![EventKind::LaunchCancelled {
+                preview: p.id.clone(),
+            }])
         }
         Command::Backups => {
             // Reached only when the action checks passed (draft_operation returned None).
             let Some((ok, report)) = &facts.backups else {
                 return refuse("The backup report is unavailable.");
             };
-            events(vec![EventKind::BackupsChecked { backend: facts.backend.clone(), ok: *ok, report: report.clone() }])
+            events(vec![EventKind::BackupsChecked {
+                backend: facts.backend.clone(),
+                ok: *ok,
+                report: report.clone(),
+            }])
         }
         Command::Verify { .. } => {
             open(state)?;
@@ -581,17 +676,27 @@ pub fn decide(
     }
 }
 
-fn preview(s: &Incident, cmd: &Command, spec: OperationSpec, ctx: &Ctx, facts: &Facts) -> Result<Decision, Refusal> {
+fn preview(
+    s: &Incident,
+    cmd: &Command,
+    spec: OperationSpec,
+    ctx: &Ctx,
+    facts: &Facts,
+) -> Result<Decision, Refusal> {
     let Some(plan) = facts.plan.clone() else {
         return refuse("The cluster backend could not plan this operation.");
     };
     let mut warnings = Vec::new();
-    if let (Command::Pitr { target, .. } | Command::DrillPitr { target, .. }, Some(t)) = (cmd, spec.target) {
+    if let (Command::Pitr { target, .. } | Command::DrillPitr { target, .. }, Some(t)) =
+        (cmd, spec.target)
+    {
         if let (_, Some(echo)) = resolve_time(target, ctx)? {
             warnings.push(echo);
         }
         let Some(window) = plan.window else {
-            return refuse("The recoverable window of that cluster is unknown, so the target cannot be checked. Run `/dr backups` and fix the offsite backups first.");
+            return refuse(
+                "The recoverable window of that cluster is unknown, so the target cannot be checked. Run `/dr backups` and fix the offsite backups first.",
+            );
         };
         if !window.contains(t) {
             return refuse(format!(
@@ -635,19 +740,36 @@ fn pending_preview<'s>(s: &'s Incident, id: &str) -> Result<&'s super::state::Pr
             .map(|p| p.id.as_str())
             .collect();
         return refuse(if pending.is_empty() {
-            format!("No preview {id} in {}, and none is pending.", incident_ref(s.id))
+            format!(
+                "No preview {id} in {}, and none is pending.",
+                incident_ref(s.id)
+            )
         } else {
-            format!("No preview {id} in {}. Pending: {}.", incident_ref(s.id), pending.join(", "))
+            format!(
+                "No preview {id} in {}. Pending: {}.",
+                incident_ref(s.id),
+                pending.join(", ")
+            )
         });
     };
     match p.status {
-        PreviewStatus::Confirmed => refuse(format!("{} was already confirmed; it launches once.", p.id)),
-        PreviewStatus::Cancelled => refuse(format!("{} was cancelled; run the command again for a new preview.", p.id)),
+        PreviewStatus::Confirmed => {
+            refuse(format!("{} was already confirmed; it launches once.", p.id))
+        }
+        PreviewStatus::Cancelled => refuse(format!(
+            "{} was cancelled; run the command again for a new preview.",
+            p.id
+        )),
         PreviewStatus::Pending => Ok(p),
     }
 }
 
-fn confirm(state: Option<&Incident>, id: &str, caller: &Caller, ctx: &Ctx) -> Result<Decision, Refusal> {
+fn confirm(
+    state: Option<&Incident>,
+    id: &str,
+    caller: &Caller,
+    ctx: &Ctx,
+) -> Result<Decision, Refusal> {
     let s = open(state)?;
     not_halted(s)?;
     let p = pending_preview(s, id)?;
@@ -662,7 +784,11 @@ fn confirm(state: Option<&Incident>, id: &str, caller: &Caller, ctx: &Ctx) -> Re
     if !caller.operator {
         return refuse("Only an operator can confirm a launch.");
     }
-    if ctx.policy.two_person_severities.iter().any(|sev| sev.eq_ignore_ascii_case(&s.severity))
+    if ctx
+        .policy
+        .two_person_severities
+        .iter()
+        .any(|sev| sev.eq_ignore_ascii_case(&s.severity))
         && p.requested_by.id == caller.actor.id
         && p.requested_by.platform == caller.actor.platform
     {
@@ -697,7 +823,13 @@ fn confirm(state: Option<&Incident>, id: &str, caller: &Caller, ctx: &Ctx) -> Re
         return refuse("Deployments are no longer frozen.");
     }
     Ok(Decision {
-        events: vec![EventKind::LaunchConfirmed { preview: p.id.clone(), operation: p.spec.id.clone() }.into()],
+        events: vec![
+            EventKind::LaunchConfirmed {
+                preview: p.id.clone(),
+                operation: p.spec.id.clone(),
+            }
+            .into(),
+        ],
         then_retry: false,
     })
 }
@@ -721,7 +853,9 @@ fn known_item(s: &Incident, item: &str, runbook: &Runbook) -> Result<String, Ref
 fn current_mark(s: &Incident, item: &str, runbook: &Runbook) -> Option<String> {
     use super::state::Mark;
     match s.marks.get(item) {
-        Some(Mark::Done { by, at, .. }) => Some(format!("checked by {} at {}", by.name, fmt_time(*at))),
+        Some(Mark::Done { by, at, .. }) => {
+            Some(format!("checked by {} at {}", by.name, fmt_time(*at)))
+        }
         Some(Mark::NotApplicable { by, .. }) => Some(format!("marked n/a by {}", by.name)),
         None => {
             let auto = runbook
@@ -729,7 +863,9 @@ fn current_mark(s: &Incident, item: &str, runbook: &Runbook) -> Option<String> {
                 .and_then(|(_, i)| i.auto.as_deref())
                 .or_else(|| runbook.step(item).and_then(|(_, st)| st.auto.as_deref()));
             match checklist::item_state(s, item, auto, None) {
-                checklist::ItemState::Done { how, .. } => Some(format!("done automatically ({how})")),
+                checklist::ItemState::Done { how, .. } => {
+                    Some(format!("done automatically ({how})"))
+                }
                 _ => None,
             }
         }

@@ -166,6 +166,8 @@ pub enum Outcome {
     Failed,
 }
 
+// Events live briefly (a fold, a commit); boxing the preview's plan would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {

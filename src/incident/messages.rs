@@ -70,7 +70,8 @@ fn duration_words(d: Duration) -> String {
 }
 
 fn mention(user: Option<&str>) -> String {
-    user.map(|u| format!("<@{u}>")).unwrap_or_else(|| "(unassigned)".into())
+    user.map(|u| format!("<@{u}>"))
+        .unwrap_or_else(|| "(unassigned)".into())
 }
 
 fn severity(s: &Incident) -> String {
@@ -78,12 +79,12 @@ fn severity(s: &Incident) -> String {
 }
 
 fn path_words(s: &Incident, runbook: &Runbook) -> String {
-    match s.incident_type.as_deref().and_then(|t| runbook.incident_type(t)) {
-        Some(t) => format!(
-            "{} (SOP §{})",
-            t.label,
-            t.sections.join(" → §")
-        ),
+    match s
+        .incident_type
+        .as_deref()
+        .and_then(|t| runbook.incident_type(t))
+    {
+        Some(t) => format!("{} (SOP §{})", t.label, t.sections.join(" → §")),
         None => "not chosen yet: classify with `/dr type <infra|data|combined>`".into(),
     }
 }
@@ -101,7 +102,10 @@ pub fn phase(s: &Incident) -> String {
     if s.incident_type.is_none() {
         return "triage".into();
     }
-    if s.operations.iter().any(|o| o.spec.kind.is_restore() && o.succeeded()) {
+    if s.operations
+        .iter()
+        .any(|o| o.spec.kind.is_restore() && o.succeeded())
+    {
         return "post-recovery checks".into();
     }
     "recovery".into()
@@ -124,7 +128,11 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
     match &event.kind {
         EventKind::Declared { .. } => {
             let due = cadence::next_due(s, &r.runbook.cadence);
-            let every = r.runbook.cadence.interval_at_age(Duration::zero()).num_minutes();
+            let every = r
+                .runbook
+                .cadence
+                .interval_at_age(Duration::zero())
+                .num_minutes();
             let mut text = fill(
                 &t.declaration,
                 &[
@@ -145,7 +153,12 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
         }
         EventKind::SeverityChanged { from, to } => post(
             PostKind::Announcement,
-            format!("{} re-graded {} → {} by {by}.", incident_ref(s.id), from.to_uppercase(), to.to_uppercase()),
+            format!(
+                "{} re-graded {} → {} by {by}.",
+                incident_ref(s.id),
+                from.to_uppercase(),
+                to.to_uppercase()
+            ),
         ),
         EventKind::Classified { to, .. } => post(
             PostKind::Announcement,
@@ -157,14 +170,27 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
         ),
         EventKind::RoleAssigned { role, user } => {
             let title = crate::command::Role::parse(role).map_or(role.as_str(), |r| r.title());
-            post(PostKind::Announcement, format!("{title}: <@{user}> (assigned by {by})."))
+            post(
+                PostKind::Announcement,
+                format!("{title}: <@{user}> (assigned by {by})."),
+            )
         }
-        EventKind::UpdatePosted { text, automatic, .. } => {
+        EventKind::UpdatePosted {
+            text, automatic, ..
+        } => {
             if *automatic {
                 post(PostKind::Update, text.clone())
             } else {
-                let due = cadence::next_due(s, &r.runbook.cadence).map(fmt_time).unwrap_or_default();
-                post(PostKind::Update, format!("Update from {by} ({}): {text}\nNext update by {due}.", incident_ref(s.id)))
+                let due = cadence::next_due(s, &r.runbook.cadence)
+                    .map(fmt_time)
+                    .unwrap_or_default();
+                post(
+                    PostKind::Update,
+                    format!(
+                        "Update from {by} ({}): {text}\nNext update by {due}.",
+                        incident_ref(s.id)
+                    ),
+                )
             }
         }
         EventKind::ReminderSent { slot } => {
@@ -191,9 +217,14 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
                 mention(s.role("ic"))
             ),
         ),
-        EventKind::Resumed => post(PostKind::Announcement, format!("Halt lifted by {by}; actions are allowed again.")),
+        EventKind::Resumed => post(
+            PostKind::Announcement,
+            format!("Halt lifted by {by}; actions are allowed again."),
+        ),
         EventKind::LaunchPreviewed { preview, .. } => {
-            let Some(p) = s.preview(preview) else { return vec![] };
+            let Some(p) = s.preview(preview) else {
+                return vec![];
+            };
             let mut text = format!(
                 "Preview {} by {by}: {} `{}` (expires {})\n",
                 p.id,
@@ -219,7 +250,11 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
                 "Confirm with `/dr confirm {}` or cancel with `/dr cancel {}`{}.",
                 p.id,
                 p.id,
-                if two_person { format!(" ({}: a second operator must confirm)", severity(s)) } else { String::new() }
+                if two_person {
+                    format!(" ({}: a second operator must confirm)", severity(s))
+                } else {
+                    String::new()
+                }
             ));
             let mut post = Post::new(PostKind::Preview, text);
             post.sandbox = p.backend == "sandbox";
@@ -227,7 +262,9 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
             vec![post]
         }
         EventKind::LaunchConfirmed { preview, operation } => {
-            let Some(op) = s.operation(operation) else { return vec![] };
+            let Some(op) = s.operation(operation) else {
+                return vec![];
+            };
             let mut post = Post::new(
                 PostKind::Progress,
                 format!(
@@ -239,11 +276,15 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
             post.sandbox = op_sandbox(operation);
             vec![post]
         }
-        EventKind::LaunchCancelled { preview } => {
-            post(PostKind::Announcement, format!("{preview} cancelled by {by}; nothing was launched."))
-        }
+        EventKind::LaunchCancelled { preview } => post(
+            PostKind::Announcement,
+            format!("{preview} cancelled by {by}; nothing was launched."),
+        ),
         EventKind::OperationLaunched { operation, object } => {
-            let mut post = Post::new(PostKind::Progress, format!("{operation} launched: `{object}` created."));
+            let mut post = Post::new(
+                PostKind::Progress,
+                format!("{operation} launched: `{object}` created."),
+            );
             post.sandbox = op_sandbox(operation);
             post.in_thread = true;
             vec![post]
@@ -256,8 +297,12 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
             post.in_thread = true;
             vec![post]
         }
-        EventKind::OperationFinished { operation, outcome, .. } => {
-            let Some(op) = s.operation(operation) else { return vec![] };
+        EventKind::OperationFinished {
+            operation, outcome, ..
+        } => {
+            let Some(op) = s.operation(operation) else {
+                return vec![];
+            };
             let took = op
                 .finished
                 .as_ref()
@@ -266,9 +311,14 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
             let next = match (outcome, op.spec.kind.restores_database()) {
                 (Outcome::Succeeded, true) => " Next: `/dr verify` and the checks of SOP §9.3.",
                 (Outcome::Succeeded, false) => "",
-                (Outcome::Failed, _) => " Check the cluster; if the way forward is unclear, `/dr escalate` (SOP §12).",
+                (Outcome::Failed, _) => {
+                    " Check the cluster; if the way forward is unclear, `/dr escalate` (SOP §12)."
+                }
             };
-            let mut post = Post::new(PostKind::Progress, format!("{} after {took}.{next}", event.kind.describe()));
+            let mut post = Post::new(
+                PostKind::Progress,
+                format!("{} after {took}.{next}", event.kind.describe()),
+            );
             post.sandbox = op.backend == "sandbox";
             vec![post]
         }
@@ -285,7 +335,10 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
                         ("incident", &incident_ref(s.id)),
                         ("severity", &severity(s)),
                         ("type", s.incident_type.as_deref().unwrap_or("unclassified")),
-                        ("duration", &duration_words(s.resolved_at.unwrap_or(r.now) - s.declared_at)),
+                        (
+                            "duration",
+                            &duration_words(s.resolved_at.unwrap_or(r.now) - s.declared_at),
+                        ),
                         ("title", &s.title),
                         ("summary_due", &summary_due),
                     ],
@@ -305,9 +358,20 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
 /// The automatic progress update for the given slots, from what changed since the last one.
 pub fn automatic_update(s: &Incident, r: &Render, slots: &[DateTime<Utc>]) -> String {
     let t = &r.runbook.templates;
-    let mut changes: Vec<String> = s.changes_since_update.iter().map(|c| format!("• {c}")).collect();
+    let mut changes: Vec<String> = s
+        .changes_since_update
+        .iter()
+        .map(|c| format!("• {c}"))
+        .collect();
     for op in s.running_operations() {
-        changes.push(format!("• {} {} `{}`: {} {}%", op.spec.id, op.spec.kind.label(), op.spec.object_name, op.phase, op.percent));
+        changes.push(format!(
+            "• {} {} `{}`: {} {}%",
+            op.spec.id,
+            op.spec.kind.label(),
+            op.spec.object_name,
+            op.phase,
+            op.percent
+        ));
     }
     let (done, na, open) = checklist::counts(s, r.runbook);
     changes.push(format!("• checklist: {done} done, {na} n/a, {open} open"));
@@ -315,8 +379,14 @@ pub fn automatic_update(s: &Incident, r: &Render, slots: &[DateTime<Utc>]) -> St
         changes.insert(0, t.no_change.clone());
     }
     if slots.len() > 1 {
-        let list: Vec<String> = slots.iter().map(|t| t.format("%H:%MZ").to_string()).collect();
-        changes.push(format!("• late: drbot was unavailable for the updates due {}", list.join(", ")));
+        let list: Vec<String> = slots
+            .iter()
+            .map(|t| t.format("%H:%MZ").to_string())
+            .collect();
+        changes.push(format!(
+            "• late: drbot was unavailable for the updates due {}",
+            list.join(", ")
+        ));
     }
     let last_slot = slots.iter().max().copied().unwrap_or(r.now);
     let next = cadence::next_after(last_slot, s.declared_at, &r.runbook.cadence);
@@ -345,12 +415,29 @@ pub fn final_summary(s: &Incident, r: &Render) -> String {
         .iter()
         .map(|o| {
             let end = o.finished.as_ref().map_or("unfinished".to_string(), |f| {
-                format!("{} after {}", if f.outcome == Outcome::Succeeded { "succeeded" } else { "FAILED" }, duration_words(f.at - o.confirmed_at))
+                format!(
+                    "{} after {}",
+                    if f.outcome == Outcome::Succeeded {
+                        "succeeded"
+                    } else {
+                        "FAILED"
+                    },
+                    duration_words(f.at - o.confirmed_at)
+                )
             });
-            format!("• {} {} `{}`: {end}", o.spec.id, o.spec.kind.label(), o.spec.object_name)
+            format!(
+                "• {} {} `{}`: {end}",
+                o.spec.id,
+                o.spec.kind.label(),
+                o.spec.object_name
+            )
         })
         .collect();
-    let ops = if ops.is_empty() { "No operations were launched.".to_string() } else { ops.join("\n") };
+    let ops = if ops.is_empty() {
+        "No operations were launched.".to_string()
+    } else {
+        ops.join("\n")
+    };
     let resolved = s.resolved_at.unwrap_or(r.now);
     let mut text = fill(
         &r.runbook.templates.final_summary,
@@ -412,28 +499,65 @@ pub fn status_view(s: &Incident, r: &Render) -> String {
         s.title,
         phase(s)
     );
-    out.push_str(&format!("Declared {} by {} ({} ago)\n", fmt_time(s.declared_at), s.declared_by.name, duration_words(r.now - s.declared_at)));
+    out.push_str(&format!(
+        "Declared {} by {} ({} ago)\n",
+        fmt_time(s.declared_at),
+        s.declared_by.name,
+        duration_words(r.now - s.declared_at)
+    ));
     let roles: Vec<String> = crate::command::Role::ALL
         .iter()
         .map(|role| format!("{}: {}", role.id(), mention(s.role(role.id()))))
         .collect();
     out.push_str(&format!("Roles: {}\n", roles.join(", ")));
     if let Some(h) = &s.halt {
-        out.push_str(&format!("HALTED since {} by {}: {}\n", fmt_time(h.at), h.by.name, h.reason));
+        out.push_str(&format!(
+            "HALTED since {} by {}: {}\n",
+            fmt_time(h.at),
+            h.by.name,
+            h.reason
+        ));
     }
     match &s.freeze {
-        Some(f) => out.push_str(&format!("Deployments: FROZEN since {} ({})\n", fmt_time(f.since), f.operation)),
+        Some(f) => out.push_str(&format!(
+            "Deployments: FROZEN since {} ({})\n",
+            fmt_time(f.since),
+            f.operation
+        )),
         None => out.push_str("Deployments: not frozen by drbot\n"),
     }
-    for p in s.previews.iter().filter(|p| p.status == super::state::PreviewStatus::Pending && p.expires_at >= r.now) {
-        out.push_str(&format!("Pending preview {}: {} `{}` (expires {})\n", p.id, p.spec.kind.label(), p.spec.object_name, fmt_time(p.expires_at)));
+    for p in s
+        .previews
+        .iter()
+        .filter(|p| p.status == super::state::PreviewStatus::Pending && p.expires_at >= r.now)
+    {
+        out.push_str(&format!(
+            "Pending preview {}: {} `{}` (expires {})\n",
+            p.id,
+            p.spec.kind.label(),
+            p.spec.object_name,
+            fmt_time(p.expires_at)
+        ));
     }
     for o in &s.operations {
         let state = match &o.finished {
             None => format!("{} {}%", o.phase, o.percent),
-            Some(f) => format!("{} at {}", if f.outcome == Outcome::Succeeded { "succeeded" } else { "FAILED" }, fmt_time(f.at)),
+            Some(f) => format!(
+                "{} at {}",
+                if f.outcome == Outcome::Succeeded {
+                    "succeeded"
+                } else {
+                    "FAILED"
+                },
+                fmt_time(f.at)
+            ),
         };
-        out.push_str(&format!("{} {} `{}`: {state}\n", o.spec.id, o.spec.kind.label(), o.spec.object_name));
+        out.push_str(&format!(
+            "{} {} `{}`: {state}\n",
+            o.spec.id,
+            o.spec.kind.label(),
+            o.spec.object_name
+        ));
     }
     if let Some(t) = s.pitr_target {
         out.push_str(&format!("PITR target: {}\n", fmt_time(t)));
@@ -442,7 +566,10 @@ pub fn status_view(s: &Incident, r: &Render) -> String {
     out.push_str(&format!("Checklist: {done} done, {na} n/a, {open} open\n"));
     match cadence::next_due(s, &r.runbook.cadence) {
         Some(due) => out.push_str(&format!("Next update due {}", fmt_time(due))),
-        None => out.push_str(&format!("Resolved {}", s.resolved_at.map(fmt_time).unwrap_or_default())),
+        None => out.push_str(&format!(
+            "Resolved {}",
+            s.resolved_at.map(fmt_time).unwrap_or_default()
+        )),
     }
     out
 }
@@ -459,8 +586,17 @@ pub fn path_view(s: &Incident, r: &Render) -> String {
             out.push_str(&format!("§{} {}\n", sec.id, sec.title));
         }
         let state = checklist::item_state(s, &step.id, step.auto.as_deref(), None);
-        let action = step.action.map(|a| format!(" (`/dr {}`)", a.verb())).unwrap_or_default();
-        out.push_str(&format!("  {} {} {}{action}{}\n", state.symbol(), step.id, step.text, item_suffix(&state)));
+        let action = step
+            .action
+            .map(|a| format!(" (`/dr {}`)", a.verb()))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {} {} {}{action}{}\n",
+            state.symbol(),
+            step.id,
+            step.text,
+            item_suffix(&state)
+        ));
     }
     out.trim_end().to_string()
 }
@@ -470,7 +606,9 @@ fn item_suffix(state: &ItemState) -> String {
         ItemState::Open => String::new(),
         ItemState::Done { by, at, how } => {
             let who = by.as_ref().map_or("drbot".to_string(), |a| a.name.clone());
-            let when = at.map(|t| format!(" {}", t.format("%H:%MZ"))).unwrap_or_default();
+            let when = at
+                .map(|t| format!(" {}", t.format("%H:%MZ")))
+                .unwrap_or_default();
             format!(" ({who}{when}: {how})")
         }
         ItemState::NotApplicable { by, reason, .. } => format!(" (n/a, {}: {reason})", by.name),
@@ -479,21 +617,49 @@ fn item_suffix(state: &ItemState) -> String {
 
 pub fn checklist_view(s: &Incident, r: &Render, section: Option<&str>) -> String {
     let mut out = String::new();
-    for sec in r.runbook.checklist.iter().filter(|c| section.is_none_or(|id| c.id == id)) {
+    for sec in r
+        .runbook
+        .checklist
+        .iter()
+        .filter(|c| section.is_none_or(|id| c.id == id))
+    {
         out.push_str(&format!(
             "§{} {} ({})\n",
             sec.id,
             sec.title,
-            if sec.required { "required" } else { "if applicable" }
+            if sec.required {
+                "required"
+            } else {
+                "if applicable"
+            }
         ));
         for item in &sec.items {
             let state = checklist::checklist_item_state(s, sec, item);
-            let probe = if item.probe.is_some() { " [verify]" } else { "" };
-            out.push_str(&format!("  {} {} {}{probe}{}\n", state.symbol(), item.id, item.text, item_suffix(&state)));
+            let probe = if item.probe.is_some() {
+                " [verify]"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "  {} {} {}{probe}{}\n",
+                state.symbol(),
+                item.id,
+                item.text,
+                item_suffix(&state)
+            ));
         }
     }
     if out.is_empty() {
-        return format!("No checklist section {}. Sections: {}", section.unwrap_or(""), r.runbook.checklist.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", "));
+        return format!(
+            "No checklist section {}. Sections: {}",
+            section.unwrap_or(""),
+            r.runbook
+                .checklist
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     out.trim_end().to_string()
 }
@@ -502,10 +668,18 @@ pub fn timeline_view(events: &[Event], last: usize) -> String {
     let skip = events.len().saturating_sub(last);
     let mut out = String::new();
     if skip > 0 {
-        out.push_str(&format!("… {skip} earlier events (export with `/dr timeline export md`)\n"));
+        out.push_str(&format!(
+            "… {skip} earlier events (export with `/dr timeline export md`)\n"
+        ));
     }
     for e in &events[skip..] {
-        out.push_str(&format!("#{:<4} {} {:<10} {}\n", e.seq, e.at().format("%Y-%m-%d %H:%M:%SZ"), e.actor.name, e.kind.describe()));
+        out.push_str(&format!(
+            "#{:<4} {} {:<10} {}\n",
+            e.seq,
+            e.at().format("%Y-%m-%d %H:%M:%SZ"),
+            e.actor.name,
+            e.kind.describe()
+        ));
     }
     out.trim_end().to_string()
 }

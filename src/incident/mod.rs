@@ -9,5 +9,8 @@ pub mod messages;
 pub mod state;
 
 pub use decide::{Caller, Ctx, Decision, Draft, Facts, Policy, Refusal, decide, draft_operation};
-pub use event::{Actor, Event, EventKind, IncidentId, OperationKind, OperationSpec, Outcome, Plan, RecoveryWindow};
+pub use event::{
+    Actor, Event, EventKind, IncidentId, OperationKind, OperationSpec, Outcome, Plan,
+    RecoveryWindow,
+};
 pub use state::Incident;

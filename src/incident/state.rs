@@ -190,9 +190,7 @@ impl Incident {
     }
 
     pub fn preview(&self, id: &str) -> Option<&Preview> {
-        self.previews
-            .iter()
-            .find(|p| p.id.eq_ignore_ascii_case(id))
+        self.previews.iter().find(|p| p.id.eq_ignore_ascii_case(id))
     }
 
     pub fn running_operations(&self) -> impl Iterator<Item = &Operation> {

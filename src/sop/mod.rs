@@ -228,7 +228,11 @@ impl Runbook {
             .iter()
             .flat_map(|s| s.steps.iter().map(|st| &st.id))
             .chain(self.checklist.iter().map(|c| &c.id))
-            .chain(self.checklist.iter().flat_map(|c| c.items.iter().map(|i| &i.id)))
+            .chain(
+                self.checklist
+                    .iter()
+                    .flat_map(|c| c.items.iter().map(|i| &i.id)),
+            )
         {
             if !ids.insert(id.as_str()) {
                 return invalid(format!("id {id} is used twice"));
@@ -252,13 +256,17 @@ impl Runbook {
         if c.final_summary_after_minutes < 0
             || c.final_summary_after_minutes > c.final_summary_within_minutes
         {
-            return invalid("final_summary_after_minutes must be within final_summary_within_minutes".into());
+            return invalid(
+                "final_summary_after_minutes must be within final_summary_within_minutes".into(),
+            );
         }
         Ok(())
     }
 
     pub fn severity(&self, id: &str) -> Option<&SeverityDef> {
-        self.severities.iter().find(|s| s.id.eq_ignore_ascii_case(id))
+        self.severities
+            .iter()
+            .find(|s| s.id.eq_ignore_ascii_case(id))
     }
 
     pub fn incident_type(&self, id: &str) -> Option<&TypeDef> {
@@ -349,20 +357,43 @@ mod tests {
     #[test]
     fn duplicate_ids_and_bad_cadence_are_rejected() {
         let dup = DEFAULT_RUNBOOK.replace("id = \"9.1.2\"", "id = \"9.1.1\"");
-        assert!(matches!(Runbook::from_toml(&dup), Err(RunbookError::Invalid(m)) if m.contains("9.1.1")));
-        let bad = DEFAULT_RUNBOOK.replace("{ every_minutes = 60 }", "{ until_minutes = 9, every_minutes = 60 }");
+        assert!(
+            matches!(Runbook::from_toml(&dup), Err(RunbookError::Invalid(m)) if m.contains("9.1.1"))
+        );
+        let bad = DEFAULT_RUNBOOK.replace(
+            "{ every_minutes = 60 }",
+            "{ until_minutes = 9, every_minutes = 60 }",
+        );
         assert!(Runbook::from_toml(&bad).is_err());
-        assert!(matches!(Runbook::from_toml("name = 1"), Err(RunbookError::Parse(_))));
+        assert!(matches!(
+            Runbook::from_toml("name = 1"),
+            Err(RunbookError::Parse(_))
+        ));
     }
 
     #[test]
     fn cadence_bands_are_half_open() {
         let c = Runbook::embedded().cadence;
-        assert_eq!(c.interval_at_age(Duration::minutes(0)), Duration::minutes(15));
-        assert_eq!(c.interval_at_age(Duration::minutes(59)), Duration::minutes(15));
-        assert_eq!(c.interval_at_age(Duration::minutes(60)), Duration::minutes(30));
-        assert_eq!(c.interval_at_age(Duration::minutes(239)), Duration::minutes(30));
-        assert_eq!(c.interval_at_age(Duration::minutes(240)), Duration::minutes(60));
+        assert_eq!(
+            c.interval_at_age(Duration::minutes(0)),
+            Duration::minutes(15)
+        );
+        assert_eq!(
+            c.interval_at_age(Duration::minutes(59)),
+            Duration::minutes(15)
+        );
+        assert_eq!(
+            c.interval_at_age(Duration::minutes(60)),
+            Duration::minutes(30)
+        );
+        assert_eq!(
+            c.interval_at_age(Duration::minutes(239)),
+            Duration::minutes(30)
+        );
+        assert_eq!(
+            c.interval_at_age(Duration::minutes(240)),
+            Duration::minutes(60)
+        );
     }
 
     #[test]

@@ -23,7 +23,10 @@ pub fn command(dir: &Path) -> Command {
     cmd.current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DRBOT__DATABASE__URL", format!("sqlite://{}", dir.join("drbot.db").display()))
+        .env(
+            "DRBOT__DATABASE__URL",
+            format!("sqlite://{}", dir.join("drbot.db").display()),
+        )
         .env("DRBOT__SANDBOX__STATE_FILE", dir.join("sandbox.json"));
     cmd
 }
@@ -32,10 +35,18 @@ impl Drbot {
     /// Start `drbot console` in `dir` with a simulated clock.
     pub fn console(dir: &Path, clock: &str, user: &str) -> Drbot {
         let mut cmd = command(dir);
-        cmd.args(["console", "--channel", "ops", "--user", user, "--clock", clock])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "console",
+            "--channel",
+            "ops",
+            "--user",
+            user,
+            "--clock",
+            clock,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn drbot");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = channel();
@@ -47,7 +58,12 @@ impl Drbot {
             }
         });
         let stdin = child.stdin.take();
-        Drbot { child, stdin, lines: rx, transcript: Vec::new() }
+        Drbot {
+            child,
+            stdin,
+            lines: rx,
+            transcript: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, line: &str) {
@@ -69,7 +85,10 @@ impl Drbot {
                         return got;
                     }
                 }
-                Err(_) => panic!("no `{marker}` in output; transcript:\n{}", self.transcript.join("\n")),
+                Err(_) => panic!(
+                    "no `{marker}` in output; transcript:\n{}",
+                    self.transcript.join("\n")
+                ),
             }
         }
     }
@@ -86,7 +105,11 @@ impl Drbot {
         let status = self.child.wait().expect("wait");
         let rest: Vec<String> = self.lines.iter().collect();
         self.transcript.extend(rest.iter().cloned());
-        assert!(status.success(), "drbot exited with {status}; transcript:\n{}", self.transcript.join("\n"));
+        assert!(
+            status.success(),
+            "drbot exited with {status}; transcript:\n{}",
+            self.transcript.join("\n")
+        );
         rest
     }
 
