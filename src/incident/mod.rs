@@ -8,6 +8,9 @@ pub mod event;
 pub mod messages;
 pub mod state;
 
+#[cfg(test)]
+mod tests;
+
 pub use decide::{Caller, Ctx, Decision, Draft, Facts, Policy, Refusal, decide, draft_operation};
 pub use event::{
     Actor, Event, EventKind, IncidentId, OperationKind, OperationSpec, Outcome, Plan,
