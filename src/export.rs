@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufRead, BufWriter, Write};
 use std::pin::pin;
 
 use chrono::{DateTime, Datelike, SecondsFormat, TimeDelta, Timelike, Utc};
@@ -75,14 +75,16 @@ pub async fn export<W: Write>(
             csv.finish()?;
         }
         ExportFormat::Markdown | ExportFormat::Json => {
-            let overview = fold_from_store(store, incident).await?;
+            // The header needs the whole incident, so the rows come after a fold over every
+            // event. One read of the store (the slow part) folds and spills the events to a
+            // local file; the second pass reads the spill, not the database.
+            let spill = Spill::create()?;
+            let overview = fold_and_spill(store, incident, &spill).await?;
             let mut writer = TwoPass::begin(format, &mut out, &overview, runbook)?;
-            let mut events = pin!(store.stream_events(incident));
-            while let Some(event) = events.next().await {
-                let event = event?;
-                if event.seq > overview.last_seq {
-                    break;
-                }
+            let reader =
+                io::BufReader::with_capacity(BUFFER_BYTES, std::fs::File::open(&spill.path)?);
+            for line in reader.lines() {
+                let event: Event = serde_json::from_str(&line?).map_err(io::Error::other)?;
                 writer.event(&event)?;
             }
             writer.finish()?;
@@ -92,17 +94,62 @@ pub async fn export<W: Write>(
     Ok(())
 }
 
-/// Pass 1: the incident state and what the header needs beyond it.
-async fn fold_from_store(store: &Store, incident: IncidentId) -> Result<Overview, ExportError> {
+/// A temporary file removed when dropped, also on error.
+struct Spill {
+    path: std::path::PathBuf,
+}
+
+impl Spill {
+    fn create() -> io::Result<Spill> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "drbot-export-{}-{}.jsonl",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(Spill { path })
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Pass 1: the incident state and what the header needs beyond it; every event is also
+/// written to `spill` (one JSON line each) for pass 2.
+async fn fold_and_spill(
+    store: &Store,
+    incident: IncidentId,
+    spill: &Spill,
+) -> Result<Overview, ExportError> {
+    let mut file = BufWriter::with_capacity(
+        BUFFER_BYTES,
+        std::fs::OpenOptions::new().write(true).open(&spill.path)?,
+    );
     let mut events = pin!(store.stream_events(incident));
     let first = match events.next().await {
         Some(event) => event?,
         None => return Err(ExportError::NoSuchIncident(incident)),
     };
     let mut overview = Overview::start(&first).ok_or(ExportError::NotDeclared)?;
+    let mut spill_event = |event: &Event| -> io::Result<()> {
+        serde_json::to_writer(&mut file, event).map_err(io::Error::other)?;
+        file.write_all(b"\n")
+    };
+    spill_event(&first)?;
     while let Some(event) = events.next().await {
-        overview.apply(&event?);
+        let event = event?;
+        overview.apply(&event);
+        spill_event(&event)?;
     }
+    file.flush()?;
     Ok(overview)
 }
 
