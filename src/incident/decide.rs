@@ -482,7 +482,7 @@ pub fn decide(
         }
         Command::Check { item, note } => {
             let s = open(state)?;
-            let label = known_item(s, item, ctx.runbook)?;
+            let label = known_item(item, ctx.runbook)?;
             if let Some(prior) = current_mark(s, item, ctx.runbook) {
                 return refuse(format!("{item} ({label}) is already {prior}."));
             }
@@ -493,7 +493,7 @@ pub fn decide(
         }
         Command::Uncheck { item } => {
             let s = open(state)?;
-            known_item(s, item, ctx.runbook)?;
+            known_item(item, ctx.runbook)?;
             if !s.marks.contains_key(item) {
                 return refuse(format!("{item} has no tick or n/a to take back."));
             }
@@ -506,7 +506,7 @@ pub fn decide(
                 None => match ctx.runbook.checklist_item(item) {
                     Some((section, i)) => !section.required || i.if_applicable,
                     None => {
-                        known_item(s, item, ctx.runbook)?;
+                        known_item(item, ctx.runbook)?;
                         false
                     }
                 },
@@ -535,7 +535,7 @@ pub fn decide(
             }])
         }
         Command::Note { text, at } => {
-            let s = open(state)?;
+            open(state)?;
             let occurred_at = match at {
                 Some(input) => {
                     let (t, _) = resolve_time(input, ctx)?;
@@ -549,7 +549,6 @@ pub fn decide(
                 }
                 None => None,
             };
-            let _ = s;
             Ok(Decision {
                 events: vec![Draft {
                     kind: EventKind::NoteAdded { text: text.clone() },
@@ -714,7 +713,6 @@ fn preview(
         }
     }
     let preview = format!("P{}", s.previews.len() + 1);
-    let _ = ctx.runbook;
     Ok(Decision {
         events: vec![
             EventKind::LaunchPreviewed {
@@ -834,7 +832,7 @@ fn confirm(
     })
 }
 
-fn known_item(s: &Incident, item: &str, runbook: &Runbook) -> Result<String, Refusal> {
+fn known_item(item: &str, runbook: &Runbook) -> Result<String, Refusal> {
     if let Some((_, i)) = runbook.checklist_item(item) {
         return Ok(i.text.clone());
     }
@@ -844,7 +842,6 @@ fn known_item(s: &Incident, item: &str, runbook: &Runbook) -> Result<String, Ref
     if let Some(c) = runbook.checklist.iter().find(|c| c.id == item) {
         return Ok(c.title.clone());
     }
-    let _ = s;
     refuse(format!(
         "Unknown item `{item}`. Items use the SOP's numbering: steps like 6.3.1 (`/dr path`), checklist items like 9.1.1 (`/dr checklist`)."
     ))
