@@ -1665,19 +1665,7 @@ mod tests {
     }
 
     fn spec(kind: OperationKind, name: &str) -> OperationSpec {
-        OperationSpec {
-            id: "op1".into(),
-            kind,
-            object_name: name.into(),
-            reason: None,
-            backup: None,
-            cluster: None,
-            namespace: None,
-            target: None,
-            include_namespaces: Vec::new(),
-            exclude_database_namespaces: false,
-            prior: None,
-        }
+        OperationSpec::new("op1", kind, name)
     }
 
     fn pitr(cluster: &str, target: &str) -> OperationSpec {

@@ -235,18 +235,12 @@ pub fn draft_operation(
     }
     let n = s.previews.len() + 1;
     let id = format!("op{n}");
-    let base = |kind: OperationKind| OperationSpec {
-        id: id.clone(),
-        kind,
-        object_name: format!("drbot-inc{}-{id}-{}", s.id, kind.short()),
-        reason: None,
-        backup: None,
-        cluster: None,
-        namespace: None,
-        target: None,
-        include_namespaces: Vec::new(),
-        exclude_database_namespaces: false,
-        prior: None,
+    let base = |kind: OperationKind| {
+        OperationSpec::new(
+            &id,
+            kind,
+            &format!("drbot-inc{}-{id}-{}", s.id, kind.short()),
+        )
     };
     let database = |kind: OperationKind,
                     cluster: &Option<String>|

@@ -132,6 +132,25 @@ pub struct OperationSpec {
     pub prior: Option<serde_json::Value>,
 }
 
+impl OperationSpec {
+    /// An operation with nothing but its identity; the engine fills in what the kind needs.
+    pub fn new(id: &str, kind: OperationKind, object_name: &str) -> OperationSpec {
+        OperationSpec {
+            id: id.into(),
+            kind,
+            object_name: object_name.into(),
+            reason: None,
+            backup: None,
+            cluster: None,
+            namespace: None,
+            target: None,
+            include_namespaces: Vec::new(),
+            exclude_database_namespaces: false,
+            prior: None,
+        }
+    }
+}
+
 /// What a backend would do for an operation, shown in the preview.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
