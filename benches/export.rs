@@ -389,6 +389,7 @@ async fn fill(store: &Store) -> IncidentId {
                     resolved_at: done.then(|| event(EVENTS - 2).0),
                     final_summary_posted: done,
                 },
+                request_key: None,
             })
             .await
             .expect("commit a batch");

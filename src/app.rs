@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
-use crate::chat::ChatSink;
+use crate::chat::{ChatSink, Outgoing};
 use crate::clock::Clock;
 use crate::cluster::sandbox::{Sandbox, SandboxConfig};
 use crate::cluster::{Cluster, ClusterError, ProbeContext};
@@ -22,7 +22,7 @@ use crate::incident::messages::{self, Render};
 use crate::incident::{Actor, Event, EventKind, Incident, IncidentId, OperationSpec, Outcome};
 use crate::sop::Runbook;
 use crate::store::{
-    Commit, NewEvent, NewPost, OperationChange, Projection, Store, StoreError, Target,
+    Commit, NewEvent, NewPost, OperationChange, OutboxRow, Projection, Store, StoreError, Target,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,10 @@ pub struct App {
 /// Progress is posted when the phase changes or the percentage moves by this much.
 const PROGRESS_STEP: u8 = 25;
 const MAX_ATTEMPTS: usize = 5;
+const ALREADY_HANDLED: &str =
+    "This request was already received and handled; nothing was done twice. See `/dr status`.";
+/// Posts one delivery pass takes; the rest wait for the next pass.
+const DELIVERY_BATCH: i64 = 200;
 
 fn projection(s: &Incident) -> Projection {
     Projection {
@@ -163,16 +167,48 @@ impl App {
         caller: &Caller,
         line: &str,
     ) -> Result<Reply, AppError> {
+        self.handle_request(channel, caller, line, None).await
+    }
+
+    /// Handle a line that arrived with the platform's request id (`key`): a redelivery of a
+    /// request that already changed something is answered, not done again.
+    pub async fn handle_request(
+        &self,
+        channel: &str,
+        caller: &Caller,
+        line: &str,
+        key: Option<&str>,
+    ) -> Result<Reply, AppError> {
         let cmd = match command::parse(line) {
             Ok(cmd) => cmd,
             Err(usage) => return Ok(Reply::Private(usage.to_string())),
         };
-        if let Command::Help { verb } = &cmd {
+        self.handle_command(channel, caller, &cmd, key).await
+    }
+
+    /// Handle an already parsed command (buttons build theirs directly).
+    pub async fn handle_command(
+        &self,
+        channel: &str,
+        caller: &Caller,
+        cmd: &Command,
+        key: Option<&str>,
+    ) -> Result<Reply, AppError> {
+        if let Command::Help { verb } = cmd {
             return Ok(Reply::Private(grammar::help(verb.as_deref())));
         }
+        let mut key = key;
+        if let Some(k) = key
+            && self.store.request_seen(k).await?
+        {
+            return Ok(Reply::Private(ALREADY_HANDLED.into()));
+        }
         for _ in 0..MAX_ATTEMPTS {
-            match self.attempt(channel, caller, &cmd).await {
+            match self.attempt(channel, caller, cmd, key).await {
                 Err(AppError::Store(StoreError::Conflict)) => continue,
+                Err(AppError::Store(StoreError::Duplicate(_))) if key.is_some() => {
+                    return Ok(Reply::Private(ALREADY_HANDLED.into()));
+                }
                 Err(AppError::Store(StoreError::OpenIncidentExists(_))) => {
                     return Ok(Reply::Private(
                         "An incident was opened in this channel a moment ago; see `/dr status`."
@@ -180,7 +216,8 @@ impl App {
                     ));
                 }
                 Ok(Attempt::Done(reply)) => return Ok(reply),
-                Ok(Attempt::Again) => continue,
+                // The key is spent on the commit that opened the drill incident.
+                Ok(Attempt::Again) => key = None,
                 Err(e) => return Err(e),
             }
         }
@@ -192,6 +229,7 @@ impl App {
         channel: &str,
         caller: &Caller,
         cmd: &Command,
+        key: Option<&str>,
     ) -> Result<Attempt, AppError> {
         let now = self.clock.now();
         let open = self.store.open_incident_in(channel).await?;
@@ -245,7 +283,7 @@ impl App {
         let drafts: Vec<(Draft, Option<String>)> =
             decision.events.into_iter().map(|d| (d, None)).collect();
         let (after, stored) = self
-            .commit(target, state, &caller.actor, drafts, now)
+            .commit(target, state, &caller.actor, drafts, now, key)
             .await?;
         if decision.then_retry {
             return Ok(Attempt::Again);
@@ -364,6 +402,7 @@ impl App {
         actor: &Actor,
         drafts: Vec<(Draft, Option<String>)>,
         now: DateTime<Utc>,
+        request_key: Option<&str>,
     ) -> Result<(Incident, Vec<Event>), AppError> {
         let (id, mut seq) = match &target {
             Target::Existing { id, expected_seq } => (*id, *expected_seq),
@@ -443,6 +482,13 @@ impl App {
                 "an incident must start with its declaration".into(),
             )));
         };
+        // The pinned status message follows every change; the outbox keeps only the newest.
+        posts.push(NewPost {
+            channel: channel.clone(),
+            body: serde_json::to_string(&messages::Post::status(&after, &render))
+                .unwrap_or_default(),
+            created_at: now,
+        });
         self.store
             .commit(Commit {
                 target,
@@ -450,6 +496,7 @@ impl App {
                 posts,
                 operations,
                 projection: projection(&after),
+                request_key: request_key.map(str::to_owned),
             })
             .await?;
         Ok((after, stored))
@@ -563,7 +610,7 @@ impl App {
         let now = self.clock.now();
         let drafts = drafts.into_iter().map(|k| (Draft::from(k), None)).collect();
         match self
-            .commit(target, Some(state), &Actor::drbot(), drafts, now)
+            .commit(target, Some(state), &Actor::drbot(), drafts, now, None)
             .await
         {
             Ok(_) | Err(AppError::Store(StoreError::Conflict)) => Ok(()),
@@ -612,6 +659,7 @@ impl App {
                     &Actor::drbot(),
                     vec![(Draft::from(kind), Some(key))],
                     now,
+                    None,
                 )
                 .await
             {
@@ -628,44 +676,102 @@ impl App {
         Ok(())
     }
 
-    /// Send due posts through `sink` (only `channel`'s when given); failed deliveries back off
-    /// and are retried later.
+    /// Send due posts through `sink` (only `channel`'s when given). Channels are served side
+    /// by side, each in commit order; a failure holds its channel back until the retry, so
+    /// nothing overtakes it. Of several pending status posts only the newest is sent.
     pub async fn deliver_to(
         &self,
         sink: &dyn ChatSink,
         channel: Option<&str>,
     ) -> Result<usize, AppError> {
         let now = self.clock.now();
-        let mut sent = 0;
-        for row in self.store.due_posts(now, 100).await? {
+        let mut queues: Vec<(String, Vec<OutboxRow>)> = Vec::new();
+        for row in self.store.due_posts(now, DELIVERY_BATCH).await? {
             if channel.is_some_and(|c| c != row.channel) {
                 continue;
             }
-            let post: messages::Post = match serde_json::from_str(&row.body) {
-                Ok(p) => p,
-                Err(e) => {
-                    warn!(outbox = row.id, error = %e, "unreadable post; parking it");
-                    self.store
-                        .mark_failed(row.id, now + Duration::days(365), "unreadable post body")
-                        .await?;
-                    continue;
-                }
+            match queues.iter_mut().find(|(c, _)| *c == row.channel) {
+                Some((_, rows)) => rows.push(row),
+                None => queues.push((row.channel.clone(), vec![row])),
+            }
+        }
+        let sent = futures_util::future::join_all(
+            queues
+                .into_iter()
+                .map(|(_, rows)| self.deliver_channel(sink, rows, now)),
+        )
+        .await;
+        sent.into_iter().sum()
+    }
+
+    async fn deliver_channel(
+        &self,
+        sink: &dyn ChatSink,
+        rows: Vec<OutboxRow>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, AppError> {
+        let mut sent = 0;
+        let posts: Vec<Option<messages::Post>> = rows
+            .iter()
+            .map(|row| serde_json::from_str(&row.body).ok())
+            .collect();
+        for (i, (row, post)) in rows.iter().zip(&posts).enumerate() {
+            let Some(post) = post else {
+                // Only a bug writes one; holding the channel for it would lose everything after.
+                tracing::error!(outbox = row.id, "unreadable post body; skipped");
+                self.store
+                    .mark_delivered(row.id, now, "skipped: unreadable body", None)
+                    .await?;
+                continue;
             };
-            match sink.deliver(&row.channel, &post).await {
+            let is_status = post.kind == messages::PostKind::Status;
+            let superseded = is_status
+                && rows[i + 1..].iter().zip(&posts[i + 1..]).any(|(r, p)| {
+                    r.incident == row.incident
+                        && p.as_ref()
+                            .is_some_and(|p| p.kind == messages::PostKind::Status)
+                });
+            if superseded {
+                self.store
+                    .mark_delivered(row.id, now, "superseded", None)
+                    .await?;
+                continue;
+            }
+            let status_message = match row.incident {
+                Some(id) => self.store.status_message(id).await?,
+                None => None,
+            };
+            let out = Outgoing {
+                outbox_id: row.id,
+                incident: row.incident,
+                channel: &row.channel,
+                post,
+                status_message: status_message.as_deref(),
+                attempts: row.attempts,
+                created_at: row.created_at,
+            };
+            match sink.deliver(out).await {
                 Ok(receipt) => {
-                    self.store.mark_delivered(row.id, now, &receipt).await?;
+                    let status_of = row.incident.filter(|_| is_status);
+                    self.store
+                        .mark_delivered(row.id, self.clock.now(), &receipt, status_of)
+                        .await?;
                     sent += 1;
                 }
                 Err(e) => {
-                    let backoff = if e.retryable {
-                        Duration::seconds(1i64 << row.attempts.clamp(0, 8))
-                    } else {
-                        Duration::minutes(30)
+                    let backoff = match (e.retry_after, e.retryable) {
+                        (Some(after), _) => {
+                            Duration::from_std(after).unwrap_or(Duration::seconds(1))
+                        }
+                        (None, true) => Duration::seconds(1i64 << row.attempts.clamp(0, 8)),
+                        (None, false) => Duration::minutes(30),
                     };
                     warn!(outbox = row.id, channel = %row.channel, attempts = row.attempts + 1, error = %e, "delivery failed");
                     self.store
-                        .mark_failed(row.id, now + backoff, &e.message)
+                        .mark_failed(row.id, self.clock.now() + backoff, &e.message)
                         .await?;
+                    // Later posts to this channel wait for this one.
+                    break;
                 }
             }
         }

@@ -24,6 +24,9 @@ pub struct Settings {
     pub runbook: RunbookSettings,
     pub safety: SafetySettings,
     pub console: ConsoleSettings,
+    pub http: HttpSettings,
+    pub slack: SlackSettings,
+    pub discord: DiscordSettings,
 }
 
 #[derive(Clone, Deserialize)]
@@ -117,6 +120,88 @@ pub struct ConsoleSettings {
     pub operators: Option<Vec<String>>,
 }
 
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address `drbot serve` listens on.
+    pub listen: String,
+    /// Larger request bodies are refused with 413 before anything reads them.
+    pub max_body_bytes: usize,
+    /// Signed requests older (or newer) than this are refused as replays.
+    pub replay_window_seconds: i64,
+    /// Bearer token for `GET /api/incidents/{id}/timeline`; unset = the route is off.
+    pub api_token: Option<String>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 64 * 1024,
+            replay_window_seconds: 300,
+            api_token: None,
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlackSettings {
+    /// Signing secret from the app's Basic Information page; unset = Slack routes are off.
+    pub signing_secret: Option<String>,
+    /// Bot token (`xoxb-…`) for the Web API.
+    pub bot_token: Option<String>,
+    /// Web API base; tests and proxies point it elsewhere.
+    pub api_url: String,
+    /// Who may launch: user ids (`U…`, `W…`) and user-group ids (`S…`).
+    pub operators: Vec<String>,
+    /// Minimum gap between two posts to one channel (Slack allows about one per second).
+    pub post_interval_ms: u64,
+    /// Receive commands over Socket Mode instead of HTTP (needs `app_token`).
+    pub socket_mode: bool,
+    /// App-level token (`xapp-…`) for Socket Mode.
+    pub app_token: Option<String>,
+}
+
+impl Default for SlackSettings {
+    fn default() -> Self {
+        SlackSettings {
+            signing_secret: None,
+            bot_token: None,
+            api_url: "https://slack.com/api".into(),
+            operators: Vec::new(),
+            post_interval_ms: 1000,
+            socket_mode: false,
+            app_token: None,
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscordSettings {
+    /// Application public key (hex) for verifying interactions; unset = the route is off.
+    pub public_key: Option<String>,
+    pub bot_token: Option<String>,
+    pub application_id: Option<String>,
+    /// REST base (requests go to `{api_url}/api/v10/…`); tests point it elsewhere.
+    pub api_url: String,
+    /// Who may launch: user ids and role ids.
+    pub operators: Vec<String>,
+}
+
+impl Default for DiscordSettings {
+    fn default() -> Self {
+        DiscordSettings {
+            public_key: None,
+            bot_token: None,
+            application_id: None,
+            api_url: "https://discord.com".into(),
+            operators: Vec::new(),
+        }
+    }
+}
+
 impl Settings {
     /// Load from an optional file and the process environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
@@ -150,6 +235,8 @@ impl Settings {
             .with_list_parse_key("safety.two_person_severities")
             .with_list_parse_key("sandbox.database_namespaces")
             .with_list_parse_key("console.operators")
+            .with_list_parse_key("slack.operators")
+            .with_list_parse_key("discord.operators")
             .source(env);
         let settings: Settings = builder.add_source(env_source).build()?.try_deserialize()?;
         settings.validate()?;
@@ -173,6 +260,38 @@ impl Settings {
             && crate::command::timestamp::parse_zone(zone).is_none()
         {
             return invalid("safety.default_zone must be UTC or an offset like +01:00");
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return invalid("http.listen must be an address like 127.0.0.1:8080");
+        }
+        if self.http.max_body_bytes < 1024 || self.http.replay_window_seconds <= 0 {
+            return invalid(
+                "http.max_body_bytes must be at least 1024 and http.replay_window_seconds positive",
+            );
+        }
+        for (name, url) in [
+            ("slack.api_url", &self.slack.api_url),
+            ("discord.api_url", &self.discord.api_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return invalid(&format!("{name} must be an http(s) URL"));
+            }
+        }
+        if self.slack.signing_secret.is_some() && self.slack.bot_token.is_none() {
+            return invalid("slack.signing_secret is set but slack.bot_token is not: drbot could hear commands but not answer them");
+        }
+        if self.slack.socket_mode && self.slack.app_token.is_none() {
+            return invalid("slack.socket_mode needs slack.app_token (xapp-…)");
+        }
+        if let Some(key) = &self.discord.public_key
+            && (key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return invalid("discord.public_key must be the application's 64-character hex public key");
+        }
+        if self.discord.public_key.is_some()
+            && (self.discord.bot_token.is_none() || self.discord.application_id.is_none())
+        {
+            return invalid("discord.public_key is set but discord.bot_token or discord.application_id is not: drbot could hear commands but not answer them");
         }
         Ok(())
     }

@@ -1640,6 +1640,7 @@ mod tests {
                     posts: Vec::new(),
                     operations: Vec::new(),
                     projection: projection.clone(),
+                    request_key: None,
                 })
                 .await
                 .unwrap();

@@ -172,6 +172,8 @@ on_every_backend!(
     one_open_incident_per_channel,
     active_incidents_include_owed_summaries,
     outbox_due_failed_delivered,
+    status_message_is_recorded_with_its_delivery,
+    request_keys_make_a_commit_happen_once,
     operations_queue_launch_finish,
     operation_changes_are_checked,
     stream_events_matches_events,
@@ -319,6 +321,7 @@ fn new_incident(channel: &str, events: Vec<NewEvent>) -> Commit {
         posts: vec![],
         operations: vec![],
         projection: projection(),
+        request_key: None,
     }
 }
 
@@ -329,6 +332,7 @@ fn append(id: IncidentId, expected_seq: i64, events: Vec<NewEvent>) -> Commit {
         posts: vec![],
         operations: vec![],
         projection: projection(),
+        request_key: None,
     }
 }
 
@@ -828,6 +832,7 @@ mod checks {
         let owed = s
             .commit(Commit {
                 projection: resolved(after(T0, 10)),
+                request_key: None,
                 ..new_incident("#owed", vec![declared("#owed", T0)])
             })
             .await
@@ -890,7 +895,13 @@ mod checks {
         s.mark_failed(due[0].id, after(T0, 300), "rate limited")
             .await
             .expect("failed");
-        s.mark_delivered(due[1].id, after(T0, 11), "ts-1700000000.1")
+        // Nothing overtakes a post that is backing off in its own channel.
+        let held = s.due_posts(after(T0, 20), 10).await.expect("due");
+        assert_eq!(
+            held.iter().map(|p| p.channel.as_str()).collect::<Vec<_>>(),
+            vec!["#ops"]
+        );
+        s.mark_delivered(due[1].id, after(T0, 11), "ts-1700000000.1", None)
             .await
             .expect("delivered");
         assert_eq!(s.pending_posts().await.expect("pending"), 2);
@@ -911,13 +922,13 @@ mod checks {
         assert_eq!(again[0].attempts, 2);
 
         // A failure reported after delivery changes nothing.
-        s.mark_delivered(due[0].id, after(T0, 601), "ts-2")
+        s.mark_delivered(due[0].id, after(T0, 601), "ts-2", None)
             .await
             .expect("delivered");
         s.mark_failed(due[0].id, after(T0, 602), "late")
             .await
             .expect("failed");
-        s.mark_delivered(all[2].id, after(T0, 601), "ts-3")
+        s.mark_delivered(all[2].id, after(T0, 601), "ts-3", None)
             .await
             .expect("delivered");
         assert_eq!(s.pending_posts().await.expect("pending"), 0);
@@ -925,6 +936,48 @@ mod checks {
             s.due_posts(after(T0, 10_000), 10).await.expect("due"),
             vec![]
         );
+    }
+
+    pub async fn status_message_is_recorded_with_its_delivery(db: &mut TestDb) {
+        let s = &db.store;
+        let mut c = new_incident("slack:C1", vec![declared("slack:C1", T0)]);
+        c.posts = vec![post("slack:C1", r#"{"text":"status"}"#, t(T0))];
+        let a = s.commit(c).await.expect("commit");
+        assert_eq!(s.status_message(a.incident).await.expect("read"), None);
+        let due = s.due_posts(t(T0), 10).await.expect("due");
+        s.mark_delivered(due[0].id, t(T0), "1700000000.000100", Some(a.incident))
+            .await
+            .expect("delivered");
+        assert_eq!(
+            s.status_message(a.incident).await.expect("read").as_deref(),
+            Some("1700000000.000100")
+        );
+        assert_eq!(s.outbox_backlog().await.expect("backlog"), (0, None));
+    }
+
+    pub async fn request_keys_make_a_commit_happen_once(db: &mut TestDb) {
+        let s = &db.store;
+        let mut c = new_incident("#k", vec![declared("#k", T0)]);
+        c.request_key = Some("slack:trigger:1".into());
+        c.posts = vec![post("#k", r#"{"text":"declared"}"#, t(T0))];
+        let a = s.commit(c).await.expect("first");
+        assert!(s.request_seen("slack:trigger:1").await.expect("seen"));
+        assert!(!s.request_seen("slack:trigger:2").await.expect("seen"));
+
+        let mut again = append(a.incident, 1, vec![note("twice", after(T0, 1))]);
+        again.request_key = Some("slack:trigger:1".into());
+        again.posts = vec![post("#k", r#"{"text":"twice"}"#, after(T0, 1))];
+        match s.commit(again).await {
+            Err(StoreError::Duplicate(what)) => assert!(what.contains("slack:trigger:1"), "{what}"),
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
+        // The refused commit wrote nothing: one event, one post.
+        assert_eq!(s.events(a.incident).await.expect("events").len(), 1);
+        assert_eq!(s.outbox_backlog().await.expect("backlog").0, 1);
+
+        assert_eq!(s.forget_requests(t(T0)).await.expect("keep"), 0);
+        assert_eq!(s.forget_requests(after(T0, 1)).await.expect("forget"), 1);
+        assert!(!s.request_seen("slack:trigger:1").await.expect("seen"));
     }
 
     pub async fn operations_queue_launch_finish(db: &mut TestDb) {
@@ -1091,7 +1144,7 @@ mod checks {
         let a = db.store.commit(c).await.expect("commit");
         let due = db.store.due_posts(t(T0), 10).await.expect("due");
         db.store
-            .mark_delivered(due[0].id, t(T0), "r")
+            .mark_delivered(due[0].id, t(T0), "r", None)
             .await
             .expect("delivered");
         let row = db.store.incident(a.incident).await.expect("read");

@@ -10,13 +10,13 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::{ChatSink, DeliveryError};
+use super::{ChatSink, DeliveryError, Outgoing};
 use crate::app::{App, AppError, Reply};
 use crate::clock::ManualClock;
 use crate::cluster::BoxFuture;
 use crate::incident::Actor;
 use crate::incident::decide::Caller;
-use crate::incident::messages::Post;
+use crate::incident::messages::{Post, PostKind};
 
 pub struct ConsoleOptions {
     pub channel: String,
@@ -35,12 +35,13 @@ struct ConsoleSink {
 }
 
 impl ChatSink for ConsoleSink {
-    fn deliver<'a>(
-        &'a self,
-        channel: &'a str,
-        post: &'a Post,
-    ) -> BoxFuture<'a, Result<String, DeliveryError>> {
+    fn deliver<'a>(&'a self, out: Outgoing<'a>) -> BoxFuture<'a, Result<String, DeliveryError>> {
+        let (channel, post) = (out.channel, out.post);
         Box::pin(async move {
+            // `/dr status` shows the same; a terminal has nothing to pin or edit.
+            if post.kind == PostKind::Status {
+                return Ok("console-status".into());
+            }
             let mut id = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
             *id += 1;
             self.printed

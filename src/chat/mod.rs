@@ -1,9 +1,15 @@
 //! Chat adapters. Each turns platform input into a neutral command plus caller, and delivers
-//! neutral posts. Only the console exists so far; Slack and Discord plug in the same way.
+//! neutral posts. Channels are keyed `slack:<id>`, `discord:<id>`, or anything else for the
+//! console, so one store and one outbox serve every platform.
 
 pub mod console;
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
 use crate::cluster::BoxFuture;
+use crate::incident::IncidentId;
 use crate::incident::messages::Post;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,14 +19,104 @@ pub struct DeliveryError {
     /// retried on the slowest schedule so an operator can fix the cause.
     pub retryable: bool,
     pub message: String,
+    /// The platform said when to come back (HTTP 429 `Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl DeliveryError {
+    pub fn retryable(message: impl Into<String>) -> DeliveryError {
+        DeliveryError {
+            retryable: true,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> DeliveryError {
+        DeliveryError {
+            retryable: false,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// One outbox row on its way out.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// Unique per post: platforms that take an idempotency key (Discord's nonce, Slack's
+    /// message metadata) get this, so a retry can be recognised.
+    pub outbox_id: i64,
+    pub incident: Option<IncidentId>,
+    pub channel: &'a str,
+    pub post: &'a Post,
+    /// The incident's pinned status message once posted: a status post edits it, a thread
+    /// post replies under it.
+    pub status_message: Option<&'a str>,
+    /// Earlier attempts that failed; a retry first checks whether the post went through.
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Where the outbox worker sends posts.
 pub trait ChatSink: Send + Sync {
-    /// Deliver one post; returns a receipt (a message id) to record.
-    fn deliver<'a>(
-        &'a self,
-        channel: &'a str,
-        post: &'a Post,
-    ) -> BoxFuture<'a, Result<String, DeliveryError>>;
+    /// Deliver one post; returns a receipt (the platform's message id) to record. For a
+    /// status post the receipt is the status message's id.
+    fn deliver<'a>(&'a self, out: Outgoing<'a>) -> BoxFuture<'a, Result<String, DeliveryError>>;
+}
+
+/// Which platform a channel key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    Slack,
+    Discord,
+    Console,
+}
+
+impl Platform {
+    pub fn of(channel: &str) -> (Platform, &str) {
+        if let Some(id) = channel.strip_prefix("slack:") {
+            (Platform::Slack, id)
+        } else if let Some(id) = channel.strip_prefix("discord:") {
+            (Platform::Discord, id)
+        } else {
+            (Platform::Console, channel)
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Slack => "slack",
+            Platform::Discord => "discord",
+            Platform::Console => "console",
+        }
+    }
+}
+
+/// Sends each post through the adapter of its channel's platform.
+#[derive(Default)]
+pub struct Router {
+    pub slack: Option<Box<dyn ChatSink>>,
+    pub discord: Option<Box<dyn ChatSink>>,
+    pub console: Option<Box<dyn ChatSink>>,
+}
+
+impl ChatSink for Router {
+    fn deliver<'a>(&'a self, out: Outgoing<'a>) -> BoxFuture<'a, Result<String, DeliveryError>> {
+        let (platform, _) = Platform::of(out.channel);
+        let sink = match platform {
+            Platform::Slack => &self.slack,
+            Platform::Discord => &self.discord,
+            Platform::Console => &self.console,
+        };
+        match sink {
+            Some(sink) => sink.deliver(out),
+            None => Box::pin(async move {
+                Err(DeliveryError::permanent(format!(
+                    "{} is not configured in this process",
+                    platform.name()
+                )))
+            }),
+        }
+    }
 }

@@ -21,6 +21,8 @@ pub enum PostKind {
     Update,
     Reminder,
     Summary,
+    /// The incident's status message: posted and pinned once, then edited in place.
+    Status,
 }
 
 /// A message for the incident channel.
@@ -40,6 +42,11 @@ pub struct Post {
 }
 
 impl Post {
+    /// The pinned status message's content as of `r.now`.
+    pub fn status(s: &Incident, r: &Render) -> Post {
+        Post::new(PostKind::Status, status_view(s, r))
+    }
+
     fn new(kind: PostKind, text: String) -> Post {
         Post {
             kind,

@@ -115,6 +115,9 @@ pub struct Commit {
     pub posts: Vec<NewPost>,
     pub operations: Vec<OperationChange>,
     pub projection: Projection,
+    /// The chat platform's id for the request that caused this commit: a second commit with
+    /// the same key fails with [`StoreError::Duplicate`] and writes nothing.
+    pub request_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +179,9 @@ pub struct Store {
 const SQLITE_INIT: &str = include_str!("../../migrations/sqlite/20260101000000_init.sql");
 const POSTGRES_INIT: &str = include_str!("../../migrations/postgres/20260101000000_init.sql");
 const INIT_VERSION: i64 = 20260101000000;
+const SQLITE_CHAT: &str = include_str!("../../migrations/sqlite/20261121000000_chat.sql");
+const POSTGRES_CHAT: &str = include_str!("../../migrations/postgres/20261121000000_chat.sql");
+const CHAT_VERSION: i64 = 20261121000000;
 
 /// Applied to every pooled SQLite connection: `synchronous`, `busy_timeout` and
 /// `foreign_keys` last only as long as the connection. WAL is recorded in the file, so
@@ -186,17 +192,23 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FU
 const POOL_SIZE: u32 = 8;
 
 fn migrator(backend: Backend) -> Migrator {
-    let sql = match backend {
-        Backend::Sqlite => SQLITE_INIT,
-        Backend::Postgres => POSTGRES_INIT,
+    let (init, chat) = match backend {
+        Backend::Sqlite => (SQLITE_INIT, SQLITE_CHAT),
+        Backend::Postgres => (POSTGRES_INIT, POSTGRES_CHAT),
     };
-    Migrator::with_migrations(vec![Migration::new(
-        INIT_VERSION,
-        "init".into(),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
+    let migration = |version, name: &str, sql: &'static str| {
+        Migration::new(
+            version,
+            name.to_owned().into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(INIT_VERSION, "init", init),
+        migration(CHAT_VERSION, "chat", chat),
+    ])
 }
 
 fn fmt_time(t: DateTime<Utc>) -> String {
@@ -480,7 +492,9 @@ impl Store {
         .collect()
     }
 
-    /// Undelivered outbox rows whose next attempt is due, oldest first.
+    /// Undelivered outbox rows whose next attempt is due, oldest first. A channel whose
+    /// oldest undelivered row is still backing off yields nothing, so posts to one channel
+    /// are delivered in the order they were committed.
     pub async fn due_posts(
         &self,
         now: DateTime<Utc>,
@@ -490,8 +504,11 @@ impl Store {
         // with `FOR UPDATE SKIP LOCKED` (and a lease in `next_attempt_at`) so that two workers
         // never deliver the same row.
         sqlx::query(
-            "SELECT id, incident_id, channel, body, attempts, created_at FROM outbox \
-             WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+            "SELECT id, incident_id, channel, body, attempts, created_at FROM outbox o \
+             WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.channel = o.channel \
+                 AND e.delivered_at IS NULL AND e.id < o.id AND e.next_attempt_at > $1) \
+             ORDER BY id LIMIT $2",
         )
         .bind(fmt_time(now))
         .bind(limit)
@@ -502,18 +519,30 @@ impl Store {
         .collect()
     }
 
+    /// Record a delivery; for a status post, also remember the status message it created or
+    /// edited, in the same transaction so a restart neither loses nor re-posts it.
     pub async fn mark_delivered(
         &self,
         id: i64,
         at: DateTime<Utc>,
         receipt: &str,
+        status_of: Option<IncidentId>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE outbox SET delivered_at = $1, receipt = $2 WHERE id = $3")
             .bind(fmt_time(at))
             .bind(receipt.to_owned())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if let Some(incident) = status_of {
+            sqlx::query("UPDATE incidents SET status_message = $1 WHERE id = $2")
+                .bind(receipt.to_owned())
+                .bind(incident)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -533,6 +562,52 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Whether a chat request with this key already changed something.
+    pub async fn request_seen(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT request_key FROM requests WHERE request_key = $1")
+            .bind(key.to_owned())
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
+    /// Forget request keys older than `before`: platforms stop redelivering within minutes.
+    pub async fn forget_requests(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM requests WHERE received_at < $1")
+            .bind(fmt_time(before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// The platform id of the incident's pinned status message, once posted.
+    pub async fn status_message(&self, incident: IncidentId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT status_message FROM incidents WHERE id = $1")
+            .bind(incident)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => get(&row, "status_message"),
+            None => Ok(None),
+        }
+    }
+
+    /// Undelivered posts and the age of the oldest: outbox depth for metrics.
+    pub async fn outbox_backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE delivered_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((get(&row, "n")?, get_opt_time(&row, "oldest")?))
+    }
+
+    /// A cheap round trip for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1 AS one").fetch_one(&self.pool).await?;
         Ok(())
     }
 
@@ -571,6 +646,7 @@ async fn apply(
         posts,
         operations,
         projection: p,
+        request_key,
     } = commit;
     let count = i64::try_from(events.len())
         .map_err(|_| StoreError::Corrupt("too many events in one commit".into()))?;
@@ -654,6 +730,21 @@ async fn apply(
             (*id, expected_seq + 1)
         }
     };
+
+    if let Some(key) = request_key {
+        sqlx::query(
+            "INSERT INTO requests (request_key, incident_id, received_at) VALUES ($1, $2, $3)",
+        )
+        .bind(key.clone())
+        .bind(id)
+        .bind(fmt_time(events.first().map_or(p.declared_at, |e| e.recorded_at)))
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| match unique_violation(&e) {
+            Some(_) => StoreError::Duplicate(format!("request {key}")),
+            None => e.into(),
+        })?;
+    }
 
     let seqs: Vec<i64> = (first_seq..).take(events.len()).collect();
     insert_events(tx, id, seqs.iter().copied().zip(events)).await?;
