@@ -293,6 +293,54 @@ impl App {
         ))))
     }
 
+    /// The open incident of a channel and its open checklist items (id, text), in SOP order:
+    /// what chat adapters turn into tick buttons. `section` narrows it like `/dr checklist`.
+    pub async fn open_checklist(
+        &self,
+        channel: &str,
+        section: Option<&str>,
+    ) -> Result<Option<(IncidentId, Vec<(String, String)>)>, AppError> {
+        let Some(id) = self.store.open_incident_in(channel).await? else {
+            return Ok(None);
+        };
+        let (_, Some(state)) = self.load(id).await? else {
+            return Ok(None);
+        };
+        let open = self
+            .runbook
+            .checklist_items()
+            .filter(|(sec, item)| section.is_none_or(|want| want == sec.id || want == item.id))
+            .filter(|(sec, item)| {
+                crate::incident::checklist::checklist_item_state(&state, sec, item).is_open()
+            })
+            .map(|(_, item)| (item.id.clone(), item.text.clone()))
+            .collect();
+        Ok(Some((id, open)))
+    }
+
+    /// How far behind its update cadence the most overdue open incident is (zero if none).
+    pub async fn cadence_lag(&self) -> Result<Duration, AppError> {
+        let now = self.clock.now();
+        let mut lag = Duration::zero();
+        for id in self.store.active_incidents().await? {
+            if let (_, Some(state)) = self.load(id).await?
+                && let Some(due) = cadence::next_due(&state, &self.runbook.cadence)
+            {
+                lag = lag.max(now - due);
+            }
+        }
+        Ok(lag)
+    }
+
+    /// Whether `incident` is the open incident of `channel` (a button must not act on another).
+    pub async fn is_open_incident(
+        &self,
+        channel: &str,
+        incident: IncidentId,
+    ) -> Result<bool, AppError> {
+        Ok(self.store.open_incident_in(channel).await? == Some(incident))
+    }
+
     /// Read-only commands answer from state without writing.
     async fn view(
         &self,

@@ -278,7 +278,9 @@ impl Settings {
             }
         }
         if self.slack.signing_secret.is_some() && self.slack.bot_token.is_none() {
-            return invalid("slack.signing_secret is set but slack.bot_token is not: drbot could hear commands but not answer them");
+            return invalid(
+                "slack.signing_secret is set but slack.bot_token is not: drbot could hear commands but not answer them",
+            );
         }
         if self.slack.socket_mode && self.slack.app_token.is_none() {
             return invalid("slack.socket_mode needs slack.app_token (xapp-…)");
@@ -286,12 +288,16 @@ impl Settings {
         if let Some(key) = &self.discord.public_key
             && (key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()))
         {
-            return invalid("discord.public_key must be the application's 64-character hex public key");
+            return invalid(
+                "discord.public_key must be the application's 64-character hex public key",
+            );
         }
         if self.discord.public_key.is_some()
             && (self.discord.bot_token.is_none() || self.discord.application_id.is_none())
         {
-            return invalid("discord.public_key is set but discord.bot_token or discord.application_id is not: drbot could hear commands but not answer them");
+            return invalid(
+                "discord.public_key is set but discord.bot_token or discord.application_id is not: drbot could hear commands but not answer them",
+            );
         }
         Ok(())
     }

@@ -8,5 +8,6 @@ pub mod command;
 pub mod config;
 pub mod export;
 pub mod incident;
+pub mod server;
 pub mod sop;
 pub mod store;

@@ -38,8 +38,15 @@ enum Cmd {
         #[arg(long)]
         clock: Option<DateTime<Utc>>,
     },
+    /// Serve Slack and Discord over HTTP, with the scheduler and the outbox (SIGTERM stops it cleanly).
+    Serve,
     /// Create or upgrade the database schema.
     Migrate,
+    /// The Slack app manifest and Discord command definitions in `commands/`.
+    Commands {
+        #[command(subcommand)]
+        command: CommandsCmd,
+    },
     /// Timeline tools.
     Timeline {
         #[command(subcommand)]
@@ -58,6 +65,25 @@ enum TimelineCmd {
         /// Write to this file instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CommandsCmd {
+    /// Write the files, generated from the command grammar.
+    Print {
+        #[arg(long, default_value = drbot::command::manifest::COMMANDS_DIR)]
+        dir: PathBuf,
+    },
+    /// Fail, showing the differences, when the files are not what the grammar generates.
+    Check {
+        #[arg(long, default_value = drbot::command::manifest::COMMANDS_DIR)]
+        dir: PathBuf,
+    },
+    /// Register `/dr` with Discord (globally, or in one guild where it applies at once).
+    RegisterDiscord {
+        #[arg(long)]
+        guild: Option<String>,
     },
 }
 
@@ -112,6 +138,13 @@ async fn run(cli: Cli) -> Result<()> {
                 .run(stdin)
                 .await?;
         }
+        Cmd::Serve => {
+            let app = App::build(&settings, Arc::new(SystemClock))
+                .await
+                .context("starting drbot")?;
+            drbot::server::run(Arc::new(app), &settings, shutdown_signal()).await?;
+        }
+        Cmd::Commands { command } => commands(command, &settings).await?,
         Cmd::Migrate => {
             drbot::store::Store::connect(&settings.database.url)
                 .await
@@ -160,6 +193,65 @@ async fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn commands(command: CommandsCmd, settings: &Settings) -> Result<()> {
+    use drbot::command::manifest;
+    match command {
+        CommandsCmd::Print { dir } => {
+            manifest::write(&dir).with_context(|| format!("writing {}", dir.display()))?;
+            eprintln!("wrote {}", dir.display());
+        }
+        CommandsCmd::Check { dir } => {
+            if let Err(diff) = manifest::check(&dir) {
+                eprintln!("{diff}");
+                bail!(
+                    "{} is out of sync with the command grammar: run `drbot commands print`",
+                    dir.display()
+                );
+            }
+            eprintln!("{} matches the command grammar", dir.display());
+        }
+        CommandsCmd::RegisterDiscord { guild } => {
+            let discord = drbot::chat::discord::Discord::new(&settings.discord).context(
+                "set DRBOT__DISCORD__BOT_TOKEN and DRBOT__DISCORD__APPLICATION_ID to register commands",
+            )?;
+            discord
+                .register_commands(guild.as_deref(), &manifest::discord_commands())
+                .await
+                .context("registering the /dr command with Discord")?;
+            eprintln!(
+                "registered /dr {}",
+                guild.map_or(
+                    "globally (may take up to an hour to appear)".into(),
+                    |g| format!("in guild {g}")
+                )
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 /// A database URL without its password, for messages.

@@ -3,6 +3,9 @@
 //! console, so one store and one outbox serve every platform.
 
 pub mod console;
+pub mod discord;
+pub mod http;
+pub mod slack;
 
 use std::time::Duration;
 
@@ -94,11 +97,11 @@ impl Platform {
 }
 
 /// Sends each post through the adapter of its channel's platform.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Router {
-    pub slack: Option<Box<dyn ChatSink>>,
-    pub discord: Option<Box<dyn ChatSink>>,
-    pub console: Option<Box<dyn ChatSink>>,
+    pub slack: Option<std::sync::Arc<dyn ChatSink>>,
+    pub discord: Option<std::sync::Arc<dyn ChatSink>>,
+    pub console: Option<std::sync::Arc<dyn ChatSink>>,
 }
 
 impl ChatSink for Router {

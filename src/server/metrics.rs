@@ -1,0 +1,166 @@
+//! Prometheus text exposition, by hand: a few counters and one histogram need no library.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the acknowledgement latency buckets.
+const ACK_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; ACK_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    commands: Mutex<BTreeMap<(&'static str, String, &'static str), u64>>,
+    ack: Mutex<BTreeMap<&'static str, Histogram>>,
+    rejected: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+/// Gauges read from the store at scrape time.
+pub struct Gauges {
+    pub outbox_depth: i64,
+    pub outbox_oldest: Option<Duration>,
+    pub cadence_lag: Duration,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Metrics {
+    /// A command answered: `verb` from the grammar (or `invalid`), `outcome` what it did.
+    pub fn command(&self, platform: &'static str, verb: &str, outcome: &'static str) {
+        *lock(&self.commands)
+            .entry((platform, verb.to_string(), outcome))
+            .or_default() += 1;
+    }
+
+    /// A request refused before any command ran (bad signature, stale, malformed…).
+    pub fn rejected(&self, platform: &'static str, reason: &'static str) {
+        *lock(&self.rejected).entry((platform, reason)).or_default() += 1;
+    }
+
+    pub fn ack(&self, platform: &'static str, took: Duration) {
+        let secs = took.as_secs_f64();
+        let mut all = lock(&self.ack);
+        let h = all.entry(platform).or_default();
+        for (i, bound) in ACK_BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    pub fn render(&self, g: &Gauges) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP drbot_commands_total Commands answered, by platform, verb and outcome.\n",
+        );
+        out.push_str("# TYPE drbot_commands_total counter\n");
+        for ((platform, verb, outcome), n) in lock(&self.commands).iter() {
+            let _ = writeln!(
+                out,
+                "drbot_commands_total{{platform=\"{platform}\",verb=\"{verb}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        out.push_str(
+            "# HELP drbot_requests_rejected_total Requests refused before reaching the engine.\n",
+        );
+        out.push_str("# TYPE drbot_requests_rejected_total counter\n");
+        for ((platform, reason), n) in lock(&self.rejected).iter() {
+            let _ = writeln!(
+                out,
+                "drbot_requests_rejected_total{{platform=\"{platform}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP drbot_ack_seconds Time from request received to HTTP answer.\n");
+        out.push_str("# TYPE drbot_ack_seconds histogram\n");
+        for (platform, h) in lock(&self.ack).iter() {
+            for (bound, n) in ACK_BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(
+                    out,
+                    "drbot_ack_seconds_bucket{{platform=\"{platform}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "drbot_ack_seconds_bucket{{platform=\"{platform}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "drbot_ack_seconds_sum{{platform=\"{platform}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "drbot_ack_seconds_count{{platform=\"{platform}\"}} {}",
+                h.count
+            );
+        }
+        out.push_str("# HELP drbot_outbox_depth Posts waiting for delivery.\n");
+        out.push_str("# TYPE drbot_outbox_depth gauge\n");
+        let _ = writeln!(out, "drbot_outbox_depth {}", g.outbox_depth);
+        out.push_str("# HELP drbot_outbox_oldest_seconds Age of the oldest undelivered post.\n");
+        out.push_str("# TYPE drbot_outbox_oldest_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "drbot_outbox_oldest_seconds {}",
+            g.outbox_oldest.unwrap_or_default().as_secs_f64()
+        );
+        out.push_str("# HELP drbot_cadence_lag_seconds How far the most overdue incident update is behind.\n");
+        out.push_str("# TYPE drbot_cadence_lag_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "drbot_cadence_lag_seconds {}",
+            g.cadence_lag.as_secs_f64()
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histogram_and_gauges() {
+        let m = Metrics::default();
+        m.command("slack", "declare", "public");
+        m.command("slack", "declare", "public");
+        m.rejected("discord", "bad_signature");
+        m.ack("slack", Duration::from_millis(3));
+        m.ack("slack", Duration::from_millis(30));
+        let text = m.render(&Gauges {
+            outbox_depth: 4,
+            outbox_oldest: Some(Duration::from_secs(7)),
+            cadence_lag: Duration::ZERO,
+        });
+        assert!(text.contains(
+            "drbot_commands_total{platform=\"slack\",verb=\"declare\",outcome=\"public\"} 2"
+        ));
+        assert!(text.contains(
+            "drbot_requests_rejected_total{platform=\"discord\",reason=\"bad_signature\"} 1"
+        ));
+        assert!(text.contains("drbot_ack_seconds_bucket{platform=\"slack\",le=\"0.005\"} 1"));
+        assert!(text.contains("drbot_ack_seconds_bucket{platform=\"slack\",le=\"0.05\"} 2"));
+        assert!(text.contains("drbot_ack_seconds_count{platform=\"slack\"} 2"));
+        assert!(text.contains("drbot_outbox_depth 4\n"));
+        assert!(text.contains("drbot_outbox_oldest_seconds 7\n"));
+        // Every sample line is `name{labels} value` or `name value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}

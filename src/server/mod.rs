@@ -1,0 +1,382 @@
+//! `drbot serve`: the HTTP edge (Slack, Discord, health, metrics, timeline API), the
+//! scheduler and the outbox worker in one process. Requests are verified, handed to the
+//! engine and answered within the platforms' 3-second limits; everything slower goes through
+//! the outbox or a follow-up. Shutdown stops accepting, lets in-flight requests and their
+//! follow-ups finish, stops the workers between passes, then closes the store.
+
+pub mod discord;
+pub mod metrics;
+pub mod slack;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, RwLock, watch};
+use tracing::{info, warn};
+
+use crate::app::{App, AppError, Reply};
+use crate::chat::discord::Discord;
+use crate::chat::slack::Slack;
+use crate::chat::{ChatSink, Router as Sinks};
+use crate::command::{self, ExportFormat};
+use crate::config::Settings;
+use metrics::{Gauges, Metrics};
+
+/// How often the scheduler and the outbox look for work when nothing wakes them.
+const PASS_INTERVAL: Duration = Duration::from_secs(1);
+/// Answer by then; a command still running goes on and answers through a follow-up.
+const ACK_BUDGET: Duration = Duration::from_millis(2000);
+/// Platforms redeliver within minutes; request keys are kept a day.
+const REQUEST_MEMORY: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+pub struct Server {
+    pub app: Arc<App>,
+    pub metrics: Metrics,
+    slack: Option<Arc<Slack>>,
+    slack_secret: Option<String>,
+    discord: Option<Arc<Discord>>,
+    discord_key: Option<[u8; 32]>,
+    api_token: Option<String>,
+    replay_window: i64,
+    wake_scheduler: Notify,
+    wake_outbox: Notify,
+    /// Background work started by requests holds a read guard; shutdown takes the write side.
+    in_flight: Arc<RwLock<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+fn decode_key(hex_key: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(hex_key).ok()?;
+    bytes.try_into().ok()
+}
+
+impl Server {
+    pub fn new(app: Arc<App>, settings: &Settings) -> Result<Server, ServeError> {
+        let slack = settings
+            .slack
+            .signing_secret
+            .as_ref()
+            .and_then(|_| Slack::new(&settings.slack))
+            .map(Arc::new);
+        let discord_key = match &settings.discord.public_key {
+            Some(k) => Some(decode_key(k).ok_or_else(|| {
+                ServeError::Config("discord.public_key is not 64 hex characters".into())
+            })?),
+            None => None,
+        };
+        let discord = discord_key
+            .and_then(|_| Discord::new(&settings.discord))
+            .map(Arc::new);
+        Ok(Server {
+            app,
+            metrics: Metrics::default(),
+            slack,
+            slack_secret: settings.slack.signing_secret.clone(),
+            discord,
+            discord_key,
+            api_token: settings.http.api_token.clone(),
+            replay_window: settings.http.replay_window_seconds,
+            wake_scheduler: Notify::new(),
+            wake_outbox: Notify::new(),
+            in_flight: Arc::new(RwLock::new(())),
+        })
+    }
+
+    fn sinks(&self) -> Sinks {
+        Sinks {
+            slack: self.slack.clone().map(|s| s as Arc<dyn ChatSink>),
+            discord: self.discord.clone().map(|d| d as Arc<dyn ChatSink>),
+            console: None,
+        }
+    }
+
+    /// Something changed: run the scheduler and the outbox now rather than at the next pass.
+    pub fn kick(&self) {
+        self.wake_scheduler.notify_one();
+        self.wake_outbox.notify_one();
+    }
+
+    /// Run `work` in the background; shutdown waits for it.
+    fn spawn_tracked(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let lock = self.in_flight.clone();
+        tokio::spawn(async move {
+            let _guard = lock.read().await;
+            work.await;
+        });
+    }
+
+    /// Seconds since the epoch by the engine's clock (signed requests are checked against it).
+    fn now_unix(&self) -> i64 {
+        self.app.clock.now().timestamp()
+    }
+}
+
+pub fn router(server: Arc<Server>, max_body: usize) -> Router {
+    Router::new()
+        .route("/slack/commands", post(slack::command))
+        .route("/slack/interactions", post(slack::interaction))
+        .route("/discord/interactions", post(discord::interaction))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/incidents/{id}/timeline", get(timeline))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(server)
+}
+
+async fn readyz(State(s): State<Arc<Server>>) -> Response {
+    match s.app.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            warn!(error = %e, "readiness: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
+        }
+    }
+}
+
+async fn metrics_text(State(s): State<Arc<Server>>) -> Response {
+    let now = s.app.clock.now();
+    let (depth, oldest) = s.app.store.outbox_backlog().await.unwrap_or((-1, None));
+    let lag = s.app.cadence_lag().await.unwrap_or_default();
+    let gauges = Gauges {
+        outbox_depth: depth,
+        outbox_oldest: oldest.and_then(|t| (now - t).to_std().ok()),
+        cadence_lag: lag.to_std().unwrap_or_default(),
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(&gauges),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct TimelineQuery {
+    format: Option<String>,
+}
+
+/// Constant-time equality for secrets.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn timeline(
+    State(s): State<Arc<Server>>,
+    Path(id): Path<String>,
+    Query(q): Query<TimelineQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(token) = &s.api_token else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the timeline API is off: set http.api_token\n",
+        )
+            .into_response();
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !same_secret(given.as_bytes(), token.as_bytes()) {
+        return (StatusCode::UNAUTHORIZED, "bearer token required\n").into_response();
+    }
+    let Some(id) = id.strip_prefix("INC-").unwrap_or(&id).parse::<i64>().ok() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "incident id must be like INC-3 or 3\n",
+        )
+            .into_response();
+    };
+    let format = match q.format.as_deref().unwrap_or("json") {
+        "md" => ExportFormat::Markdown,
+        "json" => ExportFormat::Json,
+        "csv" => ExportFormat::Csv,
+        other => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("unknown format {other:?}: use md, json or csv\n"),
+            )
+                .into_response();
+        }
+    };
+    match s.app.store.incident(id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such incident\n").into_response(),
+        Err(e) => {
+            warn!(error = %e, "timeline API: store");
+            return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response();
+        }
+    }
+    let mut out = Vec::new();
+    if let Err(e) = crate::export::export(&s.app.store, id, format, &s.app.runbook, &mut out).await
+    {
+        warn!(error = %e, "timeline API: export");
+        return (StatusCode::INTERNAL_SERVER_ERROR, "export failed\n").into_response();
+    }
+    let content_type = match format {
+        ExportFormat::Markdown => "text/markdown; charset=utf-8",
+        ExportFormat::Json => "application/json",
+        ExportFormat::Csv => "text/csv; charset=utf-8",
+    };
+    ([(header::CONTENT_TYPE, content_type)], out).into_response()
+}
+
+/// Label for metrics: the verb of a line, or `invalid`.
+fn verb_of(line: &str) -> String {
+    command::parse(line)
+        .map(|c| c.verb().replace(' ', "_"))
+        .unwrap_or_else(|_| "invalid".into())
+}
+
+fn outcome_of(r: &Result<Reply, AppError>) -> &'static str {
+    match r {
+        Ok(Reply::Public(_)) => "changed",
+        Ok(Reply::Private(_)) => "answered",
+        Ok(Reply::File { .. }) => "file",
+        Err(_) => "error",
+    }
+}
+
+/// What an operator sees when the engine itself failed (the database, mostly).
+fn engine_failure(e: &AppError) -> String {
+    warn!(error = %e, "command failed");
+    format!(
+        "drbot could not complete this command ({e}). Nothing half-done was saved; try again in a moment."
+    )
+}
+
+/// A running server: its address, a way to wake its workers, and a clean stop.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub server: Arc<Server>,
+    stop: watch::Sender<bool>,
+    http: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn kick(&self) {
+        self.server.kick();
+    }
+
+    /// Graceful stop: as on SIGTERM.
+    pub async fn stop(self) -> Result<(), ServeError> {
+        let _ = self.stop.send(true);
+        let served = self.http.await;
+        // Follow-ups and uploads started by requests finish before the workers stop.
+        drop(self.server.in_flight.write().await);
+        for w in self.workers {
+            let _ = w.await;
+        }
+        self.server.app.store.close().await;
+        match served {
+            Ok(r) => r.map_err(ServeError::Io),
+            Err(e) => Err(ServeError::Io(std::io::Error::other(e))),
+        }
+    }
+}
+
+/// Start serving on `listener` with workers; returns at once.
+pub fn start(
+    server: Arc<Server>,
+    listener: TcpListener,
+    max_body: usize,
+) -> Result<Running, ServeError> {
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let app = router(server.clone(), max_body);
+    let mut on_stop = stopped.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = on_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let workers = vec![
+        tokio::spawn(scheduler(server.clone(), stopped.clone())),
+        tokio::spawn(outbox(server.clone(), stopped)),
+    ];
+    info!(%addr, slack = server.slack.is_some(), discord = server.discord.is_some(), "serving");
+    Ok(Running {
+        addr,
+        server,
+        stop,
+        http,
+        workers,
+    })
+}
+
+/// Bind `listen` and serve until `signal` resolves.
+pub async fn run(
+    app: Arc<App>,
+    settings: &Settings,
+    signal: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let listen = &settings.http.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| ServeError::Bind(listen.clone(), e))?;
+    let server = Arc::new(Server::new(app, settings)?);
+    let running = start(server, listener, settings.http.max_body_bytes)?;
+    signal.await;
+    info!("shutting down: finishing in-flight requests");
+    running.stop().await
+}
+
+async fn scheduler(server: Arc<Server>, mut stop: watch::Receiver<bool>) {
+    loop {
+        match server.app.tick().await {
+            Ok(report) if report != Default::default() => {
+                info!(?report, "scheduler pass");
+                server.wake_outbox.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "scheduler pass failed; retrying"),
+        }
+        tokio::select! {
+            _ = server.wake_scheduler.notified() => {}
+            _ = tokio::time::sleep(PASS_INTERVAL) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn outbox(server: Arc<Server>, mut stop: watch::Receiver<bool>) {
+    let sinks = server.sinks();
+    let mut passes: u64 = 0;
+    loop {
+        if let Err(e) = server.app.deliver_to(&sinks, None).await {
+            warn!(error = %e, "outbox pass failed; retrying");
+        }
+        passes += 1;
+        if passes.is_multiple_of(3600) {
+            let before = server.app.clock.now() - REQUEST_MEMORY;
+            if let Err(e) = server.app.store.forget_requests(before).await {
+                warn!(error = %e, "could not prune request keys");
+            }
+        }
+        tokio::select! {
+            _ = server.wake_outbox.notified() => {}
+            _ = tokio::time::sleep(PASS_INTERVAL) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
