@@ -1,6 +1,7 @@
 //! `/dr` commands: the grammar ([`grammar`]), the parser, and the typed [`Command`].
 
 pub mod grammar;
+pub mod manifest;
 pub mod timestamp;
 
 use grammar::{ArgKind, ArgSpec, OptSpec, VERBS, VerbSpec};
