@@ -2,6 +2,11 @@
 
 #![allow(dead_code)]
 
+pub mod bot;
+pub mod discord_api;
+pub mod http;
+pub mod slack_api;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};

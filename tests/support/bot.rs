@@ -1,0 +1,106 @@
+//! `drbot serve` in-process on 127.0.0.1:0, on SQLite in a temp dir, with a simulated clock
+//! the test moves (signatures are made with that clock's time too).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use drbot::app::App;
+use drbot::clock::{Clock, ManualClock};
+use drbot::config::Settings;
+use drbot::server::{self, Running, Server};
+use tokio::net::TcpListener;
+
+pub const T0: &str = "2026-02-08T10:00:00Z";
+pub const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+pub const SLACK_TOKEN: &str = "xoxb-test-token";
+pub const DISCORD_TOKEN: &str = "discord-test-token";
+pub const DISCORD_SEED: [u8; 32] = [7; 32];
+
+pub struct Bot {
+    pub running: Running,
+    pub clock: ManualClock,
+    pub env: HashMap<String, String>,
+    pub dir: PathBuf,
+}
+
+impl Bot {
+    /// Start with `env` (DRBOT__… settings) over test defaults; `dir` holds database and
+    /// sandbox state, so a second start on the same dir is a restart.
+    pub async fn start(dir: &std::path::Path, env: &[(&str, String)], at: DateTime<Utc>) -> Bot {
+        let mut vars: HashMap<String, String> = HashMap::from([
+            (
+                "DRBOT__DATABASE__URL".into(),
+                format!("sqlite://{}", dir.join("drbot.db").display()),
+            ),
+            (
+                "DRBOT__SANDBOX__STATE_FILE".into(),
+                dir.join("sandbox.json").display().to_string(),
+            ),
+            ("DRBOT__SLACK__POST_INTERVAL_MS".into(), "0".into()),
+        ]);
+        for (k, v) in env {
+            vars.insert(k.to_string(), v.clone());
+        }
+        let settings = Settings::load_from(None, Some(vars.clone())).expect("settings");
+        let clock = ManualClock::new(at);
+        let app = App::build(&settings, Arc::new(clock.clone()))
+            .await
+            .expect("app");
+        let server = Arc::new(Server::new(Arc::new(app), &settings).expect("server"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let running = server::start(server, listener, settings.http.max_body_bytes).expect("start");
+        Bot {
+            running,
+            clock,
+            env: vars,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.addr)
+    }
+
+    pub fn now_unix(&self) -> i64 {
+        self.clock.now().timestamp()
+    }
+
+    pub fn app(&self) -> &App {
+        &self.running.server.app
+    }
+
+    /// Move the clock and let the scheduler and outbox run.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock.advance(by);
+        self.running.kick();
+    }
+
+    pub async fn stop(self) {
+        self.running.stop().await.expect("clean stop");
+    }
+
+    /// Poll `check` (waking the workers each time) until it holds; the deadline is only a
+    /// safety net for a broken build, never a timing assertion.
+    pub async fn until<T>(&self, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gave up waiting for {what}"
+            );
+            self.running.kick();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+pub fn t0() -> DateTime<Utc> {
+    T0.parse().unwrap()
+}
