@@ -131,6 +131,9 @@ pub struct HttpSettings {
     pub replay_window_seconds: i64,
     /// Bearer token for `GET /api/incidents/{id}/timeline`; unset = the route is off.
     pub api_token: Option<String>,
+    /// A command still running after this long is acknowledged at once and answered later
+    /// (Slack `response_url`, Discord deferred reply). Both platforms give up after 3 s.
+    pub ack_budget_ms: u64,
 }
 
 impl Default for HttpSettings {
@@ -140,6 +143,7 @@ impl Default for HttpSettings {
             max_body_bytes: 64 * 1024,
             replay_window_seconds: 300,
             api_token: None,
+            ack_budget_ms: 2000,
         }
     }
 }
@@ -264,6 +268,11 @@ impl Settings {
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
             return invalid("http.listen must be an address like 127.0.0.1:8080");
         }
+        if self.http.ack_budget_ms > 2500 {
+            return invalid(
+                "http.ack_budget_ms must leave room under the platforms' 3 s limit (at most 2500)",
+            );
+        }
         if self.http.max_body_bytes < 1024 || self.http.replay_window_seconds <= 0 {
             return invalid(
                 "http.max_body_bytes must be at least 1024 and http.replay_window_seconds positive",
@@ -282,8 +291,10 @@ impl Settings {
                 "slack.signing_secret is set but slack.bot_token is not: drbot could hear commands but not answer them",
             );
         }
-        if self.slack.socket_mode && self.slack.app_token.is_none() {
-            return invalid("slack.socket_mode needs slack.app_token (xapp-…)");
+        if self.slack.socket_mode {
+            return invalid(
+                "slack.socket_mode is not available in this build: expose /slack/commands and /slack/interactions over HTTPS instead",
+            );
         }
         if let Some(key) = &self.discord.public_key
             && (key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()))

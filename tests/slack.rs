@@ -582,3 +582,36 @@ async fn health_metrics_timeline_api_and_restart() {
     assert!(status.contains("INC-1"), "{status}");
     again.bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_command_is_acknowledged_then_answered_through_response_url() {
+    // No time budget at all: every command takes the slow path.
+    let s = slack_with(&[("DRBOT__HTTP__ACK_BUDGET_MS", "0".to_string())]).await;
+    let resp = s
+        .signed(&http::slack_command_body(
+            "declare sev2 data orders wiped",
+            CHANNEL,
+            "U1",
+            &http::slack_trigger_id(),
+            &s.api.response_url("slow"),
+        ))
+        .await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["response_type"], "ephemeral");
+    assert!(
+        resp.json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("Working on it")
+    );
+    let late = s
+        .bot
+        .until("the late answer", async || {
+            s.api.responses_to("slow").into_iter().next()
+        })
+        .await;
+    assert_eq!(late["response_type"], "in_channel", "{late}");
+    assert!(late["text"].as_str().unwrap().contains("INC-1"), "{late}");
+    s.post_containing("DISASTER DECLARED").await;
+    s.bot.stop().await;
+}

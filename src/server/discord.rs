@@ -15,7 +15,7 @@ use serenity::all::Interaction;
 use serenity::interactions_endpoint::Verifier;
 use tracing::warn;
 
-use super::{ACK_BUDGET, Server, engine_failure, outcome_of, verb_of};
+use super::{Server, engine_failure, outcome_of, verb_of};
 use crate::app::Reply;
 use crate::chat::discord::{Discord, checklist_components};
 use crate::chat::slack::clip;
@@ -270,7 +270,7 @@ async fn respond(s: &Arc<Server>, discord: Arc<Discord>, req: Request, what: Pre
         }
     };
     let mut task = tokio::spawn(work);
-    match tokio::time::timeout(ACK_BUDGET, &mut task).await {
+    match tokio::time::timeout(s.ack_budget, &mut task).await {
         Ok(Ok(data)) => Json(json!({ "type": 4, "data": data })).into_response(),
         Ok(Err(_)) => Json(json!({ "type": 4, "data": message("drbot hit an internal error on this command; nothing was half-done. Try again.", true, None) })).into_response(),
         Err(_) => {

@@ -31,8 +31,6 @@ use metrics::{Gauges, Metrics};
 
 /// How often the scheduler and the outbox look for work when nothing wakes them.
 const PASS_INTERVAL: Duration = Duration::from_secs(1);
-/// Answer by then; a command still running goes on and answers through a follow-up.
-const ACK_BUDGET: Duration = Duration::from_millis(2000);
 /// Platforms redeliver within minutes; request keys are kept a day.
 const REQUEST_MEMORY: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
@@ -45,6 +43,8 @@ pub struct Server {
     discord_key: Option<[u8; 32]>,
     api_token: Option<String>,
     replay_window: i64,
+    /// Answer by then; a command still running goes on and answers through a follow-up.
+    ack_budget: Duration,
     wake_scheduler: Notify,
     wake_outbox: Notify,
     /// Background work started by requests holds a read guard; shutdown takes the write side.
@@ -92,6 +92,7 @@ impl Server {
             discord_key,
             api_token: settings.http.api_token.clone(),
             replay_window: settings.http.replay_window_seconds,
+            ack_budget: Duration::from_millis(settings.http.ack_budget_ms),
             wake_scheduler: Notify::new(),
             wake_outbox: Notify::new(),
             in_flight: Arc::new(RwLock::new(())),

@@ -16,7 +16,7 @@ use sha2::Sha256;
 use slack_morphism::prelude::*;
 use tracing::warn;
 
-use super::{ACK_BUDGET, Server, engine_failure, outcome_of, verb_of};
+use super::{Server, engine_failure, outcome_of, verb_of};
 use crate::app::Reply;
 use crate::chat::slack::{
     ACTION_CANCEL, ACTION_CHECK, ACTION_CONFIRM, Slack, checklist_blocks, clip,
@@ -218,7 +218,7 @@ pub async fn command(State(s): State<Arc<Server>>, headers: HeaderMap, body: Byt
         }
     };
     let mut task = tokio::spawn(work);
-    let answer = match tokio::time::timeout(ACK_BUDGET, &mut task).await {
+    let answer = match tokio::time::timeout(s.ack_budget, &mut task).await {
         Ok(Ok(body)) => Json(body).into_response(),
         Ok(Err(_)) => Json(ephemeral(
             "drbot hit an internal error on this command; nothing was half-done. Try again.",
