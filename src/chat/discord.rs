@@ -103,12 +103,22 @@ impl Discord {
             .ok_or_else(|| DeliveryError::retryable("Discord's reply had no message id"))
     }
 
-    async fn create(&self, channel: &str, body: &Value) -> Result<String, DeliveryError> {
+    /// Create a message; the outbox id as an enforced nonce makes Discord answer a retry
+    /// with the message the first try created.
+    async fn create(
+        &self,
+        channel: &str,
+        body: &Value,
+        outbox_id: i64,
+    ) -> Result<String, DeliveryError> {
+        let mut body = body.clone();
+        body["nonce"] = json!(outbox_id.to_string());
+        body["enforce_nonce"] = json!(true);
         let resp = self
             .call(
                 Method::POST,
                 &format!("/channels/{channel}/messages"),
-                Some(body),
+                Some(&body),
                 true,
             )
             .await?;
@@ -116,7 +126,7 @@ impl Discord {
     }
 
     async fn status(&self, channel: &str, out: &Outgoing<'_>) -> Result<String, DeliveryError> {
-        let body = message(out.post, out.incident, out.outbox_id, None);
+        let body = message(out.post, out.incident, None);
         if let Some(id) = out.status_message {
             match self
                 .call(
@@ -133,7 +143,7 @@ impl Discord {
                 Err(e) => return Err(e),
             }
         }
-        let id = self.create(channel, &body).await?;
+        let id = self.create(channel, &body, out.outbox_id).await?;
         // The message exists now: a failed pin must not make the outbox post it again.
         if let Err(e) = self
             .call(
@@ -234,19 +244,14 @@ impl ChatSink for Discord {
                 return self.status(channel, &out).await;
             }
             let reply_to = out.status_message.filter(|_| out.post.in_thread);
-            let body = message(out.post, out.incident, out.outbox_id, reply_to);
-            self.create(channel, &body).await
+            let body = message(out.post, out.incident, reply_to);
+            self.create(channel, &body, out.outbox_id).await
         })
     }
 }
 
 /// The Discord message for a post: status as an embed, previews with Confirm/Cancel.
-pub fn message(
-    post: &Post,
-    incident: Option<IncidentId>,
-    outbox_id: i64,
-    reply_to: Option<&str>,
-) -> Value {
+pub fn message(post: &Post, incident: Option<IncidentId>, reply_to: Option<&str>) -> Value {
     let mut body = if post.kind == PostKind::Status {
         let mut lines = post.text.lines();
         let title = clip(lines.next().unwrap_or("Incident status"), 250);
@@ -255,11 +260,6 @@ pub fn message(
     } else {
         json!({ "content": clip(&post.plain(), MAX_CONTENT) })
     };
-    if post.kind != PostKind::Status {
-        // Discord drops a second message with the same nonce: a retry can never double a post.
-        body["nonce"] = json!(outbox_id.to_string());
-        body["enforce_nonce"] = json!(true);
-    }
     if let Some(id) = reply_to {
         body["message_reference"] = json!({ "message_id": id, "fail_if_not_exists": false });
     }
