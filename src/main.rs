@@ -52,6 +52,78 @@ enum Cmd {
         #[command(subcommand)]
         command: TimelineCmd,
     },
+    /// Print the manifests a restore would apply: YAML on stdout, the plan on stderr (`# …`).
+    Plan {
+        #[command(subcommand)]
+        command: PlanCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlanCmd {
+    /// StackGres point-in-time recovery into a new cluster (SOP §8).
+    Pitr {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Recovery target: 2026-02-08T09:55:00Z, 2026-02-08T09:55Z, 2026-02-08T10:55+01:00 or
+        /// "2026-02-08 09:55 UTC"; without a zone only when safety.default_zone is set.
+        #[arg(long)]
+        at: String,
+    },
+    /// StackGres restore of the latest (or the given) backup into a new cluster (SOP §7).
+    RestoreLatest {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Velero restore (SOP §6.3).
+    InfraRestore {
+        /// Velero Backup to restore; without it a cluster picks the newest Completed one.
+        #[arg(long)]
+        backup: Option<String>,
+        /// Namespaces to leave out (comma-separated; globs allowed).
+        #[arg(long, value_delimiter = ',')]
+        exclude_namespaces: Vec<String>,
+        /// Only these namespaces (comma-separated; globs allowed); default all.
+        #[arg(long, value_delimiter = ',')]
+        include_namespaces: Vec<String>,
+        /// Namespace of the Velero server, where the Restore is created [default: velero].
+        #[arg(long)]
+        velero_namespace: Option<String>,
+        /// Name of the Restore [default: drbot-restore-{backup}, or drbot-restore-latest].
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct DatabaseArgs {
+    /// Namespace of the source SGCluster and its SGBackups.
+    #[arg(long)]
+    namespace: String,
+    /// The source SGCluster (it is not touched: the restore makes a new one).
+    #[arg(long)]
+    cluster: String,
+    /// SGBackup to restore from; without it a cluster picks the newest suitable one.
+    #[arg(long)]
+    backup: Option<String>,
+    /// Namespace of the new cluster [default: --namespace]; another one gets a copy of the
+    /// SGBackup.
+    #[arg(long)]
+    target_namespace: Option<String>,
+    /// Name of the new SGCluster, at most 44 characters
+    /// [default: {cluster}-restore-{YYYYMMDDHHMM} for pitr, {cluster}-restore-latest].
+    #[arg(long)]
+    name: Option<String>,
+    /// PostgreSQL version of the new cluster, the backup's major (with --backup)
+    /// [default: 16].
+    #[arg(long)]
+    postgres_version: Option<String>,
+    /// Instances of the new cluster (with --backup) [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    instances: Option<u32>,
+    /// Volume size per instance (with --backup) [default: 20Gi].
+    #[arg(long)]
+    volume_size: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -145,6 +217,7 @@ async fn run(cli: Cli) -> Result<()> {
             drbot::server::run(Arc::new(app), &settings, shutdown_signal()).await?;
         }
         Cmd::Commands { command } => commands(command, &settings).await?,
+        Cmd::Plan { command } => plan::run(command, &settings).await?,
         Cmd::Migrate => {
             drbot::store::Store::connect(&settings.database.url)
                 .await
@@ -230,6 +303,398 @@ async fn commands(command: CommandsCmd, settings: &Settings) -> Result<()> {
         }
     }
     Ok(())
+}
+
+mod plan {
+    //! `drbot plan`: the manifests a launch would apply, built by the same code. With a backup
+    //! named no cluster is needed; otherwise the configured backend chooses the backup.
+
+    use std::sync::Arc;
+
+    use anyhow::{Context, Result, bail};
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use drbot::clock::SystemClock;
+    use drbot::cluster::Cluster;
+    use drbot::cluster::manifests::{self, DatabaseRestore};
+    use drbot::cluster::sandbox::{Sandbox, SandboxConfig};
+    use drbot::command::timestamp::{TimeInput, parse_timestamp, parse_zone};
+    use drbot::config::Settings;
+    use drbot::incident::{OperationKind, OperationSpec};
+
+    use super::{DatabaseArgs, PlanCmd};
+
+    pub const DEFAULT_POSTGRES_VERSION: &str = "16";
+    pub const DEFAULT_INSTANCES: u32 = 1;
+    pub const DEFAULT_VOLUME_SIZE: &str = "20Gi";
+    pub const DEFAULT_VELERO_NAMESPACE: &str = "velero";
+
+    /// The YAML to print and the lines that explain it.
+    struct Planned {
+        yaml: String,
+        summary: Vec<String>,
+    }
+
+    pub async fn run(command: PlanCmd, settings: &Settings) -> Result<()> {
+        let planned = match command {
+            PlanCmd::Pitr { db, at } => {
+                let (target, echo) = target(&at, settings, Utc::now())?;
+                let mut planned = database(&db, Some(target), settings).await?;
+                planned.summary.splice(0..0, echo);
+                planned
+            }
+            PlanCmd::RestoreLatest { db } => database(&db, None, settings).await?,
+            PlanCmd::InfraRestore {
+                backup,
+                exclude_namespaces,
+                include_namespaces,
+                velero_namespace,
+                name,
+            } => {
+                infra(
+                    backup,
+                    exclude_namespaces,
+                    include_namespaces,
+                    velero_namespace,
+                    name,
+                    settings,
+                )
+                .await?
+            }
+        };
+        for line in &planned.summary {
+            eprintln!("# {line}");
+        }
+        print!("{}", planned.yaml);
+        Ok(())
+    }
+
+    /// The same rules as `/dr pitr`: a zone is required unless safety.default_zone is set, and
+    /// the target cannot be in the future.
+    fn target(
+        at: &str,
+        settings: &Settings,
+        now: DateTime<Utc>,
+    ) -> Result<(DateTime<Utc>, Option<String>)> {
+        let Some(input) = parse_timestamp(at) else {
+            bail!(
+                "`{at}` is not a timestamp. Use RFC 3339 (2026-02-08T09:55:00Z, 2026-02-08T09:55Z, 2026-02-08T10:55+01:00) or `2026-02-08 09:55 UTC`."
+            );
+        };
+        let zone = settings.safety.default_zone.as_deref().and_then(parse_zone);
+        let Some(t) = input.resolve(zone) else {
+            let typed = match input {
+                TimeInput::Naive(n) => n.format("%Y-%m-%dT%H:%M").to_string(),
+                TimeInput::Zoned(z) => z.to_rfc3339(),
+            };
+            bail!(
+                "`{input}` has no time zone. Add one: `{typed}Z` for UTC or an offset like `+01:00` (or configure safety.default_zone)."
+            );
+        };
+        if t > now {
+            bail!(
+                "The PITR target {} is in the future (now {}). Pick the last known-good moment before the damage (SOP §8.2.1).",
+                manifests::timestamp(t),
+                now.to_rfc3339_opts(SecondsFormat::Secs, true)
+            );
+        }
+        let echo = match (input, zone) {
+            (TimeInput::Naive(_), Some(zone)) => Some(format!(
+                "`{input}` has no zone; read it in the configured zone {zone}: {}",
+                manifests::timestamp(t)
+            )),
+            _ => None,
+        };
+        Ok((t, echo))
+    }
+
+    /// A DNS label, as Kubernetes requires of namespace names.
+    fn check_namespace(flag: &str, ns: &str) -> Result<()> {
+        let ok = !ns.is_empty()
+            && ns.len() <= 63
+            && ns.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && ns.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && ns
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            bail!(
+                "{flag} `{ns}` is not a namespace name (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)"
+            );
+        }
+        Ok(())
+    }
+
+    /// A DNS subdomain, as Kubernetes requires of object names.
+    fn check_object_name(flag: &str, name: &str) -> Result<()> {
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && label.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            });
+        if !ok {
+            bail!(
+                "{flag} `{name}` is not an object name (lowercase letters, digits, '-' and '.', at most 253 characters)"
+            );
+        }
+        Ok(())
+    }
+
+    fn backend_needed(what: &str, backend: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "choosing {what} needs a cluster connection, and the kubernetes backend is not configured (cluster.backend = {backend}); pass --backup NAME to plan without a cluster"
+        )
+    }
+
+    fn sandbox(settings: &Settings) -> Result<Sandbox> {
+        let s = &settings.sandbox;
+        Sandbox::new(
+            SandboxConfig {
+                speed: s.speed,
+                state_file: (!s.state_file.is_empty()).then(|| s.state_file.clone().into()),
+                database_namespaces: s.database_namespaces.clone(),
+            },
+            Arc::new(SystemClock),
+        )
+        .context("starting the sandbox cluster")
+    }
+
+    const SANDBOX_NOTE: &str =
+        "SANDBOX: planned against the simulated cluster (cluster.backend = sandbox)";
+
+    async fn database(
+        db: &DatabaseArgs,
+        target: Option<DateTime<Utc>>,
+        settings: &Settings,
+    ) -> Result<Planned> {
+        check_namespace("--namespace", &db.namespace)?;
+        let target_namespace = db.target_namespace.as_deref().unwrap_or(&db.namespace);
+        check_namespace("--target-namespace", target_namespace)?;
+        let name = db
+            .name
+            .clone()
+            .unwrap_or_else(|| manifests::restore_cluster_name(&db.cluster, target));
+        manifests::check_cluster_name(&name)?;
+        manifests::check_not_in_place(&name, target_namespace, &db.cluster, &db.namespace)?;
+        let Some(backup) = &db.backup else {
+            return database_in_cluster(db, target_namespace, &name, target, settings).await;
+        };
+        let volume_size = db.volume_size.as_deref().unwrap_or(DEFAULT_VOLUME_SIZE);
+        manifests::check_volume_size(volume_size)?;
+        let restore = DatabaseRestore {
+            name: name.clone(),
+            namespace: target_namespace.to_string(),
+            source_namespace: db.namespace.clone(),
+            source_cluster: db.cluster.clone(),
+            backup: backup.clone(),
+            postgres_version: db
+                .postgres_version
+                .clone()
+                .unwrap_or_else(|| DEFAULT_POSTGRES_VERSION.into()),
+            instances: db.instances.unwrap_or(DEFAULT_INSTANCES),
+            volume_size: volume_size.to_string(),
+            target,
+        };
+        let mut summary = vec![
+            format!(
+                "new SGCluster {target_namespace}/{name} restored from {}/{} (the source is not touched)",
+                db.namespace, db.cluster
+            ),
+            format!("from backup {backup}"),
+            match target {
+                Some(t) => format!("recover to {}", manifests::timestamp(t)),
+                None => "replay all archived WAL".into(),
+            },
+            format!(
+                "PostgreSQL {}, {} instance{}, {}",
+                restore.postgres_version,
+                restore.instances,
+                if restore.instances == 1 { "" } else { "s" },
+                restore.volume_size
+            ),
+        ];
+        if target_namespace != db.namespace {
+            summary.push(format!(
+                "copies SGBackup {backup} into {target_namespace} first: StackGres restores only from a backup in the cluster's own namespace"
+            ));
+        }
+        summary.push(
+            "no cluster consulted: that the backup exists and is Completed, has this PostgreSQL major, and that the target is in the recoverable window is not checked".into(),
+        );
+        Ok(Planned {
+            yaml: manifests::to_yaml(&manifests::sgcluster_restore(&restore)),
+            summary,
+        })
+    }
+
+    async fn database_in_cluster(
+        db: &DatabaseArgs,
+        target_namespace: &str,
+        name: &str,
+        target: Option<DateTime<Utc>>,
+        settings: &Settings,
+    ) -> Result<Planned> {
+        let backend = settings.cluster.backend.as_str();
+        if backend != "sandbox" {
+            return Err(backend_needed("the backup", backend));
+        }
+        let given: Vec<&str> = [
+            ("--postgres-version", db.postgres_version.is_some()),
+            ("--instances", db.instances.is_some()),
+            ("--volume-size", db.volume_size.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            bail!(
+                "{} only apply with --backup: without it the sandbox restores with the source cluster's own settings",
+                given.join(", ")
+            );
+        }
+        let source_namespace = settings
+            .sandbox
+            .database_namespaces
+            .first()
+            .map(String::as_str)
+            .unwrap_or("db");
+        if db.namespace != source_namespace {
+            bail!(
+                "the sandbox's database clusters are in namespace {source_namespace}, not {}",
+                db.namespace
+            );
+        }
+        let kind = if target.is_some() {
+            OperationKind::Pitr
+        } else {
+            OperationKind::RestoreLatest
+        };
+        let mut spec = OperationSpec::new("plan", kind, name);
+        spec.cluster = Some(db.cluster.clone());
+        spec.namespace = Some(target_namespace.to_string());
+        spec.target = target;
+        let plan = sandbox(settings)?.plan(&spec).await?;
+        let mut summary = vec![SANDBOX_NOTE.to_string()];
+        summary.extend(plan.summary.iter().cloned());
+        if plan.backup.is_none() {
+            for line in &summary {
+                eprintln!("# {line}");
+            }
+            bail!("nothing to apply: {}", plan.summary.join("; "));
+        }
+        if let (Some(t), Some(w)) = (target, plan.window)
+            && !w.contains(t)
+        {
+            for line in &summary {
+                eprintln!("# {line}");
+            }
+            bail!(
+                "the PITR target {} is outside the recoverable window of {} ({} … {}): a launch would be refused",
+                manifests::timestamp(t),
+                db.cluster,
+                manifests::timestamp(w.start),
+                manifests::timestamp(w.end)
+            );
+        }
+        Ok(Planned {
+            yaml: plan.manifest,
+            summary,
+        })
+    }
+
+    async fn infra(
+        backup: Option<String>,
+        exclude: Vec<String>,
+        include: Vec<String>,
+        velero_namespace: Option<String>,
+        name: Option<String>,
+        settings: &Settings,
+    ) -> Result<Planned> {
+        let name = name.unwrap_or_else(|| manifests::infra_restore_name(backup.as_deref()));
+        check_object_name("--name", &name)?;
+        let velero_ns = velero_namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_VELERO_NAMESPACE.into());
+        check_namespace("--velero-namespace", &velero_ns)?;
+        let scope = |excluded: &[String]| {
+            let scope = if include.is_empty() {
+                "namespaces: all".to_string()
+            } else {
+                format!("namespaces: {}", include.join(", "))
+            };
+            if excluded.is_empty() {
+                scope
+            } else {
+                format!("{scope}, except {}", excluded.join(", "))
+            }
+        };
+        let Some(backup) = backup else {
+            let backend = settings.cluster.backend.as_str();
+            if backend != "sandbox" {
+                return Err(backend_needed("the Velero backup", backend));
+            }
+            if velero_ns != DEFAULT_VELERO_NAMESPACE {
+                bail!(
+                    "the sandbox's Velero runs in namespace {DEFAULT_VELERO_NAMESPACE}, not {velero_ns}"
+                );
+            }
+            let db_namespaces = &settings.sandbox.database_namespaces;
+            let mut wanted = exclude.clone();
+            wanted.sort();
+            wanted.dedup();
+            let mut configured = db_namespaces.clone();
+            configured.sort();
+            configured.dedup();
+            let exclude_databases = !wanted.is_empty();
+            if exclude_databases && wanted != configured {
+                bail!(
+                    "the sandbox leaves out only its database namespaces ({}): pass --exclude-namespaces {}, or --backup NAME to plan any exclusion without a cluster",
+                    db_namespaces.join(", "),
+                    db_namespaces.join(",")
+                );
+            }
+            let mut spec = OperationSpec::new("plan", OperationKind::InfraRestore, &name);
+            spec.include_namespaces = include.clone();
+            spec.exclude_database_namespaces = exclude_databases;
+            let plan = sandbox(settings)?.plan(&spec).await?;
+            let mut summary = vec![SANDBOX_NOTE.to_string()];
+            summary.extend(plan.summary);
+            return Ok(Planned {
+                yaml: plan.manifest,
+                summary,
+            });
+        };
+        let doc = manifests::velero_restore(&name, &velero_ns, &backup, &include, &exclude);
+        let mut summary = vec![
+            format!("Velero Restore {velero_ns}/{name} from backup {backup}"),
+            scope(&exclude),
+        ];
+        let both: Vec<&str> = include
+            .iter()
+            .filter(|n| exclude.contains(n))
+            .map(String::as_str)
+            .collect();
+        if !both.is_empty() {
+            summary.push(format!(
+                "{} both included and excluded: Velero excludes it",
+                both.join(", ")
+            ));
+        }
+        summary.push(
+            "persistent volumes restored; existing objects are left as they are (existingResourcePolicy none)".into(),
+        );
+        summary.push(
+            "no cluster consulted: that the backup exists and is Completed is not checked".into(),
+        );
+        Ok(Planned {
+            yaml: manifests::to_yaml(&[("", doc)]),
+            summary,
+        })
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -1,7 +1,10 @@
 //! The cluster port: what drbot needs from a Kubernetes cluster and its offsite backups.
 //! Backends: `sandbox` (an in-process simulation) now, `kubernetes` later.
 
+pub mod manifests;
+pub mod offsite;
 pub mod sandbox;
+pub mod walg;
 
 use std::future::Future;
 use std::pin::Pin;

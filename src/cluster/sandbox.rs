@@ -17,6 +17,7 @@ use chrono::{DateTime, Days, Duration, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::manifests::{self, DatabaseRestore, FluxKind, check_cluster_name, to_yaml};
 use super::{
     BackupsReport, BoxFuture, Cluster, ClusterError, Launched, Observation, ProbeContext,
     ProbeResult,
@@ -57,7 +58,6 @@ const SCHEDULE: &str = "nightly";
 const SCHEDULE_CRON: &str = "0 2 * * *";
 const BSL: &str = "offsite";
 const BUCKET: &str = "s3://dr-offsite";
-const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
 /// Backups reach back at least this far, so the PITR window always spans a full week.
 const COVERAGE_DAYS: i64 = 7;
@@ -394,24 +394,6 @@ fn source_cluster(name: Option<&str>) -> Result<&'static SourceCluster, ClusterE
         })
 }
 
-/// SGCluster `metadata.name` rules from the CRD; a bad name would only fail at apply time.
-fn check_cluster_name(name: &str) -> Result<(), ClusterError> {
-    let ok = !name.is_empty()
-        && name.len() <= 44
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ClusterError::Invalid(format!(
-            "{name} is not a valid SGCluster name (at most 44 characters, lowercase letters, digits and '-', starting with a letter)"
-        )))
-    }
-}
-
 fn describe_windows(windows: &[Value]) -> String {
     if windows.is_empty() {
         return "no sync windows".into();
@@ -434,120 +416,6 @@ fn describe_windows(windows: &[Value]) -> String {
         if windows.len() == 1 { "" } else { "s" },
         each.join(", ")
     )
-}
-
-fn labels() -> Value {
-    let mut m = Map::new();
-    m.insert(MANAGED_BY.into(), json!("drbot"));
-    Value::Object(m)
-}
-
-// ---- YAML ------------------------------------------------------------------------------
-//
-// Manifests are built as JSON values and printed as block YAML. Strings that could read as
-// anything but a string (numbers, booleans, timestamps, cron lines) are printed as JSON
-// strings, which YAML reads as double-quoted scalars.
-
-fn manifest(docs: &[(&str, Value)]) -> String {
-    docs.iter()
-        .map(|(comment, doc)| {
-            let mut out = String::new();
-            if !comment.is_empty() {
-                out.push_str("# ");
-                out.push_str(comment);
-                out.push('\n');
-            }
-            emit(&mut out, doc, 0);
-            out
-        })
-        .collect::<Vec<_>>()
-        .join("---\n")
-}
-
-fn emit(out: &mut String, v: &Value, indent: usize) {
-    match v {
-        Value::Object(m) if !m.is_empty() => emit_map(out, m, indent),
-        Value::Array(items) if !items.is_empty() => emit_seq(out, items, indent),
-        _ => {
-            pad(out, indent);
-            out.push_str(&inline(v));
-            out.push('\n');
-        }
-    }
-}
-
-fn emit_map(out: &mut String, m: &Map<String, Value>, indent: usize) {
-    for (k, v) in m {
-        pad(out, indent);
-        out.push_str(&scalar(k));
-        out.push(':');
-        match v {
-            Value::Object(inner) if !inner.is_empty() => {
-                out.push('\n');
-                emit_map(out, inner, indent + 2);
-            }
-            Value::Array(items) if !items.is_empty() => {
-                out.push('\n');
-                emit_seq(out, items, indent);
-            }
-            _ => {
-                out.push(' ');
-                out.push_str(&inline(v));
-                out.push('\n');
-            }
-        }
-    }
-}
-
-fn emit_seq(out: &mut String, items: &[Value], indent: usize) {
-    for item in items {
-        pad(out, indent);
-        match item {
-            Value::Object(m) if !m.is_empty() => {
-                out.push_str("- ");
-                let mut inner = String::new();
-                emit_map(&mut inner, m, indent + 2);
-                out.push_str(&inner[indent + 2..]);
-            }
-            Value::Array(nested) if !nested.is_empty() => {
-                out.push_str("-\n");
-                emit_seq(out, nested, indent + 2);
-            }
-            _ => {
-                out.push_str("- ");
-                out.push_str(&inline(item));
-                out.push('\n');
-            }
-        }
-    }
-}
-
-fn pad(out: &mut String, indent: usize) {
-    out.extend(std::iter::repeat_n(' ', indent));
-}
-
-fn inline(v: &Value) -> String {
-    match v {
-        Value::String(s) => scalar(s),
-        Value::Object(_) => "{}".into(),
-        Value::Array(_) => "[]".into(),
-        other => other.to_string(),
-    }
-}
-
-fn scalar(s: &str) -> String {
-    let plain = s.starts_with(|c: char| c.is_ascii_alphabetic())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
-        && !matches!(
-            s.to_ascii_lowercase().as_str(),
-            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
-        );
-    if plain {
-        s.to_string()
-    } else {
-        Value::String(s.to_string()).to_string()
-    }
 }
 
 // ---- persistence -----------------------------------------------------------------------
@@ -710,20 +578,10 @@ impl Sandbox {
     fn plan_freeze(&self, state: &State, spec: &OperationSpec, mut record: Record) -> Planned {
         let current = &state.gitops;
         let reason = spec.reason.as_deref().unwrap_or("disaster recovery");
-        // Argo CD rejects descriptions over 255 characters.
-        let description: String = format!("drbot freeze {}: {reason}", spec.object_name)
-            .chars()
-            .take(255)
-            .collect();
-        let window = json!({
-            "kind": "deny",
-            "schedule": "* * * * *",
-            "duration": FREEZE_DURATION,
-            "applications": ["*"],
-            "manualSync": false,
-            "timeZone": "UTC",
-            "description": description,
-        });
+        let window = manifests::argocd_deny_window(
+            FREEZE_DURATION,
+            &format!("drbot freeze {}: {reason}", spec.object_name),
+        );
         let mut windows = current.argocd_sync_windows.clone();
         windows.push(window);
         let after = GitOps {
@@ -744,28 +602,24 @@ impl Sandbox {
         let docs = [
             (
                 "merge patch on the existing AppProject (the list replaces syncWindows)",
-                json!({
-                    "apiVersion": "argoproj.io/v1alpha1",
-                    "kind": "AppProject",
-                    "metadata": {"name": ARGO_PROJECT, "namespace": ARGO_NAMESPACE},
-                    "spec": {"syncWindows": windows},
-                }),
+                manifests::argocd_sync_windows(ARGO_NAMESPACE, ARGO_PROJECT, &windows),
             ),
             (
                 "merge patch on the existing Kustomization",
-                json!({
-                    "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-                    "kind": "Kustomization",
-                    "metadata": {"name": FLUX_NAME, "namespace": FLUX_NAMESPACE},
-                    "spec": {"suspend": true},
-                }),
+                manifests::flux_suspend(
+                    FluxKind::Kustomization,
+                    FLUX_NAMESPACE,
+                    FLUX_NAME,
+                    true,
+                    None,
+                ),
             ),
         ];
         record.prior = Some(current.snapshot());
         Planned {
             plan: Plan {
                 summary,
-                manifest: manifest(&docs),
+                manifest: to_yaml(&docs),
                 backup: None,
                 window: None,
             },
@@ -799,12 +653,7 @@ impl Sandbox {
                 ));
                 docs.push((
                     "merge patch on the existing AppProject: the recorded syncWindows",
-                    json!({
-                        "apiVersion": "argoproj.io/v1alpha1",
-                        "kind": "AppProject",
-                        "metadata": {"name": ARGO_PROJECT, "namespace": ARGO_NAMESPACE},
-                        "spec": {"syncWindows": windows},
-                    }),
+                    manifests::argocd_sync_windows(ARGO_NAMESPACE, ARGO_PROJECT, windows),
                 ));
             }
             None => summary.push(format!(
@@ -819,12 +668,13 @@ impl Sandbox {
                 ));
                 docs.push((
                     "merge patch on the existing Kustomization: the recorded suspend",
-                    json!({
-                        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-                        "kind": "Kustomization",
-                        "metadata": {"name": FLUX_NAME, "namespace": FLUX_NAMESPACE},
-                        "spec": {"suspend": suspend},
-                    }),
+                    manifests::flux_suspend(
+                        FluxKind::Kustomization,
+                        FLUX_NAMESPACE,
+                        FLUX_NAME,
+                        suspend,
+                        None,
+                    ),
                 ));
             }
             None => summary.push(format!(
@@ -839,7 +689,7 @@ impl Sandbox {
         Ok(Planned {
             plan: Plan {
                 summary,
-                manifest: manifest(&docs),
+                manifest: to_yaml(&docs),
                 backup: None,
                 window: None,
             },
@@ -920,33 +770,19 @@ impl Sandbox {
         summary.push(
             "persistent volumes restored; existing objects are left as they are (existingResourcePolicy none)".into(),
         );
-        let mut restore_spec = Map::new();
-        restore_spec.insert("backupName".into(), json!(chosen.name));
-        if !excluded.is_empty() {
-            restore_spec.insert("excludedNamespaces".into(), json!(excluded));
-        }
-        if !spec.include_namespaces.is_empty() {
-            restore_spec.insert("includedNamespaces".into(), json!(spec.include_namespaces));
-        }
-        restore_spec.insert("existingResourcePolicy".into(), json!("none"));
-        restore_spec.insert("itemOperationTimeout".into(), json!("4h"));
-        restore_spec.insert("restorePVs".into(), json!(true));
-        let doc = json!({
-            "apiVersion": "velero.io/v1",
-            "kind": "Restore",
-            "metadata": {
-                "name": spec.object_name,
-                "namespace": VELERO_NAMESPACE,
-                "labels": labels(),
-            },
-            "spec": restore_spec,
-        });
+        let doc = manifests::velero_restore(
+            &spec.object_name,
+            VELERO_NAMESPACE,
+            &chosen.name,
+            &spec.include_namespaces,
+            &excluded,
+        );
         record.namespace = Some(VELERO_NAMESPACE.into());
         record.backup = Some(chosen.name.clone());
         Ok(Planned {
             plan: Plan {
                 summary,
-                manifest: manifest(&[("", doc)]),
+                manifest: to_yaml(&[("", doc)]),
                 backup: Some(chosen.name.clone()),
                 window: None,
             },
@@ -966,12 +802,7 @@ impl Sandbox {
         check_cluster_name(&spec.object_name)?;
         let source_ns = self.db_namespace().to_string();
         let namespace = spec.namespace.clone().unwrap_or_else(|| source_ns.clone());
-        if spec.object_name == source.name && namespace == source_ns {
-            return Err(ClusterError::Invalid(format!(
-                "{} is the source cluster itself: a restore goes into a new cluster, never in place",
-                spec.object_name
-            )));
-        }
+        manifests::check_not_in_place(&spec.object_name, &namespace, source.name, &source_ns)?;
         let pitr = matches!(spec.kind, OperationKind::Pitr | OperationKind::DrillPitr);
         let target = if pitr {
             Some(spec.target.ok_or_else(|| {
@@ -1070,58 +901,23 @@ impl Sandbox {
             source.instances, source.volume
         ));
         summary.push(window_text);
-        let mut from_backup = Map::new();
-        from_backup.insert("name".into(), json!(chosen.name));
-        if let Some(t) = target {
-            from_backup.insert(
-                "pointInTimeRecovery".into(),
-                json!({ "restoreToTimestamp": fmt(t) }),
-            );
-        }
-        let cluster_doc = json!({
-            "apiVersion": "stackgres.io/v1",
-            "kind": "SGCluster",
-            "metadata": {
-                "name": spec.object_name,
-                "namespace": namespace,
-                "labels": labels(),
-            },
-            "spec": {
-                "instances": source.instances,
-                "postgres": {"version": PG_VERSION},
-                "pods": {"persistentVolume": {"size": source.volume}},
-                "initialData": {
-                    "restore": {
-                        "downloadDiskConcurrency": 2,
-                        "fromBackup": from_backup,
-                    },
-                },
-            },
-        });
-        let mut docs = Vec::new();
         if namespace != source_ns {
             summary.push(format!(
                 "copies SGBackup {} into {namespace} first: StackGres restores only from a backup in the cluster's own namespace",
                 chosen.name
             ));
-            docs.push((
-                "copy of the source backup (spec.sgCluster points at the source cluster)",
-                json!({
-                    "apiVersion": "stackgres.io/v1",
-                    "kind": "SGBackup",
-                    "metadata": {
-                        "name": chosen.name,
-                        "namespace": namespace,
-                        "labels": labels(),
-                    },
-                    "spec": {
-                        "sgCluster": format!("{source_ns}.{}", source.name),
-                        "managedLifecycle": false,
-                    },
-                }),
-            ));
         }
-        docs.push(("", cluster_doc));
+        let docs = manifests::sgcluster_restore(&DatabaseRestore {
+            name: spec.object_name.clone(),
+            namespace: namespace.clone(),
+            source_namespace: source_ns.clone(),
+            source_cluster: source.name.into(),
+            backup: chosen.name.clone(),
+            postgres_version: PG_VERSION.into(),
+            instances: source.instances,
+            volume_size: source.volume.into(),
+            target,
+        });
         record.namespace = Some(namespace);
         record.cluster = Some(source.name.into());
         record.backup = Some(chosen.name.clone());
@@ -1129,7 +925,7 @@ impl Sandbox {
         Ok(Planned {
             plan: Plan {
                 summary,
-                manifest: manifest(&docs),
+                manifest: to_yaml(&docs),
                 backup: Some(chosen.name.clone()),
                 window,
             },
@@ -2292,40 +2088,6 @@ mod tests {
                 .await
                 .expect("probe")
                 .passed
-        );
-    }
-
-    #[test]
-    fn yaml_quotes_what_would_not_read_as_a_string() {
-        let doc = json!({
-            "a": "plain-name.v1",
-            "b": "yes",
-            "c": "16",
-            "d": "* * * * *",
-            "e": "it's \"quoted\"\nnext",
-            "f": [],
-            "g": {},
-            "h": [{"x": 1, "list": [true, null]}, "z"],
-            "y": "n",
-        });
-        let y = manifest(&[("comment", doc)]);
-        assert_eq!(
-            y,
-            "# comment\n\
-             a: plain-name.v1\n\
-             b: \"yes\"\n\
-             c: \"16\"\n\
-             d: \"* * * * *\"\n\
-             e: \"it's \\\"quoted\\\"\\nnext\"\n\
-             f: []\n\
-             g: {}\n\
-             h:\n\
-             - list:\n  \
-             - true\n  \
-             - null\n  \
-             x: 1\n\
-             - z\n\
-             \"y\": \"n\"\n"
         );
     }
 }

@@ -3,9 +3,13 @@
 #![allow(dead_code)]
 
 pub mod bot;
+pub mod crd_schema;
 pub mod discord_api;
 pub mod http;
+pub mod k8s_api;
+pub mod s3;
 pub mod slack_api;
+pub mod slack_socket;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
