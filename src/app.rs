@@ -72,6 +72,45 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub runbook: Runbook,
     pub policy: Policy,
+    pub memo: Memo,
+}
+
+/// What the process remembers between commands; the store stays the truth.
+#[derive(Default)]
+pub struct Memo {
+    /// Folded incidents by id, brought up to date from the store on each use (only the events
+    /// after the remembered sequence number are read), so another writer is never missed.
+    states: std::sync::Mutex<std::collections::HashMap<IncidentId, Incident>>,
+    /// One command at a time per channel in this process: concurrent commands would only
+    /// collide on the incident's sequence number and retry.
+    channels: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Memo {
+    fn channel(&self, channel: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(channel.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn state(&self, id: IncidentId) -> Option<Incident> {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    fn remember(&self, state: &Incident) {
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        // Never go back to an older view (two tasks may race to remember).
+        if states.get(&state.id).is_none_or(|s| s.seq < state.seq) {
+            states.insert(state.id, state.clone());
+        }
+    }
 }
 
 /// Progress is posted when the phase changes or the percentage moves by this much.
@@ -143,6 +182,7 @@ impl App {
             clock,
             runbook,
             policy,
+            memo: Memo::default(),
         })
     }
 
@@ -157,7 +197,26 @@ impl App {
     async fn load(&self, id: IncidentId) -> Result<(Vec<Event>, Option<Incident>), AppError> {
         let events = self.store.events(id).await?;
         let state = Incident::fold(&events);
+        if let Some(s) = &state {
+            self.memo.remember(s);
+        }
         Ok((events, state))
+    }
+
+    /// The incident as it stands: the remembered fold plus the events stored since.
+    async fn state(&self, id: IncidentId) -> Result<Option<Incident>, AppError> {
+        let Some(mut state) = self.memo.state(id) else {
+            return Ok(self.load(id).await?.1);
+        };
+        let newer = self.store.events_after(id, state.seq).await?;
+        if newer.is_empty() {
+            return Ok(Some(state));
+        }
+        for event in &newer {
+            state.apply(event);
+        }
+        self.memo.remember(&state);
+        Ok(Some(state))
     }
 
     /// Handle one `/dr …` line from `channel`.
@@ -197,6 +256,8 @@ impl App {
         if let Command::Help { verb } = cmd {
             return Ok(Reply::Private(grammar::help(verb.as_deref())));
         }
+        let lock = self.memo.channel(channel);
+        let _turn = lock.lock().await;
         let mut key = key;
         if let Some(k) = key
             && self.store.request_seen(k).await?
@@ -239,9 +300,10 @@ impl App {
             }
             (id, _) => id,
         };
-        let (events, state) = match shown {
-            Some(id) => self.load(id).await?,
-            None => (Vec::new(), None),
+        let (events, state) = match (shown, cmd) {
+            (Some(id), Command::Timeline) => self.load(id).await?,
+            (Some(id), _) => (Vec::new(), self.state(id).await?),
+            (None, _) => (Vec::new(), None),
         };
         let render = self.render(now);
         if let Some(view) = self.view(cmd, state.as_ref(), &events, &render).await {
@@ -303,7 +365,7 @@ impl App {
         let Some(id) = self.store.open_incident_in(channel).await? else {
             return Ok(None);
         };
-        let (_, Some(state)) = self.load(id).await? else {
+        let Some(state) = self.state(id).await? else {
             return Ok(None);
         };
         let open = self
@@ -323,7 +385,7 @@ impl App {
         let now = self.clock.now();
         let mut lag = Duration::zero();
         for id in self.store.active_incidents().await? {
-            if let (_, Some(state)) = self.load(id).await?
+            if let Some(state) = self.state(id).await?
                 && let Some(due) = cadence::next_due(&state, &self.runbook.cadence)
             {
                 lag = lag.max(now - due);
@@ -461,12 +523,15 @@ impl App {
             (None, Target::New { channel, .. }) => channel.clone(),
             (None, Target::Existing { .. }) => String::new(),
         };
+        let render = self.render(now);
+        let before_status = before
+            .as_ref()
+            .map(|s| messages::Post::status(s, &render).text);
         let mut state = before;
         let mut stored = Vec::new();
         let mut new_events = Vec::new();
         let mut posts = Vec::new();
         let mut operations = Vec::new();
-        let render = self.render(now);
         for (draft, dedupe_key) in drafts {
             seq += 1;
             let event = Event {
@@ -530,13 +595,16 @@ impl App {
                 "an incident must start with its declaration".into(),
             )));
         };
-        // The pinned status message follows every change; the outbox keeps only the newest.
-        posts.push(NewPost {
-            channel: channel.clone(),
-            body: serde_json::to_string(&messages::Post::status(&after, &render))
-                .unwrap_or_default(),
-            created_at: now,
-        });
+        // The pinned status message follows every change it shows (a note changes nothing
+        // there); the outbox sends only the newest of several pending.
+        let status = messages::Post::status(&after, &render);
+        if before_status.as_ref() != Some(&status.text) {
+            posts.push(NewPost {
+                channel: channel.clone(),
+                body: serde_json::to_string(&status).unwrap_or_default(),
+                created_at: now,
+            });
+        }
         self.store
             .commit(Commit {
                 target,
@@ -547,6 +615,7 @@ impl App {
                 request_key: request_key.map(str::to_owned),
             })
             .await?;
+        self.memo.remember(&after);
         Ok((after, stored))
     }
 
@@ -582,7 +651,7 @@ impl App {
         spec: &OperationSpec,
         report: &mut TickReport,
     ) -> Result<(), AppError> {
-        let (_, Some(state)) = self.load(incident).await? else {
+        let Some(state) = self.state(incident).await? else {
             return Ok(());
         };
         let Some(op) = state.operation(&spec.id) else {
@@ -669,7 +738,7 @@ impl App {
     async fn keep_cadence(&self, id: IncidentId, report: &mut TickReport) -> Result<(), AppError> {
         // A pass may owe a reminder and then, once posted, nothing more; loop until quiet.
         for _ in 0..3 {
-            let (_, Some(state)) = self.load(id).await? else {
+            let Some(state) = self.state(id).await? else {
                 return Ok(());
             };
             let now = self.clock.now();
@@ -759,6 +828,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<usize, AppError> {
         let mut sent = 0;
+        let mut superseded_rows = Vec::new();
         let posts: Vec<Option<messages::Post>> = rows
             .iter()
             .map(|row| serde_json::from_str(&row.body).ok())
@@ -780,9 +850,7 @@ impl App {
                             .is_some_and(|p| p.kind == messages::PostKind::Status)
                 });
             if superseded {
-                self.store
-                    .mark_delivered(row.id, now, "superseded", None)
-                    .await?;
+                superseded_rows.push(row.id);
                 continue;
             }
             let status_message = match row.incident {
@@ -822,6 +890,9 @@ impl App {
                     break;
                 }
             }
+        }
+        if !superseded_rows.is_empty() {
+            self.store.mark_superseded(&superseded_rows, now).await?;
         }
         Ok(sent)
     }

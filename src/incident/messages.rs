@@ -44,7 +44,7 @@ pub struct Post {
 impl Post {
     /// The pinned status message's content as of `r.now`.
     pub fn status(s: &Incident, r: &Render) -> Post {
-        Post::new(PostKind::Status, status_view(s, r))
+        Post::new(PostKind::Status, status_text(s, r, false))
     }
 
     fn new(kind: PostKind, text: String) -> Post {
@@ -497,6 +497,12 @@ pub fn reply_for(s: &Incident, events: &[Event]) -> String {
 }
 
 pub fn status_view(s: &Incident, r: &Render) -> String {
+    status_text(s, r, true)
+}
+
+/// The status without anything that changes by itself as time passes ("12 min ago"): what the
+/// pinned message shows, so it is edited only when the incident changes.
+fn status_text(s: &Incident, r: &Render, with_age: bool) -> String {
     let mut out = format!(
         "{}{}: {} {} \"{}\" | phase: {}\n",
         if s.drill { "DRILL " } else { "" },
@@ -507,11 +513,14 @@ pub fn status_view(s: &Incident, r: &Render) -> String {
         phase(s)
     );
     out.push_str(&format!(
-        "Declared {} by {} ({} ago)\n",
+        "Declared {} by {}",
         fmt_time(s.declared_at),
-        s.declared_by.name,
-        duration_words(r.now - s.declared_at)
+        s.declared_by.name
     ));
+    if with_age {
+        out.push_str(&format!(" ({} ago)", duration_words(r.now - s.declared_at)));
+    }
+    out.push('\n');
     let roles: Vec<String> = crate::command::Role::ALL
         .iter()
         .map(|role| format!("{}: {}", role.id(), mention(s.role(role.id()))))

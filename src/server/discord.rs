@@ -224,8 +224,9 @@ async fn respond(s: &Arc<Server>, discord: Arc<Discord>, req: Request, what: Pre
                         .app
                         .handle_request(&req.channel, &caller, &line, Some(&req.key))
                         .await;
-                    s.metrics
-                        .command(PLATFORM, &verb_of(&line), outcome_of(&reply));
+                    let verb = verb_of(&line);
+                    s.metrics.command(PLATFORM, &verb, outcome_of(&reply));
+                    s.after_command(&verb);
                     (line, reply)
                 }
                 Pressed::Button(id) => match button_command(&s, &req.channel, &id).await {
@@ -235,12 +236,12 @@ async fn respond(s: &Arc<Server>, discord: Arc<Discord>, req: Request, what: Pre
                             .handle_command(&req.channel, &caller, &cmd, Some(&req.key))
                             .await;
                         s.metrics.command(PLATFORM, cmd.verb(), outcome_of(&reply));
+                        s.kick();
                         (String::new(), reply)
                     }
                     Err(why) => (String::new(), Ok(Reply::Private(why))),
                 },
             };
-            s.kick();
             let reply = reply.unwrap_or_else(|e| Reply::Private(engine_failure(&e)));
             match &reply {
                 Reply::Private(text) => {

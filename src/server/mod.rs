@@ -7,6 +7,7 @@
 pub mod discord;
 pub mod metrics;
 pub mod slack;
+mod socket_mode;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::chat::{ChatSink, Router as Sinks};
 use crate::command::{self, ExportFormat};
 use crate::config::Settings;
 use metrics::{Gauges, Metrics};
+use socket_mode::{SocketMode, SocketSettings};
 
 /// How often the scheduler and the outbox look for work when nothing wakes them.
 const PASS_INTERVAL: Duration = Duration::from_secs(1);
@@ -39,6 +41,8 @@ pub struct Server {
     pub metrics: Metrics,
     slack: Option<Arc<Slack>>,
     slack_secret: Option<String>,
+    /// Set when commands also come over Slack Socket Mode.
+    slack_socket: Option<SocketSettings>,
     discord: Option<Arc<Discord>>,
     discord_key: Option<[u8; 32]>,
     api_token: Option<String>,
@@ -68,11 +72,10 @@ fn decode_key(hex_key: &str) -> Option<[u8; 32]> {
 
 impl Server {
     pub fn new(app: Arc<App>, settings: &Settings) -> Result<Server, ServeError> {
-        let slack = settings
-            .slack
-            .signing_secret
-            .as_ref()
-            .and_then(|_| Slack::new(&settings.slack))
+        let slack_socket = SocketSettings::from(&settings.slack);
+        let slack = (settings.slack.signing_secret.is_some() || slack_socket.is_some())
+            .then(|| Slack::new(&settings.slack))
+            .flatten()
             .map(Arc::new);
         let discord_key = match &settings.discord.public_key {
             Some(k) => Some(decode_key(k).ok_or_else(|| {
@@ -88,6 +91,7 @@ impl Server {
             metrics: Metrics::default(),
             slack,
             slack_secret: settings.slack.signing_secret.clone(),
+            slack_socket,
             discord,
             discord_key,
             api_token: settings.http.api_token.clone(),
@@ -111,6 +115,16 @@ impl Server {
     pub fn kick(&self) {
         self.wake_scheduler.notify_one();
         self.wake_outbox.notify_one();
+    }
+
+    /// After a command: its posts go out now; the scheduler is woken only when the command can
+    /// have queued a launch (other changes wait for its next pass, within a second), since a
+    /// scheduler pass reads every active incident.
+    pub fn after_command(&self, verb: &str) {
+        self.wake_outbox.notify_one();
+        if verb == "confirm" {
+            self.wake_scheduler.notify_one();
+        }
     }
 
     /// Run `work` in the background; shutdown waits for it.
@@ -269,6 +283,7 @@ pub struct Running {
     pub server: Arc<Server>,
     stop: watch::Sender<bool>,
     http: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    socket: Option<SocketMode>,
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -280,6 +295,10 @@ impl Running {
     /// Graceful stop: as on SIGTERM.
     pub async fn stop(self) -> Result<(), ServeError> {
         let _ = self.stop.send(true);
+        // Socket Mode: new envelopes are left for Slack to redeliver; those in hand finish.
+        if let Some(socket) = self.socket {
+            socket.stop().await;
+        }
         let served = self.http.await;
         // Follow-ups and uploads started by requests finish before the workers stop.
         drop(self.server.in_flight.write().await);
@@ -311,16 +330,24 @@ pub fn start(
             })
             .await
     });
+    let socket = SocketMode::start(&server);
     let workers = vec![
         tokio::spawn(scheduler(server.clone(), stopped.clone())),
         tokio::spawn(outbox(server.clone(), stopped)),
     ];
-    info!(%addr, slack = server.slack.is_some(), discord = server.discord.is_some(), "serving");
+    info!(
+        %addr,
+        slack = server.slack.is_some(),
+        slack_socket_mode = socket.is_some(),
+        discord = server.discord.is_some(),
+        "serving"
+    );
     Ok(Running {
         addr,
         server,
         stop,
         http,
+        socket,
         workers,
     })
 }

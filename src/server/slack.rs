@@ -1,5 +1,6 @@
 //! `POST /slack/commands` and `POST /slack/interactions`: verify Slack's v0 signature over
 //! the raw body, refuse replays, hand the command to the engine, answer within Slack's 3 s.
+//! [`run_command`] and [`block_actions`] are shared with Socket Mode (`socket_mode.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,7 +26,7 @@ use crate::command::{self, Command};
 use crate::incident::Actor;
 use crate::incident::decide::Caller;
 
-const PLATFORM: &str = "slack";
+pub(super) const PLATFORM: &str = "slack";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rejection {
@@ -109,8 +110,10 @@ fn bad_request(s: &Server, what: &str) -> Response {
     (StatusCode::BAD_REQUEST, format!("{what}\n")).into_response()
 }
 
+/// A slash command as Slack sends it: the form of `POST /slack/commands`, or the payload
+/// of a Socket Mode `slash_commands` envelope.
 #[derive(Deserialize)]
-struct SlashCommand {
+pub(super) struct SlashCommand {
     command: String,
     #[serde(default)]
     text: String,
@@ -122,6 +125,21 @@ struct SlashCommand {
     trigger_id: String,
     #[serde(default)]
     response_url: String,
+}
+
+impl From<SlackCommandEvent> for SlashCommand {
+    fn from(ev: SlackCommandEvent) -> Self {
+        SlashCommand {
+            command: ev.command.to_string(),
+            text: ev.text.unwrap_or_default(),
+            channel_id: ev.channel_id.to_string(),
+            user_id: ev.user_id.to_string(),
+            // slack-morphism does not carry the legacy `user_name`; the id stands in for it.
+            user_name: String::new(),
+            trigger_id: ev.trigger_id.to_string(),
+            response_url: ev.response_url.0.to_string(),
+        }
+    }
 }
 
 fn ephemeral(text: &str) -> Value {
@@ -161,15 +179,34 @@ pub async fn command(State(s): State<Arc<Server>>, headers: HeaderMap, body: Byt
     let Ok(form) = serde_urlencoded::from_bytes::<SlashCommand>(&body) else {
         return bad_request(&s, "malformed slash command body");
     };
-    if form.command != "/dr" {
-        return Json(ephemeral(&format!(
+    if let Some(answer) = not_ours(&form) {
+        return Json(answer).into_response();
+    }
+    let answer = run_command(&s, &slack, form).await;
+    s.metrics.ack(PLATFORM, started.elapsed());
+    Json(answer).into_response()
+}
+
+/// The answer to a slash command other than `/dr`, which drbot does not run.
+fn not_ours(form: &SlashCommand) -> Option<Value> {
+    (form.command != "/dr").then(|| {
+        ephemeral(&format!(
             "drbot answers `/dr`, not `{}`. Try `/dr help`.",
             form.command
-        )))
-        .into_response();
+        ))
+    })
+}
+
+/// Everything after a slash command is read, whichever way it came: run it within the
+/// acknowledgement budget and return the answer Slack shows; a command still running then
+/// goes on and sends its answer to `response_url`.
+pub(super) async fn run_command(s: &Arc<Server>, slack: &Arc<Slack>, form: SlashCommand) -> Value {
+    if let Some(answer) = not_ours(&form) {
+        return answer;
     }
     let channel = format!("slack:{}", form.channel_id);
-    // A retried delivery (X-Slack-Retry-Num) carries the same trigger id: it is recognised.
+    // A redelivery (X-Slack-Retry-Num over HTTP, an unacknowledged Socket Mode envelope)
+    // carries the same trigger id: it is recognised.
     let key = (!form.trigger_id.is_empty()).then(|| format!("slack:{}", form.trigger_id));
     let actor = Actor {
         platform: PLATFORM.into(),
@@ -195,7 +232,7 @@ pub async fn command(State(s): State<Arc<Server>>, headers: HeaderMap, body: Byt
                 .handle_request(&channel, &caller, &line, key.as_deref())
                 .await;
             s.metrics.command(PLATFORM, &verb, outcome_of(&reply));
-            s.kick();
+            s.after_command(&verb);
             let reply = reply.unwrap_or_else(|e| Reply::Private(engine_failure(&e)));
             if let Reply::File { name, content } = &reply {
                 let (slack, channel, name, content) = (
@@ -218,15 +255,14 @@ pub async fn command(State(s): State<Arc<Server>>, headers: HeaderMap, body: Byt
         }
     };
     let mut task = tokio::spawn(work);
-    let answer = match tokio::time::timeout(s.ack_budget, &mut task).await {
-        Ok(Ok(body)) => Json(body).into_response(),
-        Ok(Err(_)) => Json(ephemeral(
+    match tokio::time::timeout(s.ack_budget, &mut task).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => ephemeral(
             "drbot hit an internal error on this command; nothing was half-done. Try again.",
-        ))
-        .into_response(),
+        ),
         Err(_) => {
             // Still working (a slow cluster): answer now, send the result to response_url.
-            let url = response_url;
+            let (slack, url) = (slack.clone(), response_url);
             s.spawn_tracked(async move {
                 if let Ok(body) = task.await
                     && let Err(e) = slack.respond(&url, &body).await
@@ -234,11 +270,9 @@ pub async fn command(State(s): State<Arc<Server>>, headers: HeaderMap, body: Byt
                     warn!(error = %e, "could not deliver a late reply");
                 }
             });
-            Json(ephemeral("Working on it; the answer follows here.")).into_response()
+            ephemeral("Working on it; the answer follows here.")
         }
-    };
-    s.metrics.ack(PLATFORM, started.elapsed());
-    answer
+    }
 }
 
 /// A button's value `{incident}:{target}`.
@@ -272,11 +306,25 @@ pub async fn interaction(
         // Nothing else is offered to users; acknowledge so Slack shows no error.
         return StatusCode::OK.into_response();
     };
+    if let Err(what) = block_actions(&s, &slack, &actions) {
+        return bad_request(&s, what);
+    }
+    s.metrics.ack(PLATFORM, started.elapsed());
+    StatusCode::OK.into_response()
+}
+
+/// Button presses, whichever way they came: checked now, done in the background, each
+/// answered through the payload's `response_url`. `Err` names what the payload lacks.
+pub(super) fn block_actions(
+    s: &Arc<Server>,
+    slack: &Arc<Slack>,
+    actions: &SlackInteractionBlockActionsEvent,
+) -> Result<(), &'static str> {
     let (Some(channel), Some(response_url)) = (
         actions.channel.as_ref().map(|c| c.id.to_string()),
         actions.response_url.as_ref().map(|u| u.0.to_string()),
     ) else {
-        return bad_request(&s, "button press without channel or response_url");
+        return Err("button press without channel or response_url");
     };
     let user = actions.user.as_ref();
     let actor = Actor {
@@ -287,7 +335,7 @@ pub async fn interaction(
             .unwrap_or_else(|| "unknown".into()),
     };
     if actor.id.is_empty() {
-        return bad_request(&s, "button press without a user");
+        return Err("button press without a user");
     }
     let presses: Vec<(String, String, String)> = actions
         .actions
@@ -305,7 +353,7 @@ pub async fn interaction(
         })
         .collect();
     let channel = format!("slack:{channel}");
-    let server = s.clone();
+    let (server, slack) = (s.clone(), slack.clone());
     s.spawn_tracked(async move {
         let caller = Caller {
             operator: slack.is_operator(&actor.id).await,
@@ -320,8 +368,7 @@ pub async fn interaction(
         }
         server.kick();
     });
-    s.metrics.ack(PLATFORM, started.elapsed());
-    StatusCode::OK.into_response()
+    Ok(())
 }
 
 /// One button press, as the command it stands for.

@@ -322,6 +322,10 @@ fn decode_outbox(row: &AnyRow) -> Result<OutboxRow, StoreError> {
 const EVENT_COLUMNS_SQL: &str = "SELECT incident_id, seq, recorded_at, occurred_at, \
      actor_platform, actor_id, actor_name, data FROM events WHERE incident_id = $1 ORDER BY seq";
 
+const EVENTS_AFTER_SQL: &str = "SELECT incident_id, seq, recorded_at, occurred_at, \
+     actor_platform, actor_id, actor_name, data FROM events WHERE incident_id = $1 AND seq > $2 \
+     ORDER BY seq";
+
 const INCIDENT_SQL: &str = "SELECT id, channel, platform, severity, incident_type, title, drill, \
      declared_at, resolved_at, final_summary_posted, last_seq FROM incidents WHERE id = $1";
 
@@ -467,6 +471,22 @@ impl Store {
             .collect()
     }
 
+    /// Events after sequence number `after`, in order (bringing a remembered fold up to date).
+    pub async fn events_after(
+        &self,
+        incident: IncidentId,
+        after: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        sqlx::query(EVENTS_AFTER_SQL)
+            .bind(incident)
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(decode_event)
+            .collect()
+    }
+
     /// Events in order without loading them all (exports of very long timelines).
     pub fn stream_events(
         &self,
@@ -541,6 +561,23 @@ impl Store {
                 .bind(incident)
                 .execute(&mut *tx)
                 .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Retire status posts that a newer one replaces, in one transaction.
+    pub async fn mark_superseded(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE outbox SET delivered_at = $1, receipt = 'superseded' \
+                 WHERE id = $2 AND delivered_at IS NULL",
+            )
+            .bind(fmt_time(at))
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -61,8 +61,8 @@ struct Shared {
     ws_origin: String,
     opens: Recorder<Open>,
     frames: Recorder<Frame>,
-    /// Live connections, oldest first.
-    connections: Mutex<Vec<(u64, mpsc::UnboundedSender<String>)>>,
+    /// Live connections, oldest first: frames to send, `None` to close.
+    connections: Mutex<Vec<(u64, mpsc::UnboundedSender<Option<String>>)>>,
     connected: tokio::sync::Notify,
     tickets: AtomicU64,
 }
@@ -181,11 +181,12 @@ impl SlackSocket {
         self.connected().await;
         let connections = self.shared.connections.lock().unwrap();
         let (_, tx) = connections.first().expect("a connection");
-        tx.send(envelope.to_string()).expect("connection open");
+        tx.send(Some(envelope.to_string()))
+            .expect("connection open");
     }
 
-    /// Send `{"type":"disconnect"}` over every connection, as Slack does before it refreshes
-    /// them.
+    /// Refresh every connection as Slack does from time to time: send
+    /// `{"type":"disconnect"}`, then close the connection.
     pub fn disconnect_all(&self) {
         let frame = json!({
             "type": "disconnect",
@@ -193,7 +194,8 @@ impl SlackSocket {
             "debug_info": { "host": "applink-standin" },
         });
         for (_, tx) in self.shared.connections.lock().unwrap().iter() {
-            let _ = tx.send(frame.to_string());
+            let _ = tx.send(Some(frame.to_string()));
+            let _ = tx.send(None);
         }
     }
 }
@@ -349,7 +351,7 @@ async fn serve(id: u64, stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     if ws.send(Message::text(hello.to_string())).await.is_err() {
         return;
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Option<String>>();
     shared.connections.lock().unwrap().push((id, tx));
     shared.connected.notify_waiters();
     loop {
@@ -365,12 +367,15 @@ async fn serve(id: u64, stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                 Some(Ok(_)) => {}
             },
             outgoing = rx.recv() => match outgoing {
-                Some(text) => {
+                Some(Some(text)) => {
                     if ws.send(Message::text(text)).await.is_err() {
                         break;
                     }
                 }
-                None => break,
+                Some(None) | None => {
+                    let _ = ws.close(None).await;
+                    break;
+                }
             },
         }
     }
