@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use crate::chat::{ChatSink, Outgoing};
 use crate::clock::Clock;
+use crate::cluster::kube::Kube;
 use crate::cluster::sandbox::{Sandbox, SandboxConfig};
 use crate::cluster::{Cluster, ClusterError, ProbeContext};
 use crate::command::{self, Command, grammar};
@@ -152,15 +153,18 @@ impl App {
             None => Runbook::embedded(),
         };
         let sandbox = &settings.sandbox;
-        let cluster: Arc<dyn Cluster> = Arc::new(Sandbox::new(
-            SandboxConfig {
-                speed: sandbox.speed,
-                state_file: (!sandbox.state_file.is_empty())
-                    .then(|| sandbox.state_file.clone().into()),
-                database_namespaces: sandbox.database_namespaces.clone(),
-            },
-            clock.clone(),
-        )?);
+        let cluster: Arc<dyn Cluster> = match settings.cluster.backend.as_str() {
+            "kubernetes" => Arc::new(Kube::connect(settings, clock.clone()).await?),
+            _ => Arc::new(Sandbox::new(
+                SandboxConfig {
+                    speed: sandbox.speed,
+                    state_file: (!sandbox.state_file.is_empty())
+                        .then(|| sandbox.state_file.clone().into()),
+                    database_namespaces: sandbox.database_namespaces.clone(),
+                },
+                clock.clone(),
+            )?),
+        };
         let safety = &settings.safety;
         let policy = Policy {
             two_person_severities: safety.two_person_severities.clone(),

@@ -1,6 +1,7 @@
 //! The cluster port: what drbot needs from a Kubernetes cluster and its offsite backups.
 //! Backends: `sandbox` (an in-process simulation) now, `kubernetes` later.
 
+pub mod kube;
 pub mod manifests;
 pub mod offsite;
 pub mod sandbox;

@@ -1,0 +1,1330 @@
+//! The `kubernetes` backend against the Kubernetes API stand-in (real wire protocol, CRD
+//! schema checks on every write) and an in-process S3 server holding the offsite backups:
+//! whole incidents through the engine, Velero restores, a crash and restart, and freezes.
+
+mod support;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use drbot::app::App;
+use drbot::clock::ManualClock;
+use drbot::cluster::kube::{FREEZE_ANNOTATION, Kube};
+use drbot::cluster::offsite::Offsite;
+use drbot::cluster::{Cluster, ClusterError, ProbeContext};
+use drbot::config::{KubernetesSettings, Settings};
+use drbot::incident::{
+    Actor, Caller, Event, EventKind, OperationKind, OperationSpec, Outcome, RecoveryWindow,
+};
+use serde_json::{Value, json};
+use support::k8s_api::{K8sApi, node, pod_status};
+use support::s3::{BackupSpec, S3Server, WalRun, WalgLayout};
+
+const BUCKET: &str = "dr-offsite";
+const ORDERS_PREFIX: &str = "sgbackups.stackgres.io/db/orders/2026-01-05-10-00-00/16";
+const CHANNEL: &str = "ops";
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("test time")
+        .with_timezone(&Utc)
+}
+
+fn t0() -> DateTime<Utc> {
+    t("2026-02-08T10:00:00Z")
+}
+
+fn alice() -> Caller {
+    Caller {
+        actor: Actor::new("console", "alice", "alice"),
+        operator: true,
+    }
+}
+
+// ---- fixtures ------------------------------------------------------------------------------
+
+/// The offsite bucket: versioning on, two Velero backups, and orders' WAL-G prefix with base
+/// backups on Feb 7 and 8 and WAL every 10 minutes up to 2026-02-08T09:58.
+async fn offsite_bucket() -> (S3Server, Offsite) {
+    let s3 = S3Server::start().await;
+    s3.create_bucket(BUCKET);
+    s3.set_versioning(BUCKET, Some("Enabled"));
+    s3.seed_walg(
+        BUCKET,
+        ORDERS_PREFIX,
+        &WalgLayout {
+            backups: vec![
+                BackupSpec {
+                    start: "000000010000000000000002",
+                    started: t("2026-02-07T03:00:00Z"),
+                    finished: t("2026-02-07T03:41:00Z"),
+                    complete: true,
+                },
+                BackupSpec {
+                    start: "000000010000000000000092",
+                    started: t("2026-02-08T03:00:00Z"),
+                    finished: t("2026-02-08T03:41:00Z"),
+                    complete: true,
+                },
+            ],
+            wal: vec![WalRun {
+                timeline: 1,
+                first_segno: 2,
+                count: 186,
+                first_upload: t("2026-02-07T03:08:00Z"),
+                every: Duration::minutes(10),
+            }],
+            ..WalgLayout::default()
+        },
+    );
+    for (name, done) in [
+        ("nightly-20260207020000", t("2026-02-07T02:07:00Z")),
+        ("nightly-20260208020000", t("2026-02-08T02:07:00Z")),
+    ] {
+        s3.seed_velero(BUCKET, "", name, "Completed", done);
+    }
+    let mut settings = s3.settings(BUCKET);
+    settings.clusters = vec![format!("orders={ORDERS_PREFIX}")];
+    let offsite = Offsite::new(&settings).expect("offsite");
+    (s3, offsite)
+}
+
+fn sgbackup(name: &str, status: &str, start: &str, end: &str) -> Value {
+    json!({
+        "apiVersion": "stackgres.io/v1",
+        "kind": "SGBackup",
+        "metadata": {"name": name, "namespace": "db"},
+        "spec": {"sgCluster": "orders", "managedLifecycle": true},
+        "status": {
+            "internalName": format!("base_{name}"),
+            "backupPath": ORDERS_PREFIX,
+            "process": {
+                "status": status,
+                "timing": {"start": start, "end": end, "stored": end},
+            },
+            "backupInformation": {"postgresVersion": "160004", "timeline": "1"},
+        },
+    })
+}
+
+fn velero_backup(name: &str, phase: &str, started: &str, completed: &str) -> Value {
+    json!({
+        "apiVersion": "velero.io/v1",
+        "kind": "Backup",
+        "metadata": {"name": name, "namespace": "velero",
+                     "labels": {"velero.io/schedule-name": "nightly"}},
+        "spec": {"storageLocation": "default", "includedNamespaces": ["*"]},
+        "status": {"phase": phase, "startTimestamp": started, "completionTimestamp": completed,
+                   "warnings": 0, "errors": 0},
+    })
+}
+
+fn app_project() -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AppProject",
+        "metadata": {"name": "default", "namespace": "argocd",
+                     "annotations": {"team": "platform"}},
+        "spec": {
+            "sourceRepos": ["*"],
+            "destinations": [{"server": "https://kubernetes.default.svc", "namespace": "*"}],
+            "syncWindows": [{"kind": "allow", "schedule": "0 22 * * *", "duration": "1h",
+                             "applications": ["*"], "description": "nightly releases"}],
+        },
+    })
+}
+
+fn kustomization(name: &str, extra_spec: Value) -> Value {
+    let mut spec = json!({"interval": "10m", "path": format!("./{name}"), "prune": true,
+                          "sourceRef": {"kind": "GitRepository", "name": "fleet"}});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra_spec.as_object()) {
+        s.extend(e.clone());
+    }
+    json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": "flux-system",
+                     "annotations": {"team": "platform"}},
+        "spec": spec,
+        "status": {"observedGeneration": 1},
+    })
+}
+
+/// The cluster as it stands when the incident starts.
+fn seed_cluster(api: &K8sApi) {
+    api.put(node("node-1", true));
+    api.put(node("node-2", true));
+    api.put(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "coredns-1", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+        "spec": {"containers": [{"name": "coredns", "image": "coredns"}]},
+        "status": pod_status(true),
+    }));
+    api.put(json!({
+        "apiVersion": "stackgres.io/v1",
+        "kind": "SGCluster",
+        "metadata": {"name": "orders", "namespace": "db"},
+        "spec": {"instances": 2, "postgres": {"version": "16.4"},
+                 "pods": {"persistentVolume": {"size": "20Gi"}}},
+    }));
+    api.put(sgbackup(
+        "orders-20260207030000",
+        "Completed",
+        "2026-02-07T03:00:00Z",
+        "2026-02-07T03:41:00Z",
+    ));
+    api.put(sgbackup(
+        "orders-20260208030000",
+        "Completed",
+        "2026-02-08T03:00:00Z",
+        "2026-02-08T03:41:00Z",
+    ));
+    api.put(sgbackup(
+        "orders-20260208090000",
+        "Failed",
+        "2026-02-08T09:00:00Z",
+        "2026-02-08T09:02:00Z",
+    ));
+    api.put(velero_backup(
+        "nightly-20260207020000",
+        "Completed",
+        "2026-02-07T02:00:00Z",
+        "2026-02-07T02:07:00Z",
+    ));
+    api.put(velero_backup(
+        "nightly-20260208020000",
+        "Completed",
+        "2026-02-08T02:00:00Z",
+        "2026-02-08T02:07:00Z",
+    ));
+    api.put(json!({
+        "apiVersion": "velero.io/v1", "kind": "Schedule",
+        "metadata": {"name": "nightly", "namespace": "velero"},
+        "spec": {"schedule": "0 2 * * *", "paused": false, "template": {"includedNamespaces": ["*"]}},
+        "status": {"phase": "Enabled", "lastBackup": "2026-02-08T02:00:00Z"},
+    }));
+    api.put(json!({
+        "apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+        "metadata": {"name": "default", "namespace": "velero"},
+        "spec": {"provider": "aws", "objectStorage": {"bucket": BUCKET}, "default": true},
+        "status": {"phase": "Available"},
+    }));
+    api.put(app_project());
+    api.put(kustomization("apps", json!({})));
+}
+
+fn kube_settings() -> KubernetesSettings {
+    KubernetesSettings {
+        freeze_mode: vec!["argocd-window".into(), "flux".into()],
+        database_namespaces: vec!["db".into(), "pg-analytics".into()],
+        timeout_seconds: 10,
+        ..KubernetesSettings::default()
+    }
+}
+
+fn kube(
+    api: &K8sApi,
+    settings: &KubernetesSettings,
+    offsite: Option<Offsite>,
+    clock: &ManualClock,
+) -> Kube {
+    Kube::new(api.client(), settings, offsite, Arc::new(clock.clone())).expect("kube backend")
+}
+
+/// The engine on SQLite in `dir`, with the kubernetes backend.
+async fn app(dir: &std::path::Path, cluster: Kube, clock: &ManualClock) -> App {
+    let settings = Settings::load_from(
+        None,
+        Some(
+            [
+                (
+                    "DRBOT__DATABASE__URL".to_string(),
+                    format!("sqlite://{}", dir.join("drbot.db").display()),
+                ),
+                ("DRBOT__SANDBOX__STATE_FILE".to_string(), String::new()),
+                (
+                    "DRBOT__SAFETY__DEFAULT_CLUSTER".to_string(),
+                    "orders".to_string(),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        ),
+    )
+    .expect("settings");
+    let mut app = App::build(&settings, Arc::new(clock.clone()))
+        .await
+        .expect("app");
+    app.cluster = Arc::new(cluster);
+    app
+}
+
+async fn say(app: &App, line: &str) -> String {
+    app.handle(CHANNEL, &alice(), line)
+        .await
+        .expect("handle")
+        .text()
+        .to_string()
+}
+
+async fn events(app: &App) -> Vec<Event> {
+    app.store.events(1).await.expect("events")
+}
+
+/// The finish of an operation, once it has one.
+async fn finished(app: &App, op: &str) -> Option<(Outcome, String, String, Option<Value>)> {
+    events(app).await.into_iter().find_map(|e| match e.kind {
+        EventKind::OperationFinished {
+            operation,
+            outcome,
+            phase,
+            detail,
+            result,
+        } if operation == op => Some((outcome, phase, detail, result)),
+        _ => None,
+    })
+}
+
+/// The plan a preview showed.
+async fn previewed_manifest(app: &App, preview: &str) -> String {
+    events(app)
+        .await
+        .into_iter()
+        .find_map(|e| match e.kind {
+            EventKind::LaunchPreviewed {
+                preview: p, plan, ..
+            } if p == preview => Some(plan.manifest),
+            _ => None,
+        })
+        .expect("preview")
+}
+
+fn yaml_docs(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|d| serde::Deserialize::deserialize(d).expect("YAML document"))
+        .collect()
+}
+
+fn probes(evs: &[Event]) -> Vec<(String, bool, String)> {
+    evs.iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ProbeRecorded {
+                item,
+                passed,
+                evidence,
+                ..
+            } => Some((item.clone(), *passed, evidence.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What a freeze must leave exactly as it found: the spec and the annotations (an empty
+/// annotation map is no map, as the API server stores it).
+fn frozen_parts(object: &Value) -> Value {
+    let annotations = match &object["metadata"]["annotations"] {
+        Value::Object(m) if m.is_empty() => Value::Null,
+        other => other.clone(),
+    };
+    json!({"spec": object["spec"], "annotations": annotations})
+}
+
+fn no_invalid(api: &K8sApi) {
+    assert!(api.schemas_loaded(), "the CRD schemas must be loaded");
+    assert!(api.invalid().is_empty(), "{:#?}", api.invalid());
+}
+
+// ---- 1. a whole data incident --------------------------------------------------------------
+
+#[tokio::test]
+async fn data_incident_freeze_pitr_verify_unfreeze() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = K8sApi::start();
+    seed_cluster(&api);
+    api.spawn_stackgres_pods();
+    let (_s3, offsite) = offsite_bucket().await;
+    let clock = ManualClock::new(t0());
+    let app = app(
+        dir.path(),
+        kube(&api, &kube_settings(), Some(offsite), &clock),
+        &clock,
+    )
+    .await;
+    let project_before = frozen_parts(&api.get("appprojects", "argocd", "default").unwrap());
+    let apps_before = frozen_parts(&api.get("kustomizations", "flux-system", "apps").unwrap());
+
+    let declared = say(&app, "/dr declare sev2 data orders wiped").await;
+    assert!(declared.contains("INC-1 declared"), "{declared}");
+
+    // Freeze: the preview is exactly what is patched.
+    say(&app, "/dr freeze bad migration").await;
+    say(&app, "/dr confirm P1").await;
+    app.tick().await.expect("tick");
+    let (outcome, _, detail, prior) = finished(&app, "op1").await.expect("freeze finished");
+    assert_eq!(outcome, Outcome::Succeeded, "{detail}");
+    let prior = prior.expect("prior state recorded");
+    assert_eq!(
+        prior["argocd_appproject/argocd/default"]["spec"]["syncWindows"],
+        project_before["spec"]["syncWindows"]
+    );
+    assert_eq!(
+        prior["flux_kustomization/flux-system/apps"]["spec"]["suspend"],
+        Value::Null
+    );
+    let patched: Vec<Value> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "patch")
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(yaml_docs(&previewed_manifest(&app, "P1").await), patched);
+    let project = api.get("appprojects", "argocd", "default").unwrap();
+    let windows = project["spec"]["syncWindows"].as_array().unwrap();
+    assert_eq!(windows.len(), 2);
+    assert_eq!(windows[1]["kind"], "deny");
+    assert!(
+        windows[1]["description"]
+            .as_str()
+            .unwrap()
+            .contains("drbot-inc1-op1-freeze: bad migration")
+    );
+    let frozen = api.get("kustomizations", "flux-system", "apps").unwrap();
+    assert_eq!(frozen["spec"]["suspend"], true);
+    assert!(frozen["metadata"]["annotations"]["suspend.toolkit.fluxcd.io/reason"].is_string());
+
+    // PITR: outside the offsite window is refused with the window; inside is planned.
+    let refused = say(&app, "/dr pitr 2026-02-05T00:00Z").await;
+    assert!(
+        refused
+            .contains("outside the recoverable window 2026-02-07T03:41:00Z … 2026-02-08T09:58:00Z"),
+        "{refused}"
+    );
+    say(&app, "/dr pitr 2026-02-08T09:55Z").await;
+    let manifest = previewed_manifest(&app, "P2").await;
+    assert!(
+        manifest.contains("restoreToTimestamp: \"2026-02-08T09:55:00Z\""),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("name: orders-20260208030000"),
+        "{manifest}"
+    );
+    assert!(manifest.contains("version: \"16\""), "{manifest}");
+    let window = events(&app).await.into_iter().find_map(|e| match e.kind {
+        EventKind::LaunchPreviewed { preview, plan, .. } if preview == "P2" => plan.window,
+        _ => None,
+    });
+    assert_eq!(
+        window,
+        Some(RecoveryWindow {
+            start: t("2026-02-07T03:41:00Z"),
+            end: t("2026-02-08T09:58:00Z"),
+        })
+    );
+    say(&app, "/dr confirm P2").await;
+    api.script(
+        "sgclusters",
+        "db",
+        "orders-i1-op2",
+        vec![
+            json!({"instances": 2}),
+            json!({"instances": 2,
+                   "labelSelector": "app=StackGresCluster,stackgres.io/cluster-name=orders-i1-op2,stackgres.io/cluster=true",
+                   "conditions": [{"type": "Bootstrapped", "status": "True",
+                                   "reason": "ClusterBootstrapped",
+                                   "lastTransitionTime": "2026-02-08T10:11:00Z"}]}),
+        ],
+    );
+    app.tick().await.expect("tick");
+    let created = api
+        .get("sgclusters", "db", "orders-i1-op2")
+        .expect("SGCluster created");
+    no_invalid(&api);
+    let posted = api.requests_to("create", "sgclusters");
+    assert_eq!(posted.len(), 1);
+    assert_eq!(yaml_docs(&manifest), vec![posted[0].body.clone()]);
+    assert_eq!(
+        created["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "drbot"
+    );
+    assert!(finished(&app, "op2").await.is_none());
+
+    clock.advance(Duration::minutes(3));
+    api.advance("sgclusters", "db", "orders-i1-op2");
+    app.tick().await.expect("tick");
+    assert!(
+        finished(&app, "op2").await.is_none(),
+        "pods still restoring"
+    );
+    clock.advance(Duration::minutes(8));
+    api.advance("sgclusters", "db", "orders-i1-op2");
+    app.tick().await.expect("tick");
+    assert!(
+        finished(&app, "op2").await.is_none(),
+        "primary not Ready yet"
+    );
+    let progressed: Vec<String> = events(&app)
+        .await
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::OperationProgressed { phase, .. } => Some(phase),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        progressed.contains(&"Bootstrapped".to_string()),
+        "{progressed:?}"
+    );
+    clock.advance(Duration::minutes(1));
+    api.set_pod_ready("db", "orders-i1-op2-0", true);
+    app.tick().await.expect("tick");
+    let (outcome, phase, detail, result) = finished(&app, "op2").await.expect("restore finished");
+    assert_eq!(
+        (outcome, phase.as_str()),
+        (Outcome::Succeeded, "Bootstrapped"),
+        "{detail}"
+    );
+    let result = result.expect("result");
+    assert_eq!(result["primary"], "orders-i1-op2-0");
+    assert_eq!(result["recoveredTo"], "2026-02-08T09:55:00Z");
+    assert_eq!(result["fromBackup"], "orders-20260208030000");
+
+    // Verify: real probes, pass and fail with evidence on the timeline.
+    clock.advance(Duration::minutes(2));
+    let verify = say(&app, "/dr verify").await;
+    assert!(
+        verify.contains("✓ 9.1.1: 2/2 nodes Ready: node-1, node-2"),
+        "{verify}"
+    );
+    let recorded = probes(&events(&app).await);
+    let probe = |item: &str| {
+        recorded
+            .iter()
+            .rev()
+            .find(|(i, _, _)| i == item)
+            .cloned()
+            .unwrap_or_else(|| panic!("no probe for {item}: {recorded:?}"))
+    };
+    for item in [
+        "9.1.1", "9.1.2", "9.1.3", "9.2.3", "9.2.4", "9.2.5", "9.6.3",
+    ] {
+        let (_, passed, evidence) = probe(item);
+        assert!(passed, "{item}: {evidence}");
+    }
+    assert!(probe("9.2.4").2.contains("versioning Enabled"));
+    assert!(
+        probe("9.2.5").2.contains("gzip header OK"),
+        "{}",
+        probe("9.2.5").2
+    );
+    let (_, passed, evidence) = probe("9.3.3");
+    assert!(!passed);
+    assert!(
+        evidence.contains("not checked: no database connection configured"),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("primary orders-i1-op2-0 Ready"),
+        "{evidence}"
+    );
+    let (_, passed, evidence) = probe("9.3.6");
+    assert!(!passed);
+    assert!(
+        evidence.contains("spec.configurations.backups"),
+        "{evidence}"
+    );
+    let (_, passed, evidence) = probe("9.6.4");
+    assert!(!passed);
+    assert!(
+        evidence
+            .contains("no Velero backup has completed since the recovery at 2026-02-08T10:12:00Z"),
+        "{evidence}"
+    );
+
+    // Backups resume: the probes see them.
+    api.put(velero_backup(
+        "nightly-20260208101500",
+        "Completed",
+        "2026-02-08T10:15:00Z",
+        "2026-02-08T10:21:00Z",
+    ));
+    let mut fresh = sgbackup(
+        "orders-i1-op2-20260208102000",
+        "Completed",
+        "2026-02-08T10:16:00Z",
+        "2026-02-08T10:20:00Z",
+    );
+    fresh["spec"]["sgCluster"] = json!("orders-i1-op2");
+    api.put(fresh);
+    let again = say(&app, "/dr verify 9.6.4").await;
+    assert!(
+        again.contains("✓ 9.6.4: Velero backup nightly-20260208101500 Completed at 2026-02-08T10:21:00Z, after the recovery at 2026-02-08T10:12:00Z"),
+        "{again}"
+    );
+    let again = say(&app, "/dr verify 9.3.6").await;
+    assert!(
+        again.contains("✓ 9.3.6: SGBackup orders-i1-op2-20260208102000 of orders-i1-op2 completed at 2026-02-08T10:20:00Z"),
+        "{again}"
+    );
+
+    // Unfreeze: both objects end exactly as they began.
+    say(&app, "/dr unfreeze").await;
+    let unfreeze_manifest = previewed_manifest(&app, "P3").await;
+    say(&app, "/dr confirm P3").await;
+    app.tick().await.expect("tick");
+    let (outcome, _, detail, put_back) = finished(&app, "op3").await.expect("unfreeze finished");
+    assert_eq!(outcome, Outcome::Succeeded, "{detail}");
+    assert_eq!(put_back, Some(prior));
+    let patches: Vec<Value> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "patch")
+        .skip(2)
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(yaml_docs(&unfreeze_manifest), patches);
+    assert_eq!(
+        frozen_parts(&api.get("appprojects", "argocd", "default").unwrap()),
+        project_before
+    );
+    assert_eq!(
+        frozen_parts(&api.get("kustomizations", "flux-system", "apps").unwrap()),
+        apps_before
+    );
+    no_invalid(&api);
+}
+
+// ---- 2. Velero -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn infra_restore_on_a_combined_incident_excludes_databases_and_reports_warnings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = K8sApi::start();
+    seed_cluster(&api);
+    let clock = ManualClock::new(t0());
+    let app = app(
+        dir.path(),
+        kube(&api, &kube_settings(), None, &clock),
+        &clock,
+    )
+    .await;
+    say(&app, "/dr declare sev2 combined cluster and orders lost").await;
+    say(&app, "/dr infra restore namespaces=shop,db").await;
+    let manifest = previewed_manifest(&app, "P1").await;
+    assert!(
+        manifest.contains("backupName: nightly-20260208020000"),
+        "{manifest}"
+    );
+    say(&app, "/dr confirm P1").await;
+
+    let name = "drbot-inc1-op1-infra";
+    let status = |phase: &str, done: i64, extra: Value| {
+        let mut s = json!({"phase": phase, "startTimestamp": "2026-02-08T10:00:05Z",
+                           "progress": {"itemsRestored": done, "totalItems": 400}});
+        if let (Some(o), Some(e)) = (s.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        s
+    };
+    api.script(
+        "restores",
+        "velero",
+        name,
+        vec![
+            status("InProgress", 100, json!({})),
+            status("InProgress", 300, json!({})),
+            status("Reticulating", 350, json!({})),
+            status(
+                "PartiallyFailed",
+                400,
+                json!({"warnings": 2, "errors": 1,
+                       "completionTimestamp": "2026-02-08T10:09:00Z"}),
+            ),
+        ],
+    );
+    app.tick().await.expect("tick");
+    let restore = api
+        .get("restores", "velero", name)
+        .expect("Restore created");
+    no_invalid(&api);
+    assert_eq!(
+        restore["spec"]["excludedNamespaces"],
+        json!(["db", "pg-analytics"])
+    );
+    assert_eq!(restore["spec"]["includedNamespaces"], json!(["shop", "db"]));
+    assert_eq!(
+        yaml_docs(&manifest),
+        vec![api.requests_to("create", "restores")[0].body.clone()]
+    );
+
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        clock.advance(Duration::minutes(2));
+        api.advance("restores", "velero", name);
+        app.tick().await.expect("tick");
+        assert!(finished(&app, "op1").await.is_none());
+    }
+    for e in events(&app).await {
+        if let EventKind::OperationProgressed {
+            phase,
+            percent,
+            detail,
+            ..
+        } = e.kind
+        {
+            seen.push((phase, percent, detail));
+        }
+    }
+    assert_eq!(seen[0].0, "New", "{seen:?}");
+    assert_eq!(
+        seen[1],
+        (
+            "InProgress".to_string(),
+            25,
+            "100/400 items restored".to_string()
+        )
+    );
+    assert!(seen.iter().any(|(_, p, _)| *p == 74), "{seen:?}");
+    let unknown = seen.last().expect("progress");
+    assert_eq!(unknown.0, "Reticulating");
+    assert!(
+        unknown.2.contains("unknown to drbot: still watching"),
+        "{unknown:?}"
+    );
+
+    api.advance("restores", "velero", name);
+    app.tick().await.expect("tick");
+    let (outcome, phase, detail, result) = finished(&app, "op1").await.expect("finished");
+    assert_eq!(
+        (outcome, phase.as_str()),
+        (Outcome::Failed, "PartiallyFailed")
+    );
+    assert!(
+        detail.starts_with("400/400 items restored, 2 warnings, 1 errors"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("velero restore describe drbot-inc1-op1-infra"),
+        "{detail}"
+    );
+    let result = result.expect("result");
+    assert_eq!(
+        (result["warnings"].clone(), result["errors"].clone()),
+        (json!(2), json!(1))
+    );
+
+    // A second restore from a named backup completes with warnings.
+    say(&app, "/dr infra restore backup=nightly-20260207020000").await;
+    say(&app, "/dr confirm P2").await;
+    api.script(
+        "restores",
+        "velero",
+        "drbot-inc1-op2-infra",
+        vec![status(
+            "Completed",
+            400,
+            json!({"warnings": 3, "completionTimestamp": "2026-02-08T10:20:00Z"}),
+        )],
+    );
+    app.tick().await.expect("tick");
+    api.advance("restores", "velero", "drbot-inc1-op2-infra");
+    app.tick().await.expect("tick");
+    let (outcome, _, detail, _) = finished(&app, "op2").await.expect("finished");
+    assert_eq!(outcome, Outcome::Succeeded);
+    assert!(detail.contains("3 warnings, 0 errors"), "{detail}");
+    let second = api
+        .get("restores", "velero", "drbot-inc1-op2-infra")
+        .unwrap();
+    assert_eq!(second["spec"]["backupName"], "nightly-20260207020000");
+    no_invalid(&api);
+
+    // Unknown backups name the known ones.
+    let refused = say(&app, "/dr infra restore backup=nightly-2020").await;
+    assert!(
+        refused.contains("unknown Velero backup nightly-2020"),
+        "{refused}"
+    );
+    assert!(refused.contains("nightly-20260208020000"), "{refused}");
+}
+
+// ---- 3. crash and restart ------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_restarted_engine_resumes_the_restore_without_a_second_create() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = K8sApi::start();
+    seed_cluster(&api);
+    api.spawn_stackgres_pods();
+    let (_s3, offsite) = offsite_bucket().await;
+    let clock = ManualClock::new(t0());
+    let first = app(
+        dir.path(),
+        kube(&api, &kube_settings(), Some(offsite), &clock),
+        &clock,
+    )
+    .await;
+    say(&first, "/dr declare sev2 data orders wiped").await;
+    say(&first, "/dr pitr 2026-02-08T09:55Z").await;
+    say(&first, "/dr confirm P1").await;
+    first.tick().await.expect("tick");
+    assert!(api.get("sgclusters", "db", "orders-i1-op1").is_some());
+    // Crash: nothing more from this engine.
+    drop(first);
+
+    clock.advance(Duration::minutes(15));
+    let (_s3b, offsite) = offsite_bucket().await;
+    let second = app(
+        dir.path(),
+        kube(&api, &kube_settings(), Some(offsite), &clock),
+        &clock,
+    )
+    .await;
+    second.tick().await.expect("tick");
+    assert!(finished(&second, "op1").await.is_none());
+    api.set_status(
+        "sgclusters",
+        "db",
+        "orders-i1-op1",
+        json!({"conditions": [{"type": "Bootstrapped", "status": "True",
+                               "reason": "ClusterBootstrapped",
+                               "lastTransitionTime": "2026-02-08T10:14:00Z"}]}),
+    );
+    api.set_pod_ready("db", "orders-i1-op1-0", true);
+    second.tick().await.expect("tick");
+    second.tick().await.expect("tick");
+    let (outcome, _, detail, _) = finished(&second, "op1").await.expect("finished");
+    assert_eq!(outcome, Outcome::Succeeded, "{detail}");
+    let evs = events(&second).await;
+    let count = |name: &str| evs.iter().filter(|e| e.kind.name() == name).count();
+    assert_eq!(count("operation_launched"), 1);
+    assert_eq!(count("operation_finished"), 1);
+    assert_eq!(api.requests_to("create", "sgclusters").len(), 1);
+    no_invalid(&api);
+}
+
+// ---- 4. freezes ------------------------------------------------------------------------------
+
+fn spec(kind: OperationKind, name: &str) -> OperationSpec {
+    let mut s = OperationSpec::new("op1", kind, name);
+    s.reason = Some("INC-1 orders wiped".into());
+    s
+}
+
+async fn freeze(k: &Kube, name: &str) -> Value {
+    let s = spec(OperationKind::Freeze, name);
+    k.launch(&s).await.expect("launch freeze");
+    let o = k.observe(&s).await.expect("observe freeze");
+    assert_eq!(o.done, Some(Outcome::Succeeded), "{}", o.detail);
+    o.result.expect("prior")
+}
+
+async fn unfreeze(k: &Kube, prior: &Value) {
+    let mut s = spec(OperationKind::Unfreeze, "drbot-inc1-op9-unfreeze");
+    s.prior = Some(prior.clone());
+    k.launch(&s).await.expect("launch unfreeze");
+    let o = k.observe(&s).await.expect("observe unfreeze");
+    assert_eq!(o.done, Some(Outcome::Succeeded), "{}", o.detail);
+    assert_eq!(o.result.as_ref(), Some(prior));
+}
+
+#[tokio::test]
+async fn a_deny_window_of_this_incident_is_not_added_twice() {
+    let api = K8sApi::start();
+    let mut project = app_project();
+    let original = project["spec"]["syncWindows"].clone();
+    project["spec"]["syncWindows"].as_array_mut().unwrap().push(
+        json!({"kind": "deny", "schedule": "* * * * *", "duration": "24h",
+                     "applications": ["*"], "manualSync": false, "timeZone": "UTC",
+                     "description": "drbot freeze drbot-inc1-op1-freeze: earlier attempt"}),
+    );
+    api.put(project);
+    let clock = ManualClock::new(t0());
+    let settings = KubernetesSettings::default();
+    let k = kube(&api, &settings, None, &clock);
+
+    let prior = freeze(&k, "drbot-inc1-op1-freeze").await;
+    assert_eq!(
+        prior,
+        json!({"argocd_appproject/argocd/default": {"spec": {"syncWindows": original}}})
+    );
+    let windows =
+        api.get("appprojects", "argocd", "default").unwrap()["spec"]["syncWindows"].clone();
+    assert_eq!(windows.as_array().unwrap().len(), 2, "{windows}");
+
+    // Launching again (a restart) changes nothing and keeps the recorded state.
+    let patches = api.requests_to("patch", "appprojects").len();
+    let again = k
+        .launch(&spec(OperationKind::Freeze, "drbot-inc1-op1-freeze"))
+        .await
+        .expect("relaunch");
+    assert!(again.already_existed);
+    assert_eq!(api.requests_to("patch", "appprojects").len(), patches);
+    assert_eq!(freeze(&k, "drbot-inc1-op1-freeze").await, prior);
+    // Another incident's freeze leaves this one's target to it.
+    let other = spec(OperationKind::Freeze, "drbot-inc2-op1-freeze");
+    let plan = k.plan(&other).await.expect("plan");
+    assert!(
+        plan.summary[0].contains("already frozen by drbot-inc1-op1-freeze"),
+        "{:?}",
+        plan.summary
+    );
+
+    unfreeze(&k, &prior).await;
+    let after = api.get("appprojects", "argocd", "default").unwrap();
+    assert_eq!(after["spec"]["syncWindows"], original);
+    assert!(
+        after["metadata"]["annotations"]
+            .get(FREEZE_ANNOTATION)
+            .is_none()
+    );
+    // The sandbox's recorded state is refused by name.
+    let mut foreign = spec(OperationKind::Unfreeze, "drbot-inc1-op9-unfreeze");
+    foreign.prior = Some(json!({"argocd_appproject/default": {"syncWindows": []}}));
+    match k.plan(&foreign).await {
+        Err(ClusterError::Invalid(m)) => assert!(m.contains("unknown freeze target"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    no_invalid(&api);
+}
+
+fn application(name: &str, automated: Option<Value>) -> Value {
+    let mut spec = json!({
+        "project": "default",
+        "destination": {"server": "https://kubernetes.default.svc", "namespace": name},
+        "source": {"repoURL": "https://git.example.net/fleet.git", "path": name, "targetRevision": "main"},
+    });
+    if let Some(a) = automated {
+        spec["syncPolicy"] = json!({"automated": a, "syncOptions": ["CreateNamespace=true"]});
+    }
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": "argocd"},
+        "spec": spec,
+    })
+}
+
+async fn auto_sync_round_trip(version: &str) -> Vec<Value> {
+    let api = K8sApi::start();
+    api.put(application(
+        "web",
+        Some(json!({"prune": true, "selfHeal": true})),
+    ));
+    api.put(application(
+        "api",
+        Some(json!({"enabled": true, "selfHeal": false})),
+    ));
+    api.put(application("manual", None));
+    let before: Vec<Value> = ["web", "api", "manual"]
+        .iter()
+        .map(|n| frozen_parts(&api.get("applications", "argocd", n).unwrap()))
+        .collect();
+    let settings = KubernetesSettings {
+        freeze_mode: vec!["argocd-auto-sync".into()],
+        argocd_version: version.into(),
+        ..KubernetesSettings::default()
+    };
+    let clock = ManualClock::new(t0());
+    let k = kube(&api, &settings, None, &clock);
+    let prior = freeze(&k, "drbot-inc1-op1-freeze").await;
+    let frozen: Vec<Value> = ["web", "api", "manual"]
+        .iter()
+        .map(|n| api.get("applications", "argocd", n).unwrap()["spec"]["syncPolicy"].clone())
+        .collect();
+    assert_eq!(
+        prior.as_object().unwrap().keys().collect::<Vec<_>>(),
+        [
+            "argocd_application/argocd/api",
+            "argocd_application/argocd/web"
+        ]
+    );
+    unfreeze(&k, &prior).await;
+    let after: Vec<Value> = ["web", "api", "manual"]
+        .iter()
+        .map(|n| frozen_parts(&api.get("applications", "argocd", n).unwrap()))
+        .collect();
+    assert_eq!(after, before);
+    no_invalid(&api);
+    frozen
+}
+
+#[tokio::test]
+async fn argocd_auto_sync_is_turned_off_and_put_back_exactly() {
+    let frozen = auto_sync_round_trip("3.5").await;
+    assert_eq!(
+        frozen[0]["automated"],
+        json!({"prune": true, "selfHeal": true, "enabled": false})
+    );
+    assert_eq!(
+        frozen[1]["automated"],
+        json!({"enabled": false, "selfHeal": false})
+    );
+    assert!(frozen[2].is_null(), "no automated policy: untouched");
+
+    // Before Argo CD 3.1 there is no `enabled`: `automated` goes, and comes back.
+    let frozen = auto_sync_round_trip("2.14").await;
+    assert!(frozen[0].get("automated").is_none(), "{}", frozen[0]);
+    assert_eq!(frozen[0]["syncOptions"], json!(["CreateNamespace=true"]));
+}
+
+#[tokio::test]
+async fn flux_suspend_records_and_puts_back_suspend_and_reason() {
+    let api = K8sApi::start();
+    api.put(kustomization("apps", json!({})));
+    api.put(kustomization("infra", json!({"suspend": true})));
+    let mut infra = api.get("kustomizations", "flux-system", "infra").unwrap();
+    infra["metadata"]["annotations"]["suspend.toolkit.fluxcd.io/reason"] = json!("maintenance");
+    api.put(infra);
+    api.put(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2",
+        "kind": "HelmRelease",
+        "metadata": {"name": "frontend", "namespace": "web"},
+        "spec": {"interval": "5m", "suspend": false,
+                 "chart": {"spec": {"chart": "frontend", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}}},
+    }));
+    let parts =
+        |plural: &str, ns: &str, name: &str| frozen_parts(&api.get(plural, ns, name).unwrap());
+    let before = [
+        parts("kustomizations", "flux-system", "apps"),
+        parts("kustomizations", "flux-system", "infra"),
+        parts("helmreleases", "web", "frontend"),
+    ];
+    let settings = KubernetesSettings {
+        freeze_mode: vec!["flux".into()],
+        flux_kustomizations: vec!["flux-system/apps".into(), "flux-system/infra".into()],
+        flux_helmreleases: vec!["web/frontend".into()],
+        ..KubernetesSettings::default()
+    };
+    let clock = ManualClock::new(t0());
+    let k = kube(&api, &settings, None, &clock);
+    let plan = k
+        .plan(&spec(OperationKind::Freeze, "drbot-inc1-op1-freeze"))
+        .await
+        .expect("plan");
+    assert!(
+        plan.summary
+            .iter()
+            .any(|l| l.contains("infra: already suspended (reason: maintenance)")),
+        "{:?}",
+        plan.summary
+    );
+    let prior = freeze(&k, "drbot-inc1-op1-freeze").await;
+    assert_eq!(
+        prior["flux_kustomization/flux-system/apps"],
+        json!({"metadata": {"annotations": {"suspend.toolkit.fluxcd.io/reason": null}},
+               "spec": {"suspend": null}})
+    );
+    assert_eq!(
+        prior["flux_helmrelease/web/frontend"]["spec"]["suspend"],
+        false
+    );
+    assert!(prior.get("flux_kustomization/flux-system/infra").is_none());
+    for (plural, ns, name) in [
+        ("kustomizations", "flux-system", "apps"),
+        ("helmreleases", "web", "frontend"),
+    ] {
+        let o = api.get(plural, ns, name).unwrap();
+        assert_eq!(o["spec"]["suspend"], true, "{name}");
+        assert_eq!(
+            o["metadata"]["annotations"]["suspend.toolkit.fluxcd.io/reason"],
+            "drbot freeze drbot-inc1-op1-freeze: INC-1 orders wiped"
+        );
+    }
+    unfreeze(&k, &prior).await;
+    let after = [
+        parts("kustomizations", "flux-system", "apps"),
+        parts("kustomizations", "flux-system", "infra"),
+        parts("helmreleases", "web", "frontend"),
+    ];
+    assert_eq!(after, before);
+    assert!(
+        after[0]["spec"].get("suspend").is_none(),
+        "absent stays absent"
+    );
+    no_invalid(&api);
+}
+
+// ---- drills, settings, the client from a kubeconfig ----------------------------------------
+
+#[tokio::test]
+async fn drills_copy_the_backup_into_the_drill_namespace_and_never_into_production() {
+    let api = K8sApi::start();
+    seed_cluster(&api);
+    let clock = ManualClock::new(t0());
+    let k = kube(&api, &kube_settings(), None, &clock);
+    let mut drill = OperationSpec::new("op1", OperationKind::DrillLatest, "orders-i1-op1");
+    drill.cluster = Some("orders".into());
+    drill.namespace = Some("dr-drill".into());
+    let plan = k.plan(&drill).await.expect("plan");
+    assert_eq!(plan.backup.as_deref(), Some("orders-20260208030000"));
+    assert!(
+        plan.summary
+            .iter()
+            .any(|l| l.contains("no recoverable window: offsite storage is not configured"))
+    );
+    let launched = k.launch(&drill).await.expect("launch");
+    assert!(!launched.already_existed);
+    let copy = api
+        .get("sgbackups", "dr-drill", "orders-20260208030000")
+        .expect("backup copied");
+    assert_eq!(copy["spec"]["sgCluster"], "db.orders");
+    assert_eq!(copy["status"]["process"]["status"], "Completed");
+    assert!(api.get("sgclusters", "dr-drill", "orders-i1-op1").is_some());
+    assert!(k.launch(&drill).await.expect("relaunch").already_existed);
+    assert_eq!(api.requests_to("create", "sgclusters").len(), 1);
+    no_invalid(&api);
+
+    drill.namespace = Some("pg-analytics".into());
+    match k.plan(&drill).await {
+        Err(ClusterError::Invalid(m)) => assert!(m.contains("non-production"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let mut unknown = OperationSpec::new("op2", OperationKind::RestoreLatest, "inventory-i1-op2");
+    unknown.cluster = Some("inventory".into());
+    match k.plan(&unknown).await {
+        Err(ClusterError::Invalid(m)) => assert!(m.contains("known: orders"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let ctx = ProbeContext::default();
+    let r = k.probe("database_writable", &ctx).await.expect("probe");
+    assert!(!r.passed && r.evidence.contains("restore a database cluster first"));
+}
+
+#[test]
+fn kubernetes_settings_from_toml_and_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("drbot.toml");
+    std::fs::write(
+        &file,
+        "[cluster]\nbackend = \"kubernetes\"\n[kubernetes]\ncontext = \"prod\"\nfreeze_mode = \"flux\"\nflux_helmreleases = [\"web/frontend\"]\npostgres_dsn_template = \"postgres://postgres:{password}@{cluster}.{namespace}:5432/postgres\"\n",
+    )
+    .expect("write");
+    let s = Settings::load_from(Some(&file), Some(Default::default())).expect("settings");
+    assert_eq!(s.cluster.backend, "kubernetes");
+    assert_eq!(s.kubernetes.freeze_mode, ["flux"]);
+    assert_eq!(s.kubernetes.flux_helmreleases, ["web/frontend"]);
+    assert_eq!(s.kubernetes.velero_namespace, "velero");
+
+    let env = |pairs: &[(&str, &str)]| {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    };
+    let s = Settings::load_from(
+        None,
+        env(&[
+            ("DRBOT__CLUSTER__BACKEND", "kubernetes"),
+            ("DRBOT__KUBERNETES__FREEZE_MODE", "argocd-window,flux"),
+            (
+                "DRBOT__KUBERNETES__FLUX_KUSTOMIZATIONS",
+                "flux-system/apps,flux-system/infra",
+            ),
+            ("DRBOT__KUBERNETES__DATABASE_NAMESPACES", "db,pg"),
+            ("DRBOT__KUBERNETES__TIMEOUT_SECONDS", "20"),
+        ]),
+    )
+    .expect("settings");
+    assert_eq!(s.kubernetes.freeze_mode, ["argocd-window", "flux"]);
+    assert_eq!(
+        s.kubernetes.flux_kustomizations,
+        ["flux-system/apps", "flux-system/infra"]
+    );
+    assert_eq!(s.kubernetes.database_namespaces, ["db", "pg"]);
+    assert_eq!(s.kubernetes.timeout_seconds, 20);
+
+    for (key, value, expected) in [
+        ("FREEZE_MODE", "helm", "kubernetes.freeze_mode \"helm\""),
+        ("FREEZE_MODE", "argocd-window,argocd-auto-sync", "not both"),
+        ("FLUX_KUSTOMIZATIONS", "apps", "namespace/name"),
+        ("VELERO_NAMESPACE", "Velero", "kubernetes.velero_namespace"),
+        ("TIMEOUT_SECONDS", "0", "kubernetes.timeout_seconds"),
+        ("POSTGRES_DSN_TEMPLATE", "mysql://x", "postgres://"),
+    ] {
+        let var = format!("DRBOT__KUBERNETES__{key}");
+        let e = Settings::load_from(
+            None,
+            env(&[
+                ("DRBOT__CLUSTER__BACKEND", "kubernetes"),
+                ("DRBOT__KUBERNETES__FREEZE_MODE", "flux"),
+                (var.as_str(), value),
+            ]),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{key}={value} accepted"));
+        assert!(e.to_string().contains(expected), "{key}={value}: {e}");
+    }
+    // The sandbox stays the default, and ignores the section.
+    let s = Settings::load_from(None, env(&[("DRBOT__KUBERNETES__TIMEOUT_SECONDS", "0")]))
+        .expect("sandbox settings");
+    assert_eq!(s.cluster.backend, "sandbox");
+}
+
+#[tokio::test]
+async fn app_build_connects_through_a_kubeconfig_context() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = K8sApi::start();
+    seed_cluster(&api);
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {}\nusers:\n- name: drbot\n  user: {{}}\ncontexts:\n- name: other\n  context:\n    cluster: nowhere\n    user: drbot\n- name: dr\n  context:\n    cluster: standin\n    user: drbot\ncurrent-context: other\n",
+            api.url()
+        ),
+    )
+    .expect("kubeconfig");
+    let vars: std::collections::HashMap<String, String> = [
+        (
+            "DRBOT__DATABASE__URL",
+            format!("sqlite://{}", dir.path().join("drbot.db").display()),
+        ),
+        ("DRBOT__CLUSTER__BACKEND", "kubernetes".into()),
+        (
+            "DRBOT__KUBERNETES__KUBECONFIG",
+            kubeconfig.display().to_string(),
+        ),
+        ("DRBOT__KUBERNETES__CONTEXT", "dr".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let settings = Settings::load_from(None, Some(vars)).expect("settings");
+    let clock = ManualClock::new(t0());
+    let app = App::build(&settings, Arc::new(clock.clone()))
+        .await
+        .expect("app");
+    assert_eq!(app.cluster.backend(), "kubernetes");
+    assert_eq!(
+        app.policy.default_cluster, None,
+        "no sandbox default on a real cluster"
+    );
+    let r = app
+        .cluster
+        .probe("nodes_ready", &ProbeContext::default())
+        .await
+        .expect("probe");
+    assert!(r.passed, "{}", r.evidence);
+    let report = app.cluster.backups().await.expect("backups");
+    let all = report.lines.join("\n");
+    assert!(!report.ok, "no offsite bucket configured: {all}");
+    assert!(
+        all.contains("newest Completed nightly-20260208020000 at 2026-02-08T02:07:00Z"),
+        "{all}"
+    );
+    assert!(all.contains("Velero BSL default: Available"), "{all}");
+    assert!(
+        all.contains("db/orders: 3 SGBackups (2 Completed), newest orders-20260208030000"),
+        "{all}"
+    );
+    assert!(
+        all.contains("SGBackup orders-20260208090000 Failed"),
+        "{all}"
+    );
+    assert!(all.contains("offsite storage is not configured"), "{all}");
+}
+
+/// A restored, Bootstrapped cluster with a Ready primary and its StackGres credentials.
+fn restored_cluster(api: &K8sApi, name: &str) {
+    api.put(json!({
+        "apiVersion": "stackgres.io/v1",
+        "kind": "SGCluster",
+        "metadata": {"name": name, "namespace": "db",
+                     "labels": {"app.kubernetes.io/managed-by": "drbot"}},
+        "spec": {"instances": 1, "postgres": {"version": "16"},
+                 "pods": {"persistentVolume": {"size": "20Gi"}}},
+        "status": {"conditions": [{"type": "Bootstrapped", "status": "True",
+                                   "reason": "ClusterBootstrapped"}]},
+    }));
+    let cluster = api.get("sgclusters", "db", name).expect("cluster");
+    api.put(support::k8s_api::stackgres_primary_pod(&cluster, true));
+    api.put(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": "db"},
+        "type": "Opaque",
+        "data": {"superuser-username": "cG9zdGdyZXM=", "superuser-password": "czNjcjN0L3B3K3g="},
+    }));
+}
+
+#[tokio::test]
+async fn database_writable_asks_postgres_over_the_configured_connection() {
+    let api = K8sApi::start();
+    restored_cluster(&api, "orders-restore");
+    let clock = ManualClock::new(t0());
+    let ctx = ProbeContext {
+        recovered_at: Some(t0()),
+        restored_objects: vec!["orders-restore".into()],
+    };
+    let probe = |template: &str| {
+        let settings = KubernetesSettings {
+            postgres_dsn_template: Some(template.to_string()),
+            ..KubernetesSettings::default()
+        };
+        let k = kube(&api, &settings, None, &clock);
+        let ctx = ctx.clone();
+        async move { k.probe("database_writable", &ctx).await.expect("probe") }
+    };
+
+    // Nothing listens there: reported as not checked, and the password never shows.
+    let r = probe("postgres://postgres:{password}@127.0.0.1:1/postgres?application_name={cluster}")
+        .await;
+    assert!(!r.passed);
+    assert!(
+        r.evidence
+            .starts_with("not checked on orders-restore: cannot query orders-restore in db"),
+        "{}",
+        r.evidence
+    );
+    assert!(!r.evidence.contains("s3cr3t"), "{}", r.evidence);
+
+    // The machine's PostgreSQL (as in CI) is a primary: not in recovery.
+    let Ok(url) = std::env::var("DRBOT_TEST_DATABASE_URL") else {
+        println!("DRBOT_TEST_DATABASE_URL unset: the pg_is_in_recovery() query is not run");
+        return;
+    };
+    let with_password = url.replacen('@', ":{password}@", 1);
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let r = probe(&format!(
+        "{with_password}{separator}application_name={{cluster}}"
+    ))
+    .await;
+    assert!(r.passed, "{}", r.evidence);
+    assert_eq!(
+        r.evidence,
+        "pg_is_in_recovery() = false on orders-restore (primary orders-restore-0)"
+    );
+    no_invalid(&api);
+}
+
+#[tokio::test]
+async fn a_freeze_refused_halfway_takes_back_what_it_changed() {
+    let api = K8sApi::start();
+    api.put(app_project());
+    api.put(kustomization("apps", json!({})));
+    let before = frozen_parts(&api.get("appprojects", "argocd", "default").unwrap());
+    let clock = ManualClock::new(t0());
+    let k = kube(&api, &kube_settings(), None, &clock);
+    api.fail_next("patch", "kustomizations", 403);
+    let s = spec(OperationKind::Freeze, "drbot-inc1-op1-freeze");
+    match k.launch(&s).await {
+        Err(ClusterError::Invalid(m)) => {
+            assert!(m.contains("RBAC"), "{m}");
+            assert!(
+                m.ends_with("put back as it was: Argo CD AppProject default"),
+                "{m}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(api.requests_to("patch", "appprojects").len(), 2);
+    assert_eq!(
+        frozen_parts(&api.get("appprojects", "argocd", "default").unwrap()),
+        before
+    );
+    // The next attempt freezes both.
+    let prior = freeze(&k, "drbot-inc1-op1-freeze").await;
+    assert_eq!(prior.as_object().map(|m| m.len()), Some(2));
+    no_invalid(&api);
+}
