@@ -21,7 +21,9 @@ async fn app(dir: &std::path::Path, clock: &ManualClock) -> App {
     .into_iter()
     .collect();
     let settings = Settings::load_from(None, Some(env)).unwrap();
-    App::build(&settings, Arc::new(clock.clone())).await.unwrap()
+    App::build(&settings, Arc::new(clock.clone()))
+        .await
+        .unwrap()
 }
 
 fn alice() -> Caller {
@@ -56,12 +58,23 @@ async fn a_remembered_incident_catches_up_with_another_writer() {
 
     let status = first.handle("#ops", &alice(), "/dr status").await.unwrap();
     assert!(status.text().contains("SEV1"), "{}", status.text());
-    assert!(status.text().contains("comms: <@carol>"), "{}", status.text());
+    assert!(
+        status.text().contains("comms: <@carol>"),
+        "{}",
+        status.text()
+    );
     // And `first` appends after `second`'s events, not over them.
     first
         .handle("#ops", &alice(), "/dr note seen by both")
         .await
         .unwrap();
-    let timeline = second.handle("#ops", &alice(), "/dr timeline").await.unwrap();
-    assert!(timeline.text().contains("seen by both"), "{}", timeline.text());
+    let timeline = second
+        .handle("#ops", &alice(), "/dr timeline")
+        .await
+        .unwrap();
+    assert!(
+        timeline.text().contains("seen by both"),
+        "{}",
+        timeline.text()
+    );
 }

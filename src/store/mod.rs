@@ -604,11 +604,13 @@ impl Store {
 
     /// Whether a chat request with this key already changed something.
     pub async fn request_seen(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT request_key FROM requests WHERE request_key = $1")
-            .bind(key.to_owned())
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+        Ok(
+            sqlx::query("SELECT request_key FROM requests WHERE request_key = $1")
+                .bind(key.to_owned())
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
     }
 
     /// Forget request keys older than `before`: platforms stop redelivering within minutes.
@@ -774,7 +776,9 @@ async fn apply(
         )
         .bind(key.clone())
         .bind(id)
-        .bind(fmt_time(events.first().map_or(p.declared_at, |e| e.recorded_at)))
+        .bind(fmt_time(
+            events.first().map_or(p.declared_at, |e| e.recorded_at),
+        ))
         .execute(&mut **tx)
         .await
         .map_err(|e| match unique_violation(&e) {
