@@ -86,7 +86,8 @@ enum PlanCmd {
         /// Only these namespaces (comma-separated; globs allowed); default all.
         #[arg(long, value_delimiter = ',')]
         include_namespaces: Vec<String>,
-        /// Namespace of the Velero server, where the Restore is created [default: velero].
+        /// Namespace of the Velero server, where the Restore is created [default:
+        /// kubernetes.velero_namespace with the kubernetes backend, else velero].
         #[arg(long)]
         velero_namespace: Option<String>,
         /// Name of the Restore [default: drbot-restore-{backup}, or drbot-restore-latest].
@@ -315,6 +316,7 @@ mod plan {
     use chrono::{DateTime, SecondsFormat, Utc};
     use drbot::clock::SystemClock;
     use drbot::cluster::Cluster;
+    use drbot::cluster::kube::Kube;
     use drbot::cluster::manifests::{self, DatabaseRestore};
     use drbot::cluster::sandbox::{Sandbox, SandboxConfig};
     use drbot::command::timestamp::{TimeInput, parse_timestamp, parse_zone};
@@ -444,15 +446,58 @@ mod plan {
         Ok(())
     }
 
-    fn backend_needed(what: &str, backend: &str) -> anyhow::Error {
-        anyhow::anyhow!(
-            "choosing {what} needs a cluster connection, and the kubernetes backend is not configured (cluster.backend = {backend}); pass --backup NAME to plan without a cluster"
-        )
+    /// The configured cluster backend, to plan against.
+    struct Backend {
+        cluster: Box<dyn Cluster>,
+        /// `the sandbox` or `the kubernetes backend`, for messages.
+        who: &'static str,
+        /// First line of the summary: what was planned against.
+        note: String,
+        /// Namespace of the source SGClusters and their SGBackups, and where it is configured.
+        database_namespace: (String, &'static str),
+        /// What an infra restore on a data incident leaves out, and where it is configured.
+        database_namespaces: (Vec<String>, &'static str),
+        velero_namespace: String,
     }
 
-    fn sandbox(settings: &Settings) -> Result<Sandbox> {
+    /// The backend `cluster.backend` names: the sandbox, or the Kubernetes cluster (connected
+    /// to, never changed: a plan only reads).
+    async fn backend(settings: &Settings) -> Result<Backend> {
+        if settings.cluster.backend == "kubernetes" {
+            let k = &settings.kubernetes;
+            let cluster = Kube::connect(settings, Arc::new(SystemClock))
+                .await
+                .context("connecting to the Kubernetes cluster (cluster.backend = kubernetes)")?;
+            let mut excluded = vec![k.database_namespace.clone()];
+            for ns in &k.database_namespaces {
+                if !excluded.contains(ns) {
+                    excluded.push(ns.clone());
+                }
+            }
+            let context = k
+                .context
+                .as_deref()
+                .map(|c| format!(" (context {c})"))
+                .unwrap_or_default();
+            return Ok(Backend {
+                cluster: Box::new(cluster),
+                who: "the kubernetes backend",
+                note: format!(
+                    "planned against the Kubernetes cluster{context} (cluster.backend = kubernetes): read only, nothing was created or changed"
+                ),
+                database_namespace: (
+                    k.database_namespace.clone(),
+                    "kubernetes.database_namespace",
+                ),
+                database_namespaces: (
+                    excluded,
+                    "kubernetes.database_namespace and database_namespaces",
+                ),
+                velero_namespace: k.velero_namespace.clone(),
+            });
+        }
         let s = &settings.sandbox;
-        Sandbox::new(
+        let sandbox = Sandbox::new(
             SandboxConfig {
                 speed: s.speed,
                 state_file: (!s.state_file.is_empty()).then(|| s.state_file.clone().into()),
@@ -460,11 +505,23 @@ mod plan {
             },
             Arc::new(SystemClock),
         )
-        .context("starting the sandbox cluster")
+        .context("starting the sandbox cluster")?;
+        Ok(Backend {
+            cluster: Box::new(sandbox),
+            who: "the sandbox",
+            note: "SANDBOX: planned against the simulated cluster (cluster.backend = sandbox)"
+                .into(),
+            database_namespace: (
+                s.database_namespaces
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "db".into()),
+                "sandbox.database_namespaces",
+            ),
+            database_namespaces: (s.database_namespaces.clone(), "sandbox.database_namespaces"),
+            velero_namespace: DEFAULT_VELERO_NAMESPACE.into(),
+        })
     }
-
-    const SANDBOX_NOTE: &str =
-        "SANDBOX: planned against the simulated cluster (cluster.backend = sandbox)";
 
     async fn database(
         db: &DatabaseArgs,
@@ -525,6 +582,9 @@ mod plan {
         summary.push(
             "no cluster consulted: that the backup exists and is Completed, has this PostgreSQL major, and that the target is in the recoverable window is not checked".into(),
         );
+        summary.push(
+            "no spec.configurations.backups: the new cluster archives no WAL and takes no backups until one is added (without --backup, the kubernetes backend gives it the source's)".into(),
+        );
         Ok(Planned {
             yaml: manifests::to_yaml(&manifests::sgcluster_restore(&restore)),
             summary,
@@ -538,10 +598,6 @@ mod plan {
         target: Option<DateTime<Utc>>,
         settings: &Settings,
     ) -> Result<Planned> {
-        let backend = settings.cluster.backend.as_str();
-        if backend != "sandbox" {
-            return Err(backend_needed("the backup", backend));
-        }
         let given: Vec<&str> = [
             ("--postgres-version", db.postgres_version.is_some()),
             ("--instances", db.instances.is_some()),
@@ -552,19 +608,16 @@ mod plan {
         .collect();
         if !given.is_empty() {
             bail!(
-                "{} only apply with --backup: without it the sandbox restores with the source cluster's own settings",
+                "{} only apply with --backup: without it the new cluster takes the backup's PostgreSQL major and the source cluster's instances and volume size",
                 given.join(", ")
             );
         }
-        let source_namespace = settings
-            .sandbox
-            .database_namespaces
-            .first()
-            .map(String::as_str)
-            .unwrap_or("db");
-        if db.namespace != source_namespace {
+        let backend = backend(settings).await?;
+        let (source_namespace, configured_in) = &backend.database_namespace;
+        if db.namespace != *source_namespace {
             bail!(
-                "the sandbox's database clusters are in namespace {source_namespace}, not {}",
+                "{}'s database clusters are in namespace {source_namespace} ({configured_in}), not {}",
+                backend.who,
                 db.namespace
             );
         }
@@ -577,8 +630,8 @@ mod plan {
         spec.cluster = Some(db.cluster.clone());
         spec.namespace = Some(target_namespace.to_string());
         spec.target = target;
-        let plan = sandbox(settings)?.plan(&spec).await?;
-        let mut summary = vec![SANDBOX_NOTE.to_string()];
+        let plan = backend.cluster.plan(&spec).await?;
+        let mut summary = vec![backend.note];
         summary.extend(plan.summary.iter().cloned());
         if plan.backup.is_none() {
             for line in &summary {
@@ -616,9 +669,13 @@ mod plan {
     ) -> Result<Planned> {
         let name = name.unwrap_or_else(|| manifests::infra_restore_name(backup.as_deref()));
         check_object_name("--name", &name)?;
-        let velero_ns = velero_namespace
-            .clone()
-            .unwrap_or_else(|| DEFAULT_VELERO_NAMESPACE.into());
+        let velero_ns = velero_namespace.clone().unwrap_or_else(|| {
+            if settings.cluster.backend == "kubernetes" {
+                settings.kubernetes.velero_namespace.clone()
+            } else {
+                DEFAULT_VELERO_NAMESPACE.into()
+            }
+        });
         check_namespace("--velero-namespace", &velero_ns)?;
         let scope = |excluded: &[String]| {
             let scope = if include.is_empty() {
@@ -633,16 +690,15 @@ mod plan {
             }
         };
         let Some(backup) = backup else {
-            let backend = settings.cluster.backend.as_str();
-            if backend != "sandbox" {
-                return Err(backend_needed("the Velero backup", backend));
-            }
-            if velero_ns != DEFAULT_VELERO_NAMESPACE {
+            let backend = backend(settings).await?;
+            if velero_namespace.is_some_and(|ns| ns != backend.velero_namespace) {
                 bail!(
-                    "the sandbox's Velero runs in namespace {DEFAULT_VELERO_NAMESPACE}, not {velero_ns}"
+                    "{}'s Velero runs in namespace {}, not {velero_ns}",
+                    backend.who,
+                    backend.velero_namespace
                 );
             }
-            let db_namespaces = &settings.sandbox.database_namespaces;
+            let (db_namespaces, configured_in) = &backend.database_namespaces;
             let mut wanted = exclude.clone();
             wanted.sort();
             wanted.dedup();
@@ -652,7 +708,8 @@ mod plan {
             let exclude_databases = !wanted.is_empty();
             if exclude_databases && wanted != configured {
                 bail!(
-                    "the sandbox leaves out only its database namespaces ({}): pass --exclude-namespaces {}, or --backup NAME to plan any exclusion without a cluster",
+                    "{} leaves out only its database namespaces ({}, from {configured_in}): pass --exclude-namespaces {}, or --backup NAME to plan any exclusion without a cluster",
+                    backend.who,
                     db_namespaces.join(", "),
                     db_namespaces.join(",")
                 );
@@ -660,8 +717,8 @@ mod plan {
             let mut spec = OperationSpec::new("plan", OperationKind::InfraRestore, &name);
             spec.include_namespaces = include.clone();
             spec.exclude_database_namespaces = exclude_databases;
-            let plan = sandbox(settings)?.plan(&spec).await?;
-            let mut summary = vec![SANDBOX_NOTE.to_string()];
+            let plan = backend.cluster.plan(&spec).await?;
+            let mut summary = vec![backend.note];
             summary.extend(plan.summary);
             return Ok(Planned {
                 yaml: plan.manifest,

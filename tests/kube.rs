@@ -107,6 +107,17 @@ fn sgbackup(name: &str, status: &str, start: &str, end: &str) -> Value {
     })
 }
 
+/// orders' `spec.configurations.backups[]` entry; the operator fills in `path` when it is not
+/// given, so a live cluster always has one.
+fn orders_backups(with_path: bool) -> Value {
+    let mut entry = json!({"sgObjectStorage": "offsite", "cronSchedule": "0 3 * * *",
+                           "retention": 7, "compression": "lz4"});
+    if with_path {
+        entry["path"] = json!(ORDERS_PREFIX);
+    }
+    entry
+}
+
 fn velero_backup(name: &str, phase: &str, started: &str, completed: &str) -> Value {
     json!({
         "apiVersion": "velero.io/v1",
@@ -165,7 +176,8 @@ fn seed_cluster(api: &K8sApi) {
         "kind": "SGCluster",
         "metadata": {"name": "orders", "namespace": "db"},
         "spec": {"instances": 2, "postgres": {"version": "16.4"},
-                 "pods": {"persistentVolume": {"size": "20Gi"}}},
+                 "pods": {"persistentVolume": {"size": "20Gi"}},
+                 "configurations": {"backups": [orders_backups(true)]}},
     }));
     api.put(sgbackup(
         "orders-20260207030000",
@@ -447,6 +459,12 @@ async fn data_incident_freeze_pitr_verify_unfreeze() {
         created["metadata"]["labels"]["app.kubernetes.io/managed-by"],
         "drbot"
     );
+    // Backups resume with orders' configuration, under a path of the new cluster's own.
+    assert_eq!(
+        created["spec"]["configurations"]["backups"],
+        json!([orders_backups(false)])
+    );
+    assert!(!manifest.contains(ORDERS_PREFIX), "{manifest}");
     assert!(finished(&app, "op2").await.is_none());
 
     clock.advance(Duration::minutes(3));
@@ -528,10 +546,10 @@ async fn data_incident_freeze_pitr_verify_unfreeze() {
         "{evidence}"
     );
     let (_, passed, evidence) = probe("9.3.6");
-    assert!(!passed);
-    assert!(
-        evidence.contains("spec.configurations.backups"),
-        "{evidence}"
+    assert!(!passed, "{evidence}");
+    assert_eq!(
+        evidence,
+        "orders-i1-op2: no Completed SGBackup and no WAL archived offsite since 2026-02-08T10:12:00Z yet"
     );
     let (_, passed, evidence) = probe("9.6.4");
     assert!(!passed);
@@ -555,6 +573,8 @@ async fn data_incident_freeze_pitr_verify_unfreeze() {
         "2026-02-08T10:20:00Z",
     );
     fresh["spec"]["sgCluster"] = json!("orders-i1-op2");
+    fresh["status"]["backupPath"] =
+        json!("sgbackups.stackgres.io/db/orders-i1-op2/2026-02-08-10-00-30/16");
     api.put(fresh);
     let again = say(&app, "/dr verify 9.6.4").await;
     assert!(
@@ -1062,6 +1082,13 @@ async fn drills_copy_the_backup_into_the_drill_namespace_and_never_into_producti
             .iter()
             .any(|l| l.contains("no recoverable window: offsite storage is not configured"))
     );
+    // The SGObjectStorage of orders is in db: a drill cluster takes no backups.
+    assert!(
+        plan.summary.iter().any(|l| l
+            == "no spec.configurations.backups: SGObjectStorage offsite of orders is in namespace db, not dr-drill, so the new cluster archives no WAL and takes no backups"),
+        "{:?}",
+        plan.summary
+    );
     let launched = k.launch(&drill).await.expect("launch");
     assert!(!launched.already_existed);
     let copy = api
@@ -1069,7 +1096,13 @@ async fn drills_copy_the_backup_into_the_drill_namespace_and_never_into_producti
         .expect("backup copied");
     assert_eq!(copy["spec"]["sgCluster"], "db.orders");
     assert_eq!(copy["status"]["process"]["status"], "Completed");
-    assert!(api.get("sgclusters", "dr-drill", "orders-i1-op1").is_some());
+    let drill_cluster = api
+        .get("sgclusters", "dr-drill", "orders-i1-op1")
+        .expect("drill cluster");
+    assert!(
+        drill_cluster["spec"].get("configurations").is_none(),
+        "{drill_cluster}"
+    );
     assert!(k.launch(&drill).await.expect("relaunch").already_existed);
     assert_eq!(api.requests_to("create", "sgclusters").len(), 1);
     no_invalid(&api);

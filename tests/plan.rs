@@ -15,6 +15,8 @@ use drbot::incident::{OperationKind, OperationSpec};
 use serde_json::{Value, json};
 use support::command;
 use support::crd_schema::Crds;
+use support::k8s_api::K8sApi;
+use support::s3::{ACCESS_KEY, BackupSpec, S3Server, SECRET_KEY, WalRun, WalgLayout};
 
 struct Run {
     ok: bool,
@@ -456,6 +458,349 @@ fn without_a_backup_the_sandbox_plans() {
     );
     assert!(!too_old.ok);
     assert!(too_old.stdout.is_empty());
+}
+
+// ---- without --backup: the kubernetes backend chooses ----------------------------------------
+
+const BUCKET: &str = "dr-offsite";
+const ORDERS_PREFIX: &str = "sgbackups.stackgres.io/db/orders/2026-01-05-10-00-00/16";
+
+fn sgbackup(name: &str, status: &str, start: &str, end: &str) -> Value {
+    json!({
+        "apiVersion": "stackgres.io/v1",
+        "kind": "SGBackup",
+        "metadata": {"name": name, "namespace": "db"},
+        "spec": {"sgCluster": "orders", "managedLifecycle": true},
+        "status": {
+            "internalName": format!("base_{name}"),
+            "backupPath": ORDERS_PREFIX,
+            "process": {
+                "status": status,
+                "timing": {"start": start, "end": end, "stored": end},
+            },
+            "backupInformation": {"postgresVersion": "160004", "timeline": "1"},
+        },
+    })
+}
+
+/// orders in namespace db as the operator leaves it (its backup `path` filled in), its
+/// SGBackups, and Velero's backups.
+fn seed_cluster(api: &K8sApi) {
+    api.put(json!({
+        "apiVersion": "stackgres.io/v1",
+        "kind": "SGCluster",
+        "metadata": {"name": "orders", "namespace": "db"},
+        "spec": {
+            "instances": 2,
+            "postgres": {"version": "16.4"},
+            "pods": {"persistentVolume": {"size": "50Gi"}},
+            "configurations": {"backups": [{
+                "sgObjectStorage": "offsite",
+                "cronSchedule": "0 3 * * *",
+                "retention": 7,
+                "path": ORDERS_PREFIX,
+            }]},
+        },
+    }));
+    for (name, status, start, end) in [
+        (
+            "orders-20260207030000",
+            "Completed",
+            "2026-02-07T03:00:00Z",
+            "2026-02-07T03:41:00Z",
+        ),
+        (
+            "orders-20260208030000",
+            "Completed",
+            "2026-02-08T03:00:00Z",
+            "2026-02-08T03:41:00Z",
+        ),
+        (
+            "orders-20260208090000",
+            "Failed",
+            "2026-02-08T09:00:00Z",
+            "2026-02-08T09:02:00Z",
+        ),
+    ] {
+        api.put(sgbackup(name, status, start, end));
+    }
+    for (name, started, completed) in [
+        (
+            "nightly-20260207020000",
+            "2026-02-07T02:00:00Z",
+            "2026-02-07T02:07:00Z",
+        ),
+        (
+            "nightly-20260208020000",
+            "2026-02-08T02:00:00Z",
+            "2026-02-08T02:07:00Z",
+        ),
+    ] {
+        api.put(json!({
+            "apiVersion": "velero.io/v1",
+            "kind": "Backup",
+            "metadata": {"name": name, "namespace": "velero"},
+            "spec": {"storageLocation": "default", "includedNamespaces": ["*"]},
+            "status": {"phase": "Completed", "startTimestamp": started,
+                       "completionTimestamp": completed, "warnings": 0, "errors": 0},
+        }));
+    }
+    api.put(json!({
+        "apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+        "metadata": {"name": "default", "namespace": "velero"},
+        "spec": {"provider": "aws", "objectStorage": {"bucket": BUCKET}, "default": true},
+        "status": {"phase": "Available"},
+    }));
+}
+
+/// orders' WAL-G prefix: base backups on Feb 7 and 8, WAL every 10 minutes up to
+/// 2026-02-08T09:58.
+async fn offsite_bucket() -> S3Server {
+    let s3 = S3Server::start().await;
+    s3.create_bucket(BUCKET);
+    s3.set_versioning(BUCKET, Some("Enabled"));
+    s3.seed_walg(
+        BUCKET,
+        ORDERS_PREFIX,
+        &WalgLayout {
+            backups: vec![
+                BackupSpec {
+                    start: "000000010000000000000002",
+                    started: t("2026-02-07T03:00:00Z"),
+                    finished: t("2026-02-07T03:41:00Z"),
+                    complete: true,
+                },
+                BackupSpec {
+                    start: "000000010000000000000092",
+                    started: t("2026-02-08T03:00:00Z"),
+                    finished: t("2026-02-08T03:41:00Z"),
+                    complete: true,
+                },
+            ],
+            wal: vec![WalRun {
+                timeline: 1,
+                first_segno: 2,
+                count: 186,
+                first_upload: t("2026-02-07T03:08:00Z"),
+                every: Duration::minutes(10),
+            }],
+            ..WalgLayout::default()
+        },
+    );
+    s3
+}
+
+/// Settings for the kubernetes backend on the stand-in, through a kubeconfig, with the
+/// offsite bucket; the path of the file.
+fn kubernetes_config(dir: &Path, api: &K8sApi, s3: &S3Server) -> String {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {}\nusers:\n- name: drbot\n  user: {{}}\ncontexts:\n- name: dr\n  context:\n    cluster: standin\n    user: drbot\ncurrent-context: dr\n",
+            api.url()
+        ),
+    )
+    .expect("kubeconfig");
+    let config = dir.join("drbot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nbackend = \"kubernetes\"\n\n[kubernetes]\nkubeconfig = {:?}\ntimeout_seconds = 10\n\n[offsite]\nbucket = {BUCKET:?}\nendpoint = {:?}\nforce_path_style = true\naccess_key_id = {ACCESS_KEY:?}\nsecret_access_key = {SECRET_KEY:?}\nclusters = [\"orders={ORDERS_PREFIX}\"]\ntimeout_seconds = 10\n",
+            kubeconfig.display().to_string(),
+            s3.endpoint,
+        ),
+    )
+    .expect("config");
+    config.display().to_string()
+}
+
+/// `drbot plan` off the async runtime that serves the stand-ins.
+async fn plan_with(dir: &Path, config: &str, args: &[&str]) -> Run {
+    let dir = dir.to_path_buf();
+    let config = config.to_string();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        plan(&dir, &args, &[("DRBOT_CONFIG", config.as_str())])
+    })
+    .await
+    .expect("drbot plan")
+}
+
+fn writes(api: &K8sApi) -> Vec<String> {
+    api.requests()
+        .into_iter()
+        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch" | "discovery"))
+        .map(|r| format!("{} {} ({})", r.method, r.path, r.verb))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_backup_the_kubernetes_backend_plans_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = K8sApi::start();
+    seed_cluster(&api);
+    let s3 = offsite_bucket().await;
+    let config = kubernetes_config(dir.path(), &api, &s3);
+    let crds = Crds::load();
+
+    let pitr = plan_with(
+        dir.path(),
+        &config,
+        &[
+            "pitr",
+            "--namespace",
+            "db",
+            "--cluster",
+            "orders",
+            "--at",
+            "2026-02-08T09:55Z",
+        ],
+    )
+    .await;
+    assert!(pitr.ok, "{}", pitr.stderr);
+    assert!(
+        pitr.stderr.lines().all(|l| l.starts_with("# ")),
+        "stderr holds only `# ` summary lines:\n{}",
+        pitr.stderr
+    );
+    for line in [
+        "# planned against the Kubernetes cluster (cluster.backend = kubernetes): read only, nothing was created or changed",
+        "# from backup orders-20260208030000 (ended 2026-02-08T03:41:00Z)",
+        "# recover to 2026-02-08T09:55:00Z (pointInTimeRecovery.restoreToTimestamp)",
+        "# PITR window 2026-02-07T03:41:00Z … 2026-02-08T09:58:00Z",
+        "# backups resume with the configuration of orders (SGObjectStorage offsite, base backups '0 3 * * *', retention 7)",
+    ] {
+        assert!(
+            pitr.stderr.contains(line),
+            "{line:?} not in:\n{}",
+            pitr.stderr
+        );
+    }
+    let docs = documents(&pitr.stdout);
+    assert_eq!(docs.len(), 1, "{}", pitr.stdout);
+    let doc = &docs[0].1;
+    assert_eq!(doc["kind"], "SGCluster");
+    assert_eq!(doc["metadata"]["name"], "orders-restore-202602080955");
+    assert_eq!(doc["metadata"]["namespace"], "db");
+    let from = &doc["spec"]["initialData"]["restore"]["fromBackup"];
+    assert_eq!(
+        from["name"], "orders-20260208030000",
+        "the newest Completed before the target"
+    );
+    assert_eq!(
+        from["pointInTimeRecovery"]["restoreToTimestamp"],
+        "2026-02-08T09:55:00Z"
+    );
+    assert_eq!(
+        doc["spec"]["postgres"]["version"], "16",
+        "the backup's major"
+    );
+    assert_eq!(doc["spec"]["instances"], 2, "the source's instances");
+    assert_eq!(doc["spec"]["pods"]["persistentVolume"]["size"], "50Gi");
+    assert_eq!(
+        doc["spec"]["configurations"]["backups"],
+        json!([{"sgObjectStorage": "offsite", "cronSchedule": "0 3 * * *", "retention": 7}]),
+        "the source's backups, without its path"
+    );
+    assert!(!pitr.stdout.contains(ORDERS_PREFIX), "{}", pitr.stdout);
+    if let Some(crds) = &crds {
+        assert_manifest_valid(crds, &pitr.stdout);
+    }
+    assert!(
+        !api.requests_to("get", "sgclusters").is_empty(),
+        "the cluster was consulted"
+    );
+
+    let latest = plan_with(
+        dir.path(),
+        &config,
+        &["restore-latest", "--namespace", "db", "--cluster", "orders"],
+    )
+    .await;
+    assert!(latest.ok, "{}", latest.stderr);
+    let docs = documents(&latest.stdout);
+    assert_eq!(docs[0].1["metadata"]["name"], "orders-restore-latest");
+    assert_eq!(
+        docs[0].1["spec"]["initialData"]["restore"]["fromBackup"]["name"],
+        "orders-20260208030000"
+    );
+
+    let infra = plan_with(
+        dir.path(),
+        &config,
+        &["infra-restore", "--exclude-namespaces", "db"],
+    )
+    .await;
+    assert!(infra.ok, "{}", infra.stderr);
+    let docs = documents(&infra.stdout);
+    assert_eq!(docs[0].1["kind"], "Restore");
+    assert_eq!(docs[0].1["spec"]["backupName"], "nightly-20260208020000");
+    assert_eq!(docs[0].1["spec"]["excludedNamespaces"], json!(["db"]));
+    if let Some(crds) = &crds {
+        assert_manifest_valid(crds, &latest.stdout);
+        assert_manifest_valid(crds, &infra.stdout);
+    }
+
+    let refused = |run: &Run, why: &str| {
+        assert!(!run.ok, "should fail with {why:?}");
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        assert!(run.stderr.contains(why), "{why:?} not in:\n{}", run.stderr);
+    };
+    let elsewhere = plan_with(
+        dir.path(),
+        &config,
+        &[
+            "restore-latest",
+            "--namespace",
+            "prod",
+            "--cluster",
+            "orders",
+        ],
+    )
+    .await;
+    refused(
+        &elsewhere,
+        "the kubernetes backend's database clusters are in namespace db (kubernetes.database_namespace), not prod",
+    );
+    let unknown = plan_with(
+        dir.path(),
+        &config,
+        &[
+            "restore-latest",
+            "--namespace",
+            "db",
+            "--cluster",
+            "inventory",
+        ],
+    )
+    .await;
+    refused(
+        &unknown,
+        "unknown cluster inventory in namespace db; known: orders",
+    );
+    let too_old = plan_with(
+        dir.path(),
+        &config,
+        &[
+            "pitr",
+            "--namespace",
+            "db",
+            "--cluster",
+            "orders",
+            "--at",
+            "2026-02-05T00:00Z",
+        ],
+    )
+    .await;
+    refused(
+        &too_old,
+        "nothing to apply: no Completed SGBackup of orders ended before",
+    );
+
+    assert_eq!(writes(&api), Vec::<String>::new(), "a plan only reads");
+    assert!(api.requests().iter().all(|r| r.method != "POST"));
 }
 
 // ---- every manifest the sandbox plans --------------------------------------------------------

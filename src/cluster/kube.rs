@@ -1481,7 +1481,16 @@ impl Kube {
             volume_size: volume_size.clone(),
             target,
         };
-        let steps: Vec<Step> = manifests::sgcluster_restore(&restore)
+        // Backups resume with the source's configuration, under a path StackGres gives the new
+        // cluster. The SGObjectStorage it names is in the source's namespace, so a cluster
+        // restored into another one (a drill) gets none.
+        let source_backups = manifests::resumed_backups(&source_obj);
+        let backups = if namespace == source_ns {
+            source_backups.clone()
+        } else {
+            Vec::new()
+        };
+        let steps: Vec<Step> = manifests::sgcluster_restore_with_backups(&restore, &backups)
             .into_iter()
             .map(|(_, mut doc)| {
                 let kind = if doc["kind"] == "SGBackup" {
@@ -1539,6 +1548,12 @@ impl Kube {
         }
         summary.push(format!(
             "PostgreSQL {postgres_version} (the backup's major), {instances} instances, {volume_size} (as {source})"
+        ));
+        summary.push(describe_resumed_backups(
+            (&source, &source_ns),
+            &namespace,
+            &source_backups,
+            &backups,
         ));
         summary.extend(window_lines);
         if let Some(why) = &blocked {
@@ -2267,6 +2282,59 @@ impl Kube {
         }
         None
     }
+}
+
+/// What a restored cluster does about backups, for the plan.
+fn describe_resumed_backups(
+    (source, source_namespace): (&str, &str),
+    namespace: &str,
+    source_backups: &[Value],
+    backups: &[Value],
+) -> String {
+    let storages = |list: &[Value]| -> String {
+        list.iter()
+            .filter_map(|b| b.get("sgObjectStorage").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if source_backups.is_empty() {
+        return format!(
+            "WARNING: {source} has no spec.configurations.backups, so neither has the new cluster: it archives no WAL and takes no backups until one is added"
+        );
+    }
+    if backups.is_empty() {
+        return format!(
+            "no spec.configurations.backups: SGObjectStorage {} of {source} is in namespace {source_namespace}, not {namespace}, so the new cluster archives no WAL and takes no backups",
+            storages(source_backups)
+        );
+    }
+    let each: Vec<String> = backups
+        .iter()
+        .map(|b| {
+            let field = |k: &str| {
+                b.get(k).map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            };
+            let mut parts = vec![format!(
+                "SGObjectStorage {}",
+                field("sgObjectStorage").unwrap_or_default()
+            )];
+            parts.push(match field("cronSchedule") {
+                Some(cron) => format!("base backups '{cron}'"),
+                None => "no scheduled base backups".into(),
+            });
+            if let Some(retention) = field("retention") {
+                parts.push(format!("retention {retention}"));
+            }
+            parts.join(", ")
+        })
+        .collect();
+    format!(
+        "backups resume with the configuration of {source} ({}); the path is left to StackGres, which gives the new cluster its own, so it never writes into the WAL archive of {source}",
+        each.join("; ")
+    )
 }
 
 fn pass(evidence: String) -> ProbeResult {

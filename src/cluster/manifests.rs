@@ -1,7 +1,7 @@
 //! The Kubernetes objects drbot creates or patches, built as JSON values and printed as YAML.
 //!
-//! Pure functions, no I/O: every backend (the sandbox now, the kubernetes backend later) and
-//! `drbot plan` build their manifests here, so what a preview shows is what a launch applies.
+//! Pure functions, no I/O: both backends (the sandbox and kubernetes) and `drbot plan` build
+//! their manifests here, so what a preview shows is what a launch applies.
 //! Shapes follow the upstream CRDs: Velero `velero.io/v1` Restore, StackGres `stackgres.io/v1`
 //! SGCluster and SGBackup, Argo CD `argoproj.io/v1alpha1` AppProject, Flux
 //! `kustomize.toolkit.fluxcd.io/v1` Kustomization and `helm.toolkit.fluxcd.io/v2` HelmRelease.
@@ -102,7 +102,59 @@ pub struct DatabaseRestore {
 /// The documents of a database restore, in apply order: a copy of the SGBackup when the new
 /// cluster goes into another namespace (StackGres restores only from a backup in the
 /// cluster's own namespace), then the SGCluster. Each comes with a comment for the preview.
+///
+/// The new cluster gets no `spec.configurations.backups`, so it neither archives WAL nor takes
+/// backups; [`sgcluster_restore_with_backups`] gives it the source's.
 pub fn sgcluster_restore(r: &DatabaseRestore) -> Vec<(&'static str, Value)> {
+    sgcluster_restore_with_backups(r, &[])
+}
+
+/// The backup configuration a cluster restored from `source` (an SGCluster) resumes backups
+/// with: each `spec.configurations.backups[]` entry of the source (SGObjectStorage, schedule,
+/// retention, compression, performance…) without its `path`.
+///
+/// The path is where WAL-G writes the cluster's WAL archive and base backups. Left out,
+/// StackGres gives the new cluster a path of its own,
+/// `sgbackups.stackgres.io/<namespace>/<cluster>/<created at>/<major>`; the source's path would
+/// make the restored cluster, on its new timeline, archive into the source's WAL history and
+/// run retention over the source's backups. The source's path is always set, as the operator
+/// fills it in when it is not given. Entries without an `sgObjectStorage` are left out.
+pub fn resumed_backups(source: &Value) -> Vec<Value> {
+    source
+        .pointer("/spec/configurations/backups")
+        .and_then(Value::as_array)
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(Value::as_object)
+                .filter(|e| e.get("sgObjectStorage").is_some_and(Value::is_string))
+                .map(|e| {
+                    let mut entry = e.clone();
+                    entry.remove("path");
+                    Value::Object(entry)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// [`sgcluster_restore`] with `spec.configurations.backups` set to `backups` (none when
+/// empty), as [`resumed_backups`] builds them. A `path` in an entry is dropped all the same:
+/// a restored cluster never shares another cluster's WAL archive.
+pub fn sgcluster_restore_with_backups(
+    r: &DatabaseRestore,
+    backups: &[Value],
+) -> Vec<(&'static str, Value)> {
+    let backups: Vec<Value> = backups
+        .iter()
+        .map(|b| {
+            let mut b = b.clone();
+            if let Some(entry) = b.as_object_mut() {
+                entry.remove("path");
+            }
+            b
+        })
+        .collect();
     let mut from_backup = Map::new();
     from_backup.insert("name".into(), json!(r.backup));
     if let Some(t) = r.target {
@@ -111,7 +163,7 @@ pub fn sgcluster_restore(r: &DatabaseRestore) -> Vec<(&'static str, Value)> {
             json!({ "restoreToTimestamp": timestamp(t) }),
         );
     }
-    let cluster = json!({
+    let mut cluster = json!({
         "apiVersion": "stackgres.io/v1",
         "kind": "SGCluster",
         "metadata": {
@@ -131,6 +183,9 @@ pub fn sgcluster_restore(r: &DatabaseRestore) -> Vec<(&'static str, Value)> {
             },
         },
     });
+    if !backups.is_empty() {
+        cluster["spec"]["configurations"] = json!({ "backups": backups });
+    }
     let mut docs = Vec::new();
     if r.namespace != r.source_namespace {
         docs.push((
@@ -519,6 +574,51 @@ mod tests {
         assert_eq!(docs[0].1["spec"]["sgCluster"], "db.orders");
         assert_eq!(docs[1].1["kind"], "SGCluster");
         assert_eq!(docs[1].1["metadata"]["namespace"], "dr-drill");
+    }
+
+    #[test]
+    fn restored_clusters_resume_backups_under_a_path_of_their_own() {
+        let source = json!({
+            "kind": "SGCluster",
+            "metadata": {"name": "orders", "namespace": "db"},
+            "spec": {"configurations": {"backups": [
+                {
+                    "sgObjectStorage": "offsite",
+                    "cronSchedule": "0 3 * * *",
+                    "retention": 7,
+                    "compression": "lz4",
+                    "path": "sgbackups.stackgres.io/db/orders/2026-01-05-10-00-00/16",
+                },
+                {"cronSchedule": "no storage named"},
+                "not an entry",
+            ]}},
+        });
+        let backups = resumed_backups(&source);
+        assert_eq!(
+            backups,
+            vec![json!({
+                "sgObjectStorage": "offsite",
+                "cronSchedule": "0 3 * * *",
+                "retention": 7,
+                "compression": "lz4",
+            })]
+        );
+        assert!(resumed_backups(&json!({"spec": {}})).is_empty());
+
+        let docs = sgcluster_restore_with_backups(&restore("db", None), &backups);
+        assert_eq!(
+            docs[0].1["spec"]["configurations"]["backups"],
+            json!(backups)
+        );
+        // A path handed in directly is dropped too.
+        let with_path = [json!({"sgObjectStorage": "offsite", "path": "orders/16"})];
+        let docs = sgcluster_restore_with_backups(&restore("db", None), &with_path);
+        assert_eq!(
+            docs[0].1["spec"]["configurations"]["backups"],
+            json!([{"sgObjectStorage": "offsite"}])
+        );
+        let plain = sgcluster_restore(&restore("db", None));
+        assert!(plain[0].1["spec"].get("configurations").is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The cluster port: what drbot needs from a Kubernetes cluster and its offsite backups.
-//! Backends: `sandbox` (an in-process simulation) now, `kubernetes` later.
+//! Backends (`cluster.backend`): `sandbox`, an in-process simulation and the default, and
+//! `kubernetes` ([`kube`]), the real cluster through its API with the offsite bucket.
 
 pub mod kube;
 pub mod manifests;
