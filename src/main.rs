@@ -677,18 +677,6 @@ mod plan {
             }
         });
         check_namespace("--velero-namespace", &velero_ns)?;
-        let scope = |excluded: &[String]| {
-            let scope = if include.is_empty() {
-                "namespaces: all".to_string()
-            } else {
-                format!("namespaces: {}", include.join(", "))
-            };
-            if excluded.is_empty() {
-                scope
-            } else {
-                format!("{scope}, except {}", excluded.join(", "))
-            }
-        };
         let Some(backup) = backup else {
             let backend = backend(settings).await?;
             if velero_namespace.is_some_and(|ns| ns != backend.velero_namespace) {
@@ -728,22 +716,10 @@ mod plan {
         let doc = manifests::velero_restore(&name, &velero_ns, &backup, &include, &exclude);
         let mut summary = vec![
             format!("Velero Restore {velero_ns}/{name} from backup {backup}"),
-            scope(&exclude),
+            manifests::velero_scope(&include, &exclude, None),
         ];
-        let both: Vec<&str> = include
-            .iter()
-            .filter(|n| exclude.contains(n))
-            .map(String::as_str)
-            .collect();
-        if !both.is_empty() {
-            summary.push(format!(
-                "{} both included and excluded: Velero excludes it",
-                both.join(", ")
-            ));
-        }
-        summary.push(
-            "persistent volumes restored; existing objects are left as they are (existingResourcePolicy none)".into(),
-        );
+        summary.extend(manifests::velero_overlap(&include, &exclude));
+        summary.push(manifests::VELERO_RESTORE_POLICY.into());
         summary.push(
             "no cluster consulted: that the backup exists and is Completed is not checked".into(),
         );

@@ -25,8 +25,10 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Map, Value, json};
 
 use super::manifests::{
-    self, DatabaseRestore, FLUX_SUSPEND_REASON, FluxKind, MANAGED_BY, check_cluster_name,
-    check_not_in_place, check_volume_size, to_yaml,
+    self, DatabaseRestore, FLUX_SUSPEND_REASON, FluxKind, MANAGED_BY, VELERO_RESTORE_POLICY,
+    backup_copy_note, check_cluster_name, check_ended_before, check_not_in_place,
+    check_volume_size, describe_windows, fmt, newest_backup_before, restore_target, to_yaml,
+    velero_overlap, velero_scope,
 };
 use super::offsite::{Offsite, VersioningStatus};
 use super::walg;
@@ -140,10 +142,6 @@ impl Kind {
 }
 
 // ---- JSON helpers ------------------------------------------------------------------------
-
-fn fmt(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
 
 fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
@@ -314,30 +312,6 @@ fn join_limited(items: &[String], max: usize) -> String {
     } else {
         format!("{} and {} more", items[..max].join(", "), items.len() - max)
     }
-}
-
-fn describe_windows(windows: &[Value]) -> String {
-    if windows.is_empty() {
-        return "no sync windows".into();
-    }
-    let each: Vec<String> = windows
-        .iter()
-        .map(|w| {
-            let field = |k: &str| w.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
-            format!(
-                "{} '{}' {}",
-                field("kind"),
-                field("schedule"),
-                field("duration")
-            )
-        })
-        .collect();
-    format!(
-        "{} sync window{}: {}",
-        windows.len(),
-        if windows.len() == 1 { "" } else { "s" },
-        each.join(", ")
-    )
 }
 
 /// Map a client error: refusals and missing APIs are `Invalid` (retrying will not help), the
@@ -1103,28 +1077,12 @@ impl Kube {
                 chosen.phase, chosen.warnings, chosen.errors
             ));
         }
-        let scope = if spec.include_namespaces.is_empty() {
-            "namespaces: all".to_string()
-        } else {
-            format!("namespaces: {}", spec.include_namespaces.join(", "))
-        };
-        summary.push(if excluded.is_empty() {
-            scope
-        } else {
-            format!("{scope}, except {} (databases)", excluded.join(", "))
-        });
-        let both: Vec<&str> = spec
-            .include_namespaces
-            .iter()
-            .filter(|n| excluded.contains(n))
-            .map(String::as_str)
-            .collect();
-        if !both.is_empty() {
-            summary.push(format!(
-                "{} both included and excluded: Velero excludes it",
-                both.join(", ")
-            ));
-        }
+        summary.push(velero_scope(
+            &spec.include_namespaces,
+            &excluded,
+            Some("databases"),
+        ));
+        summary.extend(velero_overlap(&spec.include_namespaces, &excluded));
         if let Some(location) = &chosen.location {
             match self.get(Kind::StorageLocation, velero_ns, location).await? {
                 Some(bsl) => {
@@ -1140,9 +1098,7 @@ impl Kube {
                 )),
             }
         }
-        summary.push(
-            "persistent volumes restored; existing objects are left as they are (existingResourcePolicy none)".into(),
-        );
+        summary.push(VELERO_RESTORE_POLICY.into());
         let existing = self
             .get(Kind::Restore, velero_ns, &spec.object_name)
             .await?;
@@ -1357,13 +1313,7 @@ impl Kube {
         }
         check_not_in_place(&spec.object_name, &namespace, &source, &source_ns)?;
         let pitr = matches!(spec.kind, OperationKind::Pitr | OperationKind::DrillPitr);
-        let target = if pitr {
-            Some(spec.target.ok_or_else(|| {
-                ClusterError::Invalid("a point-in-time recovery needs a target time".into())
-            })?)
-        } else {
-            None
-        };
+        let target = restore_target(pitr, spec.target)?;
         let Some(source_obj) = self.get(Kind::SgCluster, &source_ns, &source).await? else {
             return Err(ClusterError::Invalid(format!(
                 "unknown cluster {source} in namespace {source_ns}; known: {}",
@@ -1411,23 +1361,10 @@ impl Kube {
                         b.status
                     )));
                 }
-                if let (Some(t), Some(ended)) = (target, b.ended)
-                    && ended >= t
-                {
-                    return Err(ClusterError::Invalid(format!(
-                        "SGBackup {name} ended at {}, not before the target {}: recovery cannot stop inside a base backup",
-                        fmt(ended),
-                        fmt(t)
-                    )));
-                }
+                check_ended_before(name, b.ended, target)?;
                 Some(b)
             }
-            None => match target {
-                Some(t) => backups
-                    .iter()
-                    .find(|b| b.completed() && b.ended.is_some_and(|e| e < t)),
-                None => backups.iter().find(|b| b.completed()),
-            },
+            None => newest_backup_before(&backups, target, |b| b.completed(), |b| b.ended),
         };
         let mut blocked = match (target, &window) {
             (Some(t), Ok(w)) => walg::check_target(w, t).err(),
@@ -1559,12 +1496,7 @@ impl Kube {
         if let Some(why) = &blocked {
             summary.push(format!("cannot be launched: {why}"));
         }
-        if namespace != source_ns {
-            summary.push(format!(
-                "copies SGBackup {} into {namespace} first: StackGres restores only from a backup in the cluster's own namespace",
-                chosen.name
-            ));
-        }
+        summary.extend(backup_copy_note(&chosen.name, &namespace, &source_ns));
         let existing = self
             .get(Kind::SgCluster, &namespace, &spec.object_name)
             .await?;

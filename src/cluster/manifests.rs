@@ -34,6 +34,11 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// A time in summaries and messages: UTC, whole seconds (`2026-02-08T09:55:00Z`).
+pub fn fmt(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 // ---- Velero ----------------------------------------------------------------------------
 
 /// A Velero Restore of `backup`, created in the Velero server's namespace. Empty filters are
@@ -65,6 +70,42 @@ pub fn velero_restore(
             "labels": labels(),
         },
         "spec": spec,
+    })
+}
+
+/// What a Velero Restore does to volumes and existing objects, as summaries say it.
+pub const VELERO_RESTORE_POLICY: &str = "persistent volumes restored; existing objects are left as they are (existingResourcePolicy none)";
+
+/// The summary line naming a Velero Restore's namespaces: `namespaces: all` or the included
+/// ones, then `, except …` the excluded ones, followed by ` ({why})` when `why` is given.
+pub fn velero_scope(included: &[String], excluded: &[String], why: Option<&str>) -> String {
+    let scope = if included.is_empty() {
+        "namespaces: all".to_string()
+    } else {
+        format!("namespaces: {}", included.join(", "))
+    };
+    if excluded.is_empty() {
+        return scope;
+    }
+    let scope = format!("{scope}, except {}", excluded.join(", "));
+    match why {
+        Some(why) => format!("{scope} ({why})"),
+        None => scope,
+    }
+}
+
+/// The summary line for namespaces both included and excluded (Velero excludes them), if any.
+pub fn velero_overlap(included: &[String], excluded: &[String]) -> Option<String> {
+    let both: Vec<&str> = included
+        .iter()
+        .filter(|n| excluded.contains(n))
+        .map(String::as_str)
+        .collect();
+    (!both.is_empty()).then(|| {
+        format!(
+            "{} both included and excluded: Velero excludes it",
+            both.join(", ")
+        )
     })
 }
 
@@ -242,6 +283,63 @@ pub fn check_not_in_place(
     Ok(())
 }
 
+/// The target of a database restore: required for a point-in-time recovery, ignored otherwise.
+pub fn restore_target(
+    pitr: bool,
+    target: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, ClusterError> {
+    if !pitr {
+        return Ok(None);
+    }
+    target
+        .map(Some)
+        .ok_or_else(|| ClusterError::Invalid("a point-in-time recovery needs a target time".into()))
+}
+
+/// A chosen base backup must have ended before the recovery target.
+pub fn check_ended_before(
+    backup: &str,
+    ended: Option<DateTime<Utc>>,
+    target: Option<DateTime<Utc>>,
+) -> Result<(), ClusterError> {
+    if let (Some(t), Some(ended)) = (target, ended)
+        && ended >= t
+    {
+        return Err(ClusterError::Invalid(format!(
+            "SGBackup {backup} ended at {}, not before the target {}: recovery cannot stop inside a base backup",
+            fmt(ended),
+            fmt(t)
+        )));
+    }
+    Ok(())
+}
+
+/// The backup to restore from when none is named: the first of `backups` (newest first) that
+/// is `completed` and, with a target, `ended` before it.
+pub fn newest_backup_before<T>(
+    backups: &[T],
+    target: Option<DateTime<Utc>>,
+    completed: impl Fn(&T) -> bool,
+    ended: impl Fn(&T) -> Option<DateTime<Utc>>,
+) -> Option<&T> {
+    backups.iter().find(|b| {
+        completed(b)
+            && match target {
+                Some(t) => ended(b).is_some_and(|e| e < t),
+                None => true,
+            }
+    })
+}
+
+/// The summary line for a restore into another namespace than its source's, if it is one.
+pub fn backup_copy_note(backup: &str, namespace: &str, source_namespace: &str) -> Option<String> {
+    (namespace != source_namespace).then(|| {
+        format!(
+            "copies SGBackup {backup} into {namespace} first: StackGres restores only from a backup in the cluster's own namespace"
+        )
+    })
+}
+
 /// Deterministic name of a restored cluster: `{cluster}-restore-{YYYYMMDDHHMM}` for a
 /// point-in-time target (seconds appended when not zero), `{cluster}-restore-latest`
 /// otherwise. The cluster part is shortened to keep the whole within
@@ -280,6 +378,31 @@ pub fn check_volume_size(size: &str) -> Result<(), ClusterError> {
 }
 
 // ---- GitOps freeze -------------------------------------------------------------------------
+
+/// A project's sync windows in one line: `2 sync windows: deny '* * * * *' 1h, …`.
+pub fn describe_windows(windows: &[Value]) -> String {
+    if windows.is_empty() {
+        return "no sync windows".into();
+    }
+    let each: Vec<String> = windows
+        .iter()
+        .map(|w| {
+            let field = |k: &str| w.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
+            format!(
+                "{} '{}' {}",
+                field("kind"),
+                field("schedule"),
+                field("duration")
+            )
+        })
+        .collect();
+    format!(
+        "{} sync window{}: {}",
+        windows.len(),
+        if windows.len() == 1 { "" } else { "s" },
+        each.join(", ")
+    )
+}
 
 /// Argo CD rejects sync window descriptions over 255 characters.
 pub const MAX_WINDOW_DESCRIPTION: usize = 255;

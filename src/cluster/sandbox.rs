@@ -17,7 +17,11 @@ use chrono::{DateTime, Days, Duration, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::manifests::{self, DatabaseRestore, FluxKind, check_cluster_name, to_yaml};
+use super::manifests::{
+    self, DatabaseRestore, FluxKind, VELERO_RESTORE_POLICY, backup_copy_note, check_cluster_name,
+    check_ended_before, describe_windows, fmt, newest_backup_before, restore_target, to_yaml,
+    velero_overlap, velero_scope,
+};
 use super::{
     BackupsReport, BoxFuture, Cluster, ClusterError, Launched, Observation, ProbeContext,
     ProbeResult,
@@ -280,10 +284,6 @@ struct BaseBackup {
     ended: DateTime<Utc>,
 }
 
-fn fmt(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y%m%d%H%M%S").to_string()
 }
@@ -392,30 +392,6 @@ fn source_cluster(name: Option<&str>) -> Result<&'static SourceCluster, ClusterE
                 known_clusters()
             ))
         })
-}
-
-fn describe_windows(windows: &[Value]) -> String {
-    if windows.is_empty() {
-        return "no sync windows".into();
-    }
-    let each: Vec<String> = windows
-        .iter()
-        .map(|w| {
-            let field = |k: &str| w.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
-            format!(
-                "{} '{}' {}",
-                field("kind"),
-                field("schedule"),
-                field("duration")
-            )
-        })
-        .collect();
-    format!(
-        "{} sync window{}: {}",
-        windows.len(),
-        if windows.len() == 1 { "" } else { "s" },
-        each.join(", ")
-    )
 }
 
 // ---- persistence -----------------------------------------------------------------------
@@ -742,34 +718,16 @@ impl Sandbox {
                 chosen.warnings, chosen.errors
             ));
         }
-        let scope = if spec.include_namespaces.is_empty() {
-            "namespaces: all".to_string()
-        } else {
-            format!("namespaces: {}", spec.include_namespaces.join(", "))
-        };
-        summary.push(if excluded.is_empty() {
-            scope
-        } else {
-            format!("{scope}, except {} (databases)", excluded.join(", "))
-        });
+        summary.push(velero_scope(
+            &spec.include_namespaces,
+            &excluded,
+            Some("databases"),
+        ));
         if spec.exclude_database_namespaces && excluded.is_empty() {
             summary.push("no database namespaces are configured, so none is excluded".into());
         }
-        let both: Vec<&str> = spec
-            .include_namespaces
-            .iter()
-            .filter(|n| excluded.contains(n))
-            .map(String::as_str)
-            .collect();
-        if !both.is_empty() {
-            summary.push(format!(
-                "{} both included and excluded: Velero excludes it",
-                both.join(", ")
-            ));
-        }
-        summary.push(
-            "persistent volumes restored; existing objects are left as they are (existingResourcePolicy none)".into(),
-        );
+        summary.extend(velero_overlap(&spec.include_namespaces, &excluded));
+        summary.push(VELERO_RESTORE_POLICY.into());
         let doc = manifests::velero_restore(
             &spec.object_name,
             VELERO_NAMESPACE,
@@ -804,13 +762,7 @@ impl Sandbox {
         let namespace = spec.namespace.clone().unwrap_or_else(|| source_ns.clone());
         manifests::check_not_in_place(&spec.object_name, &namespace, source.name, &source_ns)?;
         let pitr = matches!(spec.kind, OperationKind::Pitr | OperationKind::DrillPitr);
-        let target = if pitr {
-            Some(spec.target.ok_or_else(|| {
-                ClusterError::Invalid("a point-in-time recovery needs a target time".into())
-            })?)
-        } else {
-            None
-        };
+        let target = restore_target(pitr, spec.target)?;
         let backups = base_backups(source, now);
         let window = recovery_window(source, now);
         let archived = wal_archived_until(now);
@@ -827,21 +779,10 @@ impl Sandbox {
                         known.join(", ")
                     ))
                 })?;
-                if let Some(t) = target
-                    && b.ended >= t
-                {
-                    return Err(ClusterError::Invalid(format!(
-                        "SGBackup {name} ended at {}, not before the target {}: recovery cannot stop inside a base backup",
-                        fmt(b.ended),
-                        fmt(t)
-                    )));
-                }
+                check_ended_before(name, Some(b.ended), target)?;
                 Some(b)
             }
-            None => match target {
-                Some(t) => backups.iter().find(|b| b.ended < t),
-                None => backups.first(),
-            },
+            None => newest_backup_before(&backups, target, |_| true, |b| Some(b.ended)),
         };
         let mut blocked = None;
         if let (Some(t), Some(w)) = (target, window)
@@ -901,12 +842,7 @@ impl Sandbox {
             source.instances, source.volume
         ));
         summary.push(window_text);
-        if namespace != source_ns {
-            summary.push(format!(
-                "copies SGBackup {} into {namespace} first: StackGres restores only from a backup in the cluster's own namespace",
-                chosen.name
-            ));
-        }
+        summary.extend(backup_copy_note(&chosen.name, &namespace, &source_ns));
         let docs = manifests::sgcluster_restore(&DatabaseRestore {
             name: spec.object_name.clone(),
             namespace: namespace.clone(),
