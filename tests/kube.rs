@@ -17,18 +17,14 @@ use drbot::incident::{
     Actor, Caller, Event, EventKind, OperationKind, OperationSpec, Outcome, RecoveryWindow,
 };
 use serde_json::{Value, json};
-use support::k8s_api::{K8sApi, node, pod_status};
-use support::s3::{BackupSpec, S3Server, WalRun, WalgLayout};
+use support::k8s_api::K8sApi;
+use support::recovery::{
+    BUCKET, ORDERS_PREFIX, app_project, kustomization, offsite_bucket, seed_cluster, sgbackup, t,
+    velero_backup,
+};
+use support::s3::S3Server;
 
-const BUCKET: &str = "dr-offsite";
-const ORDERS_PREFIX: &str = "sgbackups.stackgres.io/db/orders/2026-01-05-10-00-00/16";
 const CHANNEL: &str = "ops";
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .expect("test time")
-        .with_timezone(&Utc)
-}
 
 fn t0() -> DateTime<Utc> {
     t("2026-02-08T10:00:00Z")
@@ -43,68 +39,13 @@ fn alice() -> Caller {
 
 // ---- fixtures ------------------------------------------------------------------------------
 
-/// The offsite bucket: versioning on, two Velero backups, and orders' WAL-G prefix with base
-/// backups on Feb 7 and 8 and WAL every 10 minutes up to 2026-02-08T09:58.
-async fn offsite_bucket() -> (S3Server, Offsite) {
-    let s3 = S3Server::start().await;
-    s3.create_bucket(BUCKET);
-    s3.set_versioning(BUCKET, Some("Enabled"));
-    s3.seed_walg(
-        BUCKET,
-        ORDERS_PREFIX,
-        &WalgLayout {
-            backups: vec![
-                BackupSpec {
-                    start: "000000010000000000000002",
-                    started: t("2026-02-07T03:00:00Z"),
-                    finished: t("2026-02-07T03:41:00Z"),
-                    complete: true,
-                },
-                BackupSpec {
-                    start: "000000010000000000000092",
-                    started: t("2026-02-08T03:00:00Z"),
-                    finished: t("2026-02-08T03:41:00Z"),
-                    complete: true,
-                },
-            ],
-            wal: vec![WalRun {
-                timeline: 1,
-                first_segno: 2,
-                count: 186,
-                first_upload: t("2026-02-07T03:08:00Z"),
-                every: Duration::minutes(10),
-            }],
-            ..WalgLayout::default()
-        },
-    );
-    for (name, done) in [
-        ("nightly-20260207020000", t("2026-02-07T02:07:00Z")),
-        ("nightly-20260208020000", t("2026-02-08T02:07:00Z")),
-    ] {
-        s3.seed_velero(BUCKET, "", name, "Completed", done);
-    }
+/// The offsite bucket (see [`offsite_bucket`]) and a client for it, with orders' prefix.
+async fn offsite_client() -> (S3Server, Offsite) {
+    let s3 = offsite_bucket().await;
     let mut settings = s3.settings(BUCKET);
     settings.clusters = vec![format!("orders={ORDERS_PREFIX}")];
     let offsite = Offsite::new(&settings).expect("offsite");
     (s3, offsite)
-}
-
-fn sgbackup(name: &str, status: &str, start: &str, end: &str) -> Value {
-    json!({
-        "apiVersion": "stackgres.io/v1",
-        "kind": "SGBackup",
-        "metadata": {"name": name, "namespace": "db"},
-        "spec": {"sgCluster": "orders", "managedLifecycle": true},
-        "status": {
-            "internalName": format!("base_{name}"),
-            "backupPath": ORDERS_PREFIX,
-            "process": {
-                "status": status,
-                "timing": {"start": start, "end": end, "stored": end},
-            },
-            "backupInformation": {"postgresVersion": "160004", "timeline": "1"},
-        },
-    })
 }
 
 /// orders' `spec.configurations.backups[]` entry; the operator fills in `path` when it is not
@@ -116,113 +57,6 @@ fn orders_backups(with_path: bool) -> Value {
         entry["path"] = json!(ORDERS_PREFIX);
     }
     entry
-}
-
-fn velero_backup(name: &str, phase: &str, started: &str, completed: &str) -> Value {
-    json!({
-        "apiVersion": "velero.io/v1",
-        "kind": "Backup",
-        "metadata": {"name": name, "namespace": "velero",
-                     "labels": {"velero.io/schedule-name": "nightly"}},
-        "spec": {"storageLocation": "default", "includedNamespaces": ["*"]},
-        "status": {"phase": phase, "startTimestamp": started, "completionTimestamp": completed,
-                   "warnings": 0, "errors": 0},
-    })
-}
-
-fn app_project() -> Value {
-    json!({
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "AppProject",
-        "metadata": {"name": "default", "namespace": "argocd",
-                     "annotations": {"team": "platform"}},
-        "spec": {
-            "sourceRepos": ["*"],
-            "destinations": [{"server": "https://kubernetes.default.svc", "namespace": "*"}],
-            "syncWindows": [{"kind": "allow", "schedule": "0 22 * * *", "duration": "1h",
-                             "applications": ["*"], "description": "nightly releases"}],
-        },
-    })
-}
-
-fn kustomization(name: &str, extra_spec: Value) -> Value {
-    let mut spec = json!({"interval": "10m", "path": format!("./{name}"), "prune": true,
-                          "sourceRef": {"kind": "GitRepository", "name": "fleet"}});
-    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra_spec.as_object()) {
-        s.extend(e.clone());
-    }
-    json!({
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-        "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": "flux-system",
-                     "annotations": {"team": "platform"}},
-        "spec": spec,
-        "status": {"observedGeneration": 1},
-    })
-}
-
-/// The cluster as it stands when the incident starts.
-fn seed_cluster(api: &K8sApi) {
-    api.put(node("node-1", true));
-    api.put(node("node-2", true));
-    api.put(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "coredns-1", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
-        "spec": {"containers": [{"name": "coredns", "image": "coredns"}]},
-        "status": pod_status(true),
-    }));
-    api.put(json!({
-        "apiVersion": "stackgres.io/v1",
-        "kind": "SGCluster",
-        "metadata": {"name": "orders", "namespace": "db"},
-        "spec": {"instances": 2, "postgres": {"version": "16.4"},
-                 "pods": {"persistentVolume": {"size": "20Gi"}},
-                 "configurations": {"backups": [orders_backups(true)]}},
-    }));
-    api.put(sgbackup(
-        "orders-20260207030000",
-        "Completed",
-        "2026-02-07T03:00:00Z",
-        "2026-02-07T03:41:00Z",
-    ));
-    api.put(sgbackup(
-        "orders-20260208030000",
-        "Completed",
-        "2026-02-08T03:00:00Z",
-        "2026-02-08T03:41:00Z",
-    ));
-    api.put(sgbackup(
-        "orders-20260208090000",
-        "Failed",
-        "2026-02-08T09:00:00Z",
-        "2026-02-08T09:02:00Z",
-    ));
-    api.put(velero_backup(
-        "nightly-20260207020000",
-        "Completed",
-        "2026-02-07T02:00:00Z",
-        "2026-02-07T02:07:00Z",
-    ));
-    api.put(velero_backup(
-        "nightly-20260208020000",
-        "Completed",
-        "2026-02-08T02:00:00Z",
-        "2026-02-08T02:07:00Z",
-    ));
-    api.put(json!({
-        "apiVersion": "velero.io/v1", "kind": "Schedule",
-        "metadata": {"name": "nightly", "namespace": "velero"},
-        "spec": {"schedule": "0 2 * * *", "paused": false, "template": {"includedNamespaces": ["*"]}},
-        "status": {"phase": "Enabled", "lastBackup": "2026-02-08T02:00:00Z"},
-    }));
-    api.put(json!({
-        "apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
-        "metadata": {"name": "default", "namespace": "velero"},
-        "spec": {"provider": "aws", "objectStorage": {"bucket": BUCKET}, "default": true},
-        "status": {"phase": "Available"},
-    }));
-    api.put(app_project());
-    api.put(kustomization("apps", json!({})));
 }
 
 fn kube_settings() -> KubernetesSettings {
@@ -352,9 +186,9 @@ fn no_invalid(api: &K8sApi) {
 async fn data_incident_freeze_pitr_verify_unfreeze() {
     let dir = tempfile::tempdir().expect("tempdir");
     let api = K8sApi::start();
-    seed_cluster(&api);
+    seed_cluster(&api, Some(json!([orders_backups(true)])));
     api.spawn_stackgres_pods();
-    let (_s3, offsite) = offsite_bucket().await;
+    let (_s3, offsite) = offsite_client().await;
     let clock = ManualClock::new(t0());
     let app = app(
         dir.path(),
@@ -620,7 +454,7 @@ async fn data_incident_freeze_pitr_verify_unfreeze() {
 async fn infra_restore_on_a_combined_incident_excludes_databases_and_reports_warnings() {
     let dir = tempfile::tempdir().expect("tempdir");
     let api = K8sApi::start();
-    seed_cluster(&api);
+    seed_cluster(&api, Some(json!([orders_backups(true)])));
     let clock = ManualClock::new(t0());
     let app = app(
         dir.path(),
@@ -773,9 +607,9 @@ async fn infra_restore_on_a_combined_incident_excludes_databases_and_reports_war
 async fn a_restarted_engine_resumes_the_restore_without_a_second_create() {
     let dir = tempfile::tempdir().expect("tempdir");
     let api = K8sApi::start();
-    seed_cluster(&api);
+    seed_cluster(&api, Some(json!([orders_backups(true)])));
     api.spawn_stackgres_pods();
-    let (_s3, offsite) = offsite_bucket().await;
+    let (_s3, offsite) = offsite_client().await;
     let clock = ManualClock::new(t0());
     let first = app(
         dir.path(),
@@ -792,7 +626,7 @@ async fn a_restarted_engine_resumes_the_restore_without_a_second_create() {
     drop(first);
 
     clock.advance(Duration::minutes(15));
-    let (_s3b, offsite) = offsite_bucket().await;
+    let (_s3b, offsite) = offsite_client().await;
     let second = app(
         dir.path(),
         kube(&api, &kube_settings(), Some(offsite), &clock),
@@ -1069,7 +903,7 @@ async fn flux_suspend_records_and_puts_back_suspend_and_reason() {
 #[tokio::test]
 async fn drills_copy_the_backup_into_the_drill_namespace_and_never_into_production() {
     let api = K8sApi::start();
-    seed_cluster(&api);
+    seed_cluster(&api, Some(json!([orders_backups(true)])));
     let clock = ManualClock::new(t0());
     let k = kube(&api, &kube_settings(), None, &clock);
     let mut drill = OperationSpec::new("op1", OperationKind::DrillLatest, "orders-i1-op1");
@@ -1199,7 +1033,7 @@ fn kubernetes_settings_from_toml_and_environment() {
 async fn app_build_connects_through_a_kubeconfig_context() {
     let dir = tempfile::tempdir().expect("tempdir");
     let api = K8sApi::start();
-    seed_cluster(&api);
+    seed_cluster(&api, Some(json!([orders_backups(true)])));
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,

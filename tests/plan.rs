@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{Duration, SecondsFormat, Utc};
 use drbot::clock::ManualClock;
 use drbot::cluster::Cluster;
 use drbot::cluster::manifests::{self, DatabaseRestore};
@@ -16,7 +16,11 @@ use serde_json::{Value, json};
 use support::command;
 use support::crd_schema::Crds;
 use support::k8s_api::K8sApi;
-use support::s3::{ACCESS_KEY, BackupSpec, S3Server, SECRET_KEY, WalRun, WalgLayout};
+use support::recovery::{
+    BUCKET, ORDERS_PREFIX, backup_storage_location, orders_bucket, seed_sgbackups, t,
+    write_kubeconfig,
+};
+use support::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 
 struct Run {
     ok: bool,
@@ -462,27 +466,6 @@ fn without_a_backup_the_sandbox_plans() {
 
 // ---- without --backup: the kubernetes backend chooses ----------------------------------------
 
-const BUCKET: &str = "dr-offsite";
-const ORDERS_PREFIX: &str = "sgbackups.stackgres.io/db/orders/2026-01-05-10-00-00/16";
-
-fn sgbackup(name: &str, status: &str, start: &str, end: &str) -> Value {
-    json!({
-        "apiVersion": "stackgres.io/v1",
-        "kind": "SGBackup",
-        "metadata": {"name": name, "namespace": "db"},
-        "spec": {"sgCluster": "orders", "managedLifecycle": true},
-        "status": {
-            "internalName": format!("base_{name}"),
-            "backupPath": ORDERS_PREFIX,
-            "process": {
-                "status": status,
-                "timing": {"start": start, "end": end, "stored": end},
-            },
-            "backupInformation": {"postgresVersion": "160004", "timeline": "1"},
-        },
-    })
-}
-
 /// orders in namespace db as the operator leaves it (its backup `path` filled in), its
 /// SGBackups, and Velero's backups.
 fn seed_cluster(api: &K8sApi) {
@@ -502,28 +485,7 @@ fn seed_cluster(api: &K8sApi) {
             }]},
         },
     }));
-    for (name, status, start, end) in [
-        (
-            "orders-20260207030000",
-            "Completed",
-            "2026-02-07T03:00:00Z",
-            "2026-02-07T03:41:00Z",
-        ),
-        (
-            "orders-20260208030000",
-            "Completed",
-            "2026-02-08T03:00:00Z",
-            "2026-02-08T03:41:00Z",
-        ),
-        (
-            "orders-20260208090000",
-            "Failed",
-            "2026-02-08T09:00:00Z",
-            "2026-02-08T09:02:00Z",
-        ),
-    ] {
-        api.put(sgbackup(name, status, start, end));
-    }
+    seed_sgbackups(api);
     for (name, started, completed) in [
         (
             "nightly-20260207020000",
@@ -545,63 +507,13 @@ fn seed_cluster(api: &K8sApi) {
                        "completionTimestamp": completed, "warnings": 0, "errors": 0},
         }));
     }
-    api.put(json!({
-        "apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
-        "metadata": {"name": "default", "namespace": "velero"},
-        "spec": {"provider": "aws", "objectStorage": {"bucket": BUCKET}, "default": true},
-        "status": {"phase": "Available"},
-    }));
-}
-
-/// orders' WAL-G prefix: base backups on Feb 7 and 8, WAL every 10 minutes up to
-/// 2026-02-08T09:58.
-async fn offsite_bucket() -> S3Server {
-    let s3 = S3Server::start().await;
-    s3.create_bucket(BUCKET);
-    s3.set_versioning(BUCKET, Some("Enabled"));
-    s3.seed_walg(
-        BUCKET,
-        ORDERS_PREFIX,
-        &WalgLayout {
-            backups: vec![
-                BackupSpec {
-                    start: "000000010000000000000002",
-                    started: t("2026-02-07T03:00:00Z"),
-                    finished: t("2026-02-07T03:41:00Z"),
-                    complete: true,
-                },
-                BackupSpec {
-                    start: "000000010000000000000092",
-                    started: t("2026-02-08T03:00:00Z"),
-                    finished: t("2026-02-08T03:41:00Z"),
-                    complete: true,
-                },
-            ],
-            wal: vec![WalRun {
-                timeline: 1,
-                first_segno: 2,
-                count: 186,
-                first_upload: t("2026-02-07T03:08:00Z"),
-                every: Duration::minutes(10),
-            }],
-            ..WalgLayout::default()
-        },
-    );
-    s3
+    api.put(backup_storage_location());
 }
 
 /// Settings for the kubernetes backend on the stand-in, through a kubeconfig, with the
 /// offsite bucket; the path of the file.
 fn kubernetes_config(dir: &Path, api: &K8sApi, s3: &S3Server) -> String {
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {}\nusers:\n- name: drbot\n  user: {{}}\ncontexts:\n- name: dr\n  context:\n    cluster: standin\n    user: drbot\ncurrent-context: dr\n",
-            api.url()
-        ),
-    )
-    .expect("kubeconfig");
+    let kubeconfig = write_kubeconfig(dir, &api.url(), false);
     let config = dir.join("drbot.toml");
     std::fs::write(
         &config,
@@ -641,7 +553,7 @@ async fn without_a_backup_the_kubernetes_backend_plans_and_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let api = K8sApi::start();
     seed_cluster(&api);
-    let s3 = offsite_bucket().await;
+    let s3 = orders_bucket().await;
     let config = kubernetes_config(dir.path(), &api, &s3);
     let crds = Crds::load();
 
@@ -804,12 +716,6 @@ async fn without_a_backup_the_kubernetes_backend_plans_and_changes_nothing() {
 }
 
 // ---- every manifest the sandbox plans --------------------------------------------------------
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .expect("valid test time")
-        .with_timezone(&Utc)
-}
 
 #[tokio::test]
 async fn every_sandbox_manifest_validates() {

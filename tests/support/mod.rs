@@ -7,10 +7,12 @@ pub mod crd_schema;
 pub mod discord_api;
 pub mod http;
 pub mod k8s_api;
+pub mod recovery;
 pub mod s3;
 pub mod slack_api;
 pub mod slack_socket;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -19,6 +21,11 @@ use std::time::Duration;
 
 /// Upper bound for a reply to show up; a guard against hangs, not a timing assumption.
 const PATIENCE: Duration = Duration::from_secs(60);
+
+/// An unknown console control: its answer is printed once every line before it has been
+/// handled.
+const BARRIER: &str = ":barrier";
+const BARRIER_MARK: &str = "(console controls:";
 
 pub struct Drbot {
     child: Child,
@@ -43,19 +50,30 @@ pub fn command(dir: &Path) -> Command {
 impl Drbot {
     /// Start `drbot console` in `dir` with a simulated clock.
     pub fn console(dir: &Path, clock: &str, user: &str) -> Drbot {
+        Drbot::console_with(dir, &BTreeMap::new(), clock, user)
+    }
+
+    /// [`Drbot::console`] with extra environment.
+    pub fn console_with(
+        dir: &Path,
+        env: &BTreeMap<String, String>,
+        clock: &str,
+        user: &str,
+    ) -> Drbot {
         let mut cmd = command(dir);
-        cmd.args([
-            "console",
-            "--channel",
-            "ops",
-            "--user",
-            user,
-            "--clock",
-            clock,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        cmd.envs(env)
+            .args([
+                "console",
+                "--channel",
+                "ops",
+                "--user",
+                user,
+                "--clock",
+                clock,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn drbot");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = channel();
@@ -83,23 +101,25 @@ impl Drbot {
 
     /// Read output until a line contains `marker`; returns everything read.
     pub fn until(&mut self, marker: &str) -> Vec<String> {
-        let mut got = Vec::new();
-        loop {
-            match self.lines.recv_timeout(PATIENCE) {
-                Ok(line) => {
-                    self.transcript.push(line.clone());
-                    let hit = line.contains(marker);
-                    got.push(line);
-                    if hit {
-                        return got;
+        blocking(|| {
+            let mut got = Vec::new();
+            loop {
+                match self.lines.recv_timeout(PATIENCE) {
+                    Ok(line) => {
+                        self.transcript.push(line.clone());
+                        let hit = line.contains(marker);
+                        got.push(line);
+                        if hit {
+                            return got;
+                        }
                     }
+                    Err(_) => panic!(
+                        "no `{marker}` in output; transcript:\n{}",
+                        self.transcript.join("\n")
+                    ),
                 }
-                Err(_) => panic!(
-                    "no `{marker}` in output; transcript:\n{}",
-                    self.transcript.join("\n")
-                ),
             }
-        }
+        })
     }
 
     /// Send a line and read up to `marker`.
@@ -108,24 +128,62 @@ impl Drbot {
         self.until(marker).join("\n")
     }
 
+    /// Send a line and read everything it printed, whatever that is (up to a barrier).
+    pub fn say(&mut self, line: &str) -> String {
+        self.send(line);
+        self.send(BARRIER);
+        self.until(BARRIER_MARK).join("\n")
+    }
+
+    /// `:tick` until a line contains `marker`; returns everything read.
+    pub fn tick_until(&mut self, marker: &str) -> String {
+        let mut seen = String::new();
+        for _ in 0..10 {
+            seen.push_str(&self.say(":tick"));
+            seen.push('\n');
+            if seen.contains(marker) {
+                return seen;
+            }
+        }
+        panic!(
+            "no `{marker}` after 10 ticks; transcript:\n{}",
+            self.transcript.join("\n")
+        )
+    }
+
     /// Close stdin and collect the rest of the output; the process must exit cleanly.
     pub fn finish(mut self) -> Vec<String> {
         drop(self.stdin.take());
-        let status = self.child.wait().expect("wait");
-        let rest: Vec<String> = self.lines.iter().collect();
-        self.transcript.extend(rest.iter().cloned());
-        assert!(
-            status.success(),
-            "drbot exited with {status}; transcript:\n{}",
-            self.transcript.join("\n")
-        );
-        rest
+        blocking(|| {
+            let status = self.child.wait().expect("wait");
+            let rest: Vec<String> = self.lines.iter().collect();
+            self.transcript.extend(rest.iter().cloned());
+            assert!(
+                status.success(),
+                "drbot exited with {status}; transcript:\n{}",
+                self.transcript.join("\n")
+            );
+            rest
+        })
     }
 
     /// SIGKILL: no chance to clean up, like a crash.
     pub fn kill(mut self) {
-        self.child.kill().expect("kill");
-        let _ = self.child.wait();
+        blocking(|| {
+            self.child.kill().expect("kill");
+            let _ = self.child.wait();
+        });
+    }
+}
+
+/// Run a wait for the child process; on a multi-threaded runtime in `block_in_place`, so
+/// stand-ins served by the runtime keep serving on the other worker.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
