@@ -25,10 +25,10 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Map, Value, json};
 
 use super::manifests::{
-    self, DatabaseRestore, FLUX_SUSPEND_REASON, FluxKind, MANAGED_BY, VELERO_RESTORE_POLICY,
-    backup_copy_note, check_cluster_name, check_ended_before, check_not_in_place,
-    check_volume_size, describe_windows, fmt, newest_backup_before, restore_target, to_yaml,
-    velero_overlap, velero_scope,
+    self, DatabaseRestore, FLUX_SUSPEND_REASON, FREEZE_DURATION, FluxKind, MANAGED_BY,
+    VELERO_RESTORE_POLICY, backup_copy_note, check_cluster_name, check_ended_before,
+    check_not_in_place, check_volume_size, describe_windows, fmt, newest_backup_before,
+    restore_target, to_yaml, velero_overlap, velero_scope,
 };
 use super::offsite::{Offsite, VersioningStatus};
 use super::walg;
@@ -45,23 +45,8 @@ const FIELD_MANAGER: &str = "drbot";
 /// Annotation a freeze leaves on each object it changed: `{"operation": <freeze object
 /// name>, "prior": <merge patch that puts back what the freeze changed>}`.
 pub const FREEZE_ANNOTATION: &str = "drbot/freeze";
-/// Long enough to outlast any incident; the unfreeze removes the window anyway.
-const FREEZE_DURATION: &str = "24h";
 /// Start of the description of drbot's deny windows: `drbot freeze <object>: <reason>`.
 const WINDOW_PREFIX: &str = "drbot freeze ";
-
-const PROBES: &[&str] = &[
-    "nodes_ready",
-    "control_plane",
-    "core_namespaces",
-    "offsite_reachable",
-    "offsite_versioning",
-    "sample_backup_readable",
-    "database_writable",
-    "database_backups_resumed",
-    "velero_schedule_active",
-    "velero_backup_after_recovery",
-];
 
 /// The resource types drbot reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1829,7 +1814,7 @@ impl Kube {
             "database_backups_resumed" => self.probe_backups_resumed(ctx).await,
             other => Err(ClusterError::Invalid(format!(
                 "unknown probe {other}; known: {}",
-                PROBES.join(", ")
+                super::PROBES.join(", ")
             ))),
         }
     }

@@ -410,6 +410,9 @@ pub const MAX_WINDOW_DESCRIPTION: usize = 255;
 /// An always-active `deny` sync window for every application of a project, manual syncs
 /// included. `duration` is a Go duration (`24h`); the description is cut to what Argo CD
 /// accepts.
+/// How long a freeze's deny window lasts: longer than any incident; unfreeze removes it anyway.
+pub const FREEZE_DURATION: &str = "24h";
+
 pub fn argocd_deny_window(duration: &str, description: &str) -> Value {
     let description: String = description.chars().take(MAX_WINDOW_DESCRIPTION).collect();
     json!({

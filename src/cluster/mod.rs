@@ -15,6 +15,20 @@ use chrono::{DateTime, Utc};
 
 use crate::incident::{OperationSpec, Outcome, Plan};
 
+/// The checklist probes every backend answers (the runbook names them).
+pub const PROBES: &[&str] = &[
+    "nodes_ready",
+    "control_plane",
+    "core_namespaces",
+    "offsite_reachable",
+    "offsite_versioning",
+    "sample_backup_readable",
+    "database_writable",
+    "database_backups_resumed",
+    "velero_schedule_active",
+    "velero_backup_after_recovery",
+];
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

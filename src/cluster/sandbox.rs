@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::manifests::{
-    self, DatabaseRestore, FluxKind, VELERO_RESTORE_POLICY, backup_copy_note, check_cluster_name,
-    check_ended_before, describe_windows, fmt, newest_backup_before, restore_target, to_yaml,
-    velero_overlap, velero_scope,
+    self, DatabaseRestore, FREEZE_DURATION, FluxKind, VELERO_RESTORE_POLICY, backup_copy_note,
+    check_cluster_name, check_ended_before, describe_windows, fmt, newest_backup_before,
+    restore_target, to_yaml, velero_overlap, velero_scope,
 };
 use super::{
     BackupsReport, BoxFuture, Cluster, ClusterError, Launched, Observation, ProbeContext,
@@ -88,21 +88,6 @@ const ARGO_PROJECT: &str = "default";
 const FLUX_KEY: &str = "flux_kustomization/flux-system/apps";
 const FLUX_NAMESPACE: &str = "flux-system";
 const FLUX_NAME: &str = "apps";
-/// Long enough to outlast any incident; the unfreeze removes the window anyway.
-const FREEZE_DURATION: &str = "24h";
-
-const PROBES: &[&str] = &[
-    "nodes_ready",
-    "control_plane",
-    "core_namespaces",
-    "offsite_reachable",
-    "offsite_versioning",
-    "sample_backup_readable",
-    "database_writable",
-    "database_backups_resumed",
-    "velero_schedule_active",
-    "velero_backup_after_recovery",
-];
 
 struct SourceCluster {
     name: &'static str,
@@ -1183,7 +1168,7 @@ impl Sandbox {
             other => {
                 return Err(ClusterError::Invalid(format!(
                     "unknown probe {other}; known: {}",
-                    PROBES.join(", ")
+                    super::PROBES.join(", ")
                 )));
             }
         })
