@@ -56,6 +56,10 @@ impl Answer {
 
 impl Rig {
     async fn start() -> Rig {
+        Rig::start_with(&[]).await
+    }
+
+    async fn start_with(extra: &[(&str, String)]) -> Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let api = DiscordApi::start(DISCORD_TOKEN, DISCORD_APPLICATION_ID);
         let (key, public_hex) = http::discord_keypair(DISCORD_SEED);
@@ -69,6 +73,7 @@ impl Rig {
             ("DRBOT__DISCORD__API_URL", api.base()),
             ("DRBOT__DISCORD__OPERATORS", format!("{OPS_ROLE},{BOB}")),
         ];
+        let env: Vec<(&str, String)> = env.into_iter().chain(extra.iter().cloned()).collect();
         let bot = Bot::start(dir.path(), &env, bot::t0()).await;
         Rig {
             bot,
@@ -477,6 +482,28 @@ async fn declare_answers_in_time_and_posts() {
         );
     }
     assert_calls_clean(&rig.api);
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_command_is_deferred_then_the_answer_replaces_it() {
+    // No time budget: every command takes the deferred path (type 5, then an edit).
+    let rig = Rig::start_with(&[("DRBOT__HTTP__ACK_BUDGET_MS", "0".to_string())]).await;
+    let channel = "1400000000000000109";
+    let answer = rig
+        .command(
+            channel,
+            ALICE,
+            &[OPS_ROLE],
+            declare_sev("sev2", "data", "orders wiped"),
+        )
+        .await;
+    assert_eq!(answer.kind, 5, "{answer:?}");
+    assert!(answer.content.contains("INC-1 declared"), "{answer:?}");
+    let edits = rig.api.calls_to("edit_original");
+    assert_eq!(edits.len(), 1, "{edits:?}");
+    assert!(edits[0].valid, "{edits:?}");
+    assert_eq!(rig.open_incident(channel).await, Some(1));
     rig.finish().await;
 }
 
