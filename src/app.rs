@@ -833,6 +833,7 @@ impl App {
     ) -> Result<usize, AppError> {
         let mut sent = 0;
         let mut superseded_rows = Vec::new();
+        let mut status_messages: Vec<(IncidentId, Option<String>)> = Vec::new();
         let posts: Vec<Option<messages::Post>> = rows
             .iter()
             .map(|row| serde_json::from_str(&row.body).ok())
@@ -857,8 +858,16 @@ impl App {
                 superseded_rows.push(row.id);
                 continue;
             }
+            // Read once per incident and pass; a status delivery below updates it.
             let status_message = match row.incident {
-                Some(id) => self.store.status_message(id).await?,
+                Some(id) => match status_messages.iter().find(|(i, _)| *i == id) {
+                    Some((_, known)) => known.clone(),
+                    None => {
+                        let known = self.store.status_message(id).await?;
+                        status_messages.push((id, known.clone()));
+                        known
+                    }
+                },
                 None => None,
             };
             let out = Outgoing {
@@ -876,6 +885,10 @@ impl App {
                     self.store
                         .mark_delivered(row.id, self.clock.now(), &receipt, status_of)
                         .await?;
+                    if let Some(id) = status_of {
+                        status_messages.retain(|(i, _)| *i != id);
+                        status_messages.push((id, Some(receipt)));
+                    }
                     sent += 1;
                 }
                 Err(e) => {
