@@ -390,6 +390,7 @@ async fn fill(store: &Store) -> IncidentId {
                     final_summary_posted: done,
                 },
                 request_key: None,
+                gave_up: None,
             })
             .await
             .expect("commit a batch");

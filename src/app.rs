@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
-use crate::chat::{ChatSink, Outgoing};
+use crate::chat::{ChatSink, DeliveryError, Outgoing, Platform};
 use crate::clock::Clock;
 use crate::cluster::kube::Kube;
 use crate::cluster::sandbox::{Sandbox, SandboxConfig};
@@ -23,7 +23,8 @@ use crate::incident::messages::{self, Render};
 use crate::incident::{Actor, Event, EventKind, Incident, IncidentId, OperationSpec, Outcome};
 use crate::sop::Runbook;
 use crate::store::{
-    Commit, NewEvent, NewPost, OperationChange, OutboxRow, Projection, Store, StoreError, Target,
+    Commit, GiveUp, NewEvent, NewPost, OperationChange, OutboxRow, Projection, Store, StoreError,
+    Target,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,58 @@ pub struct App {
     pub runbook: Runbook,
     pub policy: Policy,
     pub memo: Memo,
+    /// This process among the replicas: the claim token on the operations it watches, the
+    /// prefix of its outbox claims.
+    pub replica: String,
+    pub deliveries: DeliveryStats,
+    claims: std::sync::atomic::AtomicU64,
+}
+
+/// Outbox and operation-claim counters, for `/metrics`.
+#[derive(Default)]
+pub struct DeliveryStats {
+    counts: std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+impl DeliveryStats {
+    fn count(&self, platform: &'static str, what: &'static str) {
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((platform, what))
+            .or_default() += 1;
+    }
+
+    /// ((platform or `operations`, what), count): `claimed`, `delivered`, `failed`,
+    /// `takeover`, `gave_up`, `lease_lost`.
+    pub fn snapshot(&self) -> Vec<((&'static str, &'static str), u64)> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    }
+
+    pub fn get(&self, platform: &str, what: &str) -> u64 {
+        self.snapshot()
+            .into_iter()
+            .find(|((p, w), _)| *p == platform && *w == what)
+            .map_or(0, |(_, n)| n)
+    }
+}
+
+/// A name for this process that no other replica shares: the pod name in Kubernetes.
+fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "drbot".into());
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{host}-{}-{started:x}", std::process::id())
 }
 
 /// What the process remembers between commands; the store stays the truth.
@@ -119,8 +172,26 @@ const PROGRESS_STEP: u8 = 25;
 const MAX_ATTEMPTS: usize = 5;
 const ALREADY_HANDLED: &str =
     "This request was already received and handled; nothing was done twice. See `/dr status`.";
-/// Posts one delivery pass takes; the rest wait for the next pass.
+/// Posts one claim takes; the rest wait for the next round.
 const DELIVERY_BATCH: i64 = 200;
+/// Claim rounds in one delivery pass (each takes the next post of every channel).
+const DELIVERY_ROUNDS: usize = 64;
+/// A send is abandoned after this (and counted as maybe delivered); the lease outlasts it.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const OUTBOX_LEASE: Duration = Duration::seconds(60);
+/// Renewed on every scheduler pass (each second): a dead replica's watch is taken over
+/// within this plus one pass.
+const OPERATION_LEASE: Duration = Duration::seconds(10);
+/// Delivery bounds: retryable failures give up at the 10th attempt or once the post is 30
+/// minutes old, whichever comes first; permanent ones (bot not in the channel, bad token) at
+/// the 3rd, two minutes apart, so an operator has a moment to fix the cause.
+const RETRY_LIMIT: i64 = 10;
+const RETRY_WINDOW: Duration = Duration::minutes(30);
+const PERMANENT_LIMIT: i64 = 3;
+const PERMANENT_BACKOFF: Duration = Duration::minutes(2);
+/// What a chat user sees when the database (or anything inside drbot) failed; the log has
+/// the detail.
+pub const COULD_NOT_RECORD: &str = "drbot could not record this; nothing was changed, try again.";
 
 fn projection(s: &Incident) -> Projection {
     Projection {
@@ -187,6 +258,9 @@ impl App {
             runbook,
             policy,
             memo: Memo::default(),
+            replica: replica_name(),
+            deliveries: DeliveryStats::default(),
+            claims: Default::default(),
         })
     }
 
@@ -242,6 +316,9 @@ impl App {
         line: &str,
         key: Option<&str>,
     ) -> Result<Reply, AppError> {
+        if line.contains('\0') {
+            return Ok(Reply::Private(nul_refusal("the command")));
+        }
         let cmd = match command::parse(line) {
             Ok(cmd) => cmd,
             Err(usage) => return Ok(Reply::Private(usage.to_string())),
@@ -260,6 +337,16 @@ impl App {
         if let Command::Help { verb } = cmd {
             return Ok(Reply::Private(grammar::help(verb.as_deref())));
         }
+        let a = &caller.actor;
+        if channel.contains('\0') {
+            return Ok(Reply::Private(nul_refusal("the channel id")));
+        }
+        if a.id.contains('\0') || a.name.contains('\0') || a.platform.contains('\0') {
+            return Ok(Reply::Private(nul_refusal("your user name")));
+        }
+        if key.is_some_and(|k| k.contains('\0')) {
+            return Ok(Reply::Private(nul_refusal("the request id")));
+        }
         let lock = self.memo.channel(channel);
         let _turn = lock.lock().await;
         let mut key = key;
@@ -273,6 +360,9 @@ impl App {
                 Err(AppError::Store(StoreError::Conflict)) => continue,
                 Err(AppError::Store(StoreError::Duplicate(_))) if key.is_some() => {
                     return Ok(Reply::Private(ALREADY_HANDLED.into()));
+                }
+                Err(AppError::Store(StoreError::Unstorable(what))) => {
+                    return Ok(Reply::Private(nul_refusal(what)));
                 }
                 Err(AppError::Store(StoreError::OpenIncidentExists(_))) => {
                     return Ok(Reply::Private(
@@ -349,7 +439,17 @@ impl App {
         let drafts: Vec<(Draft, Option<String>)> =
             decision.events.into_iter().map(|d| (d, None)).collect();
         let (after, stored) = self
-            .commit(target, state, &caller.actor, drafts, now, key)
+            .commit(
+                target,
+                state,
+                &caller.actor,
+                drafts,
+                now,
+                Alongside {
+                    request_key: key,
+                    gave_up: None,
+                },
+            )
             .await?;
         if decision.then_retry {
             return Ok(Attempt::Again);
@@ -443,7 +543,10 @@ impl App {
                     )
                     .await
                     {
-                        return Some(Reply::Private(format!("Export failed: {e}")));
+                        warn!(incident = s.id, error = %e, "export failed");
+                        return Some(Reply::Private(
+                            "The export could not be read from the database; nothing was changed, try again.".into(),
+                        ));
                     }
                     Reply::File {
                         name: format!("INC-{}-timeline.{}", s.id, format.extension()),
@@ -516,8 +619,12 @@ impl App {
         actor: &Actor,
         drafts: Vec<(Draft, Option<String>)>,
         now: DateTime<Utc>,
-        request_key: Option<&str>,
+        alongside: Alongside<'_>,
     ) -> Result<(Incident, Vec<Event>), AppError> {
+        let Alongside {
+            request_key,
+            gave_up,
+        } = alongside;
         let (id, mut seq) = match &target {
             Target::Existing { id, expected_seq } => (*id, *expected_seq),
             Target::New { id, .. } => (*id, 0),
@@ -557,6 +664,7 @@ impl App {
                     channel: channel.clone(),
                     body,
                     created_at: now,
+                    status: false,
                 });
             }
             match &event.kind {
@@ -607,6 +715,7 @@ impl App {
                 channel: channel.clone(),
                 body: serde_json::to_string(&status).unwrap_or_default(),
                 created_at: now,
+                status: true,
             });
         }
         self.store
@@ -617,6 +726,7 @@ impl App {
                 operations,
                 projection: projection(&after),
                 request_key: request_key.map(str::to_owned),
+                gave_up,
             })
             .await?;
         self.memo.remember(&after);
@@ -629,7 +739,17 @@ impl App {
         // Two rounds: what was just launched is observed at once (a freeze is done instantly).
         for _ in 0..2 {
             let launched_before = report.launched;
-            for row in self.store.unfinished_operations().await? {
+            let now = self.clock.now();
+            let claimed = self
+                .store
+                .claim_operations(&self.replica, now, now + OPERATION_LEASE)
+                .await?;
+            for row in claimed {
+                self.deliveries.count("operations", "claimed");
+                if row.taken_over {
+                    self.deliveries.count("operations", "takeover");
+                    info!(incident = row.incident, operation = %row.operation, "took over an operation whose replica stopped renewing its claim");
+                }
                 let spec: OperationSpec = serde_json::from_str(&row.spec)
                     .map_err(|e| AppError::BadOperation(row.operation.clone(), e))?;
                 if let Err(e) = self
@@ -731,7 +851,14 @@ impl App {
         let now = self.clock.now();
         let drafts = drafts.into_iter().map(|k| (Draft::from(k), None)).collect();
         match self
-            .commit(target, Some(state), &Actor::drbot(), drafts, now, None)
+            .commit(
+                target,
+                Some(state),
+                &Actor::drbot(),
+                drafts,
+                now,
+                Alongside::default(),
+            )
             .await
         {
             Ok(_) | Err(AppError::Store(StoreError::Conflict)) => Ok(()),
@@ -780,7 +907,7 @@ impl App {
                     &Actor::drbot(),
                     vec![(Draft::from(kind), Some(key))],
                     now,
-                    None,
+                    Alongside::default(),
                 )
                 .await
             {
@@ -797,128 +924,237 @@ impl App {
         Ok(())
     }
 
-    /// Send due posts through `sink` (only `channel`'s when given). Channels are served side
-    /// by side, each in commit order; a failure holds its channel back until the retry, so
-    /// nothing overtakes it. Of several pending status posts only the newest is sent.
+    /// Send due posts through `sink` (only `channel`'s when given). Each round claims the
+    /// next post of every channel and the newest status post of every incident, then sends
+    /// them side by side, each channel in commit order; a failure holds its channel back until
+    /// its retry, so nothing overtakes it. Any number of replicas may run this at once.
     pub async fn deliver_to(
         &self,
         sink: &dyn ChatSink,
         channel: Option<&str>,
     ) -> Result<usize, AppError> {
-        let now = self.clock.now();
-        let mut queues: Vec<(String, Vec<OutboxRow>)> = Vec::new();
-        for row in self.store.due_posts(now, DELIVERY_BATCH).await? {
-            if channel.is_some_and(|c| c != row.channel) {
-                continue;
-            }
-            match queues.iter_mut().find(|(c, _)| *c == row.channel) {
-                Some((_, rows)) => rows.push(row),
-                None => queues.push((row.channel.clone(), vec![row])),
-            }
-        }
-        let sent = futures_util::future::join_all(
-            queues
-                .into_iter()
-                .map(|(_, rows)| self.deliver_channel(sink, rows, now)),
-        )
-        .await;
-        sent.into_iter().sum()
-    }
-
-    async fn deliver_channel(
-        &self,
-        sink: &dyn ChatSink,
-        rows: Vec<OutboxRow>,
-        now: DateTime<Utc>,
-    ) -> Result<usize, AppError> {
         let mut sent = 0;
-        let mut superseded_rows = Vec::new();
-        let mut status_messages: Vec<(IncidentId, Option<String>)> = Vec::new();
-        let posts: Vec<Option<messages::Post>> = rows
-            .iter()
-            .map(|row| serde_json::from_str(&row.body).ok())
-            .collect();
-        for (i, (row, post)) in rows.iter().zip(&posts).enumerate() {
-            let Some(post) = post else {
-                // Only a bug writes one; holding the channel for it would lose everything after.
-                tracing::error!(outbox = row.id, "unreadable post body; skipped");
-                self.store
-                    .mark_delivered(row.id, now, "skipped: unreadable body", None)
-                    .await?;
-                continue;
-            };
-            let is_status = post.kind == messages::PostKind::Status;
-            let superseded = is_status
-                && rows[i + 1..].iter().zip(&posts[i + 1..]).any(|(r, p)| {
-                    r.incident == row.incident
-                        && p.as_ref()
-                            .is_some_and(|p| p.kind == messages::PostKind::Status)
-                });
-            if superseded {
-                superseded_rows.push(row.id);
-                continue;
+        for _ in 0..DELIVERY_ROUNDS {
+            let now = self.clock.now();
+            let token = format!(
+                "{}/{}",
+                self.replica,
+                self.claims
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            let rows = self
+                .store
+                .claim_posts(&token, now, now + OUTBOX_LEASE, DELIVERY_BATCH, channel)
+                .await?;
+            if rows.is_empty() {
+                break;
             }
-            // Read once per incident and pass; a status delivery below updates it.
-            let status_message = match row.incident {
-                Some(id) => match status_messages.iter().find(|(i, _)| *i == id) {
-                    Some((_, known)) => known.clone(),
-                    None => {
-                        let known = self.store.status_message(id).await?;
-                        status_messages.push((id, known.clone()));
-                        known
-                    }
-                },
-                None => None,
-            };
-            let out = Outgoing {
-                outbox_id: row.id,
-                incident: row.incident,
-                channel: &row.channel,
-                post,
-                status_message: status_message.as_deref(),
-                attempts: row.attempts,
-                created_at: row.created_at,
-            };
-            match sink.deliver(out).await {
-                Ok(receipt) => {
-                    let status_of = row.incident.filter(|_| is_status);
-                    self.store
-                        .mark_delivered(row.id, self.clock.now(), &receipt, status_of)
-                        .await?;
-                    if let Some(id) = status_of {
-                        status_messages.retain(|(i, _)| *i != id);
-                        status_messages.push((id, Some(receipt)));
-                    }
-                    sent += 1;
+            let mut lanes: Vec<(&str, Vec<OutboxRow>)> = Vec::new();
+            for row in &rows {
+                match lanes.iter_mut().find(|(c, _)| *c == row.channel) {
+                    Some((_, rows)) => rows.push(row.clone()),
+                    None => lanes.push((&row.channel, vec![row.clone()])),
                 }
-                Err(e) => {
-                    let backoff = match (e.retry_after, e.retryable) {
-                        (Some(after), _) => {
-                            Duration::from_std(after).unwrap_or(Duration::seconds(1))
+            }
+            let results =
+                futures_util::future::join_all(lanes.into_iter().map(|(_, rows)| async {
+                    let mut sent = 0;
+                    for row in rows {
+                        if self.deliver_row(sink, &row).await? {
+                            sent += 1;
                         }
-                        (None, true) => Duration::seconds(1i64 << row.attempts.clamp(0, 8)),
-                        (None, false) => Duration::minutes(30),
-                    };
-                    warn!(outbox = row.id, channel = %row.channel, attempts = row.attempts + 1, error = %e, "delivery failed");
-                    self.store
-                        .mark_failed(row.id, self.clock.now() + backoff, &e.message)
-                        .await?;
-                    // Later posts to this channel wait for this one.
-                    break;
-                }
+                    }
+                    Ok::<usize, AppError>(sent)
+                }))
+                .await;
+            let mut progress = 0;
+            for r in results {
+                progress += r?;
             }
-        }
-        if !superseded_rows.is_empty() {
-            self.store.mark_superseded(&superseded_rows, now).await?;
+            sent += progress;
+            if progress == 0 {
+                break;
+            }
         }
         Ok(sent)
     }
+
+    /// Send one claimed row and record what happened under its claim; `true` if delivered.
+    async fn deliver_row(&self, sink: &dyn ChatSink, row: &OutboxRow) -> Result<bool, AppError> {
+        let platform = Platform::of(&row.channel).0.name();
+        self.deliveries.count(platform, "claimed");
+        if row.taken_over() {
+            self.deliveries.count(platform, "takeover");
+            info!(outbox = row.id, channel = %row.channel, "taking over a post whose send was never recorded; checking the channel before posting");
+        }
+        let Ok(post) = serde_json::from_str::<messages::Post>(&row.body) else {
+            // Only a bug writes one; holding the channel for it would lose everything after.
+            tracing::error!(outbox = row.id, "unreadable post body; skipped");
+            self.store
+                .record_delivery(row, self.clock.now(), "skipped: unreadable body")
+                .await?;
+            return Ok(false);
+        };
+        let status_message = match row.incident {
+            Some(id) => self.store.status_message(id).await?,
+            None => None,
+        };
+        let out = Outgoing {
+            outbox_id: row.id,
+            incident: row.incident,
+            channel: &row.channel,
+            post: &post,
+            status_message: status_message.as_deref(),
+            earlier_sends: row.earlier_sends,
+            status_in_doubt: row.status_in_doubt,
+            created_at: row.created_at,
+        };
+        let result = match tokio::time::timeout(SEND_TIMEOUT, sink.deliver(out)).await {
+            Ok(result) => result,
+            Err(_) => Err(DeliveryError::retryable(
+                "no answer in time; the next try checks whether the post went through",
+            )),
+        };
+        let receipt = match result {
+            Ok(receipt) => receipt,
+            Err(e) => return self.delivery_failed(row, &post, platform, e).await,
+        };
+        if self
+            .store
+            .record_delivery(row, self.clock.now(), &receipt)
+            .await?
+        {
+            self.deliveries.count(platform, "delivered");
+            Ok(true)
+        } else {
+            self.deliveries.count(platform, "lease_lost");
+            warn!(outbox = row.id, channel = %row.channel, "delivered after the claim expired; the new holder will find the post instead of sending it again");
+            Ok(false)
+        }
+    }
+
+    async fn delivery_failed(
+        &self,
+        row: &OutboxRow,
+        post: &messages::Post,
+        platform: &'static str,
+        e: DeliveryError,
+    ) -> Result<bool, AppError> {
+        let now = self.clock.now();
+        let attempts = row.attempts + 1;
+        self.deliveries.count(platform, "failed");
+        warn!(outbox = row.id, channel = %row.channel, attempts, error = %e, "delivery failed");
+        let spent = match e.retryable {
+            true => attempts >= RETRY_LIMIT || now - row.created_at >= RETRY_WINDOW,
+            false => attempts >= PERMANENT_LIMIT,
+        };
+        if spent && let Some(incident) = row.incident {
+            return self
+                .give_up(incident, row, post, platform, attempts, &e)
+                .await
+                .map(|()| false);
+        }
+        let backoff = match (e.retry_after, e.retryable) {
+            (Some(after), _) => Duration::from_std(after).unwrap_or(Duration::seconds(1)),
+            (None, true) => Duration::seconds(1i64 << row.attempts.clamp(0, 8)),
+            (None, false) => PERMANENT_BACKOFF,
+        };
+        if !self
+            .store
+            .record_failure(row, now + backoff, &e.message)
+            .await?
+        {
+            self.deliveries.count(platform, "lease_lost");
+        }
+        Ok(false)
+    }
+
+    /// Stop trying: the row is given up in the same transaction as the timeline event that
+    /// says so and the notice to the channel.
+    async fn give_up(
+        &self,
+        incident: IncidentId,
+        row: &OutboxRow,
+        post: &messages::Post,
+        platform: &'static str,
+        attempts: i64,
+        e: &DeliveryError,
+    ) -> Result<(), AppError> {
+        let excerpt = crate::chat::slack::clip(post.plain().lines().next().unwrap_or(""), 160);
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(state) = self.state(incident).await? else {
+                return Ok(());
+            };
+            let now = self.clock.now();
+            let target = Target::Existing {
+                id: incident,
+                expected_seq: state.seq,
+            };
+            let kind = EventKind::DeliveryGaveUp {
+                outbox: row.id,
+                post: post.kind.label().to_string(),
+                excerpt: excerpt.clone(),
+                attempts,
+                error: e.message.clone(),
+            };
+            let gave_up = GiveUp {
+                outbox: row.id,
+                claim_token: row.claim_token.clone(),
+                error: e.message.clone(),
+            };
+            let key = format!("gave-up:{}", row.id);
+            match self
+                .commit(
+                    target,
+                    Some(state),
+                    &Actor::drbot(),
+                    vec![(Draft::from(kind), Some(key))],
+                    now,
+                    Alongside {
+                        request_key: None,
+                        gave_up: Some(gave_up),
+                    },
+                )
+                .await
+            {
+                Ok(_) => {
+                    self.deliveries.count(platform, "gave_up");
+                    tracing::error!(outbox = row.id, channel = %row.channel, attempts, error = %e, "gave up delivering a post; it is on the timeline and the channel was told");
+                    return Ok(());
+                }
+                Err(AppError::Store(StoreError::Conflict)) => continue,
+                Err(AppError::Store(StoreError::LeaseLost(_) | StoreError::Duplicate(_))) => {
+                    self.deliveries.count(platform, "lease_lost");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(AppError::Contention)
+    }
+}
+
+/// What a commit writes besides the events and what they cause.
+#[derive(Default)]
+struct Alongside<'a> {
+    /// The chat request that caused it (see [`Commit::request_key`]).
+    request_key: Option<&'a str>,
+    /// The outbox row it gives up (see [`Commit::gave_up`]).
+    gave_up: Option<GiveUp>,
 }
 
 enum Attempt {
     Done(Reply),
     /// The command opened a drill incident first; decide it again.
     Again,
+}
+
+/// PostgreSQL cannot store NUL; both backends refuse it the same way, before anything is written.
+fn nul_refusal(what: &str) -> String {
+    format!(
+        "drbot cannot record {what}: it contains a NUL character (\\0). Nothing was changed; \
+         send it again without that character."
+    )
 }
 
 fn cluster_refusal(e: &ClusterError) -> String {

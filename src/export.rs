@@ -438,6 +438,19 @@ impl Serialize for Data<'_> {
             EventKind::NoteAdded { text } => m.serialize_entry("text", text)?,
             EventKind::Escalated { reason } => m.serialize_entry("reason", reason)?,
             EventKind::Resumed | EventKind::Resolved | EventKind::FinalSummaryPosted => {}
+            EventKind::DeliveryGaveUp {
+                outbox,
+                post,
+                excerpt,
+                attempts,
+                error,
+            } => {
+                m.serialize_entry("outbox", outbox)?;
+                m.serialize_entry("post", post)?;
+                m.serialize_entry("excerpt", excerpt)?;
+                m.serialize_entry("attempts", attempts)?;
+                m.serialize_entry("error", error)?;
+            }
             EventKind::LaunchPreviewed {
                 preview,
                 operation,
@@ -1641,6 +1654,7 @@ mod tests {
                     operations: Vec::new(),
                     projection: projection.clone(),
                     request_key: None,
+                    gave_up: None,
                 })
                 .await
                 .unwrap();

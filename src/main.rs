@@ -200,6 +200,7 @@ async fn run(cli: Cli) -> Result<()> {
             let app = App::build(&settings, clock)
                 .await
                 .context("starting drbot")?;
+            app.store.hold_sole_process()?;
             let opts = ConsoleOptions {
                 channel,
                 user,
@@ -215,6 +216,7 @@ async fn run(cli: Cli) -> Result<()> {
             let app = App::build(&settings, Arc::new(SystemClock))
                 .await
                 .context("starting drbot")?;
+            app.store.hold_sole_process()?;
             drbot::server::run(Arc::new(app), &settings, shutdown_signal()).await?;
         }
         Cmd::Commands { command } => commands(command, &settings).await?,

@@ -852,10 +852,11 @@ async fn rate_limited_posts_are_delayed_not_lost() {
         let n = posts.iter().filter(|c| content(c).contains(text)).count();
         assert_eq!(n, 1, "{text:?} arrived {n} times: {posts:?}");
     }
-    // Nonces (outbox ids) arrive in commit order.
+    // Nonces (outbox ids) arrive in commit order; the status message's is the incident's.
     let nonces: Vec<i64> = posts
         .iter()
         .filter_map(|c| c.body["nonce"].as_str())
+        .filter(|n| *n != "s1")
         .map(|n| n.parse().expect("numeric nonce"))
         .collect();
     assert!(nonces.windows(2).all(|w| w[0] < w[1]), "{nonces:?}");
@@ -907,7 +908,8 @@ async fn status_message_is_not_doubled_when_the_answer_is_lost() {
         channel: &key,
         post: &post,
         status_message: None,
-        attempts: 0,
+        earlier_sends: 0,
+        status_in_doubt: false,
         created_at: bot::t0(),
     };
 
@@ -917,11 +919,22 @@ async fn status_message_is_not_doubled_when_the_answer_is_lost() {
     assert!(lost.as_ref().is_err_and(|e| e.retryable), "{lost:?}");
     let retried = discord
         .deliver(Outgoing {
-            attempts: 1,
+            earlier_sends: 1,
             ..first
         })
         .await
         .expect("the retry goes through");
+    // A newer status post (another outbox row, e.g. on another replica after a takeover)
+    // still gets the same message: the first status message takes the incident's nonce.
+    let newer = discord
+        .deliver(Outgoing {
+            outbox_id: 9,
+            status_in_doubt: true,
+            ..first
+        })
+        .await
+        .expect("the newer status post goes through");
+    assert_eq!(newer, retried);
 
     let status: Vec<Value> = api
         .messages_in(channel)

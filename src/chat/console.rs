@@ -135,7 +135,13 @@ impl<'a, W: Write> Console<'a, W> {
                 .as_ref()
                 .is_none_or(|ops| ops.iter().any(|o| o == &self.user)),
         };
-        let reply = self.app.handle(&self.opts.channel, &caller, line).await?;
+        let reply = match self.app.handle(&self.opts.channel, &caller, line).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::warn!(error = %e, "command failed");
+                Reply::Private(crate::app::COULD_NOT_RECORD.into())
+            }
+        };
         match reply {
             Reply::Private(text) | Reply::Public(text) => {
                 writeln!(self.out, "{}", plain_mentions(&text))?

@@ -109,10 +109,10 @@ impl Discord {
         &self,
         channel: &str,
         body: &Value,
-        outbox_id: i64,
+        nonce: &str,
     ) -> Result<String, DeliveryError> {
         let mut body = body.clone();
-        body["nonce"] = json!(outbox_id.to_string());
+        body["nonce"] = json!(nonce);
         body["enforce_nonce"] = json!(true);
         let resp = self
             .call(
@@ -127,6 +127,14 @@ impl Discord {
 
     async fn status(&self, channel: &str, out: &Outgoing<'_>) -> Result<String, DeliveryError> {
         let body = message(out.post, out.incident, None);
+        // The first status message of an incident takes the incident's nonce, so whichever
+        // status post creates it, a retry or a takeover by another replica gets that message
+        // back from Discord instead of a second one. A replacement for a deleted one takes
+        // the post's own nonce (the incident's would return the deleted message).
+        let mut nonce = match out.incident {
+            Some(incident) => format!("s{incident}"),
+            None => out.outbox_id.to_string(),
+        };
         if let Some(id) = out.status_message {
             match self
                 .call(
@@ -139,11 +147,11 @@ impl Discord {
             {
                 Ok(_) => return Ok(id.to_string()),
                 // Deleted by someone: post a new one below.
-                Err(e) if e.message.contains("HTTP 404") => {}
+                Err(e) if e.message.contains("HTTP 404") => nonce = out.outbox_id.to_string(),
                 Err(e) => return Err(e),
             }
         }
-        let id = self.create(channel, &body, out.outbox_id).await?;
+        let id = self.create(channel, &body, &nonce).await?;
         // The message exists now: a failed pin must not make the outbox post it again.
         if let Err(e) = self
             .call(
@@ -245,7 +253,8 @@ impl ChatSink for Discord {
             }
             let reply_to = out.status_message.filter(|_| out.post.in_thread);
             let body = message(out.post, out.incident, reply_to);
-            self.create(channel, &body, out.outbox_id).await
+            self.create(channel, &body, &out.outbox_id.to_string())
+                .await
         })
     }
 }

@@ -56,8 +56,12 @@ pub struct Outgoing<'a> {
     /// The incident's pinned status message once posted: a status post edits it, a thread
     /// post replies under it.
     pub status_message: Option<&'a str>,
-    /// Earlier attempts that failed; a retry first checks whether the post went through.
-    pub attempts: i64,
+    /// Earlier sends of this post whose result may not be known (a failure, a crash, a lost
+    /// lease): when non-zero the adapter first checks whether the post went through.
+    pub earlier_sends: i64,
+    /// A status post while the incident's status message is unknown, after an earlier status
+    /// post of the incident was sent: look for that message before creating another.
+    pub status_in_doubt: bool,
     pub created_at: DateTime<Utc>,
 }
 

@@ -25,6 +25,8 @@ use crate::incident::messages::{Post, PostKind};
 
 const METADATA_EVENT: &str = "drbot_post";
 const GROUP_CACHE: Duration = Duration::from_secs(300);
+/// How far back a status message created by an unrecorded earlier try is looked for.
+const STATUS_LOOKBACK: chrono::Duration = chrono::Duration::hours(24);
 /// Slack truncates `text` above 40 000 characters; a section's text stops at 3 000.
 const MAX_TEXT: usize = 39_000;
 const MAX_SECTION: usize = 2_900;
@@ -219,13 +221,18 @@ impl Slack {
         tokio::time::sleep_until(wait).await;
     }
 
-    /// A post of ours carrying `outbox_id`, if the channel's recent history has one.
-    async fn find_posted(&self, channel: &str, out: &Outgoing<'_>) -> Option<String> {
+    /// The newest message of ours in the channel's recent history whose metadata has every
+    /// `(key, value)` of `want`.
+    async fn find_posted(
+        &self,
+        channel: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        want: &[(&str, String)],
+    ) -> Option<String> {
         let session = self.client.open_session(&self.token);
-        let oldest = out.created_at.timestamp() - 60;
         let req = SlackApiConversationsHistoryRequest::new()
             .with_channel(channel.to_string().into())
-            .with_oldest(format!("{oldest}.000000").into())
+            .with_oldest(format!("{}.000000", since.timestamp()).into())
             .with_include_all_metadata(true)
             .with_limit(200);
         let history = match timed(session.conversations_history(&req)).await {
@@ -235,36 +242,42 @@ impl Slack {
                 return None;
             }
         };
-        let want = out.outbox_id.to_string();
         history
             .messages
             .iter()
             .find(|m| {
                 m.content.metadata.as_ref().is_some_and(|md| {
                     md.event_type == METADATA_EVENT
-                        && md
-                            .event_payload
-                            .as_ref()
-                            .and_then(|p| p.get("outbox"))
-                            .is_some_and(|id| *id == want)
+                        && md.event_payload.as_ref().is_some_and(|p| {
+                            want.iter()
+                                .all(|(k, v)| p.get(*k).is_some_and(|got| got == v))
+                        })
                 })
             })
             .map(|m| m.origin.ts.to_string())
     }
 
     async fn post(&self, channel: &str, out: &Outgoing<'_>) -> Result<String, DeliveryError> {
-        if out.attempts > 0
-            && let Some(ts) = self.find_posted(channel, out).await
+        if out.earlier_sends > 0
+            && let Some(ts) = self
+                .find_posted(
+                    channel,
+                    out.created_at - chrono::Duration::minutes(1),
+                    &[("outbox", out.outbox_id.to_string())],
+                )
+                .await
         {
             return Ok(ts);
         }
         let mut content = content(out.post, out.incident);
+        let mut payload = HashMap::from([("outbox".to_string(), out.outbox_id.to_string())]);
+        if let Some(incident) = out.incident {
+            payload.insert("incident".into(), incident.to_string());
+        }
+        payload.insert("kind".into(), out.post.kind.label().to_string());
         content.metadata = Some(SlackMessageMetadata {
             event_type: METADATA_EVENT.into(),
-            event_payload: Some(HashMap::from([(
-                "outbox".to_string(),
-                out.outbox_id.to_string(),
-            )])),
+            event_payload: Some(payload),
         });
         let mut req = SlackApiChatPostMessageRequest::new(channel.to_string().into(), content);
         if out.post.in_thread
@@ -278,29 +291,62 @@ impl Slack {
         Ok(posted.ts.to_string())
     }
 
+    /// Edit the status message `ts` to show `out`'s content.
+    async fn edit_status(
+        &self,
+        channel: &str,
+        ts: &str,
+        out: &Outgoing<'_>,
+    ) -> Result<(), DeliveryError> {
+        let req = SlackApiChatUpdateRequest::new(
+            channel.to_string().into(),
+            content(out.post, out.incident),
+            ts.to_string().into(),
+        );
+        self.pace(channel).await;
+        let session = self.client.open_session(&self.token);
+        timed(session.chat_update(&req)).await.map(|_| ())
+    }
+
+    async fn pin(&self, channel: &str, ts: &str) {
+        let session = self.client.open_session(&self.token);
+        let pin = SlackApiPinsAddRequest::new(channel.to_string().into(), ts.to_string().into());
+        // The message exists now: a failed pin must not make the outbox post it again.
+        match timed(session.pins_add(&pin)).await {
+            Ok(_) => {}
+            Err(e) if e.message.contains("already_pinned") => {}
+            Err(e) => warn!(channel, error = %e, "status message posted but not pinned"),
+        }
+    }
+
     async fn status(&self, channel: &str, out: &Outgoing<'_>) -> Result<String, DeliveryError> {
         if let Some(ts) = out.status_message {
-            let req = SlackApiChatUpdateRequest::new(
-                channel.to_string().into(),
-                content(out.post, out.incident),
-                ts.to_string().into(),
-            );
-            self.pace(channel).await;
-            let session = self.client.open_session(&self.token);
-            match timed(session.chat_update(&req)).await {
-                Ok(_) => return Ok(ts.to_string()),
+            match self.edit_status(channel, ts, out).await {
+                Ok(()) => return Ok(ts.to_string()),
                 // Someone deleted the status message: post a new one below.
                 Err(e) if e.message.contains("message_not_found") => {}
                 Err(e) => return Err(e),
             }
+        } else if (out.status_in_doubt || out.earlier_sends > 0)
+            && let Some(incident) = out.incident
+            && let Some(ts) = self
+                .find_posted(
+                    channel,
+                    out.created_at - STATUS_LOOKBACK,
+                    &[
+                        ("incident", incident.to_string()),
+                        ("kind", PostKind::Status.label().to_string()),
+                    ],
+                )
+                .await
+        {
+            // An earlier try created it and its answer was lost: bring that one up to date.
+            self.edit_status(channel, &ts, out).await?;
+            self.pin(channel, &ts).await;
+            return Ok(ts);
         }
         let ts = self.post(channel, out).await?;
-        let session = self.client.open_session(&self.token);
-        let pin = SlackApiPinsAddRequest::new(channel.to_string().into(), ts.clone().into());
-        // The message exists now: a failed pin must not make the outbox post it again.
-        if let Err(e) = timed(session.pins_add(&pin)).await {
-            warn!(channel, error = %e, "status message posted but not pinned");
-        }
+        self.pin(channel, &ts).await;
         Ok(ts)
     }
 }

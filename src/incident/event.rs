@@ -291,6 +291,18 @@ pub enum EventKind {
     },
     Resolved,
     FinalSummaryPosted,
+    /// drbot stopped trying to deliver one of its posts (the bound in ARCHITECTURE.md).
+    DeliveryGaveUp {
+        /// The outbox row.
+        outbox: i64,
+        /// The post's kind (`update`, `status`, …).
+        post: String,
+        /// The start of what was not delivered.
+        excerpt: String,
+        attempts: i64,
+        /// The platform's last answer, without request content.
+        error: String,
+    },
 }
 
 impl EventKind {
@@ -318,6 +330,7 @@ impl EventKind {
             EventKind::ProbeRecorded { .. } => "probe_recorded",
             EventKind::Resolved => "resolved",
             EventKind::FinalSummaryPosted => "final_summary_posted",
+            EventKind::DeliveryGaveUp { .. } => "delivery_gave_up",
         }
     }
 
@@ -435,6 +448,15 @@ impl EventKind {
             ),
             EventKind::Resolved => "resolved".into(),
             EventKind::FinalSummaryPosted => "final summary posted".into(),
+            EventKind::DeliveryGaveUp {
+                post,
+                excerpt,
+                attempts,
+                error,
+                ..
+            } => format!(
+                "gave up delivering a {post} post after {attempts} attempt(s) ({error}): {excerpt}"
+            ),
         }
     }
 }

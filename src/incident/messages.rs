@@ -23,6 +23,24 @@ pub enum PostKind {
     Summary,
     /// The incident's status message: posted and pinned once, then edited in place.
     Status,
+    /// drbot telling the channel about itself (a post it could not deliver).
+    Notice,
+}
+
+impl PostKind {
+    /// The word for it in logs, metrics and the timeline.
+    pub fn label(self) -> &'static str {
+        match self {
+            PostKind::Announcement => "announcement",
+            PostKind::Preview => "preview",
+            PostKind::Progress => "progress",
+            PostKind::Update => "update",
+            PostKind::Reminder => "reminder",
+            PostKind::Summary => "summary",
+            PostKind::Status => "status",
+            PostKind::Notice => "notice",
+        }
+    }
 }
 
 /// A message for the incident channel.
@@ -353,6 +371,23 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
             )
         }
         EventKind::FinalSummaryPosted => post(PostKind::Summary, final_summary(s, r)),
+        // A notice that itself could not be delivered is on the timeline; no notice of it.
+        EventKind::DeliveryGaveUp { post: kind, .. } if kind == "notice" => vec![],
+        EventKind::DeliveryGaveUp {
+            post: kind,
+            excerpt,
+            attempts,
+            error,
+            ..
+        } => post(
+            PostKind::Notice,
+            format!(
+                "⚠ drbot could not deliver a {kind} message of {} after {attempts} attempt(s) \
+                 and gave up ({error}). It is on the timeline (`/dr timeline`); `/dr status` \
+                 shows where things stand. It began: “{excerpt}”",
+                incident_ref(s.id)
+            ),
+        ),
         EventKind::Checked { .. }
         | EventKind::Unchecked { .. }
         | EventKind::MarkedNotApplicable { .. }

@@ -405,6 +405,7 @@ impl Incident {
                 self.resolved_by = Some(by);
             }
             EventKind::FinalSummaryPosted => self.final_summary_posted = true,
+            EventKind::DeliveryGaveUp { .. } => {}
         }
         self.note_change(event.kind.describe());
     }

@@ -29,6 +29,8 @@ pub struct Gauges {
     pub outbox_depth: i64,
     pub outbox_oldest: Option<Duration>,
     pub cadence_lag: Duration,
+    /// The engine's delivery counters: ((platform or `operations`, event), count).
+    pub deliveries: Vec<((&'static str, &'static str), u64)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -118,6 +120,19 @@ impl Metrics {
             "drbot_outbox_oldest_seconds {}",
             g.outbox_oldest.unwrap_or_default().as_secs_f64()
         );
+        out.push_str("# HELP drbot_outbox_total Outbox rows claimed, delivered, failed, taken over from a stopped worker, given up, or finished after the claim was lost, by platform.\n");
+        out.push_str("# TYPE drbot_outbox_total counter\n");
+        for ((platform, event), n) in g.deliveries.iter().filter(|((p, _), _)| *p != "operations") {
+            let _ = writeln!(
+                out,
+                "drbot_outbox_total{{platform=\"{platform}\",event=\"{event}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP drbot_operation_claims_total Operation watches claimed (renewals included) and taken over from a replica that stopped.\n");
+        out.push_str("# TYPE drbot_operation_claims_total counter\n");
+        for ((_, event), n) in g.deliveries.iter().filter(|((p, _), _)| *p == "operations") {
+            let _ = writeln!(out, "drbot_operation_claims_total{{event=\"{event}\"}} {n}");
+        }
         out.push_str("# HELP drbot_cadence_lag_seconds How far the most overdue incident update is behind.\n");
         out.push_str("# TYPE drbot_cadence_lag_seconds gauge\n");
         let _ = writeln!(
@@ -145,7 +160,10 @@ mod tests {
             outbox_depth: 4,
             outbox_oldest: Some(Duration::from_secs(7)),
             cadence_lag: Duration::ZERO,
+            deliveries: vec![(("slack", "gave_up"), 1), (("operations", "takeover"), 2)],
         });
+        assert!(text.contains("drbot_outbox_total{platform=\"slack\",event=\"gave_up\"} 1\n"));
+        assert!(text.contains("drbot_operation_claims_total{event=\"takeover\"} 2\n"));
         assert!(text.contains(
             "drbot_commands_total{platform=\"slack\",verb=\"declare\",outcome=\"public\"} 2"
         ));

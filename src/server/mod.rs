@@ -173,6 +173,7 @@ async fn metrics_text(State(s): State<Arc<Server>>) -> Response {
         outbox_depth: depth,
         outbox_oldest: oldest.and_then(|t| (now - t).to_std().ok()),
         cadence_lag: lag.to_std().unwrap_or_default(),
+        deliveries: s.app.deliveries.snapshot(),
     };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -270,11 +271,11 @@ fn outcome_of(r: &Result<Reply, AppError>) -> &'static str {
 }
 
 /// What an operator sees when the engine itself failed (the database, mostly).
+/// The detail goes to the log only: database and internal errors mean nothing to the person
+/// in the channel and may carry what they should not see.
 fn engine_failure(e: &AppError) -> String {
     warn!(error = %e, "command failed");
-    format!(
-        "drbot could not complete this command ({e}). Nothing half-done was saved; try again in a moment."
-    )
+    crate::app::COULD_NOT_RECORD.to_string()
 }
 
 /// A running server: its address, a way to wake its workers, and a clean stop.
@@ -305,7 +306,12 @@ impl Running {
         for w in self.workers {
             let _ = w.await;
         }
-        self.server.app.store.close().await;
+        // Another replica need not wait for the leases to run out.
+        let app = &self.server.app;
+        if let Err(e) = app.store.release_operations(&app.replica).await {
+            warn!(error = %e, "could not release the operations this replica watched");
+        }
+        app.store.close().await;
         match served {
             Ok(r) => r.map_err(ServeError::Io),
             Err(e) => Err(ServeError::Io(std::io::Error::other(e))),

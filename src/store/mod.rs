@@ -32,6 +32,21 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL {0}: use sqlite://… or postgres://…")]
     UnsupportedUrl(String),
+    /// Text the database cannot hold (PostgreSQL refuses NUL); refused on both backends.
+    #[error("{0} contains a NUL character, which cannot be stored")]
+    Unstorable(&'static str),
+    /// This worker's claim on a row expired and another worker took it over.
+    #[error("the claim on {0} was taken over by another worker")]
+    LeaseLost(String),
+    /// Another drbot process holds this SQLite file.
+    #[error(
+        "another drbot process is already using the SQLite database {0}; SQLite serves one \
+         process only: stop the other one, or run several replicas on PostgreSQL \
+         (database.url = \"postgres://…\")"
+    )]
+    SqliteInUse(String),
+    #[error("cannot lock the SQLite database {0}: {1}")]
+    Lock(String, std::io::Error),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +74,17 @@ pub struct NewPost {
     /// JSON of the neutral message.
     pub body: String,
     pub created_at: DateTime<Utc>,
+    /// The pinned status message: its own lane, coalesced (only the newest pending one is
+    /// sent) and never holding back the channel's other posts.
+    pub status: bool,
+}
+
+/// How an outbox row this worker claimed ended without being delivered.
+#[derive(Debug, Clone)]
+pub struct GiveUp {
+    pub outbox: i64,
+    pub claim_token: String,
+    pub error: String,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +144,9 @@ pub struct Commit {
     /// The chat platform's id for the request that caused this commit: a second commit with
     /// the same key fails with [`StoreError::Duplicate`] and writes nothing.
     pub request_key: Option<String>,
+    /// An outbox row given up in the same transaction as the events that say so; fails with
+    /// [`StoreError::LeaseLost`] when this worker no longer holds its claim.
+    pub gave_up: Option<GiveUp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,16 +169,47 @@ pub struct OperationRow {
     /// `queued`, `launched` or `finished`.
     pub status: String,
     pub launched_at: Option<DateTime<Utc>>,
+    /// Set by [`Store::claim_operations`]: another replica held this operation before and
+    /// its lease ran out (a takeover).
+    pub taken_over: bool,
 }
 
+/// An outbox row claimed by this worker: only `claim_token` may record its result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     pub id: i64,
     pub incident: Option<IncidentId>,
     pub channel: String,
     pub body: String,
+    /// Failed attempts recorded so far.
     pub attempts: i64,
+    /// Claims before this one. Each was recorded before its send started, so a non-zero
+    /// count means the post may already be in the channel: look before posting again.
+    pub earlier_sends: i64,
     pub created_at: DateTime<Utc>,
+    pub status: bool,
+    pub claim_token: String,
+    /// A status post for an incident whose status message is not known yet, after an
+    /// earlier status post of the incident was claimed: that one may have created it.
+    pub status_in_doubt: bool,
+}
+
+impl OutboxRow {
+    /// An earlier claim ended with neither a delivery nor a failure recorded: the process
+    /// died or lost its lease mid-send.
+    pub fn taken_over(&self) -> bool {
+        self.earlier_sends > self.attempts
+    }
+}
+
+/// An undelivered outbox row, for inspection (metrics, tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPost {
+    pub id: i64,
+    pub channel: String,
+    pub status: bool,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +234,10 @@ pub struct IncidentRow {
 pub struct Store {
     backend: Backend,
     pool: AnyPool,
+    /// The SQLite file, when it is one (for the one-process lock).
+    sqlite_path: Option<std::path::PathBuf>,
+    /// Held while this process serves a SQLite file: a second process is refused.
+    sole_process: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
 }
 
 const SQLITE_INIT: &str = include_str!("../../migrations/sqlite/20260101000000_init.sql");
@@ -182,6 +246,10 @@ const INIT_VERSION: i64 = 20260101000000;
 const SQLITE_CHAT: &str = include_str!("../../migrations/sqlite/20261121000000_chat.sql");
 const POSTGRES_CHAT: &str = include_str!("../../migrations/postgres/20261121000000_chat.sql");
 const CHAT_VERSION: i64 = 20261121000000;
+const SQLITE_REPLICAS: &str = include_str!("../../migrations/sqlite/20261201000000_replicas.sql");
+const POSTGRES_REPLICAS: &str =
+    include_str!("../../migrations/postgres/20261201000000_replicas.sql");
+const REPLICAS_VERSION: i64 = 20261201000000;
 
 /// Applied to every pooled SQLite connection: `synchronous`, `busy_timeout` and
 /// `foreign_keys` last only as long as the connection. WAL is recorded in the file, so
@@ -192,9 +260,9 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FU
 const POOL_SIZE: u32 = 8;
 
 fn migrator(backend: Backend) -> Migrator {
-    let (init, chat) = match backend {
-        Backend::Sqlite => (SQLITE_INIT, SQLITE_CHAT),
-        Backend::Postgres => (POSTGRES_INIT, POSTGRES_CHAT),
+    let (init, chat, replicas) = match backend {
+        Backend::Sqlite => (SQLITE_INIT, SQLITE_CHAT, SQLITE_REPLICAS),
+        Backend::Postgres => (POSTGRES_INIT, POSTGRES_CHAT, POSTGRES_REPLICAS),
     };
     let migration = |version, name: &str, sql: &'static str| {
         Migration::new(
@@ -208,6 +276,7 @@ fn migrator(backend: Backend) -> Migrator {
     Migrator::with_migrations(vec![
         migration(INIT_VERSION, "init", init),
         migration(CHAT_VERSION, "chat", chat),
+        migration(REPLICAS_VERSION, "replicas", replicas),
     ])
 }
 
@@ -296,6 +365,13 @@ fn decode_incident(row: &AnyRow) -> Result<IncidentRow, StoreError> {
 }
 
 fn decode_operation(row: &AnyRow) -> Result<OperationRow, StoreError> {
+    let taken_over = match row.try_get::<Option<String>, _>("previous_claim") {
+        Ok(previous) => {
+            let mine: Option<String> = get(row, "claim_token")?;
+            previous.is_some_and(|p| Some(p) != mine)
+        }
+        Err(_) => false,
+    };
     Ok(OperationRow {
         incident: get(row, "incident_id")?,
         operation: get(row, "operation")?,
@@ -305,18 +381,85 @@ fn decode_operation(row: &AnyRow) -> Result<OperationRow, StoreError> {
         spec: get(row, "spec")?,
         status: get(row, "status")?,
         launched_at: get_opt_time(row, "launched_at")?,
+        taken_over,
     })
 }
 
 fn decode_outbox(row: &AnyRow) -> Result<OutboxRow, StoreError> {
+    let sends: i64 = get(row, "sends")?;
     Ok(OutboxRow {
         id: get(row, "id")?,
         incident: get(row, "incident_id")?,
         channel: get(row, "channel")?,
         body: get(row, "body")?,
         attempts: get(row, "attempts")?,
+        earlier_sends: sends - 1,
         created_at: get_time(row, "created_at")?,
+        status: get::<String>(row, "lane")? == "status",
+        claim_token: get::<Option<String>>(row, "claim_token")?.unwrap_or_default(),
+        status_in_doubt: false,
     })
+}
+
+/// Undelivered and not given up, for rows of `alias`.
+fn pending(alias: &str) -> String {
+    format!("{alias}.delivered_at IS NULL AND {alias}.gave_up_at IS NULL")
+}
+
+/// The head of each channel's post lane: nothing older of the channel is pending, so posts
+/// leave in commit order however many workers claim.
+fn claim_posts_sql(backend: Backend) -> String {
+    format!(
+        "UPDATE outbox SET claim_token = $1, lease_until = $2, sends = sends + 1 \
+         WHERE id IN (SELECT o.id FROM outbox o WHERE o.lane = 'post' AND {o} \
+             AND o.next_attempt_at <= $3 AND (o.lease_until IS NULL OR o.lease_until < $3) \
+             AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.channel = o.channel \
+                 AND e.lane = 'post' AND {e} AND e.id < o.id) \
+             AND o.channel = COALESCE($5, o.channel) \
+             ORDER BY o.id LIMIT $4{}) \
+         RETURNING id, incident_id, channel, body, attempts, sends, created_at, lane, claim_token",
+        skip_locked(backend),
+        o = pending("o"),
+        e = pending("e"),
+    )
+}
+
+/// The newest pending status post of each incident, unless one of its status posts is in
+/// flight (one edit at a time per incident, always the latest content) or a post committed
+/// before it is still pending (the status follows what it reports). Posts never wait for a
+/// status post.
+fn claim_status_sql(backend: Backend) -> String {
+    format!(
+        "UPDATE outbox SET claim_token = $1, lease_until = $2, sends = sends + 1 \
+         WHERE id IN (SELECT o.id FROM outbox o WHERE o.lane = 'status' AND {o} \
+             AND o.next_attempt_at <= $3 AND (o.lease_until IS NULL OR o.lease_until < $3) \
+             AND NOT EXISTS (SELECT 1 FROM outbox n WHERE n.incident_id = o.incident_id \
+                 AND n.lane = 'status' AND {n} \
+                 AND (n.id > o.id OR n.lease_until >= $3)) \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel \
+                 AND p.lane = 'post' AND {p} AND p.id < o.id) \
+             AND o.channel = COALESCE($5, o.channel) \
+             ORDER BY o.id LIMIT $4{}) \
+         RETURNING id, incident_id, channel, body, attempts, sends, created_at, lane, claim_token",
+        skip_locked(backend),
+        o = pending("o"),
+        n = pending("n"),
+        p = pending("p"),
+    )
+}
+
+/// The claim statements, post lane then status lane: SQLite's, then PostgreSQL's.
+static CLAIM_SQL: LazyLock<[[String; 2]; 2]> = LazyLock::new(|| {
+    [Backend::Sqlite, Backend::Postgres].map(|b| [claim_posts_sql(b), claim_status_sql(b)])
+});
+
+/// Rows another worker has locked are skipped, not waited for; SQLite has one writer, so
+/// its UPDATE is atomic without it.
+fn skip_locked(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    }
 }
 
 const EVENT_COLUMNS_SQL: &str = "SELECT incident_id, seq, recorded_at, occurred_at, \
@@ -370,7 +513,40 @@ impl Store {
             }
         };
         migrator(backend).run(&pool).await?;
-        Ok(Store { backend, pool })
+        let sqlite_path = (backend == Backend::Sqlite)
+            .then(|| sqlite_file(&url))
+            .flatten();
+        Ok(Store {
+            backend,
+            pool,
+            sqlite_path,
+            sole_process: Default::default(),
+        })
+    }
+
+    /// For a process that runs the workers (serve, console): on SQLite, take the file for
+    /// this process alone, so a second process on it is refused at start instead of both
+    /// delivering every post. PostgreSQL needs no lock: its claims make replicas safe.
+    pub fn hold_sole_process(&self) -> Result<(), StoreError> {
+        let Some(path) = &self.sqlite_path else {
+            return Ok(());
+        };
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        let shown = path.display().to_string();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Lock(shown.clone(), e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::SqliteInUse(shown)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::Lock(shown, e)),
+        }
+        *self.sole_process.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {
@@ -440,6 +616,10 @@ impl Store {
         sql: &'static str,
         channel: &str,
     ) -> Result<Option<IncidentId>, StoreError> {
+        // No stored channel holds NUL (see `refuse_nul`), and PostgreSQL would fail the query.
+        if channel.contains('\0') {
+            return Ok(None);
+        }
         sqlx::query(sql)
             .bind(channel.to_owned())
             .fetch_optional(&self.pool)
@@ -498,7 +678,48 @@ impl Store {
             .map(|row| decode_event(&row?))
     }
 
-    /// Operations with status `queued` or `launched`.
+    /// Claim the unfinished operations no other replica holds (or whose holder's lease ran
+    /// out) and renew this replica's own: one replica launches and watches each at a time.
+    /// `token` names the replica and stays the same across its passes.
+    pub async fn claim_operations(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<OperationRow>, StoreError> {
+        // Assignments read the row as it was, so previous_claim gets the earlier holder.
+        let mut rows = sqlx::query(
+            "UPDATE operations SET previous_claim = claim_token, claim_token = $1, \
+             lease_until = $2 WHERE status IN ('queued', 'launched') \
+             AND (claim_token = $1 OR lease_until IS NULL OR lease_until < $3) \
+             RETURNING incident_id, operation, kind, object_name, backend, spec, status, \
+             launched_at, claim_token, previous_claim",
+        )
+        .bind(token.to_owned())
+        .bind(fmt_time(lease_until))
+        .bind(fmt_time(now))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(decode_operation)
+        .collect::<Result<Vec<_>, _>>()?;
+        rows.sort_by(|a, b| (a.incident, &a.operation).cmp(&(b.incident, &b.operation)));
+        Ok(rows)
+    }
+
+    /// Let go of this replica's operations (a clean stop): another replica takes them at once.
+    pub async fn release_operations(&self, token: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE operations SET lease_until = NULL WHERE claim_token = $1 \
+             AND status <> 'finished'",
+        )
+        .bind(token.to_owned())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Operations with status `queued` or `launched`, claimed or not (inspection).
     pub async fn unfinished_operations(&self) -> Result<Vec<OperationRow>, StoreError> {
         sqlx::query(
             "SELECT incident_id, operation, kind, object_name, backend, spec, status, launched_at \
@@ -512,50 +733,95 @@ impl Store {
         .collect()
     }
 
-    /// Undelivered outbox rows whose next attempt is due, oldest first. A channel whose
-    /// oldest undelivered row is still backing off yields nothing, so posts to one channel
-    /// are delivered in the order they were committed.
-    pub async fn due_posts(
+    /// Claim the posts that are due, in one short transaction that is committed before any
+    /// send: the head of each channel's post lane and the newest status post of each incident
+    /// (older pending status posts of that incident are retired as superseded). The claim is
+    /// also the durable record that a send is about to start. Only `token` may record the
+    /// result, until `lease_until`; after that another worker may take the row over.
+    pub async fn claim_posts(
         &self,
+        token: &str,
         now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
         limit: i64,
+        channel: Option<&str>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        // With several PostgreSQL replicas this becomes a claim: select inside a transaction
-        // with `FOR UPDATE SKIP LOCKED` (and a lease in `next_attempt_at`) so that two workers
-        // never deliver the same row.
-        sqlx::query(
-            "SELECT id, incident_id, channel, body, attempts, created_at FROM outbox o \
-             WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
-             AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.channel = o.channel \
-                 AND e.delivered_at IS NULL AND e.id < o.id AND e.next_attempt_at > $1) \
-             ORDER BY id LIMIT $2",
-        )
-        .bind(fmt_time(now))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(decode_outbox)
-        .collect()
-    }
-
-    /// Record a delivery; for a status post, also remember the status message it created or
-    /// edited, in the same transaction so a restart neither loses nor re-posts it.
-    pub async fn mark_delivered(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-        receipt: &str,
-        status_of: Option<IncidentId>,
-    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE outbox SET delivered_at = $1, receipt = $2 WHERE id = $3")
-            .bind(fmt_time(at))
-            .bind(receipt.to_owned())
-            .bind(id)
+        let mut claimed = Vec::new();
+        let lanes = match self.backend {
+            Backend::Sqlite => &CLAIM_SQL[0],
+            Backend::Postgres => &CLAIM_SQL[1],
+        };
+        for sql in lanes {
+            let rows = sqlx::query(sql.as_str())
+                .bind(token.to_owned())
+                .bind(fmt_time(lease_until))
+                .bind(fmt_time(now))
+                .bind(limit)
+                .bind(channel.map(str::to_owned))
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in &rows {
+                claimed.push(decode_outbox(row)?);
+            }
+        }
+        for row in claimed.iter_mut().filter(|r| r.status) {
+            let Some(incident) = row.incident else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE outbox SET delivered_at = $1, receipt = 'superseded', lease_until = NULL \
+                 WHERE lane = 'status' AND incident_id = $2 AND id < $3 \
+                 AND delivered_at IS NULL AND gave_up_at IS NULL \
+                 AND (lease_until IS NULL OR lease_until < $1)",
+            )
+            .bind(fmt_time(now))
+            .bind(incident)
+            .bind(row.id)
             .execute(&mut *tx)
             .await?;
-        if let Some(incident) = status_of {
+            let claims = sqlx::query(
+                "UPDATE incidents SET status_claims = status_claims + 1 \
+                 WHERE id = $1 AND status_message IS NULL RETURNING status_claims",
+            )
+            .bind(incident)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(claims) = claims {
+                row.status_in_doubt = get::<i64>(&claims, "status_claims")? > 1;
+            }
+        }
+        tx.commit().await?;
+        claimed.sort_by_key(|r| r.id);
+        Ok(claimed)
+    }
+
+    /// Record a delivery under the claim; for a status post, also remember the status message
+    /// it created or edited, in the same transaction so a restart neither loses nor re-posts
+    /// it. `false` when the claim was lost: another worker owns the row now (and will look
+    /// before posting, since this claim counts as a send).
+    pub async fn record_delivery(
+        &self,
+        row: &OutboxRow,
+        at: DateTime<Utc>,
+        receipt: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE outbox SET delivered_at = $1, receipt = $2, lease_until = NULL \
+             WHERE id = $3 AND claim_token = $4 AND delivered_at IS NULL AND gave_up_at IS NULL",
+        )
+        .bind(fmt_time(at))
+        .bind(receipt.to_owned())
+        .bind(row.id)
+        .bind(row.claim_token.clone())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            let _ = tx.rollback().await;
+            return Ok(false);
+        }
+        if let Some(incident) = row.incident.filter(|_| row.status) {
             sqlx::query("UPDATE incidents SET status_message = $1 WHERE id = $2")
                 .bind(receipt.to_owned())
                 .bind(incident)
@@ -563,47 +829,74 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
-    /// Retire status posts that a newer one replaces, in one transaction.
-    pub async fn mark_superseded(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for id in ids {
-            sqlx::query(
-                "UPDATE outbox SET delivered_at = $1, receipt = 'superseded' \
-                 WHERE id = $2 AND delivered_at IS NULL",
-            )
-            .bind(fmt_time(at))
-            .bind(*id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn mark_failed(
+    /// Record a failed attempt under the claim and when to try again; `false` when the claim
+    /// was lost.
+    pub async fn record_failure(
         &self,
-        id: i64,
+        row: &OutboxRow,
         next_attempt: DateTime<Utc>,
         error: &str,
-    ) -> Result<(), StoreError> {
-        // A late failure report must not resurrect a row another attempt already delivered.
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 \
-             WHERE id = $3 AND delivered_at IS NULL",
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, \
+             lease_until = NULL \
+             WHERE id = $3 AND claim_token = $4 AND delivered_at IS NULL AND gave_up_at IS NULL",
         )
         .bind(fmt_time(next_attempt))
         .bind(error.to_owned())
-        .bind(id)
+        .bind(row.id)
+        .bind(row.claim_token.clone())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Undelivered rows not given up, oldest first (inspection: metrics, tests).
+    pub async fn pending_rows(&self) -> Result<Vec<PendingPost>, StoreError> {
+        sqlx::query(
+            "SELECT id, channel, lane, attempts, next_attempt_at FROM outbox \
+             WHERE delivered_at IS NULL AND gave_up_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(PendingPost {
+                id: get(row, "id")?,
+                channel: get(row, "channel")?,
+                status: get::<String>(row, "lane")? == "status",
+                attempts: get(row, "attempts")?,
+                next_attempt_at: get_time(row, "next_attempt_at")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Posts given up, oldest first: (channel, last error).
+    pub async fn given_up(&self) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query(
+            "SELECT channel, last_error FROM outbox WHERE gave_up_at IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                get(row, "channel")?,
+                get::<Option<String>>(row, "last_error")?.unwrap_or_default(),
+            ))
+        })
+        .collect()
     }
 
     /// Whether a chat request with this key already changed something.
     pub async fn request_seen(&self, key: &str) -> Result<bool, StoreError> {
+        if key.contains('\0') {
+            return Ok(false);
+        }
         Ok(
             sqlx::query("SELECT request_key FROM requests WHERE request_key = $1")
                 .bind(key.to_owned())
@@ -637,7 +930,8 @@ impl Store {
     /// Undelivered posts and the age of the oldest: outbox depth for metrics.
     pub async fn outbox_backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE delivered_at IS NULL",
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox \
+             WHERE delivered_at IS NULL AND gave_up_at IS NULL",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -652,9 +946,11 @@ impl Store {
 
     /// Undelivered posts (all channels): depth for metrics and for draining before exit.
     pub async fn pending_posts(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         get(&row, "n")
     }
 }
@@ -668,6 +964,18 @@ fn sqlite_url(url: &str) -> String {
     } else {
         format!("{url}?mode=rwc")
     }
+}
+
+/// The file behind a SQLite URL (`None` for an in-memory database).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if is_sqlite_memory(url) {
+        return None;
+    }
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty()).then(|| path.into())
 }
 
 fn is_sqlite_memory(url: &str) -> bool {
@@ -686,7 +994,9 @@ async fn apply(
         operations,
         projection: p,
         request_key,
+        gave_up,
     } = commit;
+    refuse_nul(&target, &events, &posts, &p, request_key.as_deref())?;
     let count = i64::try_from(events.len())
         .map_err(|_| StoreError::Corrupt("too many events in one commit".into()))?;
 
@@ -787,20 +1097,39 @@ async fn apply(
         })?;
     }
 
+    if let Some(g) = gave_up {
+        let at = events.first().map_or(p.declared_at, |e| e.recorded_at);
+        let done = sqlx::query(
+            "UPDATE outbox SET gave_up_at = $1, last_error = $2, attempts = attempts + 1, \
+             lease_until = NULL \
+             WHERE id = $3 AND claim_token = $4 AND delivered_at IS NULL AND gave_up_at IS NULL",
+        )
+        .bind(fmt_time(at))
+        .bind(g.error)
+        .bind(g.outbox)
+        .bind(g.claim_token)
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(format!("outbox row {}", g.outbox)));
+        }
+    }
+
     let seqs: Vec<i64> = (first_seq..).take(events.len()).collect();
     insert_events(tx, id, seqs.iter().copied().zip(events)).await?;
 
     for post in posts {
         let created = fmt_time(post.created_at);
         sqlx::query(
-            "INSERT INTO outbox (incident_id, channel, body, created_at, next_attempt_at, attempts) \
-             VALUES ($1, $2, $3, $4, $5, 0)",
+            "INSERT INTO outbox (incident_id, channel, body, created_at, next_attempt_at, \
+             attempts, lane) VALUES ($1, $2, $3, $4, $5, 0, $6)",
         )
         .bind(id)
         .bind(post.channel)
         .bind(post.body)
         .bind(created.clone())
         .bind(created)
+        .bind(if post.status { "status" } else { "post" })
         .execute(&mut **tx)
         .await?;
     }
@@ -810,6 +1139,44 @@ async fn apply(
     }
 
     Ok(Committed { incident: id, seqs })
+}
+
+/// PostgreSQL cannot store NUL in text; SQLite could, but then one database would keep what
+/// the other refuses. Event payloads are JSON, where NUL is escaped; plain columns are not.
+fn refuse_nul(
+    target: &Target,
+    events: &[NewEvent],
+    posts: &[NewPost],
+    p: &Projection,
+    request_key: Option<&str>,
+) -> Result<(), StoreError> {
+    let has = |s: &str| s.contains('\0');
+    if let Target::New {
+        channel, platform, ..
+    } = target
+        && (has(channel) || has(platform))
+    {
+        return Err(StoreError::Unstorable("the channel"));
+    }
+    if posts.iter().any(|post| has(&post.channel)) {
+        return Err(StoreError::Unstorable("the channel"));
+    }
+    if has(&p.title) || has(&p.severity) || p.incident_type.as_deref().is_some_and(has) {
+        return Err(StoreError::Unstorable("the incident title"));
+    }
+    for ev in events {
+        let a = &ev.actor;
+        if has(&a.platform) || has(&a.id) || has(&a.name) {
+            return Err(StoreError::Unstorable("the user"));
+        }
+        if ev.dedupe_key.as_deref().is_some_and(has) {
+            return Err(StoreError::Unstorable("an event key"));
+        }
+    }
+    if request_key.is_some_and(has) {
+        return Err(StoreError::Unstorable("the request id"));
+    }
+    Ok(())
 }
 
 /// Multi-row insert sizes: any count is a sum of a few of them, so a long commit costs few
