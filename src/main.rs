@@ -200,7 +200,7 @@ async fn run(cli: Cli) -> Result<()> {
             let app = App::build(&settings, clock)
                 .await
                 .context("starting drbot")?;
-            app.store.hold_sole_process()?;
+            app.store.hold_sole_process().await?;
             let opts = ConsoleOptions {
                 channel,
                 user,
@@ -216,7 +216,7 @@ async fn run(cli: Cli) -> Result<()> {
             let app = App::build(&settings, Arc::new(SystemClock))
                 .await
                 .context("starting drbot")?;
-            app.store.hold_sole_process()?;
+            app.store.hold_sole_process().await?;
             drbot::server::run(Arc::new(app), &settings, shutdown_signal()).await?;
         }
         Cmd::Commands { command } => commands(command, &settings).await?,

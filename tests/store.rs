@@ -2,9 +2,6 @@
 //! set. Every check runs on every backend; on PostgreSQL each test gets a database of its own
 //! so that parallel tests never see each other's rows.
 
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use chrono::{DateTime, Duration, Utc};
 use drbot::incident::{
     Actor, Event, EventKind, IncidentId, OperationKind, OperationSpec, Outcome, Plan,
@@ -15,10 +12,12 @@ use drbot::store::{
     Projection, Store, StoreError, Target,
 };
 use futures_util::StreamExt;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+use sqlx::Connection;
 
-const PG_ENV: &str = "DRBOT_TEST_DATABASE_URL";
+#[path = "support/pg.rs"]
+mod pg;
+
+use pg::{PG_ENV, PgDatabase};
 
 /// A store on a database that exists for one test only.
 struct TestDb {
@@ -81,66 +80,6 @@ impl TestDb {
         match self.store.backend() {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
-        }
-    }
-}
-
-/// A throwaway PostgreSQL database, dropped when the test ends (even by a panic).
-struct PgDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create(admin: &str) -> PgDatabase {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = Utc::now().timestamp_subsec_nanos();
-        let name = format!(
-            "drbot_t_{}_{}_{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut conn = PgConnection::connect(admin)
-            .await
-            .unwrap_or_else(|e| panic!("{PG_ENV}={admin} is set but unreachable: {e}"));
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-        let _ = conn.close().await;
-        let url = PgConnectOptions::from_str(admin)
-            .expect("parse the PostgreSQL URL")
-            .database(&name)
-            .to_url_lossy()
-            .to_string();
-        PgDatabase {
-            admin: admin.to_owned(),
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // Drop cannot await, and the test's runtime may be gone: use a runtime of our own.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let mut conn = PgConnection::connect(&admin).await?;
-                sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
-                conn.close().await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the test database {}", self.name);
         }
     }
 }

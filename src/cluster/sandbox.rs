@@ -476,8 +476,41 @@ impl Sandbox {
         self.created.load(Ordering::SeqCst)
     }
 
+    /// The simulated cluster as it stands. With a state file, the file is the cluster: it is
+    /// read again each time, so several drbot replicas see one cluster, as they would a real
+    /// one (an unreadable file leaves the last state read).
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(path) = &self.config.state_file
+            && let Ok(current) = load(path)
+        {
+            *state = current;
+        }
+        state
+    }
+
+    /// Held while a launch reads, changes and writes the state file, so two replicas
+    /// launching at once cannot lose each other's object.
+    fn file_lock(&self) -> Result<Option<fs::File>, ClusterError> {
+        let Some(path) = &self.config.state_file else {
+            return Ok(None);
+        };
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        let fail = |e: std::io::Error| {
+            ClusterError::Unavailable(format!(
+                "cannot lock sandbox state file {}: {e}",
+                path.display()
+            ))
+        };
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(fail)?;
+        file.lock().map_err(fail)?;
+        Ok(Some(file))
     }
 
     fn db_namespace(&self) -> &str {
@@ -864,6 +897,7 @@ impl Sandbox {
 
     fn launch_now(&self, spec: &OperationSpec) -> Result<Launched, ClusterError> {
         let now = self.clock.now();
+        let _file = self.file_lock()?;
         let mut state = self.lock();
         if let Some(existing) = state.objects.get(&spec.object_name) {
             if existing.kind != spec.kind {

@@ -527,7 +527,11 @@ impl Store {
     /// For a process that runs the workers (serve, console): on SQLite, take the file for
     /// this process alone, so a second process on it is refused at start instead of both
     /// delivering every post. PostgreSQL needs no lock: its claims make replicas safe.
-    pub fn hold_sole_process(&self) -> Result<(), StoreError> {
+    ///
+    /// Holding the file also means every claim in it belongs to a process that is gone: they
+    /// are released, so a post that was in flight when that process died is looked up and
+    /// finished now rather than when its lease runs out.
+    pub async fn hold_sole_process(&self) -> Result<(), StoreError> {
         let Some(path) = &self.sqlite_path else {
             return Ok(());
         };
@@ -546,6 +550,14 @@ impl Store {
             Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::Lock(shown, e)),
         }
         *self.sole_process.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE operations SET lease_until = NULL WHERE lease_until IS NOT NULL")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -769,6 +781,31 @@ impl Store {
             let Some(incident) = row.incident else {
                 continue;
             };
+            // The lane's failures carry over to the post that replaces them, so an edit that
+            // keeps failing reaches the delivery bound however often the status changes.
+            let carried = sqlx::query(
+                "SELECT COALESCE(MAX(attempts), 0) AS carried FROM outbox \
+                 WHERE lane = 'status' AND incident_id = $2 AND id < $3 \
+                 AND delivered_at IS NULL AND gave_up_at IS NULL \
+                 AND (lease_until IS NULL OR lease_until < $1)",
+            )
+            .bind(fmt_time(now))
+            .bind(incident)
+            .bind(row.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let carried: i64 = get(&carried, "carried")?;
+            if carried > 0 {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + $1, sends = sends + $1 WHERE id = $2",
+                )
+                .bind(carried)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+                row.attempts += carried;
+                row.earlier_sends += carried;
+            }
             sqlx::query(
                 "UPDATE outbox SET delivered_at = $1, receipt = 'superseded', lease_until = NULL \
                  WHERE lane = 'status' AND incident_id = $2 AND id < $3 \

@@ -592,8 +592,11 @@ fn respond(
         drop(world);
         return Some(finish(shared, call, Err(reject)));
     }
-    match world.pop_failure(route.name()) {
-        None => {
+    match world
+        .pop_failure(route.name())
+        .filter(|f| *f != Failure::Pass)
+    {
+        None | Some(Failure::Pass) => {
             let answer = apply(&mut world, shared, &route, &args, &files, &mut call);
             drop(world);
             Some(finish(shared, call, answer))
@@ -602,6 +605,26 @@ fn respond(
             let _ = apply(&mut world, shared, &route, &args, &files, &mut call);
             drop(world);
             Some(finish(shared, call, Err(server_error())))
+        }
+        Some(Failure::HoldAfterApplying) => {
+            let _ = apply(&mut world, shared, &route, &args, &files, &mut call);
+            drop(world);
+            call.answered = 0;
+            call.error = Some("held after applying".into());
+            shared.recorder.push(call);
+            None
+        }
+        Some(Failure::Refuse(message)) => {
+            drop(world);
+            Some(finish(
+                shared,
+                call,
+                Err(Reject {
+                    status: 400,
+                    body: json!({ "code": 50035, "message": message }),
+                    valid: true,
+                }),
+            ))
         }
         Some(Failure::ServerError) => {
             drop(world);

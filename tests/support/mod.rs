@@ -7,6 +7,7 @@ pub mod crd_schema;
 pub mod discord_api;
 pub mod http;
 pub mod k8s_api;
+pub mod pg;
 pub mod recovery;
 pub mod s3;
 pub mod slack_api;

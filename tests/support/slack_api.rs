@@ -43,6 +43,14 @@ pub enum Failure {
     Hang,
     /// Apply the call (the message is posted), then answer 500: "did it go through?".
     ReplyAfterApplying,
+    /// Answer this call normally (a place holder, so the failure after it hits the next call).
+    Pass,
+    /// Apply the call, then hold the reply forever: the answer is in flight when the test
+    /// kills drbot.
+    HoldAfterApplying,
+    /// Answer `{"ok": false, "error": code}` (Slack) or HTTP 400 with that message
+    /// (Discord), applying nothing.
+    Refuse(&'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -209,6 +217,14 @@ impl SlackApi {
             .iter()
             .filter(|(c, _)| c == channel)
             .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    /// The channel's pinned messages, oldest first.
+    pub fn pinned(&self, channel: &str) -> Vec<Value> {
+        self.history(channel)
+            .into_iter()
+            .filter(|m| m.get("pinned_to").is_some())
             .collect()
     }
 
@@ -406,7 +422,10 @@ fn api_call(
         drop(world);
         return Some(finish(shared, call, api_error(reject.code)));
     }
-    match world.pop_failure(api_method) {
+    match world
+        .pop_failure(api_method)
+        .filter(|f| *f != Failure::Pass)
+    {
         None => {
             let reply = apply(&mut world, &shared.origin, api_method, &args);
             drop(world);
@@ -416,6 +435,14 @@ fn api_call(
             apply(&mut world, &shared.origin, api_method, &args);
             drop(world);
             Some(finish(shared, call, server_error()))
+        }
+        Some(Failure::HoldAfterApplying) => {
+            apply(&mut world, &shared.origin, api_method, &args);
+            drop(world);
+            call.answered = 0;
+            call.error = Some("held after applying".into());
+            shared.recorder.push(call);
+            None
         }
         Some(failure) => {
             drop(world);
@@ -461,7 +488,11 @@ fn fail(shared: &Shared, call: Call, failure: Failure) -> Option<Response> {
                 json!({ "ok": false, "error": "ratelimited" }),
             ),
         ),
-        Failure::ServerError | Failure::ReplyAfterApplying => {
+        Failure::Refuse(code) => finish(shared, call, api_error(code)),
+        Failure::Pass
+        | Failure::ServerError
+        | Failure::ReplyAfterApplying
+        | Failure::HoldAfterApplying => {
             let mut call = call;
             call.error = Some("internal_error".into());
             finish(shared, call, server_error())
