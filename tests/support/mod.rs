@@ -10,6 +10,7 @@ pub mod k8s_api;
 pub mod pg;
 pub mod recovery;
 pub mod s3;
+pub mod serve;
 pub mod slack_api;
 pub mod slack_socket;
 
