@@ -185,6 +185,16 @@ impl SlackSocket {
             .expect("connection open");
     }
 
+    /// Send `envelope` over the `nth` open connection (oldest first): Slack redelivers an
+    /// envelope that was not acknowledged in time to another of the app's connections, which
+    /// may belong to another replica.
+    pub fn deliver_over(&self, nth: usize, envelope: &Value) {
+        let connections = self.shared.connections.lock().unwrap();
+        let (_, tx) = connections.get(nth).expect("that many connections");
+        tx.send(Some(envelope.to_string()))
+            .expect("connection open");
+    }
+
     /// Refresh every connection as Slack does from time to time: send
     /// `{"type":"disconnect"}`, then close the connection.
     pub fn disconnect_all(&self) {
