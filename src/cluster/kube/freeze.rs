@@ -1,0 +1,676 @@
+//! Freeze and unfreeze (SOP §5.1): Argo CD sync windows or auto-sync, Flux suspend; the prior
+//! state of every object is kept on the object and in the event, and put back exactly.
+
+use super::*;
+
+/// An object a freeze changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Target {
+    kind: Kind,
+    namespace: String,
+    name: String,
+}
+
+pub(super) const TARGET_KEYS: &[(&str, Kind)] = &[
+    ("argocd_appproject", Kind::AppProject),
+    ("argocd_application", Kind::Application),
+    ("flux_kustomization", Kind::Kustomization),
+    ("flux_helmrelease", Kind::HelmRelease),
+];
+
+impl Target {
+    fn new(kind: Kind, namespace: &str, name: &str) -> Target {
+        Target {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// `argocd_appproject/argocd/default`: the key of its recorded state.
+    fn key(&self) -> String {
+        let prefix = TARGET_KEYS
+            .iter()
+            .find(|(_, k)| *k == self.kind)
+            .map_or("?", |(p, _)| p);
+        format!("{prefix}/{}/{}", self.namespace, self.name)
+    }
+
+    fn parse(key: &str) -> Option<Target> {
+        let mut parts = key.splitn(3, '/');
+        let (prefix, namespace, name) = (parts.next()?, parts.next()?, parts.next()?);
+        let kind = TARGET_KEYS.iter().find(|(p, _)| *p == prefix)?.1;
+        (!namespace.is_empty() && !name.is_empty()).then(|| Target::new(kind, namespace, name))
+    }
+
+    fn describe(&self) -> String {
+        format!("{} {}/{}", self.kind.label(), self.namespace, self.name)
+    }
+
+    fn config_key(&self) -> &'static str {
+        match self.kind {
+            Kind::AppProject => "kubernetes.argocd_projects",
+            Kind::Application => "kubernetes.argocd_applications",
+            Kind::Kustomization => "kubernetes.flux_kustomizations",
+            _ => "kubernetes.flux_helmreleases",
+        }
+    }
+
+    /// `apiVersion`, `kind` and the name, to which a patch adds its fields.
+    fn patch_base(&self) -> Value {
+        let (_, _, kind, _) = self.kind.gvk();
+        json!({
+            "apiVersion": self.kind.api_version(),
+            "kind": kind,
+            "metadata": {"name": self.name, "namespace": self.namespace},
+        })
+    }
+}
+
+/// Whether an Application syncs automatically now.
+pub(super) fn auto_sync_on(app: &Value) -> bool {
+    match app.pointer("/spec/syncPolicy/automated") {
+        Some(Value::Object(a)) => a.get("enabled").and_then(Value::as_bool) != Some(false),
+        _ => false,
+    }
+}
+
+/// One object's part of a freeze.
+pub(super) enum FreezeStep {
+    /// Change it: the patch and the state it replaces.
+    Change {
+        doc: Value,
+        prior: Value,
+        line: String,
+    },
+    /// Nothing to do for it, and nothing to put back.
+    Skip(String),
+}
+
+impl Kube {
+    /// The configured freeze targets. With `argocd-auto-sync` and no Applications named: every
+    /// Application of `argocd_namespace` that syncs automatically or carries a freeze.
+    pub(super) async fn targets(&self) -> Result<Vec<Target>, ClusterError> {
+        let s = &self.settings;
+        let mut out = Vec::new();
+        if self.mode("argocd-window") {
+            for p in &s.argocd_projects {
+                out.push(Target::new(Kind::AppProject, &s.argocd_namespace, p));
+            }
+        }
+        if self.mode("argocd-auto-sync") {
+            if s.argocd_applications.is_empty() {
+                for app in self
+                    .list(Kind::Application, Some(&s.argocd_namespace), None)
+                    .await?
+                {
+                    if auto_sync_on(&app) || freeze_mark(&app).is_some() {
+                        out.push(Target::new(
+                            Kind::Application,
+                            &s.argocd_namespace,
+                            name_of(&app),
+                        ));
+                    }
+                }
+            } else {
+                for entry in &s.argocd_applications {
+                    let (ns, name) = entry
+                        .split_once('/')
+                        .unwrap_or((s.argocd_namespace.as_str(), entry.as_str()));
+                    out.push(Target::new(Kind::Application, ns, name));
+                }
+            }
+        }
+        if self.mode("flux") {
+            for (kind, list) in [
+                (Kind::Kustomization, &s.flux_kustomizations),
+                (Kind::HelmRelease, &s.flux_helmreleases),
+            ] {
+                for entry in list {
+                    if let Some((ns, name)) = entry.split_once('/') {
+                        out.push(Target::new(kind, ns, name));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn target_object(&self, t: &Target) -> Result<Value, ClusterError> {
+        self.get(t.kind, &t.namespace, &t.name)
+            .await?
+            .ok_or_else(|| {
+                ClusterError::Invalid(format!(
+                    "{} not found (it is configured in {})",
+                    t.describe(),
+                    t.config_key()
+                ))
+            })
+    }
+
+    pub(super) async fn prepare_freeze(
+        &self,
+        spec: &OperationSpec,
+    ) -> Result<Prepared, ClusterError> {
+        let op = spec.object_name.as_str();
+        let reason = spec.reason.as_deref().unwrap_or("disaster recovery");
+        let note = format!("{WINDOW_PREFIX}{op}: {reason}");
+        let mut summary = Vec::new();
+        let mut steps = Vec::new();
+        let mut held = 0;
+        let targets = self.targets().await?;
+        if targets.is_empty() {
+            summary.push(format!(
+                "no Argo CD Application in {} syncs automatically: nothing to freeze there",
+                self.settings.argocd_namespace
+            ));
+        }
+        for t in &targets {
+            let object = self.target_object(t).await?;
+            match freeze_mark(&object) {
+                Some((holder, _)) if holder == op => {
+                    held += 1;
+                    summary.push(format!(
+                        "{}: already frozen by this operation; its recorded state is kept",
+                        t.describe()
+                    ));
+                    continue;
+                }
+                Some((holder, _)) => {
+                    summary.push(format!(
+                        "{}: already frozen by {holder}; left to that freeze's unfreeze",
+                        t.describe()
+                    ));
+                    continue;
+                }
+                None => {}
+            }
+            let step = match t.kind {
+                Kind::AppProject => freeze_project(t, &object, op, &note),
+                Kind::Application => freeze_application(t, &object, self.argocd_legacy()),
+                Kind::Kustomization => freeze_flux(t, &object, FluxKind::Kustomization, &note),
+                _ => freeze_flux(t, &object, FluxKind::HelmRelease, &note),
+            };
+            match step {
+                FreezeStep::Change {
+                    mut doc,
+                    prior,
+                    line,
+                } => {
+                    let mark = json!({"operation": op, "prior": prior}).to_string();
+                    set_annotation(&mut doc, FREEZE_ANNOTATION, Value::String(mark));
+                    summary.push(line);
+                    steps.push(Step {
+                        kind: t.kind,
+                        create: false,
+                        doc,
+                        undo: Some(unfreeze_patch(t, &prior)),
+                    });
+                }
+                FreezeStep::Skip(line) => summary.push(line),
+            }
+        }
+        summary.push(format!(
+            "the state each change replaces is recorded (annotation {FREEZE_ANNOTATION} on the object and the incident timeline); unfreeze puts back exactly that"
+        ));
+        let manifest = Kube::manifest(&steps, "every target is already frozen or needs no change");
+        Ok(Prepared {
+            plan: Plan {
+                summary,
+                manifest,
+                backup: None,
+                window: None,
+            },
+            existing: steps.is_empty() && held > 0,
+            steps,
+            blocked: None,
+        })
+    }
+
+    pub(super) async fn observe_freeze(
+        &self,
+        spec: &OperationSpec,
+    ) -> Result<Observation, ClusterError> {
+        let op = spec.object_name.as_str();
+        let tag = incident_tag(op);
+        let mut prior = Map::new();
+        let mut applied = Vec::new();
+        let mut problems = Vec::new();
+        let mut others = Vec::new();
+        for t in self.targets().await? {
+            let Some(object) = self.get(t.kind, &t.namespace, &t.name).await? else {
+                problems.push(format!("{} no longer exists", t.describe()));
+                continue;
+            };
+            match freeze_mark(&object) {
+                Some((holder, recorded)) if holder == op => {
+                    prior.insert(t.key(), recorded);
+                    match freeze_effect(&t, &object, tag, self.argocd_legacy()) {
+                        Ok(done) => applied.push(done),
+                        Err(why) => problems.push(why),
+                    }
+                }
+                Some((holder, _)) => others.push(format!("{} (frozen by {holder})", t.describe())),
+                None => others.push(format!("{} (not changed)", t.describe())),
+            }
+        }
+        let mut detail = applied.join("; ");
+        if !others.is_empty() {
+            if !detail.is_empty() {
+                detail.push_str("; ");
+            }
+            detail.push_str(&format!("left as they were: {}", others.join(", ")));
+        }
+        if problems.is_empty() {
+            Ok(Observation {
+                phase: "Applied".into(),
+                percent: 100,
+                detail,
+                done: Some(Outcome::Succeeded),
+                result: Some(Value::Object(prior)),
+            })
+        } else {
+            Ok(Observation {
+                phase: "NotHeld".into(),
+                percent: 100,
+                detail: format!(
+                    "{}; the recorded state of what was changed is in the result",
+                    problems.join("; ")
+                ),
+                done: Some(Outcome::Failed),
+                result: Some(Value::Object(prior)),
+            })
+        }
+    }
+
+    pub(super) async fn prepare_unfreeze(
+        &self,
+        spec: &OperationSpec,
+    ) -> Result<Prepared, ClusterError> {
+        let targets = recorded_targets(spec)?;
+        let mut summary = Vec::new();
+        let mut steps = Vec::new();
+        if targets.is_empty() {
+            summary.push("the freeze changed nothing, so there is nothing to put back".into());
+        }
+        for (t, fragment) in &targets {
+            let Some(object) = self.get(t.kind, &t.namespace, &t.name).await? else {
+                summary.push(format!(
+                    "{} no longer exists: nothing to put back",
+                    t.describe()
+                ));
+                continue;
+            };
+            if restored(&object, fragment) {
+                summary.push(format!("{}: already as recorded", t.describe()));
+                continue;
+            }
+            let doc = unfreeze_patch(t, fragment);
+            summary.push(format!(
+                "{}: back to {} (now: {})",
+                t.describe(),
+                describe_fragment(fragment, None),
+                describe_fragment(fragment, Some(&object))
+            ));
+            steps.push(Step {
+                kind: t.kind,
+                create: false,
+                doc,
+                undo: None,
+            });
+        }
+        if !targets.is_empty() {
+            summary.push(format!(
+                "the freeze annotation {FREEZE_ANNOTATION} is removed; nothing else is touched"
+            ));
+        }
+        let manifest = Kube::manifest(&steps, "every target already matches the recorded state");
+        Ok(Prepared {
+            plan: Plan {
+                summary,
+                manifest,
+                backup: None,
+                window: None,
+            },
+            existing: steps.is_empty(),
+            steps,
+            blocked: None,
+        })
+    }
+
+    pub(super) async fn observe_unfreeze(
+        &self,
+        spec: &OperationSpec,
+    ) -> Result<Observation, ClusterError> {
+        let targets = recorded_targets(spec)?;
+        let mut done = Vec::new();
+        let mut problems = Vec::new();
+        for (t, fragment) in &targets {
+            match self.get(t.kind, &t.namespace, &t.name).await? {
+                None => done.push(format!("{} (gone)", t.describe())),
+                Some(object) if restored(&object, fragment) => done.push(t.describe()),
+                Some(object) => problems.push(format!(
+                    "{} is not as recorded: {} instead of {}",
+                    t.describe(),
+                    describe_fragment(fragment, Some(&object)),
+                    describe_fragment(fragment, None)
+                )),
+            }
+        }
+        let (outcome, detail) = if problems.is_empty() {
+            (
+                Outcome::Succeeded,
+                if done.is_empty() {
+                    "nothing to put back".to_string()
+                } else {
+                    format!("recorded state put back: {}", done.join(", "))
+                },
+            )
+        } else {
+            (Outcome::Failed, problems.join("; "))
+        };
+        Ok(Observation {
+            phase: "Applied".into(),
+            percent: 100,
+            detail,
+            done: Some(outcome),
+            result: spec.prior.clone(),
+        })
+    }
+}
+
+/// The targets and recorded states of an unfreeze.
+pub(super) fn recorded_targets(spec: &OperationSpec) -> Result<Vec<(Target, Value)>, ClusterError> {
+    let known = "argocd_appproject/<namespace>/<name>, argocd_application/…, flux_kustomization/…, flux_helmrelease/…";
+    let Some(prior) = &spec.prior else {
+        return Err(ClusterError::Invalid(
+            "unfreeze needs the state recorded by the freeze, and none was given".into(),
+        ));
+    };
+    let Some(map) = prior.as_object() else {
+        return Err(ClusterError::Invalid(format!(
+            "the recorded freeze state is not an object of targets ({known})"
+        )));
+    };
+    map.iter()
+        .map(|(key, fragment)| {
+            let t = Target::parse(key).ok_or_else(|| {
+                ClusterError::Invalid(format!(
+                    "unknown freeze target {key} in the recorded state (was it recorded by another backend?); known: {known}"
+                ))
+            })?;
+            if !fragment.is_object() {
+                return Err(ClusterError::Invalid(format!(
+                    "the recorded state of {key} is not an object"
+                )));
+            }
+            Ok((t, fragment.clone()))
+        })
+        .collect()
+}
+
+/// The merge patch that puts back a target's recorded state and drops the freeze annotation.
+pub(super) fn unfreeze_patch(t: &Target, fragment: &Value) -> Value {
+    let mut doc = t.patch_base();
+    set_annotation(&mut doc, FREEZE_ANNOTATION, Value::Null);
+    overlay(&mut doc, fragment);
+    doc
+}
+
+/// The object carries the recorded state and no freeze annotation.
+pub(super) fn restored(object: &Value, fragment: &Value) -> bool {
+    let mut after = object.clone();
+    merge(&mut after, fragment);
+    after == *object && freeze_mark(object).is_none()
+}
+
+/// The leaves of a recorded state, with their recorded values (`object` = `None`) or their
+/// values in `object`: `annotation … absent, spec.suspend absent`.
+pub(super) fn describe_fragment(fragment: &Value, object: Option<&Value>) -> String {
+    fn walk(v: &Value, path: &mut Vec<String>, object: Option<&Value>, out: &mut Vec<String>) {
+        if let Value::Object(m) = v
+            && !m.is_empty()
+        {
+            for (k, child) in m {
+                path.push(k.clone());
+                walk(child, path, object, out);
+                path.pop();
+            }
+            return;
+        }
+        let value = match object {
+            None => Some(v),
+            Some(o) => path.iter().try_fold(o, |cur, p| cur.get(p)),
+        };
+        let shown = match value {
+            None | Some(Value::Null) => "absent".to_string(),
+            Some(Value::Array(a)) if path.last().map(String::as_str) == Some("syncWindows") => {
+                describe_windows(a)
+            }
+            Some(other) => other.to_string(),
+        };
+        let key = if path.first().map(String::as_str) == Some("metadata") {
+            format!("annotation {}", path.last().map_or("?", String::as_str))
+        } else {
+            path.join(".")
+        };
+        out.push(format!("{key} {shown}"));
+    }
+    let mut out = Vec::new();
+    walk(fragment, &mut Vec::new(), object, &mut out);
+    out.join(", ")
+}
+
+/// Add this incident's deny window to an AppProject, unless one is there already.
+pub(super) fn freeze_project(t: &Target, object: &Value, op: &str, note: &str) -> FreezeStep {
+    let current = object.pointer("/spec/syncWindows").cloned();
+    let windows: Vec<Value> = current
+        .as_ref()
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let ours_prefix = format!("{WINDOW_PREFIX}{}", incident_tag(op));
+    let is_ours = |w: &Value| {
+        w.get("description")
+            .and_then(Value::as_str)
+            .is_some_and(|d| d.starts_with(&ours_prefix))
+    };
+    let others: Vec<Value> = windows.iter().filter(|w| !is_ours(w)).cloned().collect();
+    let has_ours = others.len() != windows.len();
+    // What the unfreeze puts back: the list without this incident's windows (absent if that
+    // leaves nothing where there was nothing but them).
+    let prior = match (&current, has_ours, others.is_empty()) {
+        (None, _, _) | (Some(_), true, true) => Value::Null,
+        (Some(_), true, false) => Value::Array(others.clone()),
+        (Some(c), false, _) => c.clone(),
+    };
+    let (after, line) = if has_ours {
+        (
+            windows.clone(),
+            format!(
+                "{}: a deny window of this incident is already there; no second one is added (now: {})",
+                t.describe(),
+                describe_windows(&windows)
+            ),
+        )
+    } else {
+        let mut after = others.clone();
+        after.push(manifests::argocd_deny_window(FREEZE_DURATION, note));
+        (
+            after,
+            format!(
+                "{}: add deny sync window '* * * * *' for {FREEZE_DURATION}, all applications, manual syncs too (now: {})",
+                t.describe(),
+                describe_windows(&windows)
+            ),
+        )
+    };
+    FreezeStep::Change {
+        doc: manifests::argocd_sync_windows(&t.namespace, &t.name, &after),
+        prior: json!({"spec": {"syncWindows": prior}}),
+        line,
+    }
+}
+
+/// Turn an Application's auto-sync off: `automated.enabled: false` (Argo CD 3.1 and later,
+/// prune and self-heal settings kept) or, before 3.1, no `automated` at all.
+pub(super) fn freeze_application(t: &Target, object: &Value, legacy: bool) -> FreezeStep {
+    let automated = object.pointer("/spec/syncPolicy/automated");
+    let Some(Value::Object(a)) = automated else {
+        return FreezeStep::Skip(format!(
+            "{}: no automated sync policy, so auto-sync is already off; left as it is",
+            t.describe()
+        ));
+    };
+    if a.get("enabled").and_then(Value::as_bool) == Some(false) {
+        return FreezeStep::Skip(format!(
+            "{}: automated.enabled is already false; left as it is",
+            t.describe()
+        ));
+    }
+    let now = Value::Object(a.clone());
+    let (change, prior, line) = if legacy {
+        (
+            Value::Null,
+            json!({"spec": {"syncPolicy": {"automated": now}}}),
+            format!(
+                "{}: remove spec.syncPolicy.automated (Argo CD before 3.1; now: {now})",
+                t.describe()
+            ),
+        )
+    } else {
+        (
+            json!({"enabled": false}),
+            json!({"spec": {"syncPolicy": {"automated": {
+                "enabled": a.get("enabled").cloned().unwrap_or(Value::Null)
+            }}}}),
+            format!(
+                "{}: spec.syncPolicy.automated.enabled false, other settings kept (now: {now})",
+                t.describe()
+            ),
+        )
+    };
+    let mut doc = t.patch_base();
+    overlay(
+        &mut doc,
+        &json!({"spec": {"syncPolicy": {"automated": change}}}),
+    );
+    FreezeStep::Change { doc, prior, line }
+}
+
+/// Suspend a Flux Kustomization or HelmRelease with the reason annotation `flux suspend`
+/// sets, unless something suspended it already.
+pub(super) fn freeze_flux(t: &Target, object: &Value, kind: FluxKind, note: &str) -> FreezeStep {
+    let suspend = object
+        .pointer("/spec/suspend")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if suspend == Value::Bool(true) {
+        let why = annotation(object, FLUX_SUSPEND_REASON)
+            .and_then(Value::as_str)
+            .map(|r| format!(" (reason: {r})"))
+            .unwrap_or_default();
+        return FreezeStep::Skip(format!(
+            "{}: already suspended{why}; left as it is, and the unfreeze will not resume it",
+            t.describe()
+        ));
+    }
+    let reason = annotation(object, FLUX_SUSPEND_REASON)
+        .cloned()
+        .unwrap_or(Value::Null);
+    let line = format!(
+        "{}: spec.suspend true, annotation {FLUX_SUSPEND_REASON} (now: suspend {})",
+        t.describe(),
+        if suspend.is_null() {
+            "absent".to_string()
+        } else {
+            suspend.to_string()
+        }
+    );
+    FreezeStep::Change {
+        doc: manifests::flux_suspend(kind, &t.namespace, &t.name, true, Some(note)),
+        prior: json!({
+            "metadata": {"annotations": {FLUX_SUSPEND_REASON: reason}},
+            "spec": {"suspend": suspend},
+        }),
+        line,
+    }
+}
+
+/// What a freeze holding `object` has in force, or why it is not.
+pub(super) fn freeze_effect(
+    t: &Target,
+    object: &Value,
+    tag: &str,
+    legacy: bool,
+) -> Result<String, String> {
+    match t.kind {
+        Kind::AppProject => {
+            let prefix = format!("{WINDOW_PREFIX}{tag}");
+            let held = object
+                .pointer("/spec/syncWindows")
+                .and_then(Value::as_array)
+                .is_some_and(|ws| {
+                    ws.iter().any(|w| {
+                        w.get("kind").and_then(Value::as_str) == Some("deny")
+                            && w.get("description")
+                                .and_then(Value::as_str)
+                                .is_some_and(|d| d.starts_with(&prefix))
+                    })
+                });
+            if held {
+                Ok(format!("{}: deny window active", t.describe()))
+            } else {
+                Err(format!(
+                    "{} lost the deny window (reverted by something that manages the project?)",
+                    t.describe()
+                ))
+            }
+        }
+        Kind::Application => {
+            let automated = object.pointer("/spec/syncPolicy/automated");
+            let off = match automated {
+                None | Some(Value::Null) => true,
+                Some(a) => !legacy && a.get("enabled").and_then(Value::as_bool) == Some(false),
+            };
+            if off {
+                Ok(format!("{}: auto-sync off", t.describe()))
+            } else if legacy {
+                Err(format!("{} syncs automatically again", t.describe()))
+            } else {
+                Err(format!(
+                    "{}: automated.enabled is not false; Argo CD before 3.1 drops that field: set kubernetes.argocd_version",
+                    t.describe()
+                ))
+            }
+        }
+        _ => {
+            if object.pointer("/spec/suspend") == Some(&Value::Bool(true)) {
+                Ok(format!("{}: suspended", t.describe()))
+            } else {
+                Err(format!(
+                    "{} is no longer suspended (reverted by its parent Kustomization?)",
+                    t.describe()
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_and_fragments() {
+        let t = Target::parse("flux_kustomization/flux-system/apps").expect("target");
+        assert_eq!(t.kind, Kind::Kustomization);
+        assert_eq!(t.key(), "flux_kustomization/flux-system/apps");
+        assert!(Target::parse("argocd_appproject/default").is_none());
+        let fragment = json!({"metadata": {"annotations": {FLUX_SUSPEND_REASON: null}}, "spec": {"suspend": null}});
+        assert_eq!(
+            describe_fragment(&fragment, None),
+            format!("annotation {FLUX_SUSPEND_REASON} absent, spec.suspend absent")
+        );
+    }
+}

@@ -1,0 +1,501 @@
+//! The `kubernetes` cluster backend: Velero, StackGres, Argo CD and Flux objects through the
+//! Kubernetes API, the recoverable window and the backup checks from the offsite bucket.
+//!
+//! Nothing is kept in drbot: whatever an operation needs to be observed, resumed or undone is
+//! in the cluster. Restores and database clusters have deterministic names, so a launch after
+//! a restart finds its object instead of creating a second one. A freeze writes the state it
+//! replaces into an annotation ([`FREEZE_ANNOTATION`]) on each object it changes, in the same
+//! patch as the change, so that state survives a crash between the patch and the event that
+//! records it; the unfreeze removes the annotation again.
+//!
+//! Third-party kinds go through `DynamicObject` and are read as JSON: only the few fields
+//! drbot needs, and unknown phases are reported rather than rejected.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use ::kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
+use ::kube::config::{KubeConfigOptions, Kubeconfig};
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Secret;
+use serde_json::{Map, Value, json};
+
+use super::manifests::{
+    self, DatabaseRestore, FLUX_SUSPEND_REASON, FREEZE_DURATION, FluxKind, MANAGED_BY,
+    VELERO_RESTORE_POLICY, backup_copy_note, check_cluster_name, check_ended_before,
+    check_not_in_place, check_volume_size, describe_windows, fmt, newest_backup_before,
+    restore_target, to_yaml, velero_overlap, velero_scope,
+};
+use super::offsite::{Offsite, VersioningStatus};
+use super::walg;
+use super::{
+    BackupsReport, BoxFuture, Cluster, ClusterError, Launched, Observation, ProbeContext,
+    ProbeResult,
+};
+use crate::clock::Clock;
+use crate::config::{KubernetesSettings, Settings};
+use crate::incident::{OperationKind, OperationSpec, Outcome, Plan};
+
+/// Field manager of every write.
+const FIELD_MANAGER: &str = "drbot";
+/// Annotation a freeze leaves on each object it changed: `{"operation": <freeze object
+/// name>, "prior": <merge patch that puts back what the freeze changed>}`.
+pub const FREEZE_ANNOTATION: &str = "drbot/freeze";
+/// Start of the description of drbot's deny windows: `drbot freeze <object>: <reason>`.
+const WINDOW_PREFIX: &str = "drbot freeze ";
+
+/// The resource types drbot reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Restore,
+    Backup,
+    Schedule,
+    StorageLocation,
+    SgCluster,
+    SgBackup,
+    AppProject,
+    Application,
+    Kustomization,
+    HelmRelease,
+    Pod,
+    Node,
+}
+
+impl Kind {
+    /// (group, version, kind, plural).
+    fn gvk(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Kind::Restore => ("velero.io", "v1", "Restore", "restores"),
+            Kind::Backup => ("velero.io", "v1", "Backup", "backups"),
+            Kind::Schedule => ("velero.io", "v1", "Schedule", "schedules"),
+            Kind::StorageLocation => (
+                "velero.io",
+                "v1",
+                "BackupStorageLocation",
+                "backupstoragelocations",
+            ),
+            Kind::SgCluster => ("stackgres.io", "v1", "SGCluster", "sgclusters"),
+            Kind::SgBackup => ("stackgres.io", "v1", "SGBackup", "sgbackups"),
+            Kind::AppProject => ("argoproj.io", "v1alpha1", "AppProject", "appprojects"),
+            Kind::Application => ("argoproj.io", "v1alpha1", "Application", "applications"),
+            Kind::Kustomization => (
+                "kustomize.toolkit.fluxcd.io",
+                "v1",
+                "Kustomization",
+                "kustomizations",
+            ),
+            Kind::HelmRelease => (
+                "helm.toolkit.fluxcd.io",
+                "v2",
+                "HelmRelease",
+                "helmreleases",
+            ),
+            Kind::Pod => ("", "v1", "Pod", "pods"),
+            Kind::Node => ("", "v1", "Node", "nodes"),
+        }
+    }
+
+    fn resource(self) -> ApiResource {
+        let (group, version, kind, plural) = self.gvk();
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+    }
+
+    fn api_version(self) -> String {
+        self.resource().api_version
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Restore => "Velero Restore",
+            Kind::Backup => "Velero Backup",
+            Kind::Schedule => "Velero Schedule",
+            Kind::StorageLocation => "Velero BackupStorageLocation",
+            Kind::SgCluster => "SGCluster",
+            Kind::SgBackup => "SGBackup",
+            Kind::AppProject => "Argo CD AppProject",
+            Kind::Application => "Argo CD Application",
+            Kind::Kustomization => "Flux Kustomization",
+            Kind::HelmRelease => "Flux HelmRelease",
+            Kind::Pod => "Pod",
+            Kind::Node => "Node",
+        }
+    }
+}
+
+mod access;
+mod freeze;
+mod json;
+mod probes;
+mod stackgres;
+mod velero;
+
+use access::*;
+use json::*;
+use stackgres::*;
+use velero::*;
+
+/// A plan and what launching it does, in order: each step's document is in the manifest.
+struct Prepared {
+    plan: Plan,
+    steps: Vec<Step>,
+    /// Why it must not be launched although it can be shown (a PITR target outside the
+    /// window: the engine explains that from the plan's window).
+    blocked: Option<String>,
+    /// The operation's object exists already: a launch adopts it.
+    existing: bool,
+}
+
+struct Step {
+    kind: Kind,
+    create: bool,
+    doc: Value,
+    /// The patch that takes a freeze's change back, should a later step be refused.
+    undo: Option<Value>,
+}
+
+pub struct Kube {
+    client: ::kube::Client,
+    settings: KubernetesSettings,
+    offsite: Option<Offsite>,
+    clock: Arc<dyn Clock>,
+    timeout: StdDuration,
+}
+
+impl Kube {
+    /// A backend on an existing client (tests point one at a stand-in API server).
+    pub fn new(
+        client: ::kube::Client,
+        settings: &KubernetesSettings,
+        offsite: Option<Offsite>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Kube, ClusterError> {
+        settings.validate().map_err(ClusterError::Invalid)?;
+        Ok(Kube {
+            client,
+            settings: settings.clone(),
+            offsite,
+            clock,
+            timeout: StdDuration::from_secs(settings.timeout_seconds.max(1)),
+        })
+    }
+
+    /// The client the settings name: `kubernetes.kubeconfig` (with `kubernetes.context`), else
+    /// `KUBECONFIG` / `~/.kube/config`, else the in-cluster service account. Nothing is sent
+    /// until the first operation.
+    pub async fn connect(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Kube, ClusterError> {
+        let k = &settings.kubernetes;
+        k.validate().map_err(ClusterError::Invalid)?;
+        let options = KubeConfigOptions {
+            context: k.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        let bad = |what: String| ClusterError::Invalid(what);
+        let mut config = match &k.kubeconfig {
+            Some(path) => {
+                let file = Kubeconfig::read_from(path)
+                    .map_err(|e| bad(format!("kubernetes.kubeconfig {path}: {e}")))?;
+                ::kube::Config::from_custom_kubeconfig(file, &options)
+                    .await
+                    .map_err(|e| bad(format!("kubernetes.kubeconfig {path}: {e}")))?
+            }
+            None if k.context.is_some() => ::kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| bad(format!("kubeconfig (KUBECONFIG or ~/.kube/config): {e}")))?,
+            None => ::kube::Config::infer().await.map_err(|e| {
+                bad(format!(
+                    "no Kubernetes connection: {e}; set kubernetes.kubeconfig, or run drbot in the cluster with a service account"
+                ))
+            })?,
+        };
+        let timeout = StdDuration::from_secs(k.timeout_seconds.max(1));
+        config.connect_timeout = Some(timeout.min(StdDuration::from_secs(10)));
+        config.read_timeout = Some(timeout);
+        config.reset_reader_on_write = true;
+        config.write_timeout = Some(timeout);
+        let client =
+            ::kube::Client::try_from(config).map_err(|e| bad(format!("Kubernetes client: {e}")))?;
+        let offsite = if settings.offsite.enabled() {
+            Some(Offsite::new(&settings.offsite)?)
+        } else {
+            None
+        };
+        Kube::new(client, k, offsite, clock)
+    }
+
+    // ---- API access ----------------------------------------------------------------------
+
+    fn api(&self, kind: Kind, namespace: Option<&str>) -> Api<DynamicObject> {
+        let resource = kind.resource();
+        match namespace {
+            Some(ns) if kind != Kind::Node => {
+                Api::namespaced_with(self.client.clone(), ns, &resource)
+            }
+            _ => Api::all_with(self.client.clone(), &resource),
+        }
+    }
+
+    async fn timed<T>(
+        &self,
+        what: &str,
+        request: impl Future<Output = Result<T, ::kube::Error>>,
+    ) -> Result<T, ClusterError> {
+        match tokio::time::timeout(self.timeout, request).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(api_error(what, e)),
+            Err(_) => Err(ClusterError::Unavailable(format!(
+                "{what}: no answer from the Kubernetes API within {} s",
+                self.timeout.as_secs()
+            ))),
+        }
+    }
+
+    async fn get(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>, ClusterError> {
+        let what = format!("reading {} {namespace}/{name}", kind.label());
+        let found = self
+            .timed(&what, self.api(kind, Some(namespace)).get_opt(name))
+            .await?;
+        Ok(found.and_then(|o| serde_json::to_value(o).ok()))
+    }
+
+    async fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        labels: Option<&str>,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let mut params = ListParams::default();
+        if let Some(l) = labels {
+            params = params.labels(l);
+        }
+        let place = namespace.map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
+        let what = format!("listing {}s in {place}", kind.label());
+        let list = self
+            .timed(&what, self.api(kind, namespace).list(&params))
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
+            .collect())
+    }
+
+    /// Create; `false` when an object of that name exists already.
+    async fn create(&self, kind: Kind, doc: &Value) -> Result<bool, ClusterError> {
+        let namespace = text(doc, "/metadata/namespace").unwrap_or("");
+        let what = format!("creating {} {namespace}/{}", kind.label(), name_of(doc));
+        let object: DynamicObject = serde_json::from_value(doc.clone())
+            .map_err(|e| ClusterError::Invalid(format!("{what}: not an object ({e})")))?;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        let api = self.api(kind, Some(namespace));
+        match tokio::time::timeout(self.timeout, api.create(&params, &object)).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(::kube::Error::Api(s))) if s.code == 409 && s.reason == "AlreadyExists" => {
+                Ok(false)
+            }
+            Ok(Err(e)) => Err(api_error(&what, e)),
+            Err(_) => Err(ClusterError::Unavailable(format!(
+                "{what}: no answer from the Kubernetes API within {} s",
+                self.timeout.as_secs()
+            ))),
+        }
+    }
+
+    async fn merge_patch(&self, kind: Kind, doc: &Value) -> Result<(), ClusterError> {
+        let namespace = text(doc, "/metadata/namespace").unwrap_or("");
+        let name = name_of(doc);
+        let what = format!("patching {} {namespace}/{name}", kind.label());
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        let api = self.api(kind, Some(namespace));
+        self.timed(&what, api.patch(name, &params, &Patch::Merge(doc)))
+            .await
+            .map(|_| ())
+    }
+
+    /// Namespaces left out of infra restores on data incidents: `database_namespace` and
+    /// `database_namespaces`.
+    fn database_namespaces(&self) -> Vec<String> {
+        let mut out = vec![self.settings.database_namespace.clone()];
+        for ns in &self.settings.database_namespaces {
+            if !out.contains(ns) {
+                out.push(ns.clone());
+            }
+        }
+        out
+    }
+
+    fn mode(&self, mode: &str) -> bool {
+        self.settings.freeze_mode.iter().any(|m| m == mode)
+    }
+
+    /// Argo CD before 3.1 has no `automated.enabled`: auto-sync is turned off by removing
+    /// `automated`.
+    fn argocd_legacy(&self) -> bool {
+        self.settings.argocd_release().is_some_and(|v| v < (3, 1))
+    }
+
+    fn manifest(steps: &[Step], nothing: &str) -> String {
+        if steps.is_empty() {
+            return format!("# nothing to apply: {nothing}\n");
+        }
+        let docs: Vec<(&str, Value)> = steps
+            .iter()
+            .map(|s| {
+                let comment = match (s.create, s.kind) {
+                    (true, Kind::SgBackup) => {
+                        "copy of the source backup, status included (spec.sgCluster points at the source cluster)"
+                    }
+                    (true, _) => "",
+                    (false, _) => "merge patch on the existing object",
+                };
+                (comment, s.doc.clone())
+            })
+            .collect();
+        to_yaml(&docs)
+    }
+
+    async fn prepare(&self, spec: &OperationSpec) -> Result<Prepared, ClusterError> {
+        match spec.kind {
+            OperationKind::Freeze => self.prepare_freeze(spec).await,
+            OperationKind::Unfreeze => self.prepare_unfreeze(spec).await,
+            OperationKind::InfraRestore => self.prepare_infra(spec).await,
+            OperationKind::RestoreLatest
+            | OperationKind::Pitr
+            | OperationKind::DrillLatest
+            | OperationKind::DrillPitr => self.prepare_database(spec).await,
+        }
+    }
+}
+
+impl Cluster for Kube {
+    fn backend(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn plan<'a>(&'a self, spec: &'a OperationSpec) -> BoxFuture<'a, Result<Plan, ClusterError>> {
+        Box::pin(async move { Ok(self.prepare(spec).await?.plan) })
+    }
+
+    fn launch<'a>(
+        &'a self,
+        spec: &'a OperationSpec,
+    ) -> BoxFuture<'a, Result<Launched, ClusterError>> {
+        Box::pin(async move {
+            let prepared = self.prepare(spec).await?;
+            let launched = |already_existed| Launched {
+                object: spec.object_name.clone(),
+                already_existed,
+            };
+            if prepared.existing {
+                return Ok(launched(true));
+            }
+            if let Some(why) = prepared.blocked {
+                return Err(ClusterError::Invalid(why));
+            }
+            // The last step is the operation's own object (a copied backup comes first).
+            let mut created = true;
+            for (i, step) in prepared.steps.iter().enumerate() {
+                let done = if step.create {
+                    self.create(step.kind, &step.doc).await.map(|made| {
+                        if i + 1 == prepared.steps.len() {
+                            created = made;
+                        }
+                    })
+                } else {
+                    self.merge_patch(step.kind, &step.doc).await
+                };
+                match done {
+                    Ok(()) => {}
+                    // Refused for good: take back what this launch changed, so a failed
+                    // freeze leaves nothing frozen that no event records. (Unavailable is
+                    // retried: the next launch finds those objects held by this freeze.)
+                    Err(ClusterError::Invalid(why)) if i > 0 => {
+                        let mut undone = Vec::new();
+                        for s in prepared.steps[..i].iter().rev() {
+                            if let Some(undo) = &s.undo
+                                && self.merge_patch(s.kind, undo).await.is_ok()
+                            {
+                                undone.push(format!("{} {}", s.kind.label(), name_of(&s.doc)));
+                            }
+                        }
+                        return Err(ClusterError::Invalid(if undone.is_empty() {
+                            why
+                        } else {
+                            format!("{why}; put back as it was: {}", undone.join(", "))
+                        }));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(launched(!created))
+        })
+    }
+
+    fn observe<'a>(
+        &'a self,
+        spec: &'a OperationSpec,
+    ) -> BoxFuture<'a, Result<Observation, ClusterError>> {
+        Box::pin(async move {
+            match spec.kind {
+                OperationKind::Freeze => self.observe_freeze(spec).await,
+                OperationKind::Unfreeze => self.observe_unfreeze(spec).await,
+                OperationKind::InfraRestore => self.observe_velero(spec).await,
+                OperationKind::RestoreLatest
+                | OperationKind::Pitr
+                | OperationKind::DrillLatest
+                | OperationKind::DrillPitr => self.observe_database(spec).await,
+            }
+        })
+    }
+
+    fn backups(&self) -> BoxFuture<'_, Result<BackupsReport, ClusterError>> {
+        Box::pin(async move { Ok(self.backups_now().await) })
+    }
+
+    fn probe<'a>(
+        &'a self,
+        probe: &'a str,
+        ctx: &'a ProbeContext,
+    ) -> BoxFuture<'a, Result<ProbeResult, ClusterError>> {
+        Box::pin(async move { self.probe_now(probe, ctx).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut v = json!({"a": {"b": 1, "c": 2}, "d": [1, 2]});
+        merge(&mut v, &json!({"a": {"b": null, "e": 3}, "d": [3]}));
+        assert_eq!(v, json!({"a": {"c": 2, "e": 3}, "d": [3]}));
+        let mut doc = json!({"spec": {"x": 1}});
+        overlay(&mut doc, &json!({"spec": {"y": null}}));
+        assert_eq!(doc, json!({"spec": {"x": 1, "y": null}}));
+    }
+
+    #[test]
+    fn names_versions_and_targets() {
+        assert_eq!(incident_tag("drbot-inc7-op3-freeze"), "drbot-inc7");
+        assert_eq!(incident_tag("custom"), "custom");
+        assert_eq!(pg_major("160004").as_deref(), Some("16"));
+        assert_eq!(pg_major("16.4").as_deref(), Some("16"));
+        assert_eq!(pg_major("latest"), None);
+        assert_eq!(url_encode("p@ss/w:rd"), "p%40ss%2Fw%3Ard");
+    }
+}
