@@ -503,6 +503,9 @@ impl Sandbox {
                 path.display()
             ))
         };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(fail)?;
+        }
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -1844,11 +1847,19 @@ mod tests {
             second.lock().gitops.flux_suspend,
             "the freeze is still applied"
         );
-        let leftovers: Vec<_> = fs::read_dir(path.parent().expect("dir"))
+        // No temporary file left behind; the lock file that replicas share stays.
+        let mut leftovers: Vec<_> = fs::read_dir(path.parent().expect("dir"))
             .expect("read dir")
             .map(|e| e.expect("entry").file_name())
             .collect();
-        assert_eq!(leftovers, vec![std::ffi::OsString::from("sandbox.json")]);
+        leftovers.sort();
+        assert_eq!(
+            leftovers,
+            vec![
+                std::ffi::OsString::from("sandbox.json"),
+                std::ffi::OsString::from("sandbox.json.lock")
+            ]
+        );
     }
 
     #[tokio::test]
