@@ -136,6 +136,17 @@ pub struct HttpSettings {
     /// A command still running after this long is acknowledged at once and answered later
     /// (Slack `response_url`, Discord deferred reply). Both platforms give up after 3 s.
     pub ack_budget_ms: u64,
+    /// A request head must arrive within this, counted from the connection's accept or from
+    /// the first byte after an idle keep-alive wait; else the connection is closed.
+    pub header_timeout_ms: u64,
+    /// A request body must arrive within this after its head; else 408 and the connection
+    /// is closed.
+    pub body_timeout_ms: u64,
+    /// A keep-alive connection that sends nothing for this long after a response is closed.
+    pub idle_timeout_ms: u64,
+    /// Most client connections open at once; lowered to fit the process file limit. At the
+    /// limit the oldest connection with no request in progress is closed for a new one.
+    pub max_connections: usize,
 }
 
 impl Default for HttpSettings {
@@ -146,6 +157,10 @@ impl Default for HttpSettings {
             replay_window_seconds: 300,
             api_token: None,
             ack_budget_ms: 2000,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1024,
         }
     }
 }
@@ -684,6 +699,15 @@ impl Settings {
                 "http.max_body_bytes must be at least 1024 and http.replay_window_seconds positive",
             );
         }
+        let h = &self.http;
+        if h.header_timeout_ms == 0 || h.body_timeout_ms == 0 || h.idle_timeout_ms == 0 {
+            return invalid(
+                "http.header_timeout_ms, http.body_timeout_ms and http.idle_timeout_ms must be positive",
+            );
+        }
+        if h.max_connections == 0 {
+            return invalid("http.max_connections must be at least 1");
+        }
         for (name, url) in [
             ("slack.api_url", &self.slack.api_url),
             ("discord.api_url", &self.discord.api_url),
@@ -757,6 +781,8 @@ mod tests {
         assert_eq!(s.cluster.backend, "sandbox");
         assert_eq!(s.safety.two_person_severities, vec!["sev1"]);
         assert!(s.console.operators.is_none());
+        assert_eq!(s.http.header_timeout_ms, 10_000);
+        assert_eq!(s.http.max_connections, 1024);
     }
 
     #[test]
@@ -791,6 +817,10 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("default_zone"), "{e}");
+        let e = Settings::load_from(None, env(&[("DRBOT__HTTP__IDLE_TIMEOUT_MS", "0")]))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("idle_timeout_ms"), "{e}");
         let e = Settings::load_from(Some(Path::new("/nonexistent/drbot.toml")), env(&[]))
             .err()
             .unwrap();

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the acknowledgement latency buckets.
@@ -22,6 +23,111 @@ pub struct Metrics {
     commands: Mutex<BTreeMap<(&'static str, String, &'static str), u64>>,
     ack: Mutex<BTreeMap<&'static str, Histogram>>,
     rejected: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Shared with the accept loop, which has no access to the handlers' state.
+    pub connections: Arc<Connections>,
+}
+
+/// Why a connection was closed or a request refused for being slow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timeout {
+    /// The request head did not arrive in time (from connect, or from its first byte).
+    Header,
+    /// A keep-alive connection sent nothing after its last response.
+    Idle,
+    /// The request body did not arrive in time (answered 408).
+    Body,
+}
+
+/// Which connection was closed to keep the edge answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shed {
+    /// The oldest connection with no request in progress, to make room for a new one.
+    Idle,
+    /// The new connection itself: every open one was serving a request.
+    New,
+}
+
+/// Connection-level counters, updated by the accept loop and the body deadline.
+#[derive(Default)]
+pub struct Connections {
+    open: AtomicU64,
+    limit: AtomicU64,
+    shed: [AtomicU64; 2],
+    timeouts: [AtomicU64; 3],
+    accept_errors: AtomicU64,
+}
+
+impl Connections {
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit as u64, Ordering::Relaxed);
+    }
+
+    pub fn opened(&self) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn closed(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn shed(&self, which: Shed) {
+        self.shed[which as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn timed_out(&self, phase: Timeout) {
+        self.timeouts[phase as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn accept_failed(&self) {
+        self.accept_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.push_str("# HELP drbot_http_connections_open Client connections open now.\n");
+        out.push_str("# TYPE drbot_http_connections_open gauge\n");
+        let _ = writeln!(out, "drbot_http_connections_open {}", get(&self.open));
+        out.push_str(
+            "# HELP drbot_http_connections_limit Most client connections kept open (http.max_connections, lowered to fit the file limit).\n",
+        );
+        out.push_str("# TYPE drbot_http_connections_limit gauge\n");
+        let _ = writeln!(out, "drbot_http_connections_limit {}", get(&self.limit));
+        out.push_str(
+            "# HELP drbot_http_connections_shed_total Connections closed at the limit: the oldest idle one, or the new one when all were busy.\n",
+        );
+        out.push_str("# TYPE drbot_http_connections_shed_total counter\n");
+        for (which, label) in [(Shed::Idle, "idle"), (Shed::New, "new")] {
+            let _ = writeln!(
+                out,
+                "drbot_http_connections_shed_total{{closed=\"{label}\"}} {}",
+                get(&self.shed[which as usize])
+            );
+        }
+        out.push_str(
+            "# HELP drbot_http_timeouts_total Connections closed (header, idle) or requests answered 408 (body) for being too slow.\n",
+        );
+        out.push_str("# TYPE drbot_http_timeouts_total counter\n");
+        for (phase, label) in [
+            (Timeout::Header, "header"),
+            (Timeout::Idle, "idle"),
+            (Timeout::Body, "body"),
+        ] {
+            let _ = writeln!(
+                out,
+                "drbot_http_timeouts_total{{phase=\"{label}\"}} {}",
+                get(&self.timeouts[phase as usize])
+            );
+        }
+        out.push_str(
+            "# HELP drbot_http_accept_errors_total Failed accepts (out of file descriptors, mostly).\n",
+        );
+        out.push_str("# TYPE drbot_http_accept_errors_total counter\n");
+        let _ = writeln!(
+            out,
+            "drbot_http_accept_errors_total {}",
+            get(&self.accept_errors)
+        );
+    }
 }
 
 /// Gauges read from the store at scrape time.
@@ -140,6 +246,7 @@ impl Metrics {
             "drbot_cadence_lag_seconds {}",
             g.cadence_lag.as_secs_f64()
         );
+        self.connections.render(&mut out);
         out
     }
 }
@@ -156,6 +263,12 @@ mod tests {
         m.rejected("discord", "bad_signature");
         m.ack("slack", Duration::from_millis(3));
         m.ack("slack", Duration::from_millis(30));
+        m.connections.set_limit(192);
+        m.connections.opened();
+        m.connections.opened();
+        m.connections.closed();
+        m.connections.shed(Shed::Idle);
+        m.connections.timed_out(Timeout::Body);
         let text = m.render(&Gauges {
             outbox_depth: 4,
             outbox_oldest: Some(Duration::from_secs(7)),
@@ -175,6 +288,12 @@ mod tests {
         assert!(text.contains("drbot_ack_seconds_count{platform=\"slack\"} 2"));
         assert!(text.contains("drbot_outbox_depth 4\n"));
         assert!(text.contains("drbot_outbox_oldest_seconds 7\n"));
+        assert!(text.contains("drbot_http_connections_open 1\n"));
+        assert!(text.contains("drbot_http_connections_limit 192\n"));
+        assert!(text.contains("drbot_http_connections_shed_total{closed=\"idle\"} 1\n"));
+        assert!(text.contains("drbot_http_connections_shed_total{closed=\"new\"} 0\n"));
+        assert!(text.contains("drbot_http_timeouts_total{phase=\"body\"} 1\n"));
+        assert!(text.contains("drbot_http_timeouts_total{phase=\"header\"} 0\n"));
         // Every sample line is `name{labels} value` or `name value`.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();

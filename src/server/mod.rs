@@ -5,6 +5,7 @@
 //! follow-ups finish, stops the workers between passes, then closes the store.
 
 pub mod discord;
+pub mod listener;
 pub mod metrics;
 pub mod slack;
 mod socket_mode;
@@ -27,7 +28,7 @@ use crate::chat::discord::Discord;
 use crate::chat::slack::Slack;
 use crate::chat::{ChatSink, Router as Sinks};
 use crate::command::{self, ExportFormat};
-use crate::config::Settings;
+use crate::config::{HttpSettings, Settings};
 use metrics::{Gauges, Metrics};
 use socket_mode::{SocketMode, SocketSettings};
 
@@ -49,6 +50,8 @@ pub struct Server {
     replay_window: i64,
     /// Answer by then; a command still running goes on and answers through a follow-up.
     ack_budget: Duration,
+    /// A request body must have arrived by then (else 408).
+    body_timeout: Duration,
     wake_scheduler: Notify,
     wake_outbox: Notify,
     /// Background work started by requests holds a read guard; shutdown takes the write side.
@@ -97,6 +100,7 @@ impl Server {
             api_token: settings.http.api_token.clone(),
             replay_window: settings.http.replay_window_seconds,
             ack_budget: Duration::from_millis(settings.http.ack_budget_ms),
+            body_timeout: Duration::from_millis(settings.http.body_timeout_ms),
             wake_scheduler: Notify::new(),
             wake_outbox: Notify::new(),
             in_flight: Arc::new(RwLock::new(())),
@@ -143,6 +147,11 @@ impl Server {
 }
 
 pub fn router(server: Arc<Server>, max_body: usize) -> Router {
+    let body = listener::BodyLimits {
+        max_bytes: max_body,
+        timeout: server.body_timeout,
+        stats: server.metrics.connections.clone(),
+    };
     Router::new()
         .route("/slack/commands", post(slack::command))
         .route("/slack/interactions", post(slack::interaction))
@@ -152,6 +161,10 @@ pub fn router(server: Arc<Server>, max_body: usize) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/incidents/{id}/timeline", get(timeline))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            body,
+            listener::read_body,
+        ))
         .with_state(server)
 }
 
@@ -283,7 +296,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub server: Arc<Server>,
     stop: watch::Sender<bool>,
-    http: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    http: tokio::task::JoinHandle<()>,
     socket: Option<SocketMode>,
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -312,30 +325,27 @@ impl Running {
             warn!(error = %e, "could not release the operations this replica watched");
         }
         app.store.close().await;
-        match served {
-            Ok(r) => r.map_err(ServeError::Io),
-            Err(e) => Err(ServeError::Io(std::io::Error::other(e))),
-        }
+        served.map_err(|e| ServeError::Io(std::io::Error::other(e)))
     }
 }
 
-/// Start serving on `listener` with workers; returns at once.
+/// Start serving on `socket` with workers; returns at once.
 pub fn start(
     server: Arc<Server>,
-    listener: TcpListener,
-    max_body: usize,
+    socket: TcpListener,
+    http: &HttpSettings,
 ) -> Result<Running, ServeError> {
-    let addr = listener.local_addr()?;
+    let addr = socket.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let app = router(server.clone(), max_body);
-    let mut on_stop = stopped.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = on_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let app = router(server.clone(), http.max_body_bytes);
+    let limits = listener::Limits::new(http);
+    let serving = tokio::spawn(listener::serve(
+        socket,
+        app,
+        limits,
+        server.metrics.connections.clone(),
+        stopped.clone(),
+    ));
     let socket = SocketMode::start(&server);
     let workers = vec![
         tokio::spawn(scheduler(server.clone(), stopped.clone())),
@@ -346,13 +356,14 @@ pub fn start(
         slack = server.slack.is_some(),
         slack_socket_mode = socket.is_some(),
         discord = server.discord.is_some(),
+        max_connections = limits.max_connections,
         "serving"
     );
     Ok(Running {
         addr,
         server,
         stop,
-        http,
+        http: serving,
         socket,
         workers,
     })
@@ -365,11 +376,11 @@ pub async fn run(
     signal: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let listen = &settings.http.listen;
-    let listener = TcpListener::bind(listen)
+    let socket = TcpListener::bind(listen)
         .await
         .map_err(|e| ServeError::Bind(listen.clone(), e))?;
     let server = Arc::new(Server::new(app, settings)?);
-    let running = start(server, listener, settings.http.max_body_bytes)?;
+    let running = start(server, socket, &settings.http)?;
     signal.await;
     info!("shutting down: finishing in-flight requests");
     running.stop().await

@@ -52,7 +52,7 @@ impl Bot {
             .expect("app");
         let server = Arc::new(Server::new(Arc::new(app), &settings).expect("server"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let running = server::start(server, listener, settings.http.max_body_bytes).expect("start");
+        let running = server::start(server, listener, &settings.http).expect("start");
         Bot {
             running,
             clock,

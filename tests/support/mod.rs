@@ -37,7 +37,20 @@ pub struct Drbot {
 }
 
 pub fn command(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_drbot"));
+    with_test_env(Command::new(env!("CARGO_BIN_EXE_drbot")), dir)
+}
+
+/// [`command`] under `ulimit -n {limit}`: the binary starts with that process file limit.
+/// Arguments added to the returned command go to the binary (`sh -c` hands them on).
+pub fn command_with_file_limit(dir: &Path, limit: u64) -> Command {
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_drbot"));
+    with_test_env(sh, dir)
+}
+
+fn with_test_env(mut cmd: Command, dir: &Path) -> Command {
     cmd.current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
