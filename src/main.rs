@@ -47,6 +47,11 @@ enum Cmd {
         #[command(subcommand)]
         command: CommandsCmd,
     },
+    /// The Kubernetes permissions drbot needs (the list the Helm chart renders its RBAC from).
+    Rbac {
+        #[command(subcommand)]
+        command: RbacCmd,
+    },
     /// Timeline tools.
     Timeline {
         #[command(subcommand)]
@@ -56,6 +61,18 @@ enum Cmd {
     Plan {
         #[command(subcommand)]
         command: PlanCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RbacCmd {
+    /// Print `deploy/helm/drbot/files/permissions.yaml`.
+    Print,
+    /// Fail when the chart's copy differs from drbot's list.
+    Check {
+        /// The chart's permissions file.
+        #[arg(long, default_value = "deploy/helm/drbot/files/permissions.yaml")]
+        file: PathBuf,
     },
 }
 
@@ -220,6 +237,24 @@ async fn run(cli: Cli) -> Result<()> {
             drbot::server::run(Arc::new(app), &settings, shutdown_signal()).await?;
         }
         Cmd::Commands { command } => commands(command, &settings).await?,
+        Cmd::Rbac { command } => {
+            let wanted = drbot::cluster::kube::access::permissions_yaml();
+            match command {
+                RbacCmd::Print => print!("{wanted}"),
+                RbacCmd::Check { file } => {
+                    let found = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    if found != wanted {
+                        bail!(
+                            "{} differs from drbot's permission list; regenerate it with `drbot rbac print > {}`",
+                            file.display(),
+                            file.display()
+                        );
+                    }
+                    eprintln!("{} matches drbot's permission list", file.display());
+                }
+            }
+        }
         Cmd::Plan { command } => plan::run(command, &settings).await?,
         Cmd::Migrate => {
             drbot::store::Store::connect(&settings.database.url)

@@ -126,7 +126,7 @@ impl Kind {
     }
 }
 
-mod access;
+pub mod access;
 mod freeze;
 mod json;
 mod probes;
@@ -163,6 +163,8 @@ pub struct Kube {
     offsite: Option<Offsite>,
     clock: Arc<dyn Clock>,
     timeout: StdDuration,
+    /// Where drills restore (`safety.drill_namespace`).
+    drill_namespace: String,
 }
 
 impl Kube {
@@ -180,7 +182,14 @@ impl Kube {
             offsite,
             clock,
             timeout: StdDuration::from_secs(settings.timeout_seconds.max(1)),
+            drill_namespace: crate::config::SafetySettings::default().drill_namespace,
         })
+    }
+
+    /// Drills restore into `namespace` (`safety.drill_namespace`).
+    pub fn with_drill_namespace(mut self, namespace: &str) -> Kube {
+        self.drill_namespace = namespace.to_string();
+        self
     }
 
     /// The client the settings name: `kubernetes.kubeconfig` (with `kubernetes.context`), else
@@ -223,7 +232,8 @@ impl Kube {
         } else {
             None
         };
-        Kube::new(client, k, offsite, clock)
+        Ok(Kube::new(client, k, offsite, clock)?
+            .with_drill_namespace(&settings.safety.drill_namespace))
     }
 
     // ---- API access ----------------------------------------------------------------------
@@ -241,11 +251,12 @@ impl Kube {
     async fn timed<T>(
         &self,
         what: &str,
+        access: Option<Access<'_>>,
         request: impl Future<Output = Result<T, ::kube::Error>>,
     ) -> Result<T, ClusterError> {
         match tokio::time::timeout(self.timeout, request).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(api_error(what, e)),
+            Ok(Err(e)) => Err(api_error(what, access, e)),
             Err(_) => Err(ClusterError::Unavailable(format!(
                 "{what}: no answer from the Kubernetes API within {} s",
                 self.timeout.as_secs()
@@ -261,7 +272,11 @@ impl Kube {
     ) -> Result<Option<Value>, ClusterError> {
         let what = format!("reading {} {namespace}/{name}", kind.label());
         let found = self
-            .timed(&what, self.api(kind, Some(namespace)).get_opt(name))
+            .timed(
+                &what,
+                Some(Access::of("get", kind, Some(namespace))),
+                self.api(kind, Some(namespace)).get_opt(name),
+            )
             .await?;
         Ok(found.and_then(|o| serde_json::to_value(o).ok()))
     }
@@ -279,7 +294,11 @@ impl Kube {
         let place = namespace.map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
         let what = format!("listing {}s in {place}", kind.label());
         let list = self
-            .timed(&what, self.api(kind, namespace).list(&params))
+            .timed(
+                &what,
+                Some(Access::of("list", kind, namespace)),
+                self.api(kind, namespace).list(&params),
+            )
             .await?;
         Ok(list
             .items
@@ -304,7 +323,11 @@ impl Kube {
             Ok(Err(::kube::Error::Api(s))) if s.code == 409 && s.reason == "AlreadyExists" => {
                 Ok(false)
             }
-            Ok(Err(e)) => Err(api_error(&what, e)),
+            Ok(Err(e)) => Err(api_error(
+                &what,
+                Some(Access::of("create", kind, Some(namespace))),
+                e,
+            )),
             Err(_) => Err(ClusterError::Unavailable(format!(
                 "{what}: no answer from the Kubernetes API within {} s",
                 self.timeout.as_secs()
@@ -321,9 +344,14 @@ impl Kube {
             ..PatchParams::default()
         };
         let api = self.api(kind, Some(namespace));
-        self.timed(&what, api.patch(name, &params, &Patch::Merge(doc)))
-            .await
-            .map(|_| ())
+        let access = Access::of("patch", kind, Some(namespace));
+        self.timed(
+            &what,
+            Some(access),
+            api.patch(name, &params, &Patch::Merge(doc)),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Namespaces left out of infra restores on data incidents: `database_namespace` and

@@ -207,6 +207,7 @@ impl Kube {
         let version = self
             .timed(
                 "reading the API server version",
+                None,
                 self.client.apiserver_version(),
             )
             .await?;
@@ -367,13 +368,22 @@ impl Kube {
         if ctx.restored_objects.is_empty() {
             return Ok(Vec::new());
         }
+        // Namespace by namespace: drbot may list SGClusters only where it restores them.
         let selector = format!("{MANAGED_BY}=drbot");
-        Ok(self
-            .list(Kind::SgCluster, None, Some(&selector))
-            .await?
-            .into_iter()
-            .filter(|c| ctx.restored_objects.iter().any(|o| o == name_of(c)))
-            .collect())
+        let mut namespaces = self.database_namespaces();
+        if !namespaces.contains(&self.drill_namespace) {
+            namespaces.push(self.drill_namespace.clone());
+        }
+        let mut found = Vec::new();
+        for ns in &namespaces {
+            found.extend(
+                self.list(Kind::SgCluster, Some(ns), Some(&selector))
+                    .await?
+                    .into_iter()
+                    .filter(|c| ctx.restored_objects.iter().any(|o| o == name_of(c))),
+            );
+        }
+        Ok(found)
     }
 
     pub(super) async fn probe_writable(
@@ -446,7 +456,16 @@ impl Kube {
             let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
             let what = format!("reading Secret {namespace}/{name}");
             let secret = self
-                .timed(&what, secrets.get_opt(name))
+                .timed(
+                    &what,
+                    Some(Access {
+                        verb: "get",
+                        group: "",
+                        resource: "secrets",
+                        namespace: Some(namespace),
+                    }),
+                    secrets.get_opt(name),
+                )
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| {
