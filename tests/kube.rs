@@ -1177,7 +1177,10 @@ async fn a_freeze_refused_halfway_takes_back_what_it_changed() {
     let s = spec(OperationKind::Freeze, "drbot-inc1-op1-freeze");
     match k.launch(&s).await {
         Err(ClusterError::Invalid(m)) => {
-            assert!(m.contains("RBAC"), "{m}");
+            assert!(
+                m.contains("missing permission: drbot may not patch kustomizations"),
+                "{m}"
+            );
             assert!(
                 m.ends_with("put back as it was: Argo CD AppProject default"),
                 "{m}"
