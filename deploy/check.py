@@ -1,0 +1,623 @@
+#!/usr/bin/env python3
+"""Checks of the Helm chart in deploy/helm/drbot, offline (no helm binary, no cluster).
+
+    python3 deploy/check.py            # lint, render, validate, assert; exit 1 on any failure
+    python3 deploy/check.py --update   # also rewrite deploy/rendered.yaml (the defaults)
+
+Needs `pip install helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 pyyaml` (.ci/run does it).
+helm-python-sdk bundles Helm's v4 SDK (libhelm_c), so linting and rendering are Helm's own;
+kubernetes-validate bundles the Kubernetes JSON schemas. Every failure is collected and
+listed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import helm_python
+import kubernetes_validate
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "deploy" / "helm" / "drbot"
+RENDERED = ROOT / "deploy" / "rendered.yaml"
+CONFIG_RS = ROOT / "src" / "config.rs"
+KUBE_VERSION = "1.33"
+RELEASE, NAMESPACE = "drbot", "drbot"
+
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "fsGroup": 65532,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "privileged": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+# environment variable -> (Secret key, values path of the credential)
+CREDENTIALS = {
+    "DRBOT__DATABASE__URL": ("database-url", "database.url"),
+    "DRBOT__SLACK__SIGNING_SECRET": ("slack-signing-secret", "secrets.slackSigningSecret"),
+    "DRBOT__SLACK__BOT_TOKEN": ("slack-bot-token", "secrets.slackBotToken"),
+    "DRBOT__SLACK__APP_TOKEN": ("slack-app-token", "secrets.slackAppToken"),
+    "DRBOT__DISCORD__PUBLIC_KEY": ("discord-public-key", "secrets.discordPublicKey"),
+    "DRBOT__DISCORD__BOT_TOKEN": ("discord-bot-token", "secrets.discordBotToken"),
+    "DRBOT__OFFSITE__ACCESS_KEY_ID": ("offsite-access-key-id", "secrets.offsiteAccessKeyId"),
+    "DRBOT__OFFSITE__SECRET_ACCESS_KEY": ("offsite-secret-access-key", "secrets.offsiteSecretAccessKey"),
+    "DRBOT__HTTP__API_TOKEN": ("http-api-token", "secrets.httpApiToken"),
+}
+FORBIDDEN_VERBS = {"delete", "deletecollection", "escalate", "bind", "impersonate", "*"}
+FREEZE = {"argocdWindow": "argocd-window", "argocdAutoSync": "argocd-auto-sync", "flux": "flux"}
+SQLITE_MESSAGE = "SQLite serves one process"
+
+# Distinctive credentials: each must reach the Secret and nothing else.
+SECRETS = {
+    "slackSigningSecret": "chk-slack-signing-5f1e",
+    "slackBotToken": "xoxb-chk-bot-77aa",
+    "slackAppToken": "xapp-chk-app-12cd",
+    "discordPublicKey": "ab" * 32,
+    "discordBotToken": "chk-discord-bot-9e0f",
+    "offsiteAccessKeyId": "AKIACHKOFFSITE0001",
+    "offsiteSecretAccessKey": "chk-offsite-secret-44b2",
+    "httpApiToken": "chk-api-token-3c3c",
+}
+DB_URL = "postgres://drbot:chk-db-password-8d8d@pg.databases:5432/drbot"
+
+ALL_FEATURES = {
+    "replicaCount": 3,
+    "existingSecret": "drbot-credentials",
+    "secrets": SECRETS,  # ignored with existingSecret: none of it may be rendered
+    "database": {"url": DB_URL},
+    "freeze": {"argocdWindow": False, "argocdAutoSync": True, "flux": True},
+    "kubernetes": {
+        "databaseNamespaces": ["db", "pg-analytics"],
+        "argocdApplications": ["shop", "apps-team/checkout"],
+        "fluxKustomizations": ["flux-system/apps"],
+        "fluxHelmreleases": ["web/frontend"],
+        "coreNamespaces": ["kube-system", "ingress-nginx"],
+        "postgresDsnTemplate": "postgres://postgres:{password}@{cluster}.{namespace}:5432/postgres",
+        "dsnPasswordFromSecret": True,
+    },
+    "safety": {"twoPersonSeverities": ["sev1", "sev2"], "defaultZone": "+01:00", "defaultCluster": "orders"},
+    "offsite": {
+        "bucket": "dr-offsite",
+        "endpoint": "https://s3.eu-west-1.amazonaws.com",
+        "region": "eu-west-1",
+        "forcePathStyle": True,
+        "veleroPrefix": "velero",
+        "clusters": ["orders=sgbackups.stackgres.io/db/orders"],
+    },
+    "slack": {"operators": ["U012ABC", "S0OPS"], "socketMode": True, "apiUrl": "https://slack.com/api"},
+    "discord": {"operators": ["123456789"], "applicationId": "987654321", "apiUrl": "https://discord.com"},
+    "extraEnv": [{"name": "DRBOT__HTTP__ACK_BUDGET_MS", "value": "1500"}],
+    "ingress": {
+        "enabled": True,
+        "className": "nginx",
+        "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+        "hosts": [{"host": "drbot.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}],
+        "tls": [{"secretName": "drbot-tls", "hosts": ["drbot.example.com"]}],
+    },
+    "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    "networkPolicy": {
+        "ingressNamespaceSelectors": [{"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}],
+        "apiServer": {"cidrs": ["10.0.0.1/32"]},
+        "postgres": {"cidrs": ["10.20.0.0/16"]},
+        "extraEgress": [{"to": [{"ipBlock": {"cidr": "10.30.0.5/32"}}], "ports": [{"port": 9000, "protocol": "TCP"}]}],
+    },
+}
+
+RENDERINGS = {
+    "defaults": {},
+    "replicas-3": {"replicaCount": 3},
+    "all-features": ALL_FEATURES,
+    "rendered-secret": {
+        "replicaCount": 1,
+        "database": {"url": DB_URL},
+        "secrets": SECRETS,
+        "offsite": {"bucket": "dr-offsite", "region": "eu-west-1"},
+        "slack": {"socketMode": True},
+        "discord": {"applicationId": "987654321"},
+    },
+    "sqlite-sandbox": {"replicaCount": 1, "database": {"url": ""}, "cluster": {"backend": "sandbox"}},
+}
+
+FAILING = {
+    "sqlite-url-2-replicas": ({"database": {"url": "sqlite:///tmp/drbot.db"}}, SQLITE_MESSAGE),
+    "empty-url-2-replicas": ({"database": {"url": ""}}, SQLITE_MESSAGE),
+    "sqlite-3-replicas": ({"replicaCount": 3, "database": {"url": "sqlite://drbot.db"}}, SQLITE_MESSAGE),
+    "both-argocd-modes": ({"freeze": {"argocdWindow": True, "argocdAutoSync": True}}, "not both"),
+    "no-freeze-mode": ({"freeze": {"argocdWindow": False, "argocdAutoSync": False, "flux": False}}, "at least one"),
+    "password-template-without-secret-access": (
+        {"kubernetes": {"postgresDsnTemplate": "postgres://postgres:{password}@{cluster}.{namespace}:5432/postgres"}},
+        "dsnPasswordFromSecret",
+    ),
+}
+
+
+class Failures(list):
+    def check(self, ok: bool, where: str, what: str) -> bool:
+        if not ok:
+            self.append(f"{where}: {what}")
+        return ok
+
+
+def at(values: dict, path: str):
+    v = values
+    for part in path.split("."):
+        if not isinstance(v, dict) or part not in v:
+            raise KeyError(path)
+        v = v[part]
+    return v
+
+
+def render(chart, values: dict, name: str = RELEASE) -> dict[str, str]:
+    return chart.render(values, name=name, namespace=NAMESPACE)
+
+
+def as_text(manifests: dict[str, str]) -> str:
+    """The rendering as one YAML stream, like `helm template` (NOTES.txt left out)."""
+    parts = []
+    for path in sorted(manifests):
+        body = manifests[path].strip()
+        if path.endswith("NOTES.txt") or not body:
+            continue
+        for doc in re.split(r"^---\s*$", body, flags=re.M):
+            doc = doc.strip()
+            if doc:
+                parts.append(f"---\n# Source: {path}\n{doc}\n")
+    return "".join(parts)
+
+
+def objects(manifests: dict[str, str]) -> list[dict]:
+    return [d for d in yaml.safe_load_all(as_text(manifests)) if d]
+
+
+def config_rs_fields() -> dict[str, set[str]]:
+    """TOML section -> its keys, read from the settings structs in src/config.rs."""
+    src = CONFIG_RS.read_text()
+    structs = {
+        m.group(1): set(re.findall(r"^\s*pub (\w+):", m.group(2), flags=re.M))
+        for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", src, flags=re.S)
+    }
+    top = re.search(r"pub struct Settings \{(.*?)\n\}", src, flags=re.S).group(1)
+    return {sec: structs[ty] for sec, ty in re.findall(r"pub (\w+): (\w+),", top)}
+
+
+# ---- expected RBAC, computed from permissions.yaml and the values, independently of the chart
+
+
+def expected_rbac(values: dict, permissions: dict) -> set[tuple]:
+    """{(namespace or "*cluster*", apiGroup, resource, verb)} the release should grant."""
+    if values["cluster"]["backend"] != "kubernetes" or not values["rbac"]["create"]:
+        return set()
+    k, f = values["kubernetes"], values["freeze"]
+    argocd: list[str] = []
+    if f["argocdWindow"] or f["argocdAutoSync"]:
+        argocd = [k["argocdNamespace"]]
+        if f["argocdAutoSync"]:
+            argocd += [a.split("/")[0] for a in k["argocdApplications"] if "/" in a]
+    flux: list[str] = []
+    if f["flux"]:
+        flux = k["fluxNamespaces"] or [o.split("/")[0] for o in k["fluxKustomizations"] + k["fluxHelmreleases"]]
+    namespaces = {
+        "velero": [k["veleroNamespace"]],
+        "database": [k["databaseNamespace"], *k["databaseNamespaces"]],
+        "drill": [k["drillNamespace"]],
+        "argocd": argocd,
+        "flux": flux,
+        "core": ["kube-system", *k["coreNamespaces"]],
+        "cluster": ["*cluster*"],
+    }
+    out = set()
+    for scope, spec in permissions["scopes"].items():
+        for rule in spec.get("rules") or []:
+            if "when" in rule and not at(values, rule["when"]):
+                continue
+            for ns in namespaces[scope]:
+                for g in rule["apiGroups"]:
+                    for r in rule["resources"]:
+                        for v in rule["verbs"]:
+                            out.add((ns, g, r, v))
+    return out
+
+
+def granted_rbac(objs: list[dict], sa: str, fail: Failures, where: str) -> set[tuple]:
+    roles = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ClusterRole"}
+    bound = set()
+    out = set()
+    for o in objs:
+        if o["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        name = o["metadata"]["name"]
+        ref = o["roleRef"]
+        fail.check(ref["kind"] == "ClusterRole" and ref["name"] in roles, where, f"{o['kind']} {name} binds a role the chart does not render: {ref}")
+        fail.check(
+            o.get("subjects") == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}],
+            where, f"{o['kind']} {name} binds {o.get('subjects')}, not only the ServiceAccount {NAMESPACE}/{sa}",
+        )
+        role = roles.get(ref["name"])
+        if not role:
+            continue
+        bound.add(ref["name"])
+        ns = o["metadata"]["namespace"] if o["kind"] == "RoleBinding" else "*cluster*"
+        for rule in role.get("rules") or []:
+            for g in rule.get("apiGroups", []):
+                for r in rule.get("resources", []):
+                    for v in rule.get("verbs", []):
+                        out.add((ns, g, r, v))
+    for name in roles:
+        fail.check(name in bound, where, f"ClusterRole {name} is bound nowhere")
+    fail.check(not any(o["kind"] == "Role" for o in objs), where, "a namespaced Role is rendered (all rules come from permissions.yaml ClusterRoles)")
+    return out
+
+
+# ---- the checks of one rendering
+
+
+def check_rendering(label: str, values: dict, manifests: dict[str, str], permissions: dict, fields: dict, fail: Failures) -> int:
+    objs = objects(manifests)
+    where = label
+    by_kind: dict[str, list[dict]] = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], []).append(o)
+
+    # Schemas: every object, strict (unknown fields refused), against Kubernetes 1.33.
+    validated = 0
+    for o in objs:
+        name = f"{o['kind']}/{o['metadata'].get('name')}"
+        if o["kind"] == "ServiceMonitor":
+            check_servicemonitor(o, values, fail, where)
+            continue
+        try:
+            kubernetes_validate.validate(o, KUBE_VERSION, strict=True)
+            validated += 1
+        except kubernetes_validate.ValidationError as e:
+            path = ".".join(str(p) for p in e.path)
+            fail.append(f"{where}: {name} does not validate against Kubernetes {KUBE_VERSION}: {path}: {e.message}")
+        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as e:
+            fail.append(f"{where}: {name}: no schema: {e}")
+
+    replicas = values["replicaCount"]
+    sa = values["serviceAccount"]["name"] or RELEASE
+    secret_name = values["existingSecret"] or RELEASE
+
+    # Deployment and its pod.
+    deps = by_kind.get("Deployment", [])
+    if not fail.check(len(deps) == 1, where, f"{len(deps)} Deployments rendered, not 1"):
+        return validated
+    dep = deps[0]
+    fail.check(dep["spec"]["replicas"] == replicas, where, f"Deployment replicas {dep['spec']['replicas']}, values say {replicas}")
+    pod = dep["spec"]["template"]
+    spec = pod["spec"]
+    check_pod_security(spec, f"{where}: Deployment", fail)
+    main = [c for c in spec["containers"] if c["name"] == "drbot"]
+    if not fail.check(len(main) == 1 and len(spec["containers"]) == 1, where, "the Deployment must have exactly one container, drbot"):
+        return validated
+    main = main[0]
+    fail.check(main.get("args") == ["serve"], where, f"the drbot container runs {main.get('args')}, not serve")
+    fail.check(main.get("resources") == RESOURCES, where, f"resources {main.get('resources')} != {RESOURCES}")
+    fail.check(main.get("ports") == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}], where, f"ports {main.get('ports')}")
+    for probe, path in (("startupProbe", None), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        p = main.get(probe) or {}
+        get = p.get("httpGet") or {}
+        fail.check(bool(get) and get.get("port") in ("http", 8080) and (path is None or get.get("path") == path),
+                   where, f"{probe} must be an httpGet on the http port{' at ' + path if path else ''}: {p}")
+    init = spec.get("initContainers") or []
+    if fail.check(len(init) == 1 and init[0].get("args") == ["migrate"], where, "one initContainer running `drbot migrate`"):
+        for key in ("image", "env", "securityContext", "volumeMounts"):
+            fail.check(init[0].get(key) == main.get(key), where, f"the migrate initContainer's {key} differs from the drbot container's")
+    for c in spec["containers"] + init:
+        check_container_security(c, f"{where}: Deployment container {c['name']}", fail)
+        check_env(c, values, secret_name, fields, f"{where}: container {c['name']}", fail)
+    mounts = {m["mountPath"]: m["name"] for m in main.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    fail.check("emptyDir" in volumes.get(mounts.get("/tmp"), {}), where, "/tmp must be an emptyDir (read-only root filesystem)")
+    fail.check("configMap" in volumes.get(mounts.get("/etc/drbot"), {}), where, "/etc/drbot must be the ConfigMap")
+    fail.check(spec.get("serviceAccountName") == sa, where, f"serviceAccountName {spec.get('serviceAccountName')}, not {sa}")
+    fail.check(spec.get("automountServiceAccountToken") == (values["cluster"]["backend"] == "kubernetes"), where,
+               "the ServiceAccount token must be mounted exactly with the kubernetes backend")
+    tsc = spec.get("topologySpreadConstraints") or []
+    fail.check(any(t.get("topologyKey") == "kubernetes.io/hostname" and t.get("whenUnsatisfiable") == "ScheduleAnyway" for t in tsc),
+               where, "no topologySpreadConstraint on kubernetes.io/hostname with ScheduleAnyway")
+    anti = ((spec.get("affinity") or {}).get("podAntiAffinity") or {}).get("preferredDuringSchedulingIgnoredDuringExecution") or []
+    fail.check(any(a["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname" for a in anti), where, "no soft podAntiAffinity on kubernetes.io/hostname")
+
+    # The ConfigMap: TOML drbot accepts, nothing secret, and the pods roll when it changes.
+    cms = by_kind.get("ConfigMap", [])
+    if fail.check(len(cms) == 1 and "drbot.toml" in cms[0].get("data", {}), where, "one ConfigMap with drbot.toml"):
+        check_toml(cms[0], values, fields, where, fail)
+    annotations = pod["metadata"].get("annotations", {})
+    cm_text = manifests.get("drbot/templates/configmap.yaml", "")
+    fail.check(annotations.get("checksum/config") == hashlib.sha256(cm_text.encode()).hexdigest(), where,
+               "checksum/config is not the sha256 of the rendered ConfigMap")
+    secrets = by_kind.get("Secret", [])
+    if values["existingSecret"]:
+        fail.check(not secrets, where, "a Secret is rendered although existingSecret is set")
+        fail.check("checksum/secret" not in annotations, where, "checksum/secret with existingSecret")
+    else:
+        if fail.check(len(secrets) == 1 and secrets[0]["metadata"]["name"] == secret_name, where, "one Secret named after the release"):
+            check_secret(secrets[0], values, where, fail)
+        sec_text = manifests.get("drbot/templates/secret.yaml", "")
+        fail.check(annotations.get("checksum/secret") == hashlib.sha256(sec_text.encode()).hexdigest(), where,
+                   "checksum/secret is not the sha256 of the rendered Secret")
+    if values["existingSecret"]:
+        text = as_text(manifests)
+        leaked = [k for k, v in values["secrets"].items() if v and v in text]
+        if values["database"]["url"] and values["database"]["url"] in text:
+            leaked.append("database.url")
+        fail.check(not leaked, where, f"with existingSecret these values are still rendered: {leaked}")
+
+    # PodDisruptionBudget iff several replicas.
+    pdbs = by_kind.get("PodDisruptionBudget", [])
+    if replicas > 1:
+        fail.check(len(pdbs) == 1 and pdbs[0]["apiVersion"] == "policy/v1" and pdbs[0]["spec"].get("minAvailable") == 1
+                   and "maxUnavailable" not in pdbs[0]["spec"], where, f"{replicas} replicas need one policy/v1 PDB with minAvailable 1")
+    else:
+        fail.check(not pdbs, where, "a PodDisruptionBudget with one replica")
+
+    # Service, Ingress, ServiceMonitor, NetworkPolicy.
+    svcs = by_kind.get("Service", [])
+    fail.check(len(svcs) == 1 and svcs[0]["spec"]["type"] == "ClusterIP"
+               and svcs[0]["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}],
+               where, "one ClusterIP Service with port 8080 named http")
+    fail.check(len(by_kind.get("Ingress", [])) == (1 if values["ingress"]["enabled"] else 0), where, "Ingress iff ingress.enabled")
+    fail.check(len(by_kind.get("ServiceMonitor", [])) == (1 if values["serviceMonitor"]["enabled"] else 0), where, "ServiceMonitor iff serviceMonitor.enabled")
+    nps = by_kind.get("NetworkPolicy", [])
+    if values["networkPolicy"]["enabled"]:
+        if fail.check(len(nps) == 1, where, "networkPolicy.enabled renders one NetworkPolicy"):
+            check_networkpolicy(nps[0], values, where, fail)
+    else:
+        fail.check(not nps, where, "a NetworkPolicy although networkPolicy.enabled is false")
+    fail.check(len(by_kind.get("ServiceAccount", [])) == (1 if values["serviceAccount"]["create"] else 0), where, "ServiceAccount iff serviceAccount.create")
+
+    # The helm test pod: drbot doctor, like the servers.
+    tests = [o for o in by_kind.get("Pod", []) if (o["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"]
+    if fail.check(len(tests) == 1, where, "one `helm.sh/hook: test` Pod"):
+        t = tests[0]["spec"]
+        check_pod_security(t, f"{where}: test Pod", fail)
+        c = t["containers"][0]
+        check_container_security(c, f"{where}: test Pod", fail)
+        fail.check((c.get("args") or [""])[0] == "doctor", where, f"the test Pod runs {c.get('args')}, not drbot doctor")
+        for key in ("image", "env", "volumeMounts"):
+            fail.check(c.get(key) == main.get(key), where, f"the test Pod's {key} differs from the drbot container's")
+        fail.check(t.get("serviceAccountName") == sa and t.get("restartPolicy") == "Never", where, "test Pod: same ServiceAccount, restartPolicy Never")
+        labels = tests[0]["metadata"]["labels"]
+        svc_sel = svcs[0]["spec"]["selector"] if svcs else {}
+        fail.check(not all(labels.get(k) == v for k, v in svc_sel.items()), where, "the Service would send traffic to the test Pod")
+
+    # RBAC: exactly the rules of permissions.yaml that apply; no wildcard, no delete.
+    for o in by_kind.get("ClusterRole", []) + by_kind.get("Role", []):
+        for rule in o.get("rules") or []:
+            for key in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+                fail.check("*" not in (rule.get(key) or []) and not any("*" in x for x in rule.get(key) or []),
+                           where, f"{o['kind']} {o['metadata']['name']} has a wildcard in {key}: {rule}")
+            bad = FORBIDDEN_VERBS & set(rule.get("verbs") or [])
+            fail.check(not bad, where, f"{o['kind']} {o['metadata']['name']} grants {sorted(bad)}")
+    want = expected_rbac(values, permissions)
+    got = granted_rbac(objs, sa, fail, where)
+    missing, extra = sorted(want - got), sorted(got - want)
+    fail.check(not missing, where, f"permissions.yaml rules not granted (namespace, group, resource, verb): {missing}")
+    fail.check(not extra, where, f"granted but not in permissions.yaml (namespace, group, resource, verb): {extra}")
+    return validated
+
+
+def check_pod_security(spec: dict, where: str, fail: Failures) -> None:
+    fail.check(spec.get("securityContext") == POD_SECURITY, where, f"pod securityContext {spec.get('securityContext')} != {POD_SECURITY}")
+
+
+def check_container_security(c: dict, where: str, fail: Failures) -> None:
+    fail.check(c.get("securityContext") == CONTAINER_SECURITY, where, f"securityContext {c.get('securityContext')} != {CONTAINER_SECURITY}")
+
+
+def env_name_known(name: str, fields: dict) -> bool:
+    m = re.fullmatch(r"DRBOT__([A-Z]+)__([A-Z_]+)", name)
+    return bool(m) and m.group(2).lower() in fields.get(m.group(1).lower(), set())
+
+
+def check_env(c: dict, values: dict, secret_name: str, fields: dict, where: str, fail: Failures) -> None:
+    env = {e["name"]: e for e in c.get("env", [])}
+    fail.check(env.get("DRBOT_CONFIG", {}).get("value") == "/etc/drbot/drbot.toml", where, "DRBOT_CONFIG=/etc/drbot/drbot.toml")
+    fail.check(env.get("DRBOT__HTTP__LISTEN", {}).get("value") == "0.0.0.0:8080", where, "DRBOT__HTTP__LISTEN=0.0.0.0:8080")
+    for name, e in env.items():
+        if name.startswith("DRBOT__"):
+            fail.check(env_name_known(name, fields), where, f"{name} is no setting of src/config.rs")
+    existing = bool(values["existingSecret"])
+    for name, (key, path) in CREDENTIALS.items():
+        configured = bool(at(values, path))
+        offsite = name.startswith("DRBOT__OFFSITE__")
+        expect = (not offsite or bool(values["offsite"]["bucket"])) if existing else configured
+        e = env.get(name)
+        if not fail.check(bool(e) == expect, where, f"{name} {'missing' if expect else 'set although not configured'}"):
+            continue
+        if not e:
+            continue
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef") or {}
+        fail.check("value" not in e and ref.get("name") == secret_name and ref.get("key") == key, where,
+                   f"{name} must come from secretKeyRef {secret_name}/{key}: {e}")
+        optional = existing and name != "DRBOT__DATABASE__URL"
+        fail.check(bool(ref.get("optional", False)) == optional, where, f"{name}: optional must be {optional}")
+
+
+def check_secret(secret: dict, values: dict, where: str, fail: Failures) -> None:
+    data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    want = {key: str(at(values, path)) for key, path in CREDENTIALS.values() if at(values, path)}
+    fail.check(data == want, where, f"Secret keys {sorted(data)} != configured credentials {sorted(want)}")
+    fail.check("stringData" not in secret, where, "Secret uses stringData")
+
+
+def check_toml(cm: dict, values: dict, fields: dict, where: str, fail: Failures) -> None:
+    text = cm["data"]["drbot.toml"]
+    try:
+        toml = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        fail.append(f"{where}: drbot.toml is not TOML: {e}")
+        return
+    for section, keys in toml.items():
+        if not fail.check(section in fields and isinstance(keys, dict), where, f"drbot.toml: [{section}] is no section of src/config.rs"):
+            continue
+        for key in keys:
+            fail.check(key in fields[section], where, f"drbot.toml: {section}.{key} is no setting of src/config.rs (drbot refuses unknown keys)")
+            fail.check(not re.search(r"token|secret|password|access_key", key), where, f"drbot.toml: {section}.{key} looks like a credential")
+    credentials = [at(values, p) for _, p in CREDENTIALS.values()] + list(SECRETS.values()) + [DB_URL]
+    for v in credentials:
+        fail.check(not (v and str(v) in yaml.safe_dump(cm)), where, f"the ConfigMap contains a credential value ({str(v)[:6]}…)")
+    fail.check(toml.get("cluster", {}).get("backend") == values["cluster"]["backend"], where, "[cluster] backend")
+    k = values["kubernetes"]
+    fail.check(toml.get("safety", {}).get("drill_namespace") == k["drillNamespace"], where, "[safety] drill_namespace")
+    if values["cluster"]["backend"] == "kubernetes":
+        kt = toml.get("kubernetes", {})
+        modes = [m for v, m in FREEZE.items() if values["freeze"][v]]
+        fail.check(kt.get("freeze_mode") == modes, where, f"freeze_mode {kt.get('freeze_mode')} != {modes}")
+        for key, vkey in (("velero_namespace", "veleroNamespace"), ("database_namespace", "databaseNamespace"),
+                          ("database_namespaces", "databaseNamespaces"), ("argocd_namespace", "argocdNamespace"),
+                          ("argocd_projects", "argocdProjects"), ("flux_kustomizations", "fluxKustomizations"),
+                          ("flux_helmreleases", "fluxHelmreleases"), ("core_namespaces", "coreNamespaces")):
+            fail.check(kt.get(key) == k[vkey], where, f"[kubernetes] {key} {kt.get(key)} != kubernetes.{vkey} {k[vkey]}")
+        if k["postgresDsnTemplate"]:
+            fail.check(kt.get("postgres_dsn_template") == k["postgresDsnTemplate"], where, "[kubernetes] postgres_dsn_template")
+    else:
+        fail.check("kubernetes" not in toml, where, "[kubernetes] with the sandbox backend")
+    o = values["offsite"]
+    if o["bucket"]:
+        ot = toml.get("offsite", {})
+        for key, vkey in (("bucket", "bucket"), ("region", "region"), ("clusters", "clusters")):
+            fail.check(ot.get(key) == o[vkey], where, f"[offsite] {key}")
+        if o["endpoint"]:
+            fail.check(ot.get("endpoint") == o["endpoint"], where, "[offsite] endpoint")
+    else:
+        fail.check("offsite" not in toml, where, "[offsite] without a bucket (drbot refuses it)")
+    if values["slack"]["socketMode"]:
+        fail.check(toml.get("slack", {}).get("socket_mode") is True, where, "[slack] socket_mode")
+    if values["discord"]["applicationId"]:
+        fail.check(toml.get("discord", {}).get("application_id") == str(values["discord"]["applicationId"]), where, "[discord] application_id")
+
+
+def check_networkpolicy(np: dict, values: dict, where: str, fail: Failures) -> None:
+    spec = np["spec"]
+    fail.check(spec.get("policyTypes") == ["Ingress", "Egress"], where, "NetworkPolicy policyTypes Ingress and Egress")
+    ingress = spec.get("ingress") or []
+    fail.check(len(ingress) == 1 and ingress[0].get("ports") == [{"port": 8080, "protocol": "TCP"}], where, "ingress only to port 8080")
+    selectors = values["networkPolicy"]["ingressNamespaceSelectors"]
+    if ingress:
+        frm = ingress[0].get("from")
+        fail.check(frm == ([{"namespaceSelector": s} for s in selectors] if selectors else None), where, f"ingress from {frm}")
+
+    def ports(rule):
+        return {(p.get("protocol", "TCP"), p["port"]) for p in rule.get("ports") or []}
+
+    egress = spec.get("egress") or []
+    dns = [r for r in egress if ports(r) == {("UDP", 53), ("TCP", 53)}]
+    fail.check(len(dns) == 1 and dns[0]["to"][0].get("podSelector") == {"matchLabels": {"k8s-app": "kube-dns"}}, where, "egress DNS UDP and TCP 53 to kube-dns")
+    np_values = values["networkPolicy"]
+
+    def cidrs(rule):
+        return [t["ipBlock"]["cidr"] for t in rule.get("to", []) if "ipBlock" in t]
+
+    api = [r for r in egress if ports(r) == {("TCP", 443), ("TCP", 6443)}]
+    if values["cluster"]["backend"] == "kubernetes":
+        fail.check(len(api) == 1 and cidrs(api[0]) == np_values["apiServer"]["cidrs"], where, "egress to the API server on 443 and 6443")
+    pg = [r for r in egress if ports(r) == {("TCP", np_values["postgres"]["port"])}]
+    fail.check(len(pg) == 1 and cidrs(pg[0]) == np_values["postgres"]["cidrs"], where, "egress to PostgreSQL")
+    https = [r for r in egress if ports(r) == {("TCP", 443)}]
+    fail.check(len(https) == 1 and cidrs(https[0]) == np_values["https"]["cidrs"], where, "egress 443 to the chat platforms and offsite")
+    for extra in np_values["extraEgress"]:
+        fail.check(extra in egress, where, f"networkPolicy.extraEgress rule missing: {extra}")
+
+
+def check_servicemonitor(o: dict, values: dict, fail: Failures, where: str) -> None:
+    """ServiceMonitor is a CRD (no bundled schema): its shape by hand."""
+    ok = (
+        o["apiVersion"] == "monitoring.coreos.com/v1"
+        and set(o) == {"apiVersion", "kind", "metadata", "spec"}
+        and set(o["spec"]) <= {"selector", "namespaceSelector", "endpoints"}
+        and o["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/instance") == RELEASE
+        and o["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+        and len(o["spec"]["endpoints"]) == 1
+        and o["spec"]["endpoints"][0].get("port") == "http"
+        and o["spec"]["endpoints"][0].get("path") == "/metrics"
+        and set(o["spec"]["endpoints"][0]) <= {"port", "path", "scheme", "interval", "scrapeTimeout"}
+    )
+    fail.check(ok, where, f"ServiceMonitor shape: {o['spec']}")
+    for label, v in values["serviceMonitor"]["labels"].items():
+        fail.check(o["metadata"]["labels"].get(label) == v, where, f"ServiceMonitor label {label}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--update", action="store_true", help="rewrite deploy/rendered.yaml from the defaults")
+    args = parser.parse_args()
+    fail = Failures()
+
+    lint = helm_python.lint(str(CHART), strict=True, namespace=NAMESPACE, kube_version=f"v{KUBE_VERSION}.0")
+    for m in lint.get("messages") or []:
+        fail.append(f"helm lint: severity {m.get('severity')} {m.get('path')}: {m.get('error')}")
+    for e in lint.get("errors") or []:
+        fail.append(f"helm lint: {e}")
+    lint_all = helm_python.lint(str(CHART), ALL_FEATURES, strict=True, namespace=NAMESPACE, kube_version=f"v{KUBE_VERSION}.0")
+    for m in (lint_all.get("messages") or []) + [{"error": e} for e in lint_all.get("errors") or []]:
+        fail.append(f"helm lint (all features): {m.get('path', '')} {m.get('error')}")
+    print(f"helm lint (Helm SDK {helm_python.helm_sdk_version()}): {len(lint.get('messages') or [])} messages, "
+          f"{len(lint_all.get('messages') or [])} with every feature on")
+
+    chart = helm_python.Chart.load(str(CHART))
+    permissions = yaml.safe_load((CHART / "files" / "permissions.yaml").read_text())
+    fields = config_rs_fields()
+
+    for label, over in RENDERINGS.items():
+        values = chart.merge_values(over)  # Helm's own coalescing: what the templates see
+        try:
+            manifests = render(chart, over)
+        except helm_python.HelmError as e:
+            fail.append(f"{label}: does not render: {e}")
+            continue
+        n = check_rendering(label, values, manifests, permissions, fields, fail)
+        kinds = sorted({o["kind"] for o in objects(manifests)})
+        print(f"rendering {label}: {len(objects(manifests))} objects, {n} validated against Kubernetes {KUBE_VERSION} (strict) ({', '.join(kinds)})")
+        if label == "defaults":
+            fresh = as_text(manifests)
+            header = "# drbot chart rendered with its default values (release drbot, namespace drbot).\n# Generated by `python3 deploy/check.py --update`; the check fails when it drifts.\n"
+            if args.update:
+                RENDERED.write_text(header + fresh)
+                print(f"wrote {RENDERED.relative_to(ROOT)}")
+            elif not RENDERED.exists():
+                fail.append(f"{RENDERED.relative_to(ROOT)} is missing: run python3 deploy/check.py --update")
+            elif RENDERED.read_text() != header + fresh:
+                fail.append(f"{RENDERED.relative_to(ROOT)} drifted from a fresh rendering: review and run python3 deploy/check.py --update")
+
+    # A change of settings rolls the pods: the checksum follows the ConfigMap.
+    a = objects(render(chart, {}))
+    b = objects(render(chart, {"kubernetes": {"drillNamespace": "dr-drill-2"}}))
+    ann = [next(o for o in objs if o["kind"] == "Deployment")["spec"]["template"]["metadata"].get("annotations", {}).get("checksum/config")
+           for objs in (a, b)]
+    fail.check(None not in ann and ann[0] != ann[1], "checksum", "checksum/config does not change with the settings")
+
+    for label, (over, message) in FAILING.items():
+        try:
+            render(chart, over)
+            fail.append(f"{label}: renders, but must fail with {message!r}")
+        except helm_python.HelmError as e:
+            fail.check(message in str(e), label, f"fails, but without {message!r}: {e}")
+    print(f"{len(FAILING)} refused configurations checked")
+
+    if fail:
+        print(f"\n{len(fail)} chart check(s) failed:", file=sys.stderr)
+        for f in fail:
+            print(f"  - {f}", file=sys.stderr)
+        return 1
+    print("chart checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
