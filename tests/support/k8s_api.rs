@@ -341,6 +341,8 @@ struct Shared {
     recorder: Recorder<Req>,
     hooks: Mutex<HashMap<&'static str, Vec<Arc<Hook>>>>,
     bookmark_every: Mutex<Duration>,
+    /// When set, requests its rules do not allow are answered 403.
+    authorizer: Mutex<Option<Arc<super::rbac::Authorizer>>>,
 }
 
 /// The CRD schemas, loaded once per test binary (`None` when the folder is absent).
@@ -367,6 +369,7 @@ impl K8sApi {
             recorder: Recorder::new(),
             hooks: Mutex::new(HashMap::new()),
             bookmark_every: Mutex::new(Duration::from_secs(1)),
+            authorizer: Mutex::new(None),
         });
         let router = axum::Router::new()
             .fallback(handle)
@@ -374,6 +377,11 @@ impl K8sApi {
             .with_state(shared.clone());
         let server = Server::spawn(listener, router);
         K8sApi { shared, server }
+    }
+
+    /// Enforce RBAC from now on, as `authorizer` allows (see `support::rbac`).
+    pub fn enforce(&self, authorizer: Arc<super::rbac::Authorizer>) {
+        *self.shared.authorizer.lock().unwrap() = Some(authorizer);
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -921,6 +929,35 @@ impl Reply {
         )
     }
 
+    /// What the API server's authorizer answers: `User "…" cannot list resource "pods" in
+    /// API group "" in the namespace "db"`.
+    fn forbidden(target: &Target, verb: &str) -> Reply {
+        let (ns, sa) = super::rbac::SERVICE_ACCOUNT;
+        let res = target.res;
+        let place = match &target.namespace {
+            Some(n) => format!(" in the namespace \"{n}\""),
+            None => " at the cluster scope".to_string(),
+        };
+        let message = format!(
+            "{} is forbidden: User \"system:serviceaccount:{ns}:{sa}\" cannot {verb} resource \"{}\" in API group \"{}\"{place}",
+            match &target.name {
+                Some(name) => format!("{} \"{name}\"", res.group_resource()),
+                None => res.group_resource(),
+            },
+            res.plural,
+            res.group,
+        );
+        Reply::ok(
+            403,
+            status_body(
+                403,
+                "Forbidden",
+                &message,
+                Some(details(res, target.name.as_deref().unwrap_or(""))),
+            ),
+        )
+    }
+
     fn injected(res: &Resource, name: &str, code: u16) -> Reply {
         let (reason, message) = match code {
             409 => {
@@ -1206,12 +1243,24 @@ async fn handle(
     req.resource = target.res.plural.into();
     req.status_subresource = target.status;
 
+    let authorizer = shared.authorizer.lock().unwrap().clone();
+    let forbidden = authorizer.is_some_and(|a| {
+        !a.allows(
+            verb,
+            target.res.group,
+            target.res.plural,
+            target.namespace.as_deref(),
+            target.name.as_deref(),
+        )
+    });
     let injected = shared
         .world
         .lock()
         .unwrap()
         .take_failure(verb, target.res.plural);
-    let reply = if let Some(code) = injected {
+    let reply = if forbidden {
+        Reply::forbidden(&target, verb)
+    } else if let Some(code) = injected {
         Reply::injected(target.res, target.name.as_deref().unwrap_or(""), code)
     } else if target.status && !target.res.status_subresource {
         Reply::no_route()

@@ -77,8 +77,8 @@ pub const SCOPES: &[Scope] = &[
             rule(
                 "velero.io",
                 "backupstoragelocations",
-                &["get"],
-                "/dr infra restore: the backup's storage location is Available",
+                &["get", "list"],
+                "/dr infra restore: the backup's storage location is Available; /dr backups lists them",
             ),
         ],
     },
@@ -128,7 +128,7 @@ pub const SCOPES: &[Scope] = &[
             rule(
                 "stackgres.io",
                 "sgbackups",
-                &["create", "list"],
+                &["create"],
                 "/dr drill: copy the chosen backup into the drill namespace first",
             ),
             rule(
