@@ -47,6 +47,15 @@ enum Cmd {
         #[command(subcommand)]
         command: CommandsCmd,
     },
+    /// Check that this install can do what the SOP needs: settings, database, Slack, Discord,
+    /// Kubernetes (CRDs, every permission), the offsite bucket. Exits non-zero on a failure.
+    Doctor {
+        #[arg(long, value_enum, default_value = "text")]
+        format: DoctorFormat,
+        /// The guild the Discord `/dr` command was registered in (default: global).
+        #[arg(long)]
+        discord_guild: Option<String>,
+    },
     /// The Kubernetes permissions drbot needs (the list the Helm chart renders its RBAC from).
     Rbac {
         #[command(subcommand)]
@@ -178,6 +187,12 @@ enum CommandsCmd {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum DoctorFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Md,
     Json,
@@ -202,6 +217,34 @@ fn main() -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Cmd::Doctor {
+        format,
+        discord_guild,
+    } = &cli.command
+    {
+        let json = matches!(format, DoctorFormat::Json);
+        let checks = match Settings::load(cli.config.as_deref()) {
+            Ok(settings) => {
+                let opts = drbot::doctor::Options {
+                    discord_guild: discord_guild.clone(),
+                };
+                drbot::doctor::run(&settings, Arc::new(SystemClock), &opts).await
+            }
+            Err(e) => vec![drbot::doctor::Check {
+                name: "settings".into(),
+                ok: false,
+                detail: e.to_string(),
+                fix: Some(
+                    "fix the named key in the settings file or the DRBOT__… environment".into(),
+                ),
+            }],
+        };
+        print!("{}", drbot::doctor::render(&checks, json));
+        if checks.iter().any(|c| !c.ok) {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Cmd::Console {
@@ -237,6 +280,7 @@ async fn run(cli: Cli) -> Result<()> {
             drbot::server::run(Arc::new(app), &settings, shutdown_signal()).await?;
         }
         Cmd::Commands { command } => commands(command, &settings).await?,
+        Cmd::Doctor { .. } => unreachable!("handled before the settings are loaded"),
         Cmd::Rbac { command } => {
             let wanted = drbot::cluster::kube::access::permissions_yaml();
             match command {

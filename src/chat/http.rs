@@ -30,6 +30,8 @@ pub enum HttpError {
 pub struct Response {
     pub status: u16,
     pub retry_after: Option<Duration>,
+    /// Slack's `x-oauth-scopes`: the scopes the token has.
+    pub oauth_scopes: Option<String>,
     pub body: Bytes,
 }
 
@@ -102,6 +104,11 @@ impl HttpClient {
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .map(|s| Duration::from_secs_f64(s.min(3600.0)));
+            let oauth_scopes = resp
+                .headers()
+                .get("x-oauth-scopes")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let body = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE)
                 .collect()
                 .await
@@ -110,6 +117,7 @@ impl HttpClient {
             Ok(Response {
                 status,
                 retry_after,
+                oauth_scopes,
                 body,
             })
         };

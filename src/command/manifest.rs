@@ -654,7 +654,7 @@ fn quote(value: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------
 
 /// Bot token scopes, exactly what drbot calls.
-const SLACK_BOT_SCOPES: &[&str] = &[
+pub const SLACK_BOT_SCOPES: &[&str] = &[
     // the `/dr` slash command
     "commands",
     // posts, replies and edits

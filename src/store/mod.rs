@@ -475,6 +475,13 @@ const INCIDENT_SQL: &str = "SELECT id, channel, platform, severity, incident_typ
 impl Store {
     /// Connect, create the SQLite file if needed (WAL, synchronous=FULL), run migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let store = Store::open(url).await?;
+        migrator(store.backend).run(&store.pool).await?;
+        Ok(store)
+    }
+
+    /// Connect without touching the schema (`drbot doctor` reports what is pending).
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_owned())
@@ -512,7 +519,6 @@ impl Store {
                 options.connect(&url).await?
             }
         };
-        migrator(backend).run(&pool).await?;
         let sqlite_path = (backend == Backend::Sqlite)
             .then(|| sqlite_file(&url))
             .flatten();
@@ -563,6 +569,28 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Migrations this drbot has that the database has not applied, by version.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let applied: Vec<i64> =
+            match sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|r| get::<i64>(r, "version"))
+                    .collect::<Result<_, _>>()?,
+                // No bookkeeping table: nothing was ever applied.
+                Err(sqlx::Error::Database(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+        Ok(migrator(self.backend)
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect())
     }
 
     /// Close every connection (after in-flight queries finish); later calls fail.

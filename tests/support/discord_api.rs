@@ -167,6 +167,10 @@ enum Route {
         token: String,
         id: String,
     },
+    GetCommands {
+        app: String,
+        guild: Option<String>,
+    },
     SetGlobalCommands {
         app: String,
     },
@@ -214,6 +218,14 @@ impl Route {
                 token: o(token),
                 id: o(id),
             },
+            ("GET", ["applications", app, "commands"]) => Route::GetCommands {
+                app: o(app),
+                guild: None,
+            },
+            ("GET", ["applications", app, "guilds", g, "commands"]) => Route::GetCommands {
+                app: o(app),
+                guild: Some(o(g)),
+            },
             ("PUT", ["applications", app, "commands"]) => Route::SetGlobalCommands { app: o(app) },
             ("PUT", ["applications", app, "guilds", g, "commands"]) => Route::SetGuildCommands {
                 app: o(app),
@@ -236,6 +248,7 @@ impl Route {
             Route::CreateFollowup { .. } => "create_followup",
             Route::EditOriginal { .. } => "edit_original",
             Route::EditFollowup { .. } => "edit_followup",
+            Route::GetCommands { .. } => "get_commands",
             Route::SetGlobalCommands { .. } => "set_global_commands",
             Route::SetGuildCommands { .. } => "set_guild_commands",
             Route::InteractionCallback { .. } => "interaction_callback",
@@ -875,6 +888,13 @@ fn check(
                 .filter(|&i| world.messages[i].token.as_deref() == Some(token.as_str()))
                 .ok_or_else(unknown_message)?;
             check_edit(&world.messages[index].message, object(args)?, files, true)
+        }
+        Route::GetCommands { app, guild } => {
+            check_app(app, app_id, false)?;
+            if let Some(g) = guild {
+                check_snowflake("guild_id", g)?;
+            }
+            Ok(())
         }
         Route::SetGlobalCommands { app } => {
             check_app(app, app_id, false)?;
@@ -1568,6 +1588,13 @@ fn apply(
         Route::EditFollowup { id, .. } => {
             let index = world.index_of(None, id).expect("checked");
             Ok((200, edit(world, shared, index, body, files)))
+        }
+        Route::GetCommands { guild, .. } => {
+            let list = match guild {
+                None => world.global_commands.clone(),
+                Some(g) => world.guild_commands.get(g).cloned().unwrap_or_default(),
+            };
+            Ok((200, Value::Array(list)))
         }
         Route::SetGlobalCommands { .. } | Route::SetGuildCommands { .. } => {
             let guild = match route {

@@ -1170,6 +1170,34 @@ fn api_resources(group: &str, version: &str) -> Value {
     })
 }
 
+/// `kubectl auth can-i`: every identity may ask what it may do. Without RBAC enforced,
+/// everything is allowed.
+fn self_subject_access_review(shared: &Shared, review: &Value) -> Reply {
+    let attrs = &review["spec"]["resourceAttributes"];
+    let s = |k: &str| attrs[k].as_str().unwrap_or_default().to_string();
+    if review["kind"] != "SelfSubjectAccessReview" || !attrs.is_object() {
+        return Reply::ok(
+            400,
+            status_body(
+                400,
+                "BadRequest",
+                "expected a SelfSubjectAccessReview with spec.resourceAttributes",
+                None,
+            ),
+        );
+    }
+    let namespace = attrs["namespace"].as_str().filter(|n| !n.is_empty());
+    let allowed = shared
+        .authorizer
+        .lock()
+        .unwrap()
+        .as_ref()
+        .is_none_or(|a| a.would_allow(&s("verb"), &s("group"), &s("resource"), namespace));
+    let mut answer = review.clone();
+    answer["status"] = json!({ "allowed": allowed });
+    Reply::ok(201, answer)
+}
+
 async fn handle(
     AxState(shared): AxState<Arc<Shared>>,
     method: Method,
@@ -1208,6 +1236,14 @@ async fn handle(
             .map(|(_, v)| v.as_str())
     };
 
+    if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" && method == Method::POST {
+        req.verb = "create".into();
+        req.resource = "selfsubjectaccessreviews".into();
+        let reply = self_subject_access_review(&shared, &body_value);
+        req.status = reply.status;
+        shared.recorder.push(req);
+        return reply.into_response();
+    }
     let target = match route(&path, &shared.origin) {
         Route::Discovery(body) => {
             req.verb = "discovery".into();

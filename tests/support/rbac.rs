@@ -181,6 +181,26 @@ impl Authorizer {
         false
     }
 
+    /// What a SelfSubjectAccessReview answers: the same decision, not recorded as use.
+    pub fn would_allow(
+        &self,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> bool {
+        let roles = self.roles.lock().unwrap();
+        self.bindings.iter().any(|b| {
+            (b.namespace.is_none() || b.namespace.as_deref() == namespace)
+                && roles.iter().any(|r| {
+                    r.name == b.role
+                        && r.rules
+                            .iter()
+                            .any(|rule| rule.allows(verb, group, resource, None))
+                })
+        })
+    }
+
     /// Take `verb` off the rule of `role` for `resource` (a chart with that permission missing).
     pub fn revoke(&self, role: &str, resource: &str, verb: &str) {
         let mut roles = self.roles.lock().unwrap();

@@ -97,6 +97,8 @@ struct Shared {
 
 #[derive(Default)]
 struct World {
+    /// The bot token's scopes (`x-oauth-scopes`).
+    scopes: Vec<String>,
     failures: HashMap<String, VecDeque<Failure>>,
     /// Messages per channel, oldest first, as Slack returns them in history.
     channels: HashMap<String, Vec<Value>>,
@@ -135,7 +137,13 @@ impl SlackApi {
             token: expected_token.to_string(),
             origin,
             recorder: Recorder::new(),
-            world: Mutex::new(World::default()),
+            world: Mutex::new(World {
+                scopes: drbot::command::manifest::SLACK_BOT_SCOPES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                ..World::default()
+            }),
         });
         let router = axum::Router::new()
             .fallback(handle)
@@ -158,6 +166,11 @@ impl SlackApi {
     /// A `response_url` served by this stand-in (for `slack_command_body` and interactions).
     pub fn response_url(&self, id: &str) -> String {
         format!("{}/response/{id}", self.shared.origin)
+    }
+
+    /// The scopes the bot token has (default: all drbot's manifest asks for).
+    pub fn set_scopes(&self, scopes: &[&str]) {
+        self.world().scopes = scopes.iter().map(|s| s.to_string()).collect();
     }
 
     /// Members returned by `usergroups.users.list?usergroup={id}`.
@@ -462,8 +475,13 @@ fn server_error() -> Answer {
 }
 
 /// Record the call with the answer's status/error and build the response.
-fn finish(shared: &Shared, mut call: Call, (status, headers, body): Answer) -> Response {
+fn finish(shared: &Shared, mut call: Call, (status, mut headers, body): Answer) -> Response {
     call.answered = status;
+    // Slack names the token's scopes on every Web API answer.
+    headers.push((
+        "x-oauth-scopes",
+        shared.world.lock().unwrap().scopes.join(","),
+    ));
     if call.error.is_none() {
         call.error = body.get("error").and_then(Value::as_str).map(String::from);
     }

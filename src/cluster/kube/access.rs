@@ -405,3 +405,192 @@ mod tests {
         assert!(nodes.contains("(the core API group)"), "{nodes}");
     }
 }
+
+/// One permission to check: a verb on a resource, in a namespace (`None`: cluster-wide).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needed {
+    pub scope: &'static str,
+    pub verb: &'static str,
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub namespace: Option<String>,
+}
+
+fn push_unique(list: &mut Vec<String>, items: impl IntoIterator<Item = String>) {
+    for item in items {
+        if !item.is_empty() && !list.contains(&item) {
+            list.push(item);
+        }
+    }
+}
+
+/// The namespaces of `scope` for these settings (empty: the scope is not used).
+pub fn scope_namespaces(settings: &Settings, scope: &str) -> Vec<String> {
+    let k = &settings.kubernetes;
+    let modes = |m: &str| k.freeze_mode.iter().any(|x| x == m);
+    let namespace_of = |entry: &String| entry.split_once('/').map(|(ns, _)| ns.to_string());
+    let mut out = Vec::new();
+    match scope {
+        "velero" => push_unique(&mut out, [k.velero_namespace.clone()]),
+        "database" => {
+            push_unique(&mut out, [k.database_namespace.clone()]);
+            push_unique(&mut out, k.database_namespaces.iter().cloned());
+        }
+        "drill" => push_unique(&mut out, [settings.safety.drill_namespace.clone()]),
+        "argocd" if modes("argocd-window") || modes("argocd-auto-sync") => {
+            push_unique(&mut out, [k.argocd_namespace.clone()]);
+            if modes("argocd-auto-sync") {
+                push_unique(
+                    &mut out,
+                    k.argocd_applications.iter().filter_map(namespace_of),
+                );
+            }
+        }
+        "flux" if modes("flux") => {
+            push_unique(
+                &mut out,
+                k.flux_kustomizations.iter().filter_map(namespace_of),
+            );
+            push_unique(
+                &mut out,
+                k.flux_helmreleases.iter().filter_map(namespace_of),
+            );
+        }
+        "core" => {
+            push_unique(&mut out, ["kube-system".to_string()]);
+            push_unique(&mut out, k.core_namespaces.iter().cloned());
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Whether the settings make drbot call `rule` (its chart `when`).
+fn applies(settings: &Settings, rule: &Rule) -> bool {
+    let k = &settings.kubernetes;
+    let mode = |m: &str| k.freeze_mode.iter().any(|x| x == m);
+    match rule.when {
+        None => match rule.resource {
+            "kustomizations" => !k.flux_kustomizations.is_empty(),
+            "helmreleases" => !k.flux_helmreleases.is_empty(),
+            _ => true,
+        },
+        Some("kubernetes.dsnPasswordFromSecret") => k
+            .postgres_dsn_template
+            .as_deref()
+            .is_some_and(|t| t.contains("{password}")),
+        Some("freeze.argocdWindow") => mode("argocd-window"),
+        Some("freeze.argocdAutoSync") => mode("argocd-auto-sync"),
+        Some(_) => true,
+    }
+}
+
+/// Every permission these settings need, namespace by namespace.
+pub fn needed(settings: &Settings) -> Vec<Needed> {
+    let mut out = Vec::new();
+    for scope in SCOPES {
+        let namespaces: Vec<Option<String>> = if scope.name == "cluster" {
+            vec![None]
+        } else {
+            scope_namespaces(settings, scope.name)
+                .into_iter()
+                .map(Some)
+                .collect()
+        };
+        for rule in scope.rules.iter().filter(|r| applies(settings, r)) {
+            for ns in &namespaces {
+                for verb in rule.verbs {
+                    out.push(Needed {
+                        scope: scope.name,
+                        verb,
+                        group: rule.group,
+                        resource: rule.resource,
+                        namespace: ns.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Kube {
+    /// The API server's version (`major.minor`, git version).
+    pub async fn server_version(&self) -> Result<String, ClusterError> {
+        let info = self
+            .timed(
+                "reading the API server version",
+                None,
+                self.client.apiserver_version(),
+            )
+            .await?;
+        Ok(format!(
+            "{}.{} ({})",
+            info.major, info.minor, info.git_version
+        ))
+    }
+
+    /// The custom resources drbot uses that the API server does not serve at the version
+    /// drbot uses, as `plural.group/version`.
+    pub async fn missing_resources(&self) -> Result<Vec<String>, ClusterError> {
+        let mut missing = Vec::new();
+        let mut versions: Vec<(&str, &str)> = Vec::new();
+        for kind in Kind::ALL {
+            let (group, version, _, _) = kind.gvk();
+            if !group.is_empty() && !versions.contains(&(group, version)) {
+                versions.push((group, version));
+            }
+        }
+        for (group, version) in versions {
+            let api_version = format!("{group}/{version}");
+            let served = match self
+                .timed(
+                    &format!("reading the resources of {api_version}"),
+                    None,
+                    self.client.list_api_group_resources(&api_version),
+                )
+                .await
+            {
+                Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
+                Err(ClusterError::Invalid(_)) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            for kind in Kind::ALL {
+                let (g, v, _, plural) = kind.gvk();
+                if g == group && v == version && !served.iter().any(|s| s == plural) {
+                    missing.push(format!("{plural}.{api_version}"));
+                }
+            }
+        }
+        Ok(missing)
+    }
+
+    /// What `kubectl auth can-i` asks: a SelfSubjectAccessReview for `need`.
+    pub async fn can(&self, need: &Needed) -> Result<bool, ClusterError> {
+        use k8s_openapi::api::authorization::v1::{
+            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        };
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some(need.group.to_string()),
+                    resource: Some(need.resource.to_string()),
+                    verb: Some(need.verb.to_string()),
+                    namespace: need.namespace.clone(),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        let answer = self
+            .timed(
+                "asking the API server what drbot may do (SelfSubjectAccessReview)",
+                None,
+                api.create(&PostParams::default(), &review),
+            )
+            .await?;
+        Ok(answer.status.is_some_and(|s| s.allowed))
+    }
+}

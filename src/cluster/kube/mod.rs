@@ -66,6 +66,21 @@ enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 12] = [
+        Kind::Restore,
+        Kind::Backup,
+        Kind::Schedule,
+        Kind::StorageLocation,
+        Kind::SgCluster,
+        Kind::SgBackup,
+        Kind::AppProject,
+        Kind::Application,
+        Kind::Kustomization,
+        Kind::HelmRelease,
+        Kind::Pod,
+        Kind::Node,
+    ];
+
     /// (group, version, kind, plural).
     fn gvk(self) -> (&'static str, &'static str, &'static str, &'static str) {
         match self {

@@ -1,0 +1,209 @@
+//! `drbot doctor` through the binary: it passes on the embedded defaults; against the
+//! stand-ins (Slack, Discord, the Kubernetes API enforcing the chart's RBAC, the offsite
+//! bucket) it passes when everything is in place and names each cause when it is not.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+use support::bot::{DISCORD_TOKEN, SLACK_TOKEN};
+use support::discord_api::DiscordApi;
+use support::http::{DISCORD_APPLICATION_ID, DISCORD_GUILD_ID};
+use support::k8s_api::K8sApi;
+use support::rbac::Authorizer;
+use support::recovery::{kubernetes_env, offsite_bucket, seed_cluster, write_kubeconfig};
+use support::slack_api::SlackApi;
+
+/// `drbot doctor` with `env`: (exit code, stdout).
+fn doctor(dir: &Path, env: &BTreeMap<String, String>, args: &[&str]) -> (i32, String) {
+    let out = tokio::task::block_in_place(|| {
+        support::command(dir)
+            .envs(env)
+            .arg("doctor")
+            .args(args)
+            .output()
+            .expect("run drbot doctor")
+    });
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn failed(report: &Value) -> Vec<(String, String, String)> {
+    report
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["detail"].as_str().unwrap_or_default().to_string(),
+                c["fix"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_passes_on_the_embedded_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = doctor(dir.path(), &BTreeMap::new(), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok   database: sqlite://"), "{out}");
+    assert!(out.contains("ok   cluster: sandbox"), "{out}");
+    assert!(out.ends_with("checks passed\n"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_an_unreachable_database_and_an_unknown_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    // Nothing listens there any more.
+    let env = BTreeMap::from([(
+        "DRBOT__DATABASE__URL".to_string(),
+        format!("postgres://drbot:hunter2@127.0.0.1:{port}/drbot"),
+    )]);
+    let (code, out) = doctor(dir.path(), &env, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "FAIL database: cannot connect to postgres://drbot@127.0.0.1:{port}/drbot"
+        )),
+        "{out}"
+    );
+    assert!(
+        !out.contains("hunter2"),
+        "the password is never shown: {out}"
+    );
+    assert!(out.contains("fix: check database.url"), "{out}");
+
+    let env = BTreeMap::from([("DRBOT__HTTP__LISTN".to_string(), "0.0.0.0:1".to_string())]);
+    let (code, out) = doctor(dir.path(), &env, &["--format", "json"]);
+    assert_eq!(code, 1, "{out}");
+    let report: Value = serde_json::from_str(&out).expect("JSON");
+    let failed = failed(&report);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "settings");
+    assert!(failed[0].1.contains("unknown field `listn`"), "{failed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_against_the_standins_passes_then_names_each_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = SlackApi::start(SLACK_TOKEN);
+    let discord = DiscordApi::start(DISCORD_TOKEN, DISCORD_APPLICATION_ID);
+    let api = K8sApi::start();
+    seed_cluster(&api, None);
+    let rbac = Arc::new(Authorizer::from_chart());
+    api.enforce(rbac.clone());
+    let s3 = offsite_bucket().await;
+    let kubeconfig = write_kubeconfig(dir.path(), &api.url(), true);
+    let mut env = kubernetes_env(&kubeconfig, &s3);
+    for (k, v) in [
+        ("DRBOT__KUBERNETES__DATABASE_NAMESPACES", "db".to_string()),
+        ("DRBOT__SLACK__BOT_TOKEN", SLACK_TOKEN.to_string()),
+        ("DRBOT__SLACK__API_URL", slack.base()),
+        ("DRBOT__DISCORD__BOT_TOKEN", DISCORD_TOKEN.to_string()),
+        (
+            "DRBOT__DISCORD__APPLICATION_ID",
+            DISCORD_APPLICATION_ID.to_string(),
+        ),
+        ("DRBOT__DISCORD__API_URL", discord.base()),
+    ] {
+        env.insert(k.to_string(), v);
+    }
+    let guild = ["--discord-guild", DISCORD_GUILD_ID, "--format", "json"];
+
+    // Before /dr is registered, doctor says how to register it.
+    let (code, out) = doctor(dir.path(), &env, &guild);
+    assert_eq!(code, 1, "{out}");
+    let report: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        failed(&report),
+        vec![(
+            "discord /dr".to_string(),
+            "/dr is not registered".to_string(),
+            format!("run `drbot commands register-discord --guild {DISCORD_GUILD_ID}`")
+        )]
+    );
+
+    let registered = tokio::task::block_in_place(|| {
+        support::command(dir.path())
+            .envs(&env)
+            .args(["commands", "register-discord", "--guild", DISCORD_GUILD_ID])
+            .status()
+            .expect("register")
+    });
+    assert!(registered.success());
+    let (code, out) = doctor(dir.path(), &env, &guild);
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(&out).expect("JSON");
+    let names: Vec<&str> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    for expected in [
+        "settings",
+        "database",
+        "migrations",
+        "slack",
+        "slack scopes",
+        "discord",
+        "discord /dr",
+        "kubernetes",
+        "custom resources",
+        "permissions",
+        "offsite",
+        "offsite versioning",
+        "PITR window orders",
+    ] {
+        assert!(names.contains(&expected), "{expected}: {names:?}");
+    }
+    // Nothing was done: only reads and access reviews reached the API server.
+    assert!(
+        api.requests()
+            .iter()
+            .all(|r| r.verb == "discovery" || r.resource == "selfsubjectaccessreviews"),
+        "{:#?}",
+        api.requests()
+    );
+
+    // A permission taken away, a scope missing: each is named with its fix.
+    rbac.revoke("drbot-velero", "restores", "create");
+    slack.set_scopes(&[
+        "commands",
+        "chat:write",
+        "files:write",
+        "channels:history",
+        "groups:history",
+        "usergroups:read",
+    ]);
+    let (code, out) = doctor(dir.path(), &env, &guild);
+    assert_eq!(code, 1, "{out}");
+    let report: Value = serde_json::from_str(&out).expect("JSON");
+    let failed = failed(&report);
+    assert_eq!(failed.len(), 2, "{failed:#?}");
+    assert_eq!(failed[0].0, "slack scopes");
+    assert!(failed[0].1.contains("pins:write"), "{failed:?}");
+    assert_eq!(
+        failed[1].0,
+        "permission create restores.velero.io in velero"
+    );
+    assert!(
+        failed[1]
+            .2
+            .contains("kubectl auth can-i create restores.velero.io -n velero"),
+        "{failed:?}"
+    );
+    assert!(failed[1].2.contains("`velero` role"), "{failed:?}");
+}
