@@ -119,6 +119,28 @@ impl Socket {
             .await
     }
 
+    /// The first delivery of `envelope_id` declared INC-1; the second was recognised.
+    async fn assert_handled_once(&self, envelope_id: &str) {
+        let acks = self.link.wait_acks(envelope_id, 2).await;
+        assert!(text_of(&acks[0]["payload"]).contains("INC-1"), "{acks:?}");
+        assert!(
+            text_of(&acks[1]["payload"]).contains("already received"),
+            "{acks:?}"
+        );
+    }
+
+    /// One announcement in the channel and one event on the timeline.
+    async fn assert_declared_once(&self) {
+        let declared = self
+            .api
+            .posts_in(CHANNEL)
+            .into_iter()
+            .filter(|p| text_of(p).contains("DISASTER DECLARED"))
+            .count();
+        assert_eq!(declared, 1);
+        assert_eq!(self.event_count().await, 1);
+    }
+
     fn assert_every_call_was_proper(&self) {
         for open in self.link.opens() {
             assert!(
@@ -168,22 +190,10 @@ async fn a_redelivered_envelope_makes_one_incident() {
     let envelope = s.command("E2", "U1", "declare sev2 data orders wiped");
     s.link.deliver(&envelope).await;
     s.link.deliver(&envelope).await;
-    let acks = s.link.wait_acks("E2", 2).await;
-    assert!(text_of(&acks[0]["payload"]).contains("INC-1"), "{acks:?}");
-    assert!(
-        text_of(&acks[1]["payload"]).contains("already received"),
-        "{acks:?}"
-    );
+    s.assert_handled_once("E2").await;
 
     s.drained().await;
-    let declared = s
-        .api
-        .posts_in(CHANNEL)
-        .into_iter()
-        .filter(|p| text_of(p).contains("DISASTER DECLARED"))
-        .count();
-    assert_eq!(declared, 1);
-    assert_eq!(s.event_count().await, 1);
+    s.assert_declared_once().await;
     let store = &s.bot.app().store;
     assert_eq!(
         store.latest_incident_in("slack:C1").await.unwrap(),
@@ -326,21 +336,9 @@ async fn an_envelope_redelivered_to_another_replica_is_handled_once() {
     // Slack did not see that acknowledgement in time and hands the envelope to the other
     // replica's connection.
     first.link.deliver_over(1, &envelope);
-    let acks = first.link.wait_acks("E9", 2).await;
-    assert!(text_of(&acks[0]["payload"]).contains("INC-1"), "{acks:?}");
-    assert!(
-        text_of(&acks[1]["payload"]).contains("already received"),
-        "{acks:?}"
-    );
+    first.assert_handled_once("E9").await;
     first.drained().await;
-    let declared = first
-        .api
-        .posts_in(CHANNEL)
-        .into_iter()
-        .filter(|p| text_of(p).contains("DISASTER DECLARED"))
-        .count();
-    assert_eq!(declared, 1);
-    assert_eq!(first.event_count().await, 1);
+    first.assert_declared_once().await;
     second.stop().await;
     first.bot.stop().await;
 }
