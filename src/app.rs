@@ -79,6 +79,8 @@ pub struct App {
     /// prefix of its outbox claims.
     pub replica: String,
     pub deliveries: DeliveryStats,
+    /// Notified when a commit that queued posts is durable: the outbox has work.
+    pub outbox_ready: tokio::sync::Notify,
     claims: std::sync::atomic::AtomicU64,
 }
 
@@ -138,9 +140,37 @@ pub struct Memo {
     /// One command at a time per channel in this process: concurrent commands would only
     /// collide on the incident's sequence number and retry.
     channels: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Request keys whose commit is queued but not yet durable, each locked until it lands:
+    /// a redelivery waits for the first delivery's outcome instead of being decided on it.
+    requests: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Memo {
+    fn hold_request(&self, key: &str) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let held = Arc::new(tokio::sync::Mutex::new(()));
+        let guard = held.clone().try_lock_owned().ok()?;
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), held);
+        Some(guard)
+    }
+
+    fn request_in_flight(&self, key: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn release_request(&self, key: &str) {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
     fn channel(&self, channel: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.channels
             .lock()
@@ -156,6 +186,15 @@ impl Memo {
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
             .cloned()
+    }
+
+    /// Drop what is remembered of an incident (a commit built on it failed): the next use
+    /// reads it again from the store.
+    fn forget(&self, id: IncidentId) {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 
     fn remember(&self, state: &Incident) {
@@ -260,6 +299,7 @@ impl App {
             memo: Memo::default(),
             replica: replica_name(),
             deliveries: DeliveryStats::default(),
+            outbox_ready: tokio::sync::Notify::new(),
             claims: Default::default(),
         })
     }
@@ -316,14 +356,10 @@ impl App {
         line: &str,
         key: Option<&str>,
     ) -> Result<Reply, AppError> {
-        if line.contains('\0') {
-            return Ok(Reply::Private(nul_refusal("the command")));
+        match parse_line(line) {
+            Ok(cmd) => self.handle_command(channel, caller, &cmd, key).await,
+            Err(reply) => Ok(reply),
         }
-        let cmd = match command::parse(line) {
-            Ok(cmd) => cmd,
-            Err(usage) => return Ok(Reply::Private(usage.to_string())),
-        };
-        self.handle_command(channel, caller, &cmd, key).await
     }
 
     /// Handle an already parsed command (buttons build theirs directly).
@@ -348,15 +384,45 @@ impl App {
             return Ok(Reply::Private(nul_refusal("the request id")));
         }
         let lock = self.memo.channel(channel);
-        let _turn = lock.lock().await;
         let mut key = key;
-        if let Some(k) = key
-            && self.store.request_seen(k).await?
-        {
-            return Ok(Reply::Private(ALREADY_HANDLED.into()));
-        }
         for _ in 0..MAX_ATTEMPTS {
-            match self.attempt(channel, caller, cmd, key).await {
+            // The channel's turn lasts until the decision is queued for the writer, not until
+            // it is durable: the next command of the channel is decided on top of it and
+            // rides in the same group commit (its `expected_seq` check fails if this one
+            // does not land).
+            let mut turn = lock.lock().await;
+            if let Some(k) = key {
+                if let Some(first) = self.memo.request_in_flight(k) {
+                    drop(turn);
+                    drop(first.lock().await);
+                    turn = lock.lock().await;
+                }
+                if self.store.request_seen(k).await? {
+                    return Ok(Reply::Private(ALREADY_HANDLED.into()));
+                }
+            }
+            let step = self.attempt(channel, caller, cmd, key).await;
+            let held = match (&step, key) {
+                (Ok(Step::Queued(..)), Some(k)) => self.memo.hold_request(k),
+                _ => None,
+            };
+            drop(turn);
+            let outcome = match step {
+                Ok(Step::Done(reply)) => Ok(Attempt::Done(reply)),
+                Ok(Step::Queued(queued, then_retry)) => {
+                    let landed = queued.landed(self).await;
+                    if let (Some(k), Some(held)) = (key, held) {
+                        self.memo.release_request(k);
+                        drop(held);
+                    }
+                    landed.map(|(after, stored)| match then_retry {
+                        true => Attempt::Again,
+                        false => Attempt::Done(Reply::Public(messages::reply_for(&after, &stored))),
+                    })
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
                 Err(AppError::Store(StoreError::Conflict)) => continue,
                 Err(AppError::Store(StoreError::Duplicate(_))) if key.is_some() => {
                     return Ok(Reply::Private(ALREADY_HANDLED.into()));
@@ -385,7 +451,7 @@ impl App {
         caller: &Caller,
         cmd: &Command,
         key: Option<&str>,
-    ) -> Result<Attempt, AppError> {
+    ) -> Result<Step, AppError> {
         let now = self.clock.now();
         let open = self.store.open_incident_in(channel).await?;
         let shown = match (open, cmd) {
@@ -401,7 +467,7 @@ impl App {
         };
         let render = self.render(now);
         if let Some(view) = self.view(cmd, state.as_ref(), &events, &render).await {
-            return Ok(Attempt::Done(view));
+            return Ok(Step::Done(view));
         }
         let state = state.filter(|s| s.is_open());
         let ctx = Ctx {
@@ -412,18 +478,18 @@ impl App {
         };
         let spec = match draft_operation(state.as_ref(), cmd, caller, &ctx) {
             Ok(spec) => spec,
-            Err(Refusal(why)) => return Ok(Attempt::Done(Reply::Private(why))),
+            Err(Refusal(why)) => return Ok(Step::Done(Reply::Private(why))),
         };
         let facts = match self.gather(cmd, spec.as_ref(), state.as_ref()).await {
             Ok(facts) => facts,
-            Err(e) => return Ok(Attempt::Done(Reply::Private(cluster_refusal(&e)))),
+            Err(e) => return Ok(Step::Done(Reply::Private(cluster_refusal(&e)))),
         };
         let decision = match decide(state.as_ref(), cmd, caller, &ctx, &facts) {
             Ok(d) => d,
-            Err(Refusal(why)) => return Ok(Attempt::Done(Reply::Private(why))),
+            Err(Refusal(why)) => return Ok(Step::Done(Reply::Private(why))),
         };
         if decision.events.is_empty() {
-            return Ok(Attempt::Done(Reply::Private("Nothing to do.".into())));
+            return Ok(Step::Done(Reply::Private("Nothing to do.".into())));
         }
         let target = match &state {
             Some(s) => Target::Existing {
@@ -438,25 +504,18 @@ impl App {
         };
         let drafts: Vec<(Draft, Option<String>)> =
             decision.events.into_iter().map(|d| (d, None)).collect();
-        let (after, stored) = self
-            .commit(
-                target,
-                state,
-                &caller.actor,
-                drafts,
-                now,
-                Alongside {
-                    request_key: key,
-                    gave_up: None,
-                },
-            )
-            .await?;
-        if decision.then_retry {
-            return Ok(Attempt::Again);
-        }
-        Ok(Attempt::Done(Reply::Public(messages::reply_for(
-            &after, &stored,
-        ))))
+        let queued = self.queue_commit(
+            target,
+            state,
+            &caller.actor,
+            drafts,
+            now,
+            Alongside {
+                request_key: key,
+                gave_up: None,
+            },
+        )?;
+        Ok(Step::Queued(Box::new(queued), decision.then_retry))
     }
 
     /// The open incident of a channel and its open checklist items (id, text), in SOP order:
@@ -621,6 +680,22 @@ impl App {
         now: DateTime<Utc>,
         alongside: Alongside<'_>,
     ) -> Result<(Incident, Vec<Event>), AppError> {
+        self.queue_commit(target, before, actor, drafts, now, alongside)?
+            .landed(self)
+            .await
+    }
+
+    /// Build the commit and queue it for the writer now; the state after it is remembered at
+    /// once, so the next decision can build on it while this one is being made durable.
+    fn queue_commit(
+        &self,
+        target: Target,
+        before: Option<Incident>,
+        actor: &Actor,
+        drafts: Vec<(Draft, Option<String>)>,
+        now: DateTime<Utc>,
+        alongside: Alongside<'_>,
+    ) -> Result<Queued, AppError> {
         let Alongside {
             request_key,
             gave_up,
@@ -718,19 +793,23 @@ impl App {
                 status: true,
             });
         }
-        self.store
-            .commit(Commit {
-                target,
-                events: new_events,
-                posts,
-                operations,
-                projection: projection(&after),
-                request_key: request_key.map(str::to_owned),
-                gave_up,
-            })
-            .await?;
+        let has_posts = !posts.is_empty();
+        let durable = self.store.submit(Commit {
+            target,
+            events: new_events,
+            posts,
+            operations,
+            projection: projection(&after),
+            request_key: request_key.map(str::to_owned),
+            gave_up,
+        });
         self.memo.remember(&after);
-        Ok((after, stored))
+        Ok(Queued {
+            durable: Box::pin(durable),
+            has_posts,
+            after,
+            stored,
+        })
     }
 
     /// One scheduler pass: launch queued operations, watch running ones, keep the cadence.
@@ -1147,6 +1226,49 @@ enum Attempt {
     Done(Reply),
     /// The command opened a drill incident first; decide it again.
     Again,
+}
+
+/// How one try at a command ended while the channel's turn was held.
+enum Step {
+    Done(Reply),
+    /// Committed on landing; `true`: then decide the command again.
+    Queued(Box<Queued>, bool),
+}
+
+/// A commit handed to the writer, with the state it leads to.
+struct Queued {
+    durable:
+        std::pin::Pin<Box<dyn Future<Output = Result<crate::store::Committed, StoreError>> + Send>>,
+    has_posts: bool,
+    after: Incident,
+    stored: Vec<Event>,
+}
+
+impl Queued {
+    /// Wait until the commit is durable. If it failed, what was remembered on top of it is
+    /// dropped: anything decided on it fails its sequence check and is decided again.
+    async fn landed(self, app: &App) -> Result<(Incident, Vec<Event>), AppError> {
+        match self.durable.await {
+            Ok(_) => {
+                if self.has_posts {
+                    app.outbox_ready.notify_one();
+                }
+                Ok((self.after, self.stored))
+            }
+            Err(e) => {
+                app.memo.forget(self.after.id);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// A `/dr` line as a command, or the answer that says why it is not one.
+pub fn parse_line(line: &str) -> Result<Command, Reply> {
+    if line.contains('\0') {
+        return Err(Reply::Private(nul_refusal("the command")));
+    }
+    command::parse(line).map_err(|usage| Reply::Private(usage.to_string()))
 }
 
 /// PostgreSQL cannot store NUL; both backends refuse it the same way, before anything is written.

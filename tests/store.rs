@@ -171,12 +171,9 @@ async fn sqlite_file_is_created_in_wal_mode() {
         .await
         .expect("commit");
     assert!(path.exists());
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .expect("open the file directly");
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut conn)
-        .await
+    let conn = rusqlite::Connection::open(&path).expect("open the file directly");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .expect("journal_mode");
     assert_eq!(mode, "wal");
     store.close().await;
@@ -1428,16 +1425,25 @@ mod checks {
             ))
             .await
             .expect("commit");
-        let mut conn = sqlx::AnyConnection::connect(&db.url)
-            .await
-            .expect("raw connection");
-        sqlx::query("UPDATE events SET data = $1 WHERE incident_id = $2 AND seq = 2")
-            .bind("{not json")
-            .bind(a.incident)
-            .execute(&mut conn)
-            .await
-            .expect("damage a row");
-        let _ = conn.close().await;
+        let damage = "UPDATE events SET data = '{not json' WHERE incident_id = $1 AND seq = 2";
+        match db.url.strip_prefix("sqlite://") {
+            Some(path) => {
+                let conn = rusqlite::Connection::open(path).expect("raw connection");
+                conn.execute(&damage.replace('$', "?"), [a.incident])
+                    .expect("damage a row");
+            }
+            None => {
+                let mut conn = sqlx::PgConnection::connect(&db.url)
+                    .await
+                    .expect("raw connection");
+                sqlx::query(damage)
+                    .bind(a.incident)
+                    .execute(&mut conn)
+                    .await
+                    .expect("damage a row");
+                let _ = conn.close().await;
+            }
+        }
         assert!(matches!(
             s.events(a.incident).await,
             Err(StoreError::Corrupt(_))

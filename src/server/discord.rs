@@ -19,7 +19,7 @@ use super::{Server, engine_failure, outcome_of, verb_of};
 use crate::app::Reply;
 use crate::chat::discord::{Discord, checklist_components};
 use crate::chat::slack::clip;
-use crate::command::{self, Command, manifest};
+use crate::command::{Command, manifest};
 use crate::incident::Actor;
 use crate::incident::decide::Caller;
 
@@ -218,16 +218,21 @@ async fn respond(s: &Arc<Server>, discord: Arc<Discord>, req: Request, what: Pre
                 actor: req.actor,
                 operator: req.operator,
             };
-            let (line, reply) = match what {
+            let (parsed, reply) = match what {
                 Pressed::Line(line) => {
-                    let reply = s
-                        .app
-                        .handle_request(&req.channel, &caller, &line, Some(&req.key))
-                        .await;
-                    let verb = verb_of(&line);
+                    let parsed = crate::app::parse_line(&line);
+                    let reply = match &parsed {
+                        Ok(cmd) => {
+                            s.app
+                                .handle_command(&req.channel, &caller, cmd, Some(&req.key))
+                                .await
+                        }
+                        Err(refusal) => Ok(refusal.clone()),
+                    };
+                    let verb = verb_of(&parsed);
                     s.metrics.command(PLATFORM, &verb, outcome_of(&reply));
                     s.after_command(&verb);
-                    (line, reply)
+                    (parsed.ok(), reply)
                 }
                 Pressed::Button(id) => match button_command(&s, &req.channel, &id).await {
                     Ok(cmd) => {
@@ -237,16 +242,16 @@ async fn respond(s: &Arc<Server>, discord: Arc<Discord>, req: Request, what: Pre
                             .await;
                         s.metrics.command(PLATFORM, cmd.verb(), outcome_of(&reply));
                         s.kick();
-                        (String::new(), reply)
+                        (None, reply)
                     }
-                    Err(why) => (String::new(), Ok(Reply::Private(why))),
+                    Err(why) => (None, Ok(Reply::Private(why))),
                 },
             };
             let reply = reply.unwrap_or_else(|e| Reply::Private(engine_failure(&e)));
             match &reply {
                 Reply::Private(text) => {
                     let mut components = None;
-                    if let Ok(Command::Checklist { section }) = command::parse(&line)
+                    if let Some(Command::Checklist { section }) = &parsed
                         && let Ok(Some((incident, open))) =
                             s.app.open_checklist(&req.channel, section.as_deref()).await
                         && !open.is_empty()

@@ -121,11 +121,10 @@ impl Server {
         self.wake_outbox.notify_one();
     }
 
-    /// After a command: its posts go out now; the scheduler is woken only when the command can
-    /// have queued a launch (other changes wait for its next pass, within a second), since a
-    /// scheduler pass reads every active incident.
+    /// After a command: the scheduler is woken only when the command can have queued a launch
+    /// (other changes wait for its next pass, within a second). The outbox wakes by itself
+    /// when a commit with posts lands ([`App::outbox_ready`]).
     pub fn after_command(&self, verb: &str) {
-        self.wake_outbox.notify_one();
         if verb == "confirm" {
             self.wake_scheduler.notify_one();
         }
@@ -267,9 +266,10 @@ async fn timeline(
     ([(header::CONTENT_TYPE, content_type)], out).into_response()
 }
 
-/// Label for metrics: the verb of a line, or `invalid`.
-fn verb_of(line: &str) -> String {
-    command::parse(line)
+/// Label for metrics: the verb of a parsed line, or `invalid`.
+fn verb_of(parsed: &Result<command::Command, Reply>) -> String {
+    parsed
+        .as_ref()
         .map(|c| c.verb().replace(' ', "_"))
         .unwrap_or_else(|_| "invalid".into())
 }
@@ -420,6 +420,7 @@ async fn outbox(server: Arc<Server>, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = server.wake_outbox.notified() => {}
+            _ = server.app.outbox_ready.notified() => {}
             _ = tokio::time::sleep(PASS_INTERVAL) => {}
             _ = stop.wait_for(|s| *s) => return,
         }

@@ -22,7 +22,7 @@ use crate::app::Reply;
 use crate::chat::slack::{
     ACTION_CANCEL, ACTION_CHECK, ACTION_CONFIRM, Slack, checklist_blocks, clip,
 };
-use crate::command::{self, Command};
+use crate::command::Command;
 use crate::incident::Actor;
 use crate::incident::decide::Caller;
 
@@ -148,10 +148,10 @@ fn ephemeral(text: &str) -> Value {
 
 /// The JSON Slack shows for a reply: ephemeral for the sender, in-channel for changes, with
 /// tick buttons under a checklist.
-async fn render(s: &Server, channel: &str, line: &str, reply: &Reply) -> Value {
+async fn render(s: &Server, channel: &str, cmd: Option<&Command>, reply: &Reply) -> Value {
     match reply {
         Reply::Private(text) => {
-            if let Ok(Command::Checklist { section }) = command::parse(line)
+            if let Some(Command::Checklist { section }) = cmd
                 && let Ok(Some((incident, open))) =
                     s.app.open_checklist(channel, section.as_deref()).await
                 && !open.is_empty()
@@ -217,20 +217,24 @@ pub(super) async fn run_command(s: &Arc<Server>, slack: &Arc<Slack>, form: Slash
             form.user_name.clone()
         },
     };
-    let line = form.text.clone();
-    let verb = verb_of(&line);
+    let parsed = crate::app::parse_line(&form.text);
+    let verb = verb_of(&parsed);
     let response_url = form.response_url.clone();
     let work = {
-        let (s, slack, channel, line) = (s.clone(), slack.clone(), channel.clone(), line.clone());
+        let (s, slack, channel) = (s.clone(), slack.clone(), channel.clone());
         async move {
             let caller = Caller {
                 operator: slack.is_operator(&actor.id).await,
                 actor,
             };
-            let reply = s
-                .app
-                .handle_request(&channel, &caller, &line, key.as_deref())
-                .await;
+            let reply = match &parsed {
+                Ok(cmd) => {
+                    s.app
+                        .handle_command(&channel, &caller, cmd, key.as_deref())
+                        .await
+                }
+                Err(refusal) => Ok(refusal.clone()),
+            };
             s.metrics.command(PLATFORM, &verb, outcome_of(&reply));
             s.after_command(&verb);
             let reply = reply.unwrap_or_else(|e| Reply::Private(engine_failure(&e)));
@@ -251,7 +255,7 @@ pub(super) async fn run_command(s: &Arc<Server>, slack: &Arc<Slack>, form: Slash
                     }
                 });
             }
-            render(&s, &channel, &line, &reply).await
+            render(&s, &channel, parsed.as_ref().ok(), &reply).await
         }
     };
     let mut task = tokio::spawn(work);

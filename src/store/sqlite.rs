@@ -1,0 +1,1047 @@
+//! SQLite through rusqlite: one writer thread owns the write connection and commits whatever
+//! is queued in one transaction (group commit: one fsync for a batch, each job in its own
+//! savepoint so a refused one writes nothing), and reads run on their own connections on the
+//! calling thread, which for the small reads of a command costs microseconds and no thread
+//! hand-off.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, Row, params};
+use sha2::{Digest, Sha384};
+
+use super::{
+    Commit, Committed, GiveUp, IncidentRow, NewEvent, OperationChange, OperationRow, OutboxRow,
+    PendingPost, StoreError, Target, fmt_time, parse_time, refuse_nul, sql,
+};
+use crate::incident::{Actor, Event, EventKind, IncidentId};
+
+/// Reader connections besides the writer's (file databases).
+const READERS: usize = 4;
+/// Jobs one transaction takes at most; the rest wait for the next.
+const MAX_BATCH: usize = 512;
+/// Events one read of a long timeline brings at a time.
+const STREAM_CHUNK: i64 = 2_000;
+
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
+
+/// What a job hands back when it succeeded inside its savepoint: told whether the batch's
+/// commit made it durable.
+type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+trait Job: Send {
+    /// Runs inside the batch; `None` when it failed (it has reported why, and its savepoint
+    /// is rolled back).
+    fn run(self: Box<Self>, conn: &Connection) -> Option<Finish>;
+    /// The batch could not start.
+    fn abandon(self: Box<Self>, why: String);
+}
+
+struct Work<F, T> {
+    work: F,
+    done: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> Job for Work<F, T>
+where
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> Option<Finish> {
+        let Work { work, done } = *self;
+        match work(conn) {
+            Ok(value) => Some(Box::new(move |committed: Result<(), String>| {
+                let _ = done.send(committed.map(|()| value).map_err(StoreError::Batch));
+            })),
+            Err(e) => {
+                let _ = done.send(Err(e));
+                None
+            }
+        }
+    }
+
+    fn abandon(self: Box<Self>, why: String) {
+        let _ = self.done.send(Err(StoreError::Batch(why)));
+    }
+}
+
+#[derive(Clone)]
+pub(super) struct Lite {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    readers: Arc<Readers>,
+    closed: Arc<AtomicBool>,
+    writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Lite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lite")
+            .field("readers", &self.readers.conns.len())
+            .finish()
+    }
+}
+
+struct Readers {
+    conns: Vec<Arc<Mutex<Connection>>>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    /// A free connection if there is one, else wait for the next in turn.
+    fn get(&self) -> MutexGuard<'_, Connection> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.conns.len();
+        for i in 0..n {
+            if let Ok(conn) = self.conns[(start + i) % n].try_lock() {
+                return conn;
+            }
+        }
+        self.conns[start % n]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Where a `sqlite:` URL points and how to open it.
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub(super) enum Location {
+    Memory,
+    File { path: PathBuf, flags: OpenFlags },
+}
+
+pub(super) fn location(url: &str) -> Result<Location, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mode = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("mode="))
+        .unwrap_or("rwc");
+    if path == ":memory:" || path.is_empty() || mode == "memory" {
+        return Ok(Location::Memory);
+    }
+    let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let flags = match mode {
+        "ro" => base | OpenFlags::SQLITE_OPEN_READ_ONLY,
+        "rw" => base | OpenFlags::SQLITE_OPEN_READ_WRITE,
+        _ => base | OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    };
+    Ok(Location::File {
+        path: path.into(),
+        flags,
+    })
+}
+
+fn open_conn(at: &Location) -> Result<Connection, StoreError> {
+    let conn = match at {
+        Location::Memory => Connection::open_in_memory()?,
+        Location::File { path, flags } => Connection::open_with_flags(path, *flags)?,
+    };
+    conn.execute_batch(PRAGMAS)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl Lite {
+    /// Open the database; `migrate` applies the schema first (doctor only reports it).
+    pub(super) fn open(at: &Location, migrate: bool) -> Result<Lite, StoreError> {
+        let writer = open_conn(at)?;
+        if migrate {
+            run_migrations(&writer)?;
+        }
+        let writer = Arc::new(Mutex::new(writer));
+        let conns = match at {
+            // Each connection to `:memory:` is its own database: the writer's is the only one.
+            Location::Memory => vec![writer.clone()],
+            Location::File { .. } => (0..READERS)
+                .map(|_| open_conn(at).map(|c| Arc::new(Mutex::new(c))))
+                .collect::<Result<_, _>>()?,
+        };
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let thread = std::thread::Builder::new()
+            .name("drbot-sqlite-writer".into())
+            .spawn(move || write_batches(&writer, &queue))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the SQLite writer: {e}")))?;
+        Ok(Lite {
+            jobs,
+            readers: Arc::new(Readers {
+                conns,
+                next: AtomicUsize::new(0),
+            }),
+            closed: Arc::default(),
+            writer: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Queue `work` for the writer now; the future says how it ended once its batch is durable.
+    pub(super) fn write<T, F>(
+        &self,
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + use<T, F>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let queued = if self.closed.load(Ordering::Acquire) {
+            Err(StoreError::Closed)
+        } else {
+            self.jobs
+                .send(Box::new(Work { work, done }))
+                .map_err(|_| StoreError::Closed)
+        };
+        async move {
+            queued?;
+            answer.await.map_err(|_| StoreError::Closed)?
+        }
+    }
+
+    /// A small read, on the calling thread.
+    pub(super) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        f(&self.readers.get())
+    }
+
+    /// A read that may be long (a whole timeline): off the async threads.
+    pub(super) async fn read_long<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || f(&readers.get()))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("read task failed: {e}")))?
+    }
+
+    pub(super) async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        // The writer ends once every sender is gone; queued work finishes first.
+        let (last, ended) = tokio::sync::oneshot::channel::<()>();
+        let _ = self.jobs.send(Box::new(Work {
+            work: |_: &Connection| Ok(()),
+            done: {
+                let (done, answer) = tokio::sync::oneshot::channel();
+                tokio::spawn(async move {
+                    let _ = answer.await;
+                    let _ = last.send(());
+                });
+                done
+            },
+        }));
+        let _ = ended.await;
+        let thread = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(thread);
+    }
+}
+
+/// The writer thread: take everything queued, run each job in a savepoint of one
+/// transaction, commit once, then tell every job.
+fn write_batches(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let why = e.to_string();
+            for job in batch {
+                job.abandon(why.clone());
+            }
+            continue;
+        }
+        let mut finished = Vec::with_capacity(batch.len());
+        for job in batch {
+            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+                job.abandon(e.to_string());
+                continue;
+            }
+            match job.run(&conn) {
+                Some(finish) => {
+                    let _ = conn.execute_batch("RELEASE job");
+                    finished.push(finish);
+                }
+                None => {
+                    let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                }
+            }
+        }
+        let outcome = conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            e.to_string()
+        });
+        drop(conn);
+        for finish in finished {
+            finish(outcome.clone());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migrations: the same bookkeeping table sqlx keeps, so databases made by earlier versions
+// carry on where they were.
+
+const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (\
+     version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+     installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+     checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)";
+
+fn applied(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+         AND name = '_sqlx_migrations')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare("SELECT version FROM _sqlx_migrations WHERE success = TRUE")?;
+    let versions = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    Ok(versions)
+}
+
+fn run_migrations(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(MIGRATIONS_TABLE)?;
+    let done = applied(conn)?;
+    for (version, name, text) in super::MIGRATIONS.iter().map(|m| (m.0, m.1, m.2)) {
+        if done.contains(&version) {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(text)
+            .map_err(|e| StoreError::Migration(format!("{version} {name}: {e}")))?;
+        tx.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+             execution_time) VALUES (?1, ?2, TRUE, ?3, ?4)",
+            params![
+                version,
+                name,
+                Sha384::digest(text.as_bytes()).to_vec(),
+                i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX)
+            ],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries. The SQL text is shared with PostgreSQL; `$n` becomes `?n` here.
+
+/// `$1` → `?1`: SQLite numbers `$name` parameters by first appearance, `?NNN` by its number.
+fn lite(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+fn unique_violation(err: &rusqlite::Error) -> Option<String> {
+    match err {
+        rusqlite::Error::SqliteFailure(e, msg)
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            let ext = e.extended_code;
+            (ext == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || ext == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+                .then(|| msg.clone().unwrap_or_default())
+        }
+        _ => None,
+    }
+}
+
+fn corrupt(col: &str, e: rusqlite::Error) -> StoreError {
+    StoreError::Corrupt(format!("column {col}: {e}"))
+}
+
+fn col<T: rusqlite::types::FromSql>(row: &Row<'_>, name: &str) -> Result<T, StoreError> {
+    row.get(name).map_err(|e| corrupt(name, e))
+}
+
+fn col_time(row: &Row<'_>, name: &str) -> Result<DateTime<Utc>, StoreError> {
+    parse_time(&col::<String>(row, name)?)
+}
+
+fn col_opt_time(row: &Row<'_>, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    col::<Option<String>>(row, name)?
+        .map(|s| parse_time(&s))
+        .transpose()
+}
+
+fn decode_event(row: &Row<'_>) -> Result<Event, StoreError> {
+    let data: String = col(row, "data")?;
+    let kind: EventKind = serde_json::from_str(&data)
+        .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
+    Ok(Event {
+        incident: col(row, "incident_id")?,
+        seq: col(row, "seq")?,
+        recorded_at: col_time(row, "recorded_at")?,
+        occurred_at: col_opt_time(row, "occurred_at")?,
+        actor: Actor {
+            platform: col(row, "actor_platform")?,
+            id: col(row, "actor_id")?,
+            name: col(row, "actor_name")?,
+        },
+        kind,
+    })
+}
+
+fn decode_incident(row: &Row<'_>) -> Result<IncidentRow, StoreError> {
+    Ok(IncidentRow {
+        id: col(row, "id")?,
+        channel: col(row, "channel")?,
+        platform: col(row, "platform")?,
+        severity: col(row, "severity")?,
+        incident_type: col(row, "incident_type")?,
+        title: col(row, "title")?,
+        drill: col(row, "drill")?,
+        declared_at: col_time(row, "declared_at")?,
+        resolved_at: col_opt_time(row, "resolved_at")?,
+        final_summary_posted: col(row, "final_summary_posted")?,
+        last_seq: col(row, "last_seq")?,
+    })
+}
+
+fn decode_operation(row: &Row<'_>, claimed: bool) -> Result<OperationRow, StoreError> {
+    let taken_over = claimed && {
+        let previous: Option<String> = col(row, "previous_claim")?;
+        let mine: Option<String> = col(row, "claim_token")?;
+        previous.is_some_and(|p| Some(p) != mine)
+    };
+    Ok(OperationRow {
+        incident: col(row, "incident_id")?,
+        operation: col(row, "operation")?,
+        kind: col(row, "kind")?,
+        object_name: col(row, "object_name")?,
+        backend: col(row, "backend")?,
+        spec: col(row, "spec")?,
+        status: col(row, "status")?,
+        launched_at: col_opt_time(row, "launched_at")?,
+        taken_over,
+    })
+}
+
+fn decode_outbox(row: &Row<'_>) -> Result<OutboxRow, StoreError> {
+    let sends: i64 = col(row, "sends")?;
+    Ok(OutboxRow {
+        id: col(row, "id")?,
+        incident: col(row, "incident_id")?,
+        channel: col(row, "channel")?,
+        body: col(row, "body")?,
+        attempts: col(row, "attempts")?,
+        earlier_sends: sends - 1,
+        created_at: col_time(row, "created_at")?,
+        status: col::<String>(row, "lane")? == "status",
+        claim_token: col::<Option<String>>(row, "claim_token")?.unwrap_or_default(),
+        status_in_doubt: false,
+    })
+}
+
+/// Every row of a query, decoded.
+fn all<T>(
+    conn: &Connection,
+    sql_text: &str,
+    args: impl rusqlite::Params,
+    decode: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(&lite(sql_text))?;
+    let mut rows = stmt.query(args)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
+fn optional<T>(
+    conn: &Connection,
+    sql_text: &str,
+    args: impl rusqlite::Params,
+    decode: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(&lite(sql_text))?;
+    let mut rows = stmt.query(args)?;
+    rows.next()?.map(decode).transpose()
+}
+
+fn exec(
+    conn: &Connection,
+    sql_text: &str,
+    args: impl rusqlite::Params,
+) -> Result<usize, StoreError> {
+    Ok(conn.prepare_cached(&lite(sql_text))?.execute(args)?)
+}
+
+impl Lite {
+    pub(super) fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let done = self.read(applied)?;
+        Ok(super::MIGRATIONS
+            .iter()
+            .map(|m| m.0)
+            .filter(|v| !done.contains(v))
+            .collect())
+    }
+
+    /// Pragmas of every connection (tests).
+    #[cfg(test)]
+    pub(super) fn pragmas(&self) -> Vec<(String, i64, i64, i64)> {
+        let read = |c: &Connection| {
+            let q = |p: &str| c.query_row(p, [], |r| r.get::<_, i64>(0)).unwrap_or(-1);
+            let mode: String = c
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap_or_default();
+            (
+                mode,
+                q("PRAGMA synchronous"),
+                q("PRAGMA foreign_keys"),
+                q("PRAGMA busy_timeout"),
+            )
+        };
+        self.readers
+            .conns
+            .iter()
+            .map(|c| read(&c.lock().unwrap_or_else(|e| e.into_inner())))
+            .collect()
+    }
+
+    pub(super) async fn release_all_leases(&self) -> Result<(), StoreError> {
+        self.write(|c| {
+            exec(c, sql::RELEASE_OUTBOX_LEASES, [])?;
+            exec(c, sql::RELEASE_OPERATION_LEASES, [])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) fn submit(
+        &self,
+        commit: Commit,
+    ) -> impl Future<Output = Result<Committed, StoreError>> + use<> {
+        self.write(move |c| apply(c, commit))
+    }
+
+    pub(super) fn next_incident_id(&self) -> Result<IncidentId, StoreError> {
+        self.read(|c| {
+            Ok(c.prepare_cached(sql::NEXT_INCIDENT_ID)?
+                .query_row([], |r| r.get(0))?)
+        })
+    }
+
+    pub(super) fn incident(&self, id: IncidentId) -> Result<Option<IncidentRow>, StoreError> {
+        self.read(|c| optional(c, sql::INCIDENT, [id], decode_incident))
+    }
+
+    pub(super) fn id_query(
+        &self,
+        sql_text: &str,
+        channel: &str,
+    ) -> Result<Option<IncidentId>, StoreError> {
+        self.read(|c| optional(c, sql_text, [channel], |r| col(r, "id")))
+    }
+
+    pub(super) fn active_incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
+        self.read(|c| all(c, sql::ACTIVE_INCIDENTS, [], |r| col(r, "id")))
+    }
+
+    pub(super) async fn events(&self, incident: IncidentId) -> Result<Vec<Event>, StoreError> {
+        self.read_long(move |c| all(c, &sql::EVENTS, [incident], decode_event))
+            .await
+    }
+
+    pub(super) fn events_after(
+        &self,
+        incident: IncidentId,
+        after: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.read(|c| {
+            all(
+                c,
+                &sql::EVENTS_AFTER,
+                params![incident, after],
+                decode_event,
+            )
+        })
+    }
+
+    /// One chunk of a long timeline: events after `after`, each decoded on its own (a bad
+    /// row is reported and the rest still come).
+    pub(super) async fn events_chunk(
+        &self,
+        incident: IncidentId,
+        after: i64,
+    ) -> Result<Vec<(i64, Result<Event, StoreError>)>, StoreError> {
+        self.read_long(move |c| {
+            all(
+                c,
+                &sql::EVENTS_CHUNK,
+                params![incident, after, STREAM_CHUNK],
+                |r| Ok((col(r, "seq")?, decode_event(r))),
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn claim_operations(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<OperationRow>, StoreError> {
+        let token = token.to_owned();
+        self.write(move |c| {
+            all(
+                c,
+                sql::CLAIM_OPERATIONS,
+                params![token, fmt_time(lease_until), fmt_time(now)],
+                |r| decode_operation(r, true),
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn release_operations(&self, token: &str) -> Result<u64, StoreError> {
+        let token = token.to_owned();
+        self.write(move |c| Ok(exec(c, sql::RELEASE_OPERATIONS, [token])? as u64))
+            .await
+    }
+
+    pub(super) fn unfinished_operations(&self) -> Result<Vec<OperationRow>, StoreError> {
+        self.read(|c| {
+            all(c, sql::UNFINISHED_OPERATIONS, [], |r| {
+                decode_operation(r, false)
+            })
+        })
+    }
+
+    pub(super) async fn claim_posts(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        channel: Option<&str>,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let (token, channel) = (token.to_owned(), channel.map(str::to_owned));
+        self.write(move |c| {
+            let (lease, now_text) = (fmt_time(lease_until), fmt_time(now));
+            let mut claimed = Vec::new();
+            for text in &sql::CLAIMS[0] {
+                claimed.extend(all(
+                    c,
+                    text,
+                    params![token, lease, now_text, limit, channel],
+                    decode_outbox,
+                )?);
+            }
+            for row in claimed.iter_mut().filter(|r| r.status) {
+                let Some(incident) = row.incident else {
+                    continue;
+                };
+                let carried: i64 = c
+                    .prepare_cached(&lite(sql::CARRIED_ATTEMPTS))?
+                    .query_row(params![now_text, incident, row.id], |r| r.get(0))?;
+                if carried > 0 {
+                    exec(c, sql::CARRY_ATTEMPTS, params![carried, row.id])?;
+                    row.attempts += carried;
+                    row.earlier_sends += carried;
+                }
+                exec(
+                    c,
+                    sql::SUPERSEDE_STATUS,
+                    params![now_text, incident, row.id],
+                )?;
+                let claims: Option<i64> = optional(c, sql::COUNT_STATUS_CLAIM, [incident], |r| {
+                    col(r, "status_claims")
+                })?;
+                if let Some(claims) = claims {
+                    row.status_in_doubt = claims > 1;
+                }
+            }
+            claimed.sort_by_key(|r| r.id);
+            Ok(claimed)
+        })
+        .await
+    }
+
+    pub(super) async fn record_delivery(
+        &self,
+        row: &OutboxRow,
+        at: DateTime<Utc>,
+        receipt: &str,
+    ) -> Result<bool, StoreError> {
+        let (id, token, receipt) = (row.id, row.claim_token.clone(), receipt.to_owned());
+        let status_of = row.incident.filter(|_| row.status);
+        self.write(move |c| {
+            if exec(
+                c,
+                sql::RECORD_DELIVERY,
+                params![fmt_time(at), receipt, id, token],
+            )? == 0
+            {
+                return Ok(false);
+            }
+            if let Some(incident) = status_of {
+                exec(c, sql::REMEMBER_STATUS_MESSAGE, params![receipt, incident])?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    pub(super) async fn record_failure(
+        &self,
+        row: &OutboxRow,
+        next_attempt: DateTime<Utc>,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let (id, token, error) = (row.id, row.claim_token.clone(), error.to_owned());
+        self.write(move |c| {
+            Ok(exec(
+                c,
+                sql::RECORD_FAILURE,
+                params![fmt_time(next_attempt), error, id, token],
+            )? > 0)
+        })
+        .await
+    }
+
+    pub(super) fn pending_rows(&self) -> Result<Vec<PendingPost>, StoreError> {
+        self.read(|c| {
+            all(c, sql::PENDING_ROWS, [], |r| {
+                Ok(PendingPost {
+                    id: col(r, "id")?,
+                    channel: col(r, "channel")?,
+                    status: col::<String>(r, "lane")? == "status",
+                    attempts: col(r, "attempts")?,
+                    next_attempt_at: col_time(r, "next_attempt_at")?,
+                })
+            })
+        })
+    }
+
+    pub(super) fn given_up(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(|c| {
+            all(c, sql::GIVEN_UP, [], |r| {
+                Ok((
+                    col(r, "channel")?,
+                    col::<Option<String>>(r, "last_error")?.unwrap_or_default(),
+                ))
+            })
+        })
+    }
+
+    pub(super) fn request_seen(&self, key: &str) -> Result<bool, StoreError> {
+        self.read(|c| Ok(optional(c, sql::REQUEST_SEEN, [key], |_| Ok(()))?.is_some()))
+    }
+
+    pub(super) async fn forget_requests(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.write(move |c| Ok(exec(c, sql::FORGET_REQUESTS, [fmt_time(before)])? as u64))
+            .await
+    }
+
+    pub(super) fn status_message(
+        &self,
+        incident: IncidentId,
+    ) -> Result<Option<String>, StoreError> {
+        self.read(|c| {
+            Ok(optional(c, sql::STATUS_MESSAGE, [incident], |r| {
+                col::<Option<String>>(r, "status_message")
+            })?
+            .flatten())
+        })
+    }
+
+    pub(super) fn outbox_backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+        self.read(|c| {
+            c.prepare_cached(sql::OUTBOX_BACKLOG)?
+                .query_row([], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+                })
+                .map_err(StoreError::from)
+                .and_then(|(n, oldest)| Ok((n, oldest.map(|t| parse_time(&t)).transpose()?)))
+        })
+    }
+
+    pub(super) fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| Ok(c.prepare_cached("SELECT 1")?.query_row([], |_| Ok(()))?))
+    }
+
+    pub(super) fn pending_posts(&self) -> Result<i64, StoreError> {
+        self.read(|c| {
+            Ok(c.prepare_cached(sql::PENDING_POSTS)?
+                .query_row([], |r| r.get(0))?)
+        })
+    }
+}
+
+/// Everything a commit writes, inside the writer's savepoint for it.
+fn apply(c: &Connection, commit: Commit) -> Result<Committed, StoreError> {
+    let Commit {
+        target,
+        events,
+        posts,
+        operations,
+        projection: p,
+        request_key,
+        gave_up,
+    } = commit;
+    refuse_nul(&target, &events, &posts, &p, request_key.as_deref())?;
+    let count = i64::try_from(events.len())
+        .map_err(|_| StoreError::Corrupt("too many events in one commit".into()))?;
+    let resolved = p.resolved_at.map(fmt_time);
+    let declared = fmt_time(p.declared_at);
+
+    let (id, first_seq) = match &target {
+        Target::New {
+            id,
+            channel,
+            platform,
+        } => {
+            exec(
+                c,
+                sql::INSERT_INCIDENT,
+                params![
+                    id,
+                    channel,
+                    platform,
+                    p.severity,
+                    p.incident_type,
+                    p.title,
+                    p.drill,
+                    declared,
+                    resolved,
+                    p.final_summary_posted,
+                    count
+                ],
+            )
+            .map_err(|e| match &e {
+                StoreError::Sqlite(inner) => match unique_violation(inner) {
+                    Some(which) if which.contains("channel") => {
+                        StoreError::OpenIncidentExists(channel.clone())
+                    }
+                    Some(_) => StoreError::Conflict,
+                    None => e,
+                },
+                _ => e,
+            })?;
+            (*id, 1)
+        }
+        Target::Existing { id, expected_seq } => {
+            let channel: Option<String> = optional(
+                c,
+                sql::CLAIM_SEQUENCE,
+                params![expected_seq + count, id, expected_seq],
+                |r| col(r, "channel"),
+            )?;
+            let Some(channel) = channel else {
+                let exists = optional(c, sql::INCIDENT_EXISTS, [id], |_| Ok(()))?;
+                return Err(match exists {
+                    None => StoreError::Corrupt(format!("incident {id} does not exist")),
+                    Some(()) => StoreError::Conflict,
+                });
+            };
+            exec(
+                c,
+                sql::UPDATE_PROJECTION,
+                params![
+                    p.severity,
+                    p.incident_type,
+                    p.title,
+                    p.drill,
+                    declared,
+                    resolved,
+                    p.final_summary_posted,
+                    id
+                ],
+            )
+            .map_err(|e| match &e {
+                StoreError::Sqlite(inner) if unique_violation(inner).is_some() => {
+                    StoreError::OpenIncidentExists(channel.clone())
+                }
+                _ => e,
+            })?;
+            (*id, expected_seq + 1)
+        }
+    };
+    let at = events.first().map_or(p.declared_at, |e| e.recorded_at);
+
+    if let Some(key) = request_key {
+        exec(c, sql::INSERT_REQUEST, params![key, id, fmt_time(at)]).map_err(|e| match &e {
+            StoreError::Sqlite(inner) if unique_violation(inner).is_some() => {
+                StoreError::Duplicate(format!("request {key}"))
+            }
+            _ => e,
+        })?;
+    }
+
+    if let Some(GiveUp {
+        outbox,
+        claim_token,
+        error,
+    }) = gave_up
+        && exec(
+            c,
+            sql::GIVE_UP,
+            params![fmt_time(at), error, outbox, claim_token],
+        )? == 0
+    {
+        return Err(StoreError::LeaseLost(format!("outbox row {outbox}")));
+    }
+
+    let seqs: Vec<i64> = (first_seq..).take(events.len()).collect();
+    insert_events(c, id, seqs.iter().copied().zip(events))?;
+
+    for post in posts {
+        let created = fmt_time(post.created_at);
+        exec(
+            c,
+            sql::INSERT_POST,
+            params![
+                id,
+                post.channel,
+                post.body,
+                created,
+                created,
+                if post.status { "status" } else { "post" }
+            ],
+        )?;
+    }
+
+    for change in operations {
+        apply_operation(c, id, change)?;
+    }
+    Ok(Committed { incident: id, seqs })
+}
+
+fn insert_events(
+    c: &Connection,
+    id: IncidentId,
+    events: impl Iterator<Item = (i64, NewEvent)>,
+) -> Result<(), StoreError> {
+    let (keyed, plain): (Vec<_>, Vec<_>) = events.partition(|(_, ev)| ev.dedupe_key.is_some());
+    // Keyed events go one by one so that a violation names the key that was already used.
+    for (seq, ev) in keyed {
+        let key = ev.dedupe_key.clone().unwrap_or_default();
+        insert_chunk(c, 1, id, vec![(seq, ev)]).map_err(|e| match &e {
+            StoreError::Sqlite(inner) => match unique_violation(inner) {
+                Some(which) if which.contains("dedupe_key") => StoreError::Duplicate(key),
+                Some(_) => StoreError::Conflict,
+                None => e,
+            },
+            _ => e,
+        })?;
+    }
+    let mut rest = plain.into_iter();
+    for size in sql::EVENT_CHUNKS {
+        while rest.len() >= size {
+            let chunk: Vec<_> = rest.by_ref().take(size).collect();
+            insert_chunk(c, size, id, chunk).map_err(|e| match &e {
+                // Only the sequence key is left to collide: someone else appended.
+                StoreError::Sqlite(inner) if unique_violation(inner).is_some() => {
+                    StoreError::Conflict
+                }
+                _ => e,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_chunk(
+    c: &Connection,
+    size: usize,
+    id: IncidentId,
+    chunk: Vec<(i64, NewEvent)>,
+) -> Result<(), StoreError> {
+    let mut stmt = c.prepare_cached(&lite(sql::event_insert(size)))?;
+    let mut i = 1;
+    for (seq, ev) in chunk {
+        let data = serde_json::to_string(&ev.kind)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode event: {e}")))?;
+        stmt.raw_bind_parameter(i, id)?;
+        stmt.raw_bind_parameter(i + 1, seq)?;
+        stmt.raw_bind_parameter(i + 2, fmt_time(ev.recorded_at))?;
+        stmt.raw_bind_parameter(i + 3, ev.occurred_at.map(fmt_time))?;
+        stmt.raw_bind_parameter(i + 4, &ev.actor.platform)?;
+        stmt.raw_bind_parameter(i + 5, &ev.actor.id)?;
+        stmt.raw_bind_parameter(i + 6, &ev.actor.name)?;
+        stmt.raw_bind_parameter(i + 7, ev.kind.name())?;
+        stmt.raw_bind_parameter(i + 8, data)?;
+        stmt.raw_bind_parameter(i + 9, &ev.dedupe_key)?;
+        i += sql::EVENT_COLUMNS;
+    }
+    stmt.raw_execute()?;
+    Ok(())
+}
+
+fn apply_operation(
+    c: &Connection,
+    id: IncidentId,
+    change: OperationChange,
+) -> Result<(), StoreError> {
+    let (operation, status, sql_text, at) = match change {
+        OperationChange::Queue {
+            operation,
+            kind,
+            object_name,
+            backend,
+            spec,
+        } => {
+            return exec(
+                c,
+                sql::QUEUE_OPERATION,
+                params![id, operation, kind, object_name, backend, spec],
+            )
+            .map(|_| ())
+            .map_err(|e| match &e {
+                StoreError::Sqlite(inner) => match unique_violation(inner) {
+                    Some(which) if which.contains("object_name") => {
+                        StoreError::Duplicate(format!("{backend} object {object_name}"))
+                    }
+                    Some(_) => StoreError::Duplicate(format!("operation {operation}")),
+                    None => e,
+                },
+                _ => e,
+            });
+        }
+        OperationChange::Launched { operation, at } => {
+            (operation, "launched", sql::OPERATION_LAUNCHED, at)
+        }
+        OperationChange::Finished { operation, at } => {
+            (operation, "finished", sql::OPERATION_FINISHED, at)
+        }
+    };
+    if exec(c, sql_text, params![status, fmt_time(at), id, operation])? == 0 {
+        return Err(StoreError::Corrupt(format!(
+            "operation {operation} of incident {id} was never queued"
+        )));
+    }
+    Ok(())
+}
+
+/// The file's path, for the one-process lock.
+pub(super) fn file_of(at: &Location) -> Option<&Path> {
+    match at {
+        Location::Memory => None,
+        Location::File { path, .. } => Some(path),
+    }
+}
