@@ -1,24 +1,53 @@
-//! Slash-command acknowledgement under sustained load (spec §9): the release `drbot serve`
-//! with SQLite, signed Slack requests sent open-loop at a fixed rate, latency measured from
-//! each request's intended send time, and afterwards a check that the database holds every
-//! note that was acknowledged.
+//! Slash-command acknowledgement under load (spec §9, issue 10): the release `drbot serve`
+//! with a Slack Web API sink, signed `/dr` requests sent open loop (a timer fires each request
+//! at its intended time whatever the answers do; a fixed pool of keep-alive connections carries
+//! them, and a request waiting for a free connection counts that wait), latency measured from
+//! each request's intended send time, and a check, by note text, that the database holds every
+//! note that was acknowledged. The load is 70 % `note` (a durable append) and 30 % `status`
+//! (read only) over 20 incident channels.
 //!
-//! Run with `cargo bench --bench ack`. `DRBOT_BENCH_RATE` (requests/s, default 200) and
-//! `DRBOT_BENCH_SECONDS` (default 30) change the load; `DRBOT_LOG` is passed to the server
-//! (default `warn`); `DRBOT_BENCH_NOTE_PERCENT` (default 70) and
-//! `DRBOT_BENCH_POST_INTERVAL_MS` (default 100) change the mix and the outbox's pace,
-//! `DRBOT_BENCH_CHANNELS` (default 20) the number of incident channels, and
-//! `DRBOT_BENCH_KEEP=1` keeps the temp dir (database included) for a look afterwards.
-//! Other processes on the machine slow the server down: the report shows the load average.
-//! Exits non-zero when p99 exceeds 25 ms, any request fails, or fewer
-//! notes are stored than were acknowledged.
+//! Modes (`DRBOT_BENCH_MODE`, comma-separated or `all`, the default; all of them run against
+//! one server per database, in this order):
+//! - `idle`: time from spawn until `/readyz` answers 200 (polled every 2 ms, each poll on a new
+//!   connection), then VmRSS after one second of idle; at the end, once the server has stopped,
+//!   the time to ready again on a restart over the same database. Targets: ready < 100 ms on
+//!   the first start (empty database, migrations included) and on the restart; idle RSS
+//!   < 30 MiB.
+//! - `rate`: one fixed rate (`DRBOT_BENCH_RATE`, default 500 /s) for `DRBOT_BENCH_SECONDS`
+//!   (default 10). Targets: p99 ≤ 25 ms, no error, no lost note, and server CPU time ÷
+//!   acknowledged commands ≤ 0.3 ms (`DRBOT_BENCH_CPU_TARGET_MS`).
+//! - `max`: the rate ladder (`DRBOT_BENCH_LADDER`, default `500,1000,1500,2000,2500,3000,4000`),
+//!   `DRBOT_BENCH_STEP_SECONDS` (default 3) per step, stopping at the first step that misses
+//!   p99 ≤ 25 ms, zero errors, zero lost notes. Target: the highest passing rate is ≥ 2 500 /s
+//!   on SQLite, ≥ 1 000 /s on PostgreSQL.
+//! - `channel`: one busy incident: `DRBOT_BENCH_CHANNEL_SENDERS` (default 32) senders, each
+//!   sending its notes strictly one after another (the next only once the previous was
+//!   acknowledged), into one channel for `DRBOT_BENCH_CHANNEL_SECONDS` (default 5). Targets:
+//!   ≥ 1 000 acknowledged notes/s, no error, every acknowledged note stored, and for each sender
+//!   its notes' stored sequence numbers increase in the order it sent them.
+//!
+//! Databases (`DRBOT_BENCH_DATABASE` = `sqlite`, `postgres` or `both`; default `sqlite`, or
+//! `both` when `DRBOT_BENCH_DATABASE_URL` is set): SQLite in a temp dir; PostgreSQL in a fresh
+//! database `drbot_bench_<pid>_<time>` created through `DRBOT_BENCH_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) and dropped afterwards.
+//!
+//! Other knobs: `DRBOT_BENCH_CONNECTIONS` (keep-alive connections, default 128),
+//! `DRBOT_BENCH_NOTE_PERCENT` (70), `DRBOT_BENCH_CHANNELS` (20), `DRBOT_BENCH_POST_INTERVAL_MS`
+//! (the outbox's pace per channel, 100), `DRBOT_LOG` (passed to the server, default `warn`),
+//! `DRBOT_BENCH_KEEP=1` (keep the temp dir and the PostgreSQL database).
+//!
+//! Every table shows the bench's own CPU next to the server's, and the generator's lag (how
+//! late the timer fired a request), so a saturated bench shows. Other processes on the machine
+//! slow the server down: the report shows the load average. Exits non-zero when any target is
+//! missed, or when the server does not stop cleanly on SIGTERM.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Arc;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
@@ -26,44 +55,42 @@ use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use drbot::incident::EventKind;
+use drbot::store::Store;
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use sha2::Sha256;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, MissedTickBehavior};
 
-const DEFAULT_RATE: u64 = 200;
-const DEFAULT_SECONDS: u64 = 30;
 const TARGET_P99: Duration = Duration::from_millis(25);
-const CHANNELS: u64 = 20;
-/// Share of requests that are `note` (a durable append); the rest are `status` (read only).
-const NOTE_PERCENT: u64 = 70;
+const TARGET_CPU_MS: f64 = 0.3;
+const TARGET_READY: Duration = Duration::from_millis(100);
+const TARGET_IDLE_RSS_KIB: u64 = 30 * 1024;
+const TARGET_CHANNEL_RATE: f64 = 1_000.0;
+const TARGET_MAX_SQLITE: u64 = 2_500;
+const TARGET_MAX_POSTGRES: u64 = 1_000;
+const DEFAULT_RATE: u64 = 500;
+const DEFAULT_SECONDS: u64 = 10;
+const DEFAULT_LADDER: &str = "500,1000,1500,2000,2500,3000,4000";
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const SECRET: &str = "bench-signing-secret";
 const TOKEN: &str = "xoxb-bench-token";
 const OPERATOR: &str = "U1";
-/// Keep-alive connections opened before the load starts.
-const CONNECTIONS: usize = 16;
+/// The busy channel, apart from the load's channels.
+const BUSY_CHANNEL: &str = "C9000";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+const READY_POLL: Duration = Duration::from_millis(2);
+const SETTLE: Duration = Duration::from_secs(1);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-/// Slack's pace is about one post per second per channel; shorter here so the outbox keeps
-/// delivering status edits while the load runs.
-const POST_INTERVAL_MS: u64 = 100;
-
-type Http = Client<HttpConnector, Full<Bytes>>;
-
-/// Where slash commands go, and where drbot may answer late (the sink).
-#[derive(Clone)]
-struct Endpoint {
-    client: Http,
-    base: String,
-    response_url: String,
-}
 
 fn env_number(name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> u64 {
     match std::env::var(name) {
@@ -75,12 +102,24 @@ fn env_number(name: &str, default: u64, range: std::ops::RangeInclusive<u64>) ->
     }
 }
 
+fn env_text(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
 /// The machine's 1-minute load average.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "n/a".into())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,7 +223,8 @@ async fn start_sink() -> (String, Arc<Sink>) {
 /// Kills the server if the bench panics before stopping it.
 struct Server {
     child: Child,
-    base: String,
+    addr: SocketAddr,
+    spawned: Instant,
 }
 
 impl Drop for Server {
@@ -201,13 +241,14 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-fn start_server(dir: &Path, db: &Path, api_url: &str, post_interval_ms: u64) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_drbot"))
+fn start_server(dir: &Path, url: &str, api_url: &str, post_interval_ms: u64) -> Server {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_drbot"));
+    command
         .arg("serve")
         .current_dir(dir)
-        .env("DRBOT__HTTP__LISTEN", format!("127.0.0.1:{port}"))
-        .env("DRBOT__DATABASE__URL", format!("sqlite://{}", db.display()))
+        .env("DRBOT__HTTP__LISTEN", addr.to_string())
+        .env("DRBOT__DATABASE__URL", url)
         .env("DRBOT__SLACK__SIGNING_SECRET", SECRET)
         .env("DRBOT__SLACK__BOT_TOKEN", TOKEN)
         .env("DRBOT__SLACK__API_URL", api_url)
@@ -220,53 +261,34 @@ fn start_server(dir: &Path, db: &Path, api_url: &str, post_interval_ms: u64) -> 
             "DRBOT__SANDBOX__STATE_FILE",
             dir.join("sandbox.json").display().to_string(),
         )
-        .env(
-            "DRBOT_LOG",
-            std::env::var("DRBOT_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .env("DRBOT_LOG", env_text("DRBOT_LOG", "warn"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start drbot serve");
+        .stderr(Stdio::inherit());
+    let spawned = Instant::now();
+    let child = command.spawn().expect("start drbot serve");
     Server {
         child,
-        base: format!("http://127.0.0.1:{port}"),
+        addr,
+        spawned,
     }
 }
 
-async fn get(client: &Http, url: &str) -> Result<(StatusCode, Bytes), String> {
-    let request = Request::builder()
-        .method(Method::GET)
-        .uri(url)
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| e.to_string())?;
-    let response = client.request(request).await.map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, body))
-}
-
-async fn wait_ready(client: &Http, server: &mut Server) {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let url = format!("{}/readyz", server.base);
+/// Poll `/readyz` every 2 ms, each time on a new connection; the time from spawn to its 200.
+async fn wait_ready(server: &mut Server) -> Duration {
     loop {
         if let Ok(Some(status)) = server.child.try_wait() {
             panic!("drbot serve exited before it was ready: {status}");
         }
-        if let Ok((StatusCode::OK, _)) = get(client, &url).await {
-            return;
+        let pool = Pool::new(server.addr, 1);
+        if let Ok((StatusCode::OK, _)) = pool.get("/readyz").await {
+            return server.spawned.elapsed();
         }
         assert!(
-            Instant::now() < deadline,
+            server.spawned.elapsed() < READY_TIMEOUT,
             "drbot serve not ready within {READY_TIMEOUT:?}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(READY_POLL).await;
     }
 }
 
@@ -290,7 +312,7 @@ async fn stop(server: &mut Server) -> bool {
     }
 }
 
-fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -302,6 +324,111 @@ fn cpu_ms(pid: &str) -> Option<u64> {
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     Some(ticks * 10)
+}
+
+/// CPU time of the server and of this bench since `new`, in ms.
+struct CpuMeter {
+    server: String,
+    before: (Option<u64>, Option<u64>),
+}
+
+impl CpuMeter {
+    fn new(pid: &str) -> CpuMeter {
+        CpuMeter {
+            server: pid.to_string(),
+            before: (cpu_ms(pid), cpu_ms("self")),
+        }
+    }
+    fn elapsed(&self) -> (Option<u64>, Option<u64>) {
+        let since = |now: Option<u64>, then: Option<u64>| now.zip(then).map(|(a, b)| a - b);
+        (
+            since(cpu_ms(&self.server), self.before.0),
+            since(cpu_ms("self"), self.before.1),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client: a fixed number of keep-alive connections. A request takes a permit (waiting
+// in line when all are busy), then an idle connection or a new one in place of a broken one.
+
+type Conn = http1::SendRequest<Full<Bytes>>;
+
+struct Pool {
+    addr: SocketAddr,
+    permits: Semaphore,
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl Pool {
+    fn new(addr: SocketAddr, size: usize) -> Arc<Pool> {
+        Arc::new(Pool {
+            addr,
+            permits: Semaphore::new(size),
+            idle: Mutex::new(Vec::with_capacity(size)),
+        })
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn connect(&self) -> Result<Conn, String> {
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+
+    /// Open every connection before a measurement.
+    async fn fill(&self) {
+        let size = self.permits.available_permits();
+        let mut opened = Vec::with_capacity(size);
+        for _ in 0..size {
+            opened.push(self.connect().await.expect("open a keep-alive connection"));
+        }
+        *self.idle() = opened;
+    }
+
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String> {
+        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+        let reused = self.idle().pop().filter(|c| !c.is_closed());
+        let mut conn = match reused {
+            Some(conn) => conn,
+            None => self.connect().await?,
+        };
+        conn.ready().await.map_err(|e| e.to_string())?;
+        let response = conn
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        self.idle().push(conn);
+        Ok((status, body))
+    }
+
+    async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), String> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header("host", self.addr.to_string())
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        self.send(request).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -316,6 +443,13 @@ fn unix_now() -> u64 {
 
 fn channel(i: u64, channels: u64) -> String {
     format!("C{:04}", i % channels + 1)
+}
+
+/// Where slash commands go, and where drbot may answer late (the sink).
+#[derive(Clone)]
+struct Endpoint {
+    pool: Arc<Pool>,
+    response_url: String,
 }
 
 /// `POST /slack/commands`, signed with the current time; the status and the reply.
@@ -344,25 +478,14 @@ async fn slash(
     let signature = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
     let request = Request::builder()
         .method(Method::POST)
-        .uri(format!("{}/slack/commands", to.base))
+        .uri("/slack/commands")
+        .header("host", to.pool.addr.to_string())
         .header("content-type", "application/x-www-form-urlencoded")
         .header("x-slack-request-timestamp", ts)
         .header("x-slack-signature", signature)
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
-    let response = to
-        .client
-        .request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, body))
+    to.pool.send(request).await
 }
 
 fn response_type(body: &[u8]) -> String {
@@ -409,9 +532,6 @@ fn report_failure(what: std::fmt::Arguments) {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Load.
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Ok,
@@ -426,15 +546,74 @@ enum Outcome {
     Timeout,
 }
 
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Late => "late",
+            Outcome::EngineFailed => "engine failure",
+            Outcome::WrongReply => "wrong reply",
+            Outcome::Status(_) => "non-200",
+            Outcome::Transport => "transport",
+            Outcome::Timeout => "timeout",
+        }
+    }
+}
+
+/// Send one command (waiting for a connection included) and judge the answer.
+async fn command(to: &Endpoint, channel: &str, text: &str, trigger: &str, note: bool) -> Outcome {
+    let result = tokio::time::timeout(REQUEST_TIMEOUT, slash(to, channel, text, trigger)).await;
+    match result {
+        Ok(Ok((StatusCode::OK, body))) => {
+            let outcome = judge(note, &body);
+            if outcome != Outcome::Ok {
+                report_failure(format_args!("{channel} {text}: {}", reply_text(&body)));
+            }
+            outcome
+        }
+        Ok(Ok((status, _))) => {
+            report_failure(format_args!("{channel} {text}: HTTP {status}"));
+            Outcome::Status(status.as_u16())
+        }
+        Ok(Err(e)) => {
+            report_failure(format_args!("{channel} {text}: {e}"));
+            Outcome::Transport
+        }
+        Err(_) => Outcome::Timeout,
+    }
+}
+
+/// "3 (2 timeout, 1 transport)" for the failed outcomes among `outcomes`.
+fn describe_errors(outcomes: impl Iterator<Item = Outcome>) -> (usize, String) {
+    let mut kinds: Vec<(&str, usize)> = Vec::new();
+    for o in outcomes.filter(|o| *o != Outcome::Ok) {
+        match kinds.iter_mut().find(|(k, _)| *k == o.label()) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((o.label(), 1)),
+        }
+    }
+    let total: usize = kinds.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return (0, "0".into());
+    }
+    let detail: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    (total, format!("{total} ({})", detail.join(", ")))
+}
+
+fn note_text(tag: &str, i: u64) -> String {
+    format!("bench {tag} #{i}")
+}
+
 struct Sample {
+    index: u64,
     note: bool,
     outcome: Outcome,
     /// From the time the request was due: what a caller waiting on a schedule sees.
     from_intended: Duration,
-    /// From the moment it was actually written.
+    /// From the moment the generator fired it (waiting for a connection included).
     from_sent: Duration,
-    /// When it was due, from the start of the load.
-    due: Duration,
+    /// How late the generator fired it.
+    lag: Duration,
     done: Instant,
 }
 
@@ -443,57 +622,41 @@ struct Plan {
     seconds: u64,
     note_percent: u64,
     channels: u64,
+    /// In every note's text, to find this run's notes in the database.
+    tag: String,
 }
 
+/// Open loop: request i is due at start + i / rate, and fired then whatever came back before.
 async fn load(to: &Endpoint, plan: &Plan) -> (Vec<Sample>, Instant) {
     let total = plan.rate * plan.seconds;
     let period = Duration::from_secs_f64(1.0 / plan.rate as f64);
-    let run = unix_now();
     let start = Instant::now() + Duration::from_millis(20);
     let mut ticks = tokio::time::interval_at(start, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(total as usize);
     for i in 0..total {
         let intended = ticks.tick().await;
+        let fired = Instant::now();
         // Spread evenly: request i is a note when the running share crosses a whole note.
         let note = (i + 1) * plan.note_percent / 100 > i * plan.note_percent / 100;
         let text = if note {
-            format!("note bench note #{i}")
+            format!("note {}", note_text(&plan.tag, i))
         } else {
             "status".to_string()
         };
         let channel = channel(i, plan.channels);
-        let trigger = format!("bench.{run}.{i}");
+        let trigger = format!("bench.{}.{i}", plan.tag);
         let to = to.clone();
         tasks.push(tokio::spawn(async move {
-            let sent = Instant::now();
-            let result =
-                tokio::time::timeout(REQUEST_TIMEOUT, slash(&to, &channel, &text, &trigger)).await;
+            let outcome = command(&to, &channel, &text, &trigger, note).await;
             let done = Instant::now();
-            let outcome = match result {
-                Ok(Ok((StatusCode::OK, body))) => {
-                    let outcome = judge(note, &body);
-                    if outcome != Outcome::Ok {
-                        report_failure(format_args!("request {i} ({text}): {}", reply_text(&body)));
-                    }
-                    outcome
-                }
-                Ok(Ok((status, _))) => {
-                    report_failure(format_args!("request {i} ({text}): HTTP {status}"));
-                    Outcome::Status(status.as_u16())
-                }
-                Ok(Err(e)) => {
-                    report_failure(format_args!("request {i} ({text}): {e}"));
-                    Outcome::Transport
-                }
-                Err(_) => Outcome::Timeout,
-            };
             Sample {
+                index: i,
                 note,
                 outcome,
                 from_intended: done - intended,
-                from_sent: done - sent,
-                due: intended - start,
+                from_sent: done - fired,
+                lag: fired - intended,
                 done,
             }
         }));
@@ -513,9 +676,35 @@ fn percentiles(mut values: Vec<Duration>) -> [f64; 4] {
     values.sort_unstable();
     let at = |q: f64| {
         let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-        values[rank - 1].as_secs_f64() * 1000.0
+        ms(values[rank - 1])
     };
     [at(0.50), at(0.90), at(0.99), at(1.0)]
+}
+
+/// The notes stored in `channel`'s open incident: (seq, text), in seq order. The engine keys
+/// a Slack channel as `slack:<id>`; the bare id is tried too.
+async fn stored_notes(reader: &Store, channel: &str) -> Result<Vec<(i64, String)>, String> {
+    let mut found = None;
+    for key in [format!("slack:{channel}"), channel.to_string()] {
+        found = reader
+            .open_incident_in(&key)
+            .await
+            .map_err(|e| e.to_string())?;
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some(id) = found else {
+        return Err(format!("no open incident in {channel}"));
+    };
+    let events = reader.events(id).await.map_err(|e| e.to_string())?;
+    Ok(events
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::NoteAdded { text } => Some((e.seq, text)),
+            _ => None,
+        })
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -572,45 +761,650 @@ fn server_side(before: &str, after: &str) -> Option<(f64, f64)> {
     Some((p99, within))
 }
 
-async fn scrape(client: &Http, base: &str) -> String {
-    match get(client, &format!("{base}/metrics")).await {
-        Ok((StatusCode::OK, body)) => String::from_utf8_lossy(&body).into_owned(),
-        _ => String::new(),
+// ---------------------------------------------------------------------------------------------
+// Measurements.
+
+/// One line of the summary.
+struct Check {
+    database: &'static str,
+    what: String,
+    target: String,
+    measured: String,
+    ok: bool,
+}
+
+/// One server under test, and what it takes to talk to it and read its database.
+struct Run {
+    database: &'static str,
+    to: Endpoint,
+    reader: Store,
+    pid: String,
+    channels: u64,
+    note_percent: u64,
+    checks: Vec<Check>,
+    steps: u64,
+}
+
+impl Run {
+    fn check(&mut self, what: impl Into<String>, target: String, measured: String, ok: bool) {
+        self.checks.push(Check {
+            database: self.database,
+            what: what.into(),
+            target,
+            measured,
+            ok,
+        });
+    }
+
+    /// A tag no earlier load of this run used.
+    fn tag(&mut self) -> String {
+        self.steps += 1;
+        format!("{}r{}", unix_now() % 100_000, self.steps)
+    }
+
+    async fn declare(&self, channel: &str) {
+        let text = format!("declare sev2 data \"bench incident {channel}\"");
+        let trigger = format!("bench.declare.{}.{channel}", unix_now());
+        match slash(&self.to, channel, &text, &trigger).await {
+            Ok((StatusCode::OK, body)) if response_type(&body) == "in_channel" => {}
+            Ok((status, body)) => {
+                panic!(
+                    "declare in {channel} answered {status}: {}",
+                    reply_text(&body)
+                )
+            }
+            Err(e) => panic!("declare in {channel}: {e}"),
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        match self.to.pool.get("/metrics").await {
+            Ok((StatusCode::OK, body)) => String::from_utf8_lossy(&body).into_owned(),
+            _ => String::new(),
+        }
+    }
+
+    /// Between loads: a pause, then until the outbox has delivered what was queued (bounded).
+    async fn settle(&self) {
+        tokio::time::sleep(SETTLE).await;
+        let started = Instant::now();
+        while metric(&self.metrics().await, "drbot_outbox_depth").is_some_and(|d| d > 0.0)
+            && started.elapsed() < DRAIN_TIMEOUT
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// One open-loop load at `rate`, with every acknowledged note looked up by its text.
+    async fn step(&mut self, rate: u64, seconds: u64) -> (Step, Vec<Sample>) {
+        let plan = Plan {
+            rate,
+            seconds,
+            note_percent: self.note_percent,
+            channels: self.channels,
+            tag: self.tag(),
+        };
+        let cpu = CpuMeter::new(&self.pid);
+        let (samples, start) = load(&self.to, &plan).await;
+        let (server_cpu, bench_cpu) = cpu.elapsed();
+        let last = samples.iter().map(|s| s.done).max().unwrap_or(start);
+        let mut stored = HashSet::new();
+        let mut unreadable = None;
+        for c in 0..plan.channels {
+            match stored_notes(&self.reader, &channel(c, plan.channels)).await {
+                Ok(notes) => stored.extend(notes.into_iter().map(|(_, text)| text)),
+                Err(e) => unreadable = Some(e),
+            }
+        }
+        let acked: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| s.note && s.outcome == Outcome::Ok)
+            .collect();
+        let lost = acked
+            .iter()
+            .filter(|s| !stored.contains(&note_text(&plan.tag, s.index)))
+            .count();
+        let (errors, errors_text) = describe_errors(samples.iter().map(|s| s.outcome));
+        let step = Step {
+            rate,
+            requests: samples.len(),
+            acked: samples.len() - errors,
+            errors,
+            errors_text,
+            notes_acked: acked.len(),
+            lost,
+            unreadable,
+            latency: percentiles(samples.iter().map(|s| s.from_intended).collect()),
+            wall: last - start,
+            lag_max: samples.iter().map(|s| s.lag).max().unwrap_or_default(),
+            server_cpu,
+            bench_cpu,
+        };
+        (step, samples)
     }
 }
 
-/// Notes in the database, read with the `sqlite3` CLI; None when it is not installed.
-fn stored_notes(db: &Path) -> Option<Result<u64, String>> {
-    let found = Command::new("which")
-        .arg("sqlite3")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        return None;
+struct Step {
+    rate: u64,
+    requests: usize,
+    acked: usize,
+    errors: usize,
+    errors_text: String,
+    notes_acked: usize,
+    lost: usize,
+    /// The database could not be read: the lost-note count cannot be trusted.
+    unreadable: Option<String>,
+    /// From intended send, ms: p50, p90, p99, max.
+    latency: [f64; 4],
+    wall: Duration,
+    lag_max: Duration,
+    server_cpu: Option<u64>,
+    bench_cpu: Option<u64>,
+}
+
+impl Step {
+    fn p99_ok(&self) -> bool {
+        self.latency[2] <= ms(TARGET_P99)
     }
-    let out = match Command::new("sqlite3")
-        .arg("-readonly")
-        .arg(db)
-        .arg("SELECT count(*) FROM events WHERE kind = 'note_added';")
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) => return Some(Err(e.to_string())),
-    };
-    if !out.status.success() {
-        return Some(Err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    fn passed(&self) -> bool {
+        self.p99_ok() && self.errors == 0 && self.lost == 0 && self.unreadable.is_none()
     }
-    Some(
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .map_err(|e| format!("unexpected sqlite3 output: {e}")),
+    fn achieved(&self) -> f64 {
+        self.acked as f64 / self.wall.as_secs_f64().max(1e-3)
+    }
+    /// Server CPU time per acknowledged command, ms.
+    fn cpu_per_ack(&self) -> Option<f64> {
+        self.server_cpu
+            .filter(|_| self.acked > 0)
+            .map(|c| c as f64 / self.acked as f64)
+    }
+    fn core_share(&self, cpu: Option<u64>) -> String {
+        cpu.map_or("n/a".into(), |c| {
+            format!("{:.0} %", c as f64 / ms(self.wall).max(1.0) * 100.0)
+        })
+    }
+    fn lost_text(&self) -> String {
+        match &self.unreadable {
+            Some(e) => format!("? ({e})"),
+            None => format!("{} / {}", self.lost, self.notes_acked),
+        }
+    }
+}
+
+const STEP_HEADER: &str = "| rate /s | achieved /s | p50 ms | p90 ms | p99 ms | max ms | errors | lost / acked notes | server CPU | bench CPU | CPU/ack ms | gen lag ms | step |\n\
+|--------:|------------:|-------:|-------:|-------:|-------:|--------|--------------------|-----------:|----------:|-----------:|-----------:|------|";
+
+fn step_row(s: &Step) -> String {
+    let [p50, p90, p99, max] = s.latency;
+    format!(
+        "| {:>7} | {:>11.0} | {p50:>6.2} | {p90:>6.2} | {p99:>6.2} | {max:>6.1} | {} | {} | {:>10} | {:>9} | {:>10} | {:>10.1} | {} |",
+        s.rate,
+        s.achieved(),
+        s.errors_text,
+        s.lost_text(),
+        s.core_share(s.server_cpu),
+        s.core_share(s.bench_cpu),
+        s.cpu_per_ack().map_or("n/a".into(), |c| format!("{c:.3}")),
+        ms(s.lag_max),
+        if s.passed() { "pass" } else { "FAIL" },
     )
 }
 
+/// A latency row: its name, which samples, and whether from the intended send time.
+type LatencyRow = (&'static str, fn(&Sample) -> bool, bool);
+
+/// `rate`: one fixed rate, with the latency split by command and the server's own view.
+async fn fixed_rate(run: &mut Run, rate: u64, seconds: u64, cpu_target: f64) {
+    let metrics_before = run.metrics().await;
+    let load_before = load_average();
+    let (step, samples) = run.step(rate, seconds).await;
+    let load_after = load_average();
+    let metrics_after = run.metrics().await;
+    let rows: [LatencyRow; 4] = [
+        ("all, from intended send", |_: &Sample| true, true),
+        ("all, from firing", |_: &Sample| true, false),
+        ("note, from intended send", |s: &Sample| s.note, true),
+        ("status, from intended send", |s: &Sample| !s.note, true),
+    ];
+    println!(
+        "\n[{}] rate: {rate}/s for {seconds} s, {} requests\n\n{STEP_HEADER}\n{}\n",
+        run.database,
+        step.requests,
+        step_row(&step)
+    );
+    println!("| ack latency (ms)           |    p50 |    p90 |    p99 |    max |");
+    println!("|----------------------------|-------:|-------:|-------:|-------:|");
+    for (name, pick, intended) in rows {
+        let [p50, p90, p99, max] = percentiles(
+            samples
+                .iter()
+                .filter(|s| pick(s))
+                .map(|s| {
+                    if intended {
+                        s.from_intended
+                    } else {
+                        s.from_sent
+                    }
+                })
+                .collect(),
+        );
+        println!("| {name:<26} | {p50:>6.2} | {p90:>6.2} | {p99:>6.2} | {max:>6.1} |");
+    }
+    if let Some((p99, within)) = server_side(&metrics_before, &metrics_after) {
+        println!("server-side ack histogram: p99 ≤ {p99} ms; {within:.2} % ≤ 25 ms");
+    }
+    println!("host load average (1 min): {load_before} before, {load_after} after");
+
+    let name = format!("rate {rate}/s");
+    run.check(
+        format!("{name}: p99 from intended send"),
+        format!("≤ {} ms", TARGET_P99.as_millis()),
+        format!("{:.2} ms", step.latency[2]),
+        step.p99_ok(),
+    );
+    run.check(
+        format!("{name}: errors"),
+        "0".into(),
+        step.errors_text.clone(),
+        step.errors == 0,
+    );
+    run.check(
+        format!("{name}: acknowledged notes not stored"),
+        "0".into(),
+        step.lost_text(),
+        step.lost == 0 && step.unreadable.is_none(),
+    );
+    let cpu = step.cpu_per_ack();
+    run.check(
+        format!("{name}: server CPU per acknowledged command"),
+        format!("≤ {cpu_target} ms"),
+        cpu.map_or("n/a".into(), |c| format!("{c:.3} ms")),
+        cpu.is_some_and(|c| c <= cpu_target),
+    );
+    run.settle().await;
+}
+
+/// `max`: the ladder, up to the first step that misses.
+async fn max_rate(run: &mut Run, ladder: &[u64], seconds: u64, target: u64) {
+    println!(
+        "\n[{}] max: open-loop ladder, {seconds} s per step\n\n{STEP_HEADER}",
+        run.database
+    );
+    let mut best = None;
+    for &rate in ladder {
+        let (step, _) = run.step(rate, seconds).await;
+        println!("{}", step_row(&step));
+        if !step.passed() {
+            break;
+        }
+        best = Some(rate);
+        run.settle().await;
+    }
+    run.check(
+        "highest rate: p99 ≤ 25 ms, no error, no lost note",
+        format!("≥ {target}/s"),
+        best.map_or("none passed".into(), |r| format!("{r}/s")),
+        best.is_some_and(|r| r >= target),
+    );
+    run.settle().await;
+}
+
+/// `channel`: closed-loop senders into one incident; order checked per sender.
+async fn busy_channel(run: &mut Run, senders: u64, seconds: u64) {
+    run.declare(BUSY_CHANNEL).await;
+    let tag = run.tag();
+    let cpu = CpuMeter::new(&run.pid);
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..senders)
+        .map(|s| {
+            let (to, tag) = (run.to.clone(), tag.clone());
+            tokio::spawn(async move {
+                let mut sent = Vec::new();
+                while Instant::now() < end {
+                    let k = sent.len() as u64;
+                    let text = format!("note {}", note_text(&format!("{tag}s{s}"), k));
+                    let trigger = format!("bench.{tag}.{s}.{k}");
+                    sent.push(command(&to, BUSY_CHANNEL, &text, &trigger, true).await);
+                }
+                (sent, Instant::now())
+            })
+        })
+        .collect();
+    let mut sent = Vec::new();
+    let mut last = start;
+    for task in tasks {
+        let (outcomes, done) = task.await.expect("a sender");
+        last = last.max(done);
+        sent.push(outcomes);
+    }
+    let (server_cpu, bench_cpu) = cpu.elapsed();
+    let wall = last - start;
+    let (errors, errors_text) = describe_errors(sent.iter().flatten().copied());
+    let acked = sent.iter().flatten().filter(|o| **o == Outcome::Ok).count();
+    let rate = acked as f64 / wall.as_secs_f64().max(1e-3);
+
+    let (mut lost, mut out_of_order, mut duplicated) = (0, 0, 0);
+    let stored = stored_notes(&run.reader, BUSY_CHANNEL).await;
+    let stored_text = match &stored {
+        Ok(notes) => {
+            let mut seq_of: HashMap<&str, i64> = HashMap::new();
+            for (seq, text) in notes {
+                if seq_of.insert(text.as_str(), *seq).is_some() {
+                    duplicated += 1;
+                }
+            }
+            for (s, outcomes) in sent.iter().enumerate() {
+                let mut previous = None;
+                for (k, _) in outcomes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| **o == Outcome::Ok)
+                {
+                    let text = note_text(&format!("{tag}s{s}"), k as u64);
+                    match seq_of.get(text.as_str()) {
+                        None => lost += 1,
+                        Some(&seq) => {
+                            if previous.is_some_and(|p| seq <= p) {
+                                out_of_order += 1;
+                            }
+                            previous = Some(seq);
+                        }
+                    }
+                }
+            }
+            format!("{lost} lost, {out_of_order} out of order, {duplicated} duplicated")
+        }
+        Err(e) => format!("unreadable: {e}"),
+    };
+    let share = |c: Option<u64>| {
+        c.map_or("n/a".into(), |c| {
+            format!("{:.0} %", c as f64 / ms(wall).max(1.0) * 100.0)
+        })
+    };
+    println!(
+        "\n[{}] channel: {senders} senders, one note at a time each, into {BUSY_CHANNEL} for {seconds} s\n\
+         {acked} notes acknowledged in {:.2} s = {rate:.0}/s; errors {errors_text}; stored: {stored_text}; \
+         CPU server {} / bench {} of one core",
+        run.database,
+        wall.as_secs_f64(),
+        share(server_cpu),
+        share(bench_cpu),
+    );
+    run.check(
+        "one channel: acknowledged notes/s",
+        format!("≥ {TARGET_CHANNEL_RATE:.0}/s"),
+        format!("{rate:.0}/s"),
+        rate >= TARGET_CHANNEL_RATE,
+    );
+    run.check("one channel: errors", "0".into(), errors_text, errors == 0);
+    run.check(
+        "one channel: stored, in each sender's order",
+        "all, in order".into(),
+        stored_text,
+        stored.is_ok() && lost + out_of_order + duplicated == 0,
+    );
+    run.settle().await;
+}
+
 // ---------------------------------------------------------------------------------------------
+// Databases.
+
+/// A fresh, empty database for one server, and how to drop it.
+struct Database {
+    name: &'static str,
+    url: String,
+    /// PostgreSQL: (the admin URL, the database created through it).
+    created: Option<(String, String)>,
+}
+
+/// `admin` with its database replaced by `name`.
+fn with_database(admin: &str, name: &str) -> String {
+    PgConnectOptions::from_str(admin)
+        .unwrap_or_else(|e| panic!("DRBOT_BENCH_DATABASE_URL {admin:?}: {e}"))
+        .database(name)
+        .to_url_lossy()
+        .to_string()
+}
+
+async fn admin_execute(admin: &str, sql: &str) -> Result<(), String> {
+    let mut conn = PgConnection::connect(admin)
+        .await
+        .map_err(|e| format!("connect to {admin}: {e}"))?;
+    sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| format!("{sql}: {e}"))?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
+async fn create_database(kind: &str, dir: &Path, admin: &str) -> Database {
+    if kind == "sqlite" {
+        return Database {
+            name: "sqlite",
+            url: format!("sqlite://{}", dir.join("bench.db").display()),
+            created: None,
+        };
+    }
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!("drbot_bench_{}_{}_{nanos}", std::process::id(), unix_now());
+    admin_execute(admin, &format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap_or_else(|e| panic!("create the bench database: {e}"));
+    Database {
+        name: "postgres",
+        url: with_database(admin, &name),
+        created: Some((admin.to_string(), name)),
+    }
+}
+
+async fn drop_database(db: &Database, keep: bool) {
+    if let Some((admin, name)) = &db.created {
+        if keep {
+            println!("kept: database {name}");
+        } else if let Err(e) =
+            admin_execute(admin, &format!("DROP DATABASE {name} WITH (FORCE)")).await
+        {
+            eprintln!("could not drop {name}: {e}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Settings {
+    modes: Vec<String>,
+    databases: Vec<String>,
+    admin_url: String,
+    rate: u64,
+    seconds: u64,
+    cpu_target: f64,
+    ladder: Vec<u64>,
+    step_seconds: u64,
+    senders: u64,
+    channel_seconds: u64,
+    connections: u64,
+    channels: u64,
+    note_percent: u64,
+    post_interval_ms: u64,
+    keep: bool,
+}
+
+fn list(name: &str, default: &str, allowed: &[&str]) -> Vec<String> {
+    let items: Vec<String> = env_text(name, default)
+        .split(',')
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for item in &items {
+        assert!(
+            allowed.contains(&item.as_str()),
+            "{name}: {item:?} is not one of {allowed:?}"
+        );
+    }
+    items
+}
+
+fn settings() -> Settings {
+    let mut modes = list(
+        "DRBOT_BENCH_MODE",
+        "all",
+        &["all", "idle", "rate", "max", "channel"],
+    );
+    if modes.iter().any(|m| m == "all") {
+        modes = ["idle", "rate", "max", "channel"]
+            .map(String::from)
+            .to_vec();
+    }
+    let url = std::env::var("DRBOT_BENCH_DATABASE_URL").ok();
+    let default_db = if url.is_some() { "both" } else { "sqlite" };
+    let mut databases = list(
+        "DRBOT_BENCH_DATABASE",
+        default_db,
+        &["sqlite", "postgres", "both"],
+    );
+    if databases.iter().any(|d| d == "both") {
+        databases = vec!["sqlite".into(), "postgres".into()];
+    }
+    let ladder = env_text("DRBOT_BENCH_LADDER", DEFAULT_LADDER)
+        .split(',')
+        .map(|r| match r.trim().parse::<u64>() {
+            Ok(n) if (1..=100_000).contains(&n) => n,
+            _ => panic!("DRBOT_BENCH_LADDER must list rates in 1..=100000, not {r:?}"),
+        })
+        .collect();
+    let cpu_target = match std::env::var("DRBOT_BENCH_CPU_TARGET_MS") {
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|t| *t > 0.0)
+            .unwrap_or_else(|| {
+                panic!("DRBOT_BENCH_CPU_TARGET_MS must be a positive number, not {v:?}")
+            }),
+        Err(_) => TARGET_CPU_MS,
+    };
+    Settings {
+        modes,
+        databases,
+        admin_url: url.unwrap_or_else(|| DEFAULT_PG_URL.into()),
+        rate: env_number("DRBOT_BENCH_RATE", DEFAULT_RATE, 1..=100_000),
+        seconds: env_number("DRBOT_BENCH_SECONDS", DEFAULT_SECONDS, 1..=86_400),
+        cpu_target,
+        ladder,
+        step_seconds: env_number("DRBOT_BENCH_STEP_SECONDS", 3, 1..=3_600),
+        senders: env_number("DRBOT_BENCH_CHANNEL_SENDERS", 32, 1..=1_024),
+        channel_seconds: env_number("DRBOT_BENCH_CHANNEL_SECONDS", 5, 1..=3_600),
+        connections: env_number("DRBOT_BENCH_CONNECTIONS", 128, 1..=4_096),
+        channels: env_number("DRBOT_BENCH_CHANNELS", 20, 1..=8_999),
+        note_percent: env_number("DRBOT_BENCH_NOTE_PERCENT", 70, 0..=100),
+        post_interval_ms: env_number("DRBOT_BENCH_POST_INTERVAL_MS", 100, 0..=60_000),
+        keep: std::env::var("DRBOT_BENCH_KEEP").is_ok_and(|v| v == "1"),
+    }
+}
+
+/// Every selected mode against one server on `kind`.
+async fn bench_database(kind: &str, s: &Settings, api_url: &str) -> Vec<Check> {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = create_database(kind, dir.path(), &s.admin_url).await;
+    let mut server = start_server(dir.path(), &db.url, api_url, s.post_interval_ms);
+    let pid = server.child.id().to_string();
+    let ready = wait_ready(&mut server).await;
+    let has = |mode: &str| s.modes.iter().any(|m| m == mode);
+    let mut run = Run {
+        database: db.name,
+        to: Endpoint {
+            pool: Pool::new(server.addr, s.connections as usize),
+            response_url: format!("{}/response", api_url.trim_end_matches("/api")),
+        },
+        reader: Store::open(&db.url)
+            .await
+            .expect("open the database to read it"),
+        pid: pid.clone(),
+        channels: s.channels,
+        note_percent: s.note_percent,
+        checks: Vec::new(),
+        steps: 0,
+    };
+    println!(
+        "\n[{}] drbot serve (pid {pid}) ready {:.1} ms after spawn",
+        db.name,
+        ms(ready)
+    );
+    if has("idle") {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss = proc_status_kib(&pid, "VmRSS:");
+        run.check(
+            "ready after the first start (/readyz 200)",
+            format!("< {} ms", TARGET_READY.as_millis()),
+            format!("{:.1} ms", ms(ready)),
+            ready < TARGET_READY,
+        );
+        run.check(
+            "idle RSS, 1 s after ready",
+            format!("< {} MiB", TARGET_IDLE_RSS_KIB / 1024),
+            mib(rss),
+            rss.is_some_and(|k| k < TARGET_IDLE_RSS_KIB),
+        );
+    }
+    if has("rate") || has("max") || has("channel") {
+        for c in 0..s.channels {
+            run.declare(&channel(c, s.channels)).await;
+        }
+        run.to.pool.fill().await;
+        println!(
+            "warm-up: {} incidents declared, {} connections open; {}% note / {}% status",
+            s.channels,
+            s.connections,
+            s.note_percent,
+            100 - s.note_percent
+        );
+    }
+    if has("rate") {
+        fixed_rate(&mut run, s.rate, s.seconds, s.cpu_target).await;
+    }
+    if has("max") {
+        let target = if kind == "sqlite" {
+            TARGET_MAX_SQLITE
+        } else {
+            TARGET_MAX_POSTGRES
+        };
+        max_rate(&mut run, &s.ladder, s.step_seconds, target).await;
+    }
+    if has("channel") {
+        busy_channel(&mut run, s.senders, s.channel_seconds).await;
+    }
+    let hwm = proc_status_kib(&pid, "VmHWM:");
+    run.reader.close().await;
+    let clean = stop(&mut server).await;
+    println!("[{}] server VmHWM {}", db.name, mib(hwm));
+    run.check(
+        "graceful stop on SIGTERM",
+        "clean exit".into(),
+        if clean { "clean" } else { "NOT clean" }.into(),
+        clean,
+    );
+    if has("idle") {
+        // A restart: the schema is in place and the database holds the run's incidents.
+        let mut again = start_server(dir.path(), &db.url, api_url, s.post_interval_ms);
+        let ready = wait_ready(&mut again).await;
+        let clean = stop(&mut again).await;
+        run.check(
+            "ready after a restart (/readyz 200)",
+            format!("< {} ms", TARGET_READY.as_millis()),
+            format!("{:.1} ms", ms(ready)),
+            ready < TARGET_READY && clean,
+        );
+    }
+    drop_database(&db, s.keep).await;
+    if s.keep {
+        println!("kept: {}", dir.keep().display());
+    }
+    run.checks
+}
 
 fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -621,309 +1415,44 @@ fn main() -> ExitCode {
 }
 
 async fn bench() -> ExitCode {
-    let rate = env_number("DRBOT_BENCH_RATE", DEFAULT_RATE, 1..=100_000);
-    let seconds = env_number("DRBOT_BENCH_SECONDS", DEFAULT_SECONDS, 1..=86_400);
-    let note_percent = env_number("DRBOT_BENCH_NOTE_PERCENT", NOTE_PERCENT, 0..=100);
-    let post_interval_ms = env_number("DRBOT_BENCH_POST_INTERVAL_MS", POST_INTERVAL_MS, 0..=60_000);
-    let channels = env_number("DRBOT_BENCH_CHANNELS", CHANNELS, 1..=9_999);
-    let keep = std::env::var("DRBOT_BENCH_KEEP").is_ok_and(|v| v == "1");
-    let plan = Plan {
-        rate,
-        seconds,
-        note_percent,
-        channels,
-    };
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let db: PathBuf = dir.path().join("bench.db");
-
+    let s = settings();
+    println!(
+        "modes: {}; databases: {}; host load average {} ({} cores)",
+        s.modes.join(","),
+        s.databases.join(","),
+        load_average(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     let (api_url, sink) = start_sink().await;
-    let mut server = start_server(dir.path(), &db, &api_url, post_interval_ms);
-    let pid = server.child.id();
-    let pid_text = pid.to_string();
-    let base = server.base.clone();
-
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Http = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(120))
-        .pool_max_idle_per_host(256)
-        .build(connector);
-
-    let to = Endpoint {
-        client: client.clone(),
-        base: base.clone(),
-        response_url: format!("{}/response", api_url.trim_end_matches("/api")),
-    };
-
-    let started = Instant::now();
-    wait_ready(&client, &mut server).await;
-    println!("drbot serve ready in {:.2?} (pid {pid})", started.elapsed());
-
-    // Warm-up: one open incident per channel, then a pool of open connections.
-    for i in 0..channels {
-        let text = format!("declare sev2 data \"bench incident {}\"", i + 1);
-        let trigger = format!("bench.declare.{}.{i}", unix_now());
-        match slash(&to, &channel(i, channels), &text, &trigger).await {
-            Ok((StatusCode::OK, body)) if response_type(&body) == "in_channel" => {}
-            Ok((status, body)) => panic!(
-                "declare in {} answered {status}: {}",
-                channel(i, channels),
-                reply_text(&body)
-            ),
-            Err(e) => panic!("declare in {}: {e}", channel(i, channels)),
-        }
-    }
-    let warm: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
-            let (client, url) = (client.clone(), format!("{base}/healthz"));
-            tokio::spawn(async move { get(&client, &url).await })
-        })
-        .collect();
-    for w in warm {
-        let _ = w.await;
+    let mut checks = Vec::new();
+    for kind in &s.databases {
+        checks.extend(bench_database(kind, &s, &api_url).await);
     }
     println!(
-        "warm-up: {channels} incidents declared, {CONNECTIONS} connections open\n\
-         load: {rate} requests/s for {seconds} s, {note_percent}% note / {}% status, \
-         {channels} channels, outbox pace {post_interval_ms} ms per channel",
-        100 - note_percent
+        "\noutbox: {} posts and updates delivered to the Slack sink",
+        sink.delivered()
     );
-
-    let metrics_before = scrape(&client, &base).await;
-    let server_cpu_before = cpu_ms(&pid_text);
-    let own_cpu_before = cpu_ms("self");
-    let load_before = load_average();
-    let (samples, start) = load(&to, &plan).await;
-    let load_after = load_average();
-    let last = samples.iter().map(|s| s.done).max().unwrap_or(start);
-    let wall = last - start;
-    let server_cpu = cpu_ms(&pid_text).zip(server_cpu_before).map(|(a, b)| a - b);
-    let own_cpu = cpu_ms("self").zip(own_cpu_before).map(|(a, b)| a - b);
-    let metrics_after = scrape(&client, &base).await;
-    let depth_after_load = metric(&metrics_after, "drbot_outbox_depth");
-    let delivered_during_load = sink.delivered();
-
-    // Let the outbox finish what the run queued.
-    let drain_started = Instant::now();
-    let mut depth = depth_after_load;
-    while depth.is_some_and(|d| d > 0.0) && drain_started.elapsed() < DRAIN_TIMEOUT {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        depth = metric(&scrape(&client, &base).await, "drbot_outbox_depth");
-    }
-    let rss = proc_status_kib(pid, "VmRSS:");
-    let hwm = proc_status_kib(pid, "VmHWM:");
-    let clean_stop = stop(&mut server).await;
-    let stored = stored_notes(&db);
-    if keep {
-        println!("kept: {}", dir.keep().display());
-    }
-
-    // Tally.
-    let count = |f: &dyn Fn(&Sample) -> bool| samples.iter().filter(|s| f(s)).count();
-    let notes = count(&|s| s.note);
-    let notes_acked = count(&|s| s.note && s.outcome == Outcome::Ok);
-    let errors = count(&|s| s.outcome != Outcome::Ok);
-    let mut kinds: Vec<(&str, usize)> = vec![
-        (
-            "non-200",
-            count(&|s| matches!(s.outcome, Outcome::Status(_))),
-        ),
-        (
-            "late (\"Working on it\")",
-            count(&|s| s.outcome == Outcome::Late),
-        ),
-        (
-            "engine failure",
-            count(&|s| s.outcome == Outcome::EngineFailed),
-        ),
-        ("wrong reply", count(&|s| s.outcome == Outcome::WrongReply)),
-        ("transport", count(&|s| s.outcome == Outcome::Transport)),
-        ("timeout", count(&|s| s.outcome == Outcome::Timeout)),
-    ];
-    kinds.retain(|(_, n)| *n > 0);
-    // Every request counts, failed ones at the time they failed.
-    let answered = |f: &dyn Fn(&Sample) -> bool, intended: bool| {
-        percentiles(
-            samples
-                .iter()
-                .filter(|s| f(s))
-                .map(|s| {
-                    if intended {
-                        s.from_intended
-                    } else {
-                        s.from_sent
-                    }
-                })
-                .collect(),
-        )
-    };
-    let all = answered(&|_| true, true);
-    let rows = [
-        ("all, from intended send", all),
-        ("all, from actual send", answered(&|_| true, false)),
-        ("note, from intended send", answered(&|s| s.note, true)),
-        ("status, from intended send", answered(&|s| !s.note, true)),
-    ];
-    let third = Duration::from_secs_f64(seconds as f64 / 3.0);
-    let thirds: Vec<(String, [f64; 4])> = (0..3u32)
-        .map(|k| {
-            let (from, to) = (third * k, third * (k + 1));
-            (
-                format!(
-                    "all, due {:.0}–{:.0} s",
-                    from.as_secs_f64(),
-                    to.as_secs_f64()
-                ),
-                answered(&|s| s.due >= from && (s.due < to || k == 2), true),
-            )
-        })
-        .collect();
-
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "\n| ack latency (ms)           |    p50 |    p90 |    p99 |    max |"
-    );
-    let _ = writeln!(
-        out,
-        "|----------------------------|-------:|-------:|-------:|-------:|"
-    );
-    let rows = rows.into_iter().map(|(n, p)| (n.to_string(), p));
-    for (name, [p50, p90, p99, max]) in rows.chain(thirds) {
-        let _ = writeln!(
-            out,
-            "| {name:<26} | {p50:>6.2} | {p90:>6.2} | {p99:>6.2} | {max:>6.1} |"
+    println!("\n| database | check | target | measured | result |\n|---|---|---|---|---|");
+    for c in &checks {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            c.database,
+            c.what,
+            c.target,
+            c.measured,
+            if c.ok { "pass" } else { "FAIL" }
         );
     }
-    let errors_text = if kinds.is_empty() {
-        "0".to_string()
-    } else {
-        let detail: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        format!("{errors} ({})", detail.join(", "))
-    };
-    let server_text = match server_side(&metrics_before, &metrics_after) {
-        Some((p99, within)) => format!("p99 ≤ {p99} ms; {within:.2} % ≤ 25 ms"),
-        None => "n/a".into(),
-    };
-    let stored_text = match &stored {
-        Some(Ok(n)) => format!("{n} / {notes_acked}"),
-        Some(Err(e)) => format!("sqlite3 failed: {e}"),
-        None => format!("not checked (no sqlite3) / {notes_acked}"),
-    };
-    let mib = |k: Option<u64>| k.map_or("n/a".into(), |k| format!("{:.1}", k as f64 / 1024.0));
-    let percent = |ms: Option<u64>| {
-        ms.map_or("n/a".into(), |ms| {
-            format!(
-                "{:.0} %",
-                ms as f64 / wall.as_millis().max(1) as f64 * 100.0
-            )
-        })
-    };
-    let facts: Vec<(&str, String)> = vec![
-        ("offered load", format!("{rate}/s for {seconds} s")),
-        (
-            "requests (note / status)",
-            format!("{} ({notes} / {})", samples.len(), samples.len() - notes),
-        ),
-        ("errors", errors_text),
-        (
-            "achieved rate",
-            format!(
-                "{:.1}/s",
-                (samples.len() - errors) as f64 / wall.as_secs_f64()
-            ),
-        ),
-        ("server-side ack (histogram)", server_text),
-        ("notes stored / acknowledged", stored_text),
-        (
-            "outbox delivered (sink)",
-            format!(
-                "{} ({} posts, {} updates, {} pins); {delivered_during_load} by end of load",
-                sink.delivered(),
-                sink.posted.load(Ordering::Relaxed),
-                sink.updated.load(Ordering::Relaxed),
-                sink.pinned.load(Ordering::Relaxed),
-            ),
-        ),
-        (
-            "drbot_outbox_depth",
-            format!(
-                "{} after load, {} after {:.1} s",
-                depth_after_load.map_or("n/a".into(), |d| d.to_string()),
-                depth.map_or("n/a".into(), |d| d.to_string()),
-                drain_started.elapsed().as_secs_f64()
-            ),
-        ),
-        (
-            "server VmRSS / VmHWM (MiB)",
-            format!("{} / {}", mib(rss), mib(hwm)),
-        ),
-        (
-            "CPU during load (server / bench)",
-            format!("{} / {} of one core", percent(server_cpu), percent(own_cpu)),
-        ),
-        (
-            "host load average (1 min)",
-            format!(
-                "{load_before} before, {load_after} after ({} cores)",
-                std::thread::available_parallelism().map_or(0, |n| n.get())
-            ),
-        ),
-        (
-            "graceful stop",
-            if clean_stop { "yes" } else { "NO" }.to_string(),
-        ),
-    ];
-    let _ = writeln!(out, "\n| run                              | value |");
-    let _ = writeln!(out, "|----------------------------------|-------|");
-    for (name, value) in &facts {
-        let _ = writeln!(out, "| {name:<32} | {value} |");
-    }
-
-    let mut failures = Vec::new();
-    if all[2] > TARGET_P99.as_secs_f64() * 1000.0 || all[2].is_nan() {
-        failures.push(format!(
-            "p99 {:.2} ms exceeds {} ms",
-            all[2],
-            TARGET_P99.as_millis()
-        ));
-    }
-    if errors > 0 {
-        failures.push(format!("{errors} requests failed"));
-    }
-    match stored {
-        Some(Ok(n)) if n < notes_acked as u64 => failures.push(format!(
-            "{notes_acked} notes acknowledged but only {n} stored"
-        )),
-        Some(Ok(n)) if n > notes_acked as u64 => {
-            let _ = writeln!(
-                out,
-                "\nnote: {} notes stored beyond those acknowledged (requests that failed at the client)",
-                n - notes_acked as u64
-            );
-        }
-        Some(Err(e)) => failures.push(format!("could not count stored notes: {e}")),
-        None => {
-            let _ = writeln!(
-                out,
-                "\nnote: sqlite3 is not installed; the stored-notes check was skipped"
-            );
-        }
-        _ => {}
-    }
-    if !clean_stop {
-        failures.push("drbot serve did not stop cleanly on SIGTERM".into());
-    }
-    let _ = writeln!(
-        out,
-        "\ntarget (spec §9): p99 ≤ {} ms from intended send at {rate} requests/s, no errors, every acknowledged note stored",
-        TARGET_P99.as_millis()
-    );
-    if failures.is_empty() {
-        let _ = writeln!(out, "ok");
+    let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
+    if failed.is_empty() {
+        println!("ok");
         ExitCode::SUCCESS
     } else {
-        let _ = writeln!(out, "FAILED: {}", failures.join("; "));
+        let names: Vec<String> = failed
+            .iter()
+            .map(|c| format!("{} {}", c.database, c.what))
+            .collect();
+        println!("FAILED: {}", names.join("; "));
         ExitCode::FAILURE
     }
 }

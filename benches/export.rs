@@ -1,7 +1,13 @@
 //! Export of a 100 000-event timeline from SQLite, per format: wall time and peak memory.
 //!
-//! Run with `cargo bench --bench export`. Exits non-zero when an export misses a target
-//! (under 1 s, under 64 MiB of heap), so CI can run it as a regression check.
+//! Measures, for each format (Markdown, JSON, CSV), to a file and to a sink, three runs each:
+//! wall time, process CPU time, peak live heap (a counting global allocator, every thread)
+//! and VmHWM; a plain read of the store's event stream is shown for reference.
+//!
+//! Targets (issue 10): every export of 100 000 events under 300 ms of wall time and under
+//! 64 MiB of peak heap. Run with `cargo bench --bench export`; it exits non-zero when any run
+//! misses a target, so CI can run it as a regression check. No env knobs: the timeline size and
+//! the number of runs are fixed so figures compare across commits.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
@@ -23,7 +29,7 @@ use futures_util::StreamExt;
 const EVENTS: usize = 100_000;
 const BATCH: usize = 1_000;
 const RUNS: usize = 3;
-const MAX_TIME: Duration = Duration::from_secs(1);
+const MAX_TIME: Duration = Duration::from_millis(300);
 const MAX_HEAP: usize = 64 * 1024 * 1024;
 
 /// Counts live heap bytes and their high-water mark, for every thread (sqlx decodes rows on
