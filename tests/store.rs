@@ -123,6 +123,7 @@ on_every_backend!(
     stream_events_matches_events,
     reopening_keeps_everything,
     corrupt_payload_is_reported,
+    queued_commits_land_in_order_and_a_refused_one_writes_nothing,
 );
 
 #[tokio::test]
@@ -549,6 +550,58 @@ mod checks {
         assert_eq!(
             s.events(a.incident + 1_000_000).await.expect("events"),
             vec![]
+        );
+    }
+
+    /// Group commit: commits queued back to back (the writer may take them in one
+    /// transaction) each build on the one before; one that is refused writes nothing and the
+    /// others still land; one built on the refused one fails its sequence check.
+    pub async fn queued_commits_land_in_order_and_a_refused_one_writes_nothing(db: &mut TestDb) {
+        let s = &db.store;
+        let a = s
+            .commit(new_incident("#g", vec![declared("#g", T0)]))
+            .await
+            .expect("commit");
+        let id = a.incident;
+        // All queued before any is awaited.
+        let first = s.submit(append(id, 1, vec![note("one", after(T0, 1))]));
+        let second = s.submit(append(id, 2, vec![note("two", after(T0, 2))]));
+        let mut refused = append(id, 3, vec![note("bad", after(T0, 3))]);
+        refused.posts = vec![post("#g", "bad", after(T0, 3))];
+        refused.request_key = Some("dup-key".into());
+        let mut keyed = append(id, 3, vec![note("three", after(T0, 3))]);
+        keyed.request_key = Some("dup-key".into());
+        let third = s.submit(keyed);
+        let fourth = s.submit(refused);
+        let on_refused = s.submit(append(id, 5, vec![note("on bad", after(T0, 4))]));
+        let fifth = s.submit(append(id, 4, vec![note("four", after(T0, 5))]));
+        assert_eq!(first.await.expect("first").seqs, vec![2]);
+        assert_eq!(second.await.expect("second").seqs, vec![3]);
+        assert_eq!(third.await.expect("third").seqs, vec![4]);
+        match fourth.await {
+            Err(StoreError::Conflict | StoreError::Duplicate(_)) => {}
+            other => panic!("the stale, duplicate commit must be refused: {other:?}"),
+        }
+        match on_refused.await {
+            Err(StoreError::Conflict) => {}
+            other => panic!("built on a refused commit: {other:?}"),
+        }
+        assert_eq!(fifth.await.expect("fifth").seqs, vec![5]);
+        let texts: Vec<String> = s
+            .events(id)
+            .await
+            .expect("events")
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::NoteAdded { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["one", "two", "three", "four"]);
+        assert_eq!(
+            s.pending_posts().await.expect("pending"),
+            0,
+            "nothing of the refused one"
         );
     }
 

@@ -315,9 +315,38 @@ fn fmt_time(t: DateTime<Utc>) -> String {
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    if let Some(t) = parse_stored_time(s) {
+        return Ok(t);
+    }
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("bad timestamp {s:?}: {e}")))
+}
+
+/// The one shape [`fmt_time`] writes, `2026-01-01T10:00:00.000Z`, read without the general
+/// RFC 3339 parser (an export reads two per event); anything else goes to that parser.
+fn parse_stored_time(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date =
+        chrono::NaiveDate::from_ymd_opt(i32::try_from(num(0, 4)?).ok()?, num(5, 7)?, num(8, 10)?)?;
+    let time = chrono::NaiveTime::from_hms_milli_opt(
+        num(11, 13)?,
+        num(14, 16)?,
+        num(17, 19)?,
+        num(20, 23)?,
+    )?;
+    Some(date.and_time(time).and_utc())
 }
 
 /// The same call on whichever backend this is; SQLite's reads are not futures.
@@ -724,5 +753,32 @@ mod tests {
         };
         assert_eq!(fmt_time(b), "2026-01-01T10:00:00.000Z");
         assert!(fmt_time(a) < fmt_time(b));
+    }
+
+    #[test]
+    fn stored_times_read_back_exactly_and_odd_ones_still_parse() {
+        for text in [
+            "2026-01-01T10:00:00.000Z",
+            "2026-02-28T23:59:59.999Z",
+            "1999-12-31T00:00:00.001Z",
+        ] {
+            let t = parse_time(text).expect(text);
+            assert_eq!(fmt_time(t), text);
+            assert_eq!(
+                parse_stored_time(text),
+                DateTime::parse_from_rfc3339(text).ok().map(|t| t.to_utc())
+            );
+        }
+        // Written by hand or by an older version: still read, by the general parser.
+        assert!(parse_stored_time("2026-01-01T10:00:00Z").is_none());
+        assert_eq!(
+            parse_time("2026-01-01T11:00:00+01:00")
+                .map(fmt_time)
+                .ok()
+                .as_deref(),
+            Some("2026-01-01T10:00:00.000Z")
+        );
+        assert!(parse_time("2026-02-30T10:00:00.000Z").is_err());
+        assert!(parse_time("2026-01-01T1x:00:00.000Z").is_err());
     }
 }

@@ -19,8 +19,19 @@ pub const LATEST_INCIDENT_IN: &str =
 pub const ACTIVE_INCIDENTS: &str = "SELECT id FROM incidents \
      WHERE resolved_at IS NULL OR NOT final_summary_posted ORDER BY id";
 
+/// Decoders read these by position.
 const EVENT_SELECT: &str = "SELECT incident_id, seq, recorded_at, occurred_at, actor_platform, \
      actor_id, actor_name, data FROM events";
+pub const EVENT_COLUMN_NAMES: [&str; 8] = [
+    "incident_id",
+    "seq",
+    "recorded_at",
+    "occurred_at",
+    "actor_platform",
+    "actor_id",
+    "actor_name",
+    "data",
+];
 
 pub static EVENTS: LazyLock<String> =
     LazyLock::new(|| format!("{EVENT_SELECT} WHERE incident_id = $1 ORDER BY seq"));

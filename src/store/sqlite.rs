@@ -23,6 +23,12 @@ use crate::incident::{Actor, Event, EventKind, IncidentId};
 const READERS: usize = 4;
 /// Jobs one transaction takes at most; the rest wait for the next.
 const MAX_BATCH: usize = 512;
+/// The longest a commit waits for others to share its fsync, and only when the previous
+/// commit was less than [`BUSY`] ago.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+const BUSY: std::time::Duration = std::time::Duration::from_millis(20);
+/// Batches between two checkpoints asked of the checkpointer (and at most a second apart).
+const CHECKPOINT_EVERY: u32 = 64;
 /// Events one read of a long timeline brings at a time.
 const STREAM_CHUNK: i64 = 2_000;
 
@@ -155,6 +161,24 @@ impl Lite {
         if migrate {
             run_migrations(&writer)?;
         }
+        // Copying the WAL back into the database (and its fsync) would stall every commit
+        // queued behind it if the writer did it: a connection of its own does, without
+        // blocking writers (a passive checkpoint).
+        let checkpoints = match at {
+            Location::Memory => None,
+            Location::File { .. } => {
+                writer.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+                let conn = open_conn(at)?;
+                let (ask, asked) = mpsc::sync_channel::<()>(1);
+                std::thread::Builder::new()
+                    .name("drbot-sqlite-checkpoint".into())
+                    .spawn(move || checkpoint_when_asked(&conn, &asked))
+                    .map_err(|e| {
+                        StoreError::Corrupt(format!("cannot start the SQLite checkpointer: {e}"))
+                    })?;
+                Some(ask)
+            }
+        };
         let writer = Arc::new(Mutex::new(writer));
         let conns = match at {
             // Each connection to `:memory:` is its own database: the writer's is the only one.
@@ -166,7 +190,7 @@ impl Lite {
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let thread = std::thread::Builder::new()
             .name("drbot-sqlite-writer".into())
-            .spawn(move || write_batches(&writer, &queue))
+            .spawn(move || write_batches(&writer, &queue, checkpoints.as_ref()))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Lite {
             jobs,
@@ -251,13 +275,37 @@ impl Lite {
 
 /// The writer thread: take everything queued, run each job in a savepoint of one
 /// transaction, commit once, then tell every job.
-fn write_batches(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Box<dyn Job>>) {
+fn write_batches(
+    conn: &Mutex<Connection>,
+    queue: &mpsc::Receiver<Box<dyn Job>>,
+    checkpoints: Option<&mpsc::SyncSender<()>>,
+) {
+    let mut since_checkpoint = 0;
+    let mut last_commit = std::time::Instant::now() - BUSY;
     while let Ok(first) = queue.recv() {
+        since_checkpoint += 1;
+        if since_checkpoint >= CHECKPOINT_EVERY
+            && let Some(ask) = checkpoints
+        {
+            // Already asked and not done yet is as good as asked now.
+            let _ = ask.try_send(());
+            since_checkpoint = 0;
+        }
         let mut batch = vec![first];
+        // Under load, wait a moment for more: each fsync costs the same for one commit as
+        // for a hundred. An idle writer commits at once.
+        let gather_until =
+            (last_commit.elapsed() < BUSY).then(|| std::time::Instant::now() + LINGER);
         while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+            let next = match gather_until {
+                Some(until) => queue
+                    .recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
+                    .ok(),
+                None => queue.try_recv().ok(),
+            };
+            match next {
+                Some(job) => batch.push(job),
+                None => break,
             }
         }
         let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
@@ -289,8 +337,24 @@ fn write_batches(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Box<dyn Job>>)
             e.to_string()
         });
         drop(conn);
+        last_commit = std::time::Instant::now();
         for finish in finished {
             finish(outcome.clone());
+        }
+    }
+}
+
+/// The checkpointer thread: a passive checkpoint when the writer asks, and each second; it
+/// ends with the writer.
+fn checkpoint_when_asked(conn: &Connection, asked: &mpsc::Receiver<()>) {
+    loop {
+        match asked.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "SQLite checkpoint failed; the next one retries");
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
     }
 }
@@ -387,19 +451,29 @@ fn col_opt_time(row: &Row<'_>, name: &str) -> Result<Option<DateTime<Utc>>, Stor
         .transpose()
 }
 
+/// Columns by position (see `sql::EVENT_SELECT`): a timeline export decodes every row, and
+/// looking columns up by name cost more than the rest of the read.
 fn decode_event(row: &Row<'_>) -> Result<Event, StoreError> {
-    let data: String = col(row, "data")?;
-    let kind: EventKind = serde_json::from_str(&data)
+    let text = |i: usize| -> Result<&str, StoreError> {
+        row.get_ref(i)
+            .and_then(|v| v.as_str().map_err(Into::into))
+            .map_err(|e| corrupt(sql::EVENT_COLUMN_NAMES[i], e))
+    };
+    let kind: EventKind = serde_json::from_str(text(7)?)
         .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
+    let occurred_at = match row.get_ref(3).map_err(|e| corrupt("occurred_at", e))? {
+        rusqlite::types::ValueRef::Null => None,
+        _ => Some(parse_time(text(3)?)?),
+    };
     Ok(Event {
-        incident: col(row, "incident_id")?,
-        seq: col(row, "seq")?,
-        recorded_at: col_time(row, "recorded_at")?,
-        occurred_at: col_opt_time(row, "occurred_at")?,
+        incident: row.get(0).map_err(|e| corrupt("incident_id", e))?,
+        seq: row.get(1).map_err(|e| corrupt("seq", e))?,
+        recorded_at: parse_time(text(2)?)?,
+        occurred_at,
         actor: Actor {
-            platform: col(row, "actor_platform")?,
-            id: col(row, "actor_id")?,
-            name: col(row, "actor_name")?,
+            platform: text(4)?.to_owned(),
+            id: text(5)?.to_owned(),
+            name: text(6)?.to_owned(),
         },
         kind,
     })
@@ -594,7 +668,7 @@ impl Lite {
                 c,
                 &sql::EVENTS_CHUNK,
                 params![incident, after, STREAM_CHUNK],
-                |r| Ok((col(r, "seq")?, decode_event(r))),
+                |r| Ok((r.get(1).map_err(|e| corrupt("seq", e))?, decode_event(r))),
             )
         })
         .await
