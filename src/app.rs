@@ -842,8 +842,18 @@ impl App {
                 break;
             }
         }
-        for id in self.store.active_incidents().await? {
-            self.keep_cadence(id, &mut report).await?;
+        // Side by side, so the incidents' updates share group commits.
+        let ids = self.store.active_incidents().await?;
+        let kept = futures_util::future::join_all(ids.into_iter().map(|id| async move {
+            let mut kept = TickReport::default();
+            self.keep_cadence(id, &mut kept).await.map(|()| kept)
+        }))
+        .await;
+        for one in kept {
+            let one = one?;
+            report.updates += one.updates;
+            report.reminders += one.reminders;
+            report.summaries += one.summaries;
         }
         Ok(report)
     }

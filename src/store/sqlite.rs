@@ -24,7 +24,7 @@ const READERS: usize = 4;
 /// Jobs one transaction takes at most; the rest wait for the next.
 const MAX_BATCH: usize = 512;
 /// The longest a commit waits for others to share its fsync, and only when the previous
-/// commit was less than [`BUSY`] ago.
+/// batch held several commits and ended less than [`BUSY`] ago.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 const BUSY: std::time::Duration = std::time::Duration::from_millis(20);
 /// Batches between two checkpoints asked of the checkpointer (and at most a second apart).
@@ -282,6 +282,7 @@ fn write_batches(
 ) {
     let mut since_checkpoint = 0;
     let mut last_commit = std::time::Instant::now() - BUSY;
+    let mut last_batch = 0;
     while let Ok(first) = queue.recv() {
         since_checkpoint += 1;
         if since_checkpoint >= CHECKPOINT_EVERY
@@ -308,6 +309,7 @@ fn write_batches(
                 None => break,
             }
         }
+        last_batch = batch.len();
         let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let why = e.to_string();
