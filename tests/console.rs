@@ -232,3 +232,73 @@ async fn kill_and_restart_resumes_without_duplicates() {
         "the sandbox cluster saw no second create"
     );
 }
+
+/// The README's "Trying it", run as printed: the console started with the README's own
+/// `--clock`, every line of its example typed in turn. Each command that changes the incident
+/// must add events (none is refused or accepted with no effect), each query must answer
+/// without a usage error, and `/dr resolve` is refused exactly as the README says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_example_works_as_printed() {
+    let readme = include_str!("../README.md");
+    let section = &readme[readme.find("## Trying it").expect("Trying it section")..];
+    let clock = section
+        .lines()
+        .find_map(|l| l.split_once("console --clock ").map(|(_, c)| c.trim()))
+        .expect("the console command line with --clock");
+    let block = section
+        .split("```text\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the example block");
+    let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() > 10, "{block}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = Drbot::console(dir.path(), clock, "operator");
+    bot.say(":tick");
+    // Read beside the running console (WAL), without migrating: it did that at start.
+    let url = format!("sqlite://{}", dir.path().join("drbot.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let mut seen = 0;
+    for line in lines {
+        let typed = drbot::chat::console::strip_comment(line).trim();
+        let out = bot.say(line);
+        if typed.starts_with(':') {
+            // (`say` ends at the answer to an unknown control, so only that one may appear.)
+            assert_eq!(out.matches("(console controls").count(), 1, "{line}: {out}");
+            assert!(!out.contains("needs a simulated clock"), "{line}: {out}");
+            continue;
+        }
+        let cmd = drbot::command::parse(typed).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(!out.contains("Usage:"), "{line}: {out}");
+        let events = match store.latest_incident_in("ops").await.unwrap() {
+            Some(id) => store.events(id).await.unwrap().len(),
+            None => 0,
+        };
+        match cmd {
+            drbot::command::Command::Resolve => {
+                assert!(line.contains("refused"), "the README says so: {line}");
+                assert!(out.contains("Cannot resolve"), "{line}: {out}");
+                assert_eq!(events, seen, "a refusal writes nothing");
+            }
+            drbot::command::Command::TimelineExport(_) => {
+                assert!(out.contains("Wrote"), "{line}: {out}")
+            }
+            cmd if cmd.is_query() || matches!(cmd, drbot::command::Command::Help { .. }) => {
+                assert!(!out.contains("There is no"), "{line}: {out}")
+            }
+            _ => assert!(events > seen, "{line} changed nothing: {out}"),
+        }
+        seen = events;
+    }
+    let status = bot.say("/dr status");
+    assert!(
+        status.contains("PITR target: 2026-02-08T09:55:00Z"),
+        "{status}"
+    );
+    assert!(
+        status.contains("pitr `orders-i1-op2`: succeeded"),
+        "{status}"
+    );
+    bot.finish();
+}

@@ -626,3 +626,44 @@ fn anything_due(pending: &[drbot::store::PendingPost], now: chrono::DateTime<chr
         row.next_attempt_at <= now && !older_post
     })
 }
+
+/// Slack's certificate check: an unsigned form with `ssl_check=1` gets 200 and an empty
+/// body, as Bolt answers it; nothing is stored and nothing is posted. A signed command
+/// whose text merely mentions it is still a command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssl_check_requests_get_200_before_signature_checking() {
+    let s = slack().await;
+    let form = [(
+        "Content-Type",
+        "application/x-www-form-urlencoded".to_string(),
+    )];
+    let resp = s
+        .send("ssl_check=1&token=legacy-verification-token", &form)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().is_empty(), "{}", resp.text());
+    let resp = s.send("ssl_check=1", &[]).await;
+    assert_eq!(resp.status, 200);
+    // Anything else unsigned is still refused.
+    assert_eq!(s.send("ssl_check=0", &form).await.status, 401);
+    let forged = s.body("U1", "declare sev2 data orders wiped") + "&ssl_check=0";
+    assert_eq!(s.send(&forged, &form).await.status, 401);
+    let text = s.dr("U1", "note ssl_check=1").await;
+    assert!(text.contains("no open incident"), "{text}");
+    assert_eq!(
+        s.bot
+            .app()
+            .store
+            .latest_incident_in("slack:C1")
+            .await
+            .unwrap(),
+        None,
+        "no incident was opened"
+    );
+    assert!(
+        s.api.calls_to("chat.postMessage").is_empty(),
+        "{:?}",
+        s.api.calls()
+    );
+    s.bot.stop().await;
+}

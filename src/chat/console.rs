@@ -120,7 +120,7 @@ impl<'a, W: Write> Console<'a, W> {
     }
 
     async fn line(&mut self, line: &str) -> Result<(), ConsoleError> {
-        let line = line.trim();
+        let line = strip_comment(line).trim();
         if line.is_empty() || line.starts_with('#') {
             return Ok(());
         }
@@ -225,6 +225,32 @@ impl<'a, W: Write> Console<'a, W> {
     }
 }
 
+/// The line without a trailing comment: ` # …` outside quotes, as in the README's examples
+/// (`/dr freeze bad migration   # preview P1`). A `#` inside a word (`issue #42`) stays.
+pub fn strip_comment(line: &str) -> &str {
+    let mut quote = None;
+    let mut previous = ' ';
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(close) if c == close || (close == '”' && c == '"') => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '“' => quote = Some('”'),
+                '‘' => quote = Some('’'),
+                '#' if previous.is_whitespace()
+                    && line[i + 1..].chars().next().is_none_or(char::is_whitespace) =>
+                {
+                    return &line[..i];
+                }
+                _ => {}
+            },
+        }
+        previous = c;
+    }
+    line
+}
+
 /// `<@alice>` → `@alice`, `<!here>` → `@here`: the console has no mention markup.
 fn plain_mentions(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -261,6 +287,24 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn trailing_comments_are_dropped_outside_quotes_and_words() {
+        assert_eq!(
+            strip_comment("/dr freeze bad migration   # preview P1").trim_end(),
+            "/dr freeze bad migration"
+        );
+        assert_eq!(strip_comment("# a whole comment"), "");
+        assert_eq!(
+            strip_comment("/dr note fixed issue #42"),
+            "/dr note fixed issue #42"
+        );
+        assert_eq!(
+            strip_comment("/dr note \"a # in quotes\" # gone").trim_end(),
+            "/dr note \"a # in quotes\""
+        );
+        assert_eq!(strip_comment("/dr update ok #"), "/dr update ok ");
+    }
 
     #[test]
     fn spans() {

@@ -476,6 +476,24 @@ pub fn decide(
         }
         Command::Check { item, note } => {
             let s = open(state)?;
+            if let Some(open_items) = section_items(s, item, ctx.runbook) {
+                // A section ticks each of its open items, one event each, so every item
+                // carries its own who and when (and `/dr resolve` sees them done).
+                if open_items.is_empty() {
+                    return refuse(format!(
+                        "Every item of §{item} is already done or n/a; nothing to tick. See `/dr checklist {item}` or `/dr path`."
+                    ));
+                }
+                return events(
+                    open_items
+                        .into_iter()
+                        .map(|id| EventKind::Checked {
+                            item: id,
+                            note: note.clone(),
+                        })
+                        .collect(),
+                );
+            }
             let label = known_item(item, ctx.runbook)?;
             if let Some(prior) = current_mark(s, item, ctx.runbook) {
                 return refuse(format!("{item} ({label}) is already {prior}."));
@@ -824,6 +842,32 @@ fn confirm(
         ],
         then_retry: false,
     })
+}
+
+/// The open items under `id` when it names a section (`9.4`, `7`, `6.3`): checklist items
+/// and recovery-path steps numbered `id.…`, in SOP order. `None` when nothing is numbered
+/// under it (then `id` is an item, or unknown).
+fn section_items(s: &Incident, id: &str, runbook: &Runbook) -> Option<Vec<String>> {
+    let prefix = format!("{id}.");
+    let mut under = false;
+    let mut open_items = Vec::new();
+    for (section, item) in runbook.checklist_items() {
+        if item.id.starts_with(&prefix) {
+            under = true;
+            if checklist::checklist_item_state(s, section, item).is_open() {
+                open_items.push(item.id.clone());
+            }
+        }
+    }
+    for step in runbook.sections.iter().flat_map(|sec| &sec.steps) {
+        if step.id.starts_with(&prefix) {
+            under = true;
+            if checklist::item_state(s, &step.id, step.auto.as_deref(), None).is_open() {
+                open_items.push(step.id.clone());
+            }
+        }
+    }
+    under.then_some(open_items)
 }
 
 fn known_item(item: &str, runbook: &Runbook) -> Result<String, Refusal> {

@@ -405,3 +405,40 @@ fn drill_without_an_incident_opens_a_drill_incident_first() {
             .contains("drill incident")
     );
 }
+
+#[test]
+fn checking_a_section_ticks_each_open_item_or_refuses() {
+    let mut w = World::new();
+    let alice = caller("alice", true);
+    w.ok(&alice, "/dr declare sev2 data orders wiped");
+    w.ok(&alice, "/dr check 9.4.2 no crash loops");
+    let d = w.run(&alice, "/dr check 9.4 smoke tests green").unwrap();
+    let ticked: Vec<(String, Option<String>)> = d
+        .events
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::Checked { item, note } => (item.clone(), note.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let note = Some("smoke tests green".to_string());
+    assert_eq!(
+        ticked,
+        ["9.4.1", "9.4.3", "9.4.4", "9.4.5"].map(|i| (i.to_string(), note.clone()))
+    );
+    let why = w.refused(&alice, "/dr resolve");
+    assert!(!why.contains("9.4."), "{why}");
+    assert!(
+        w.refused(&alice, "/dr check 9.4")
+            .contains("Every item of §9.4 is already done")
+    );
+    // A section marked n/a has nothing left to tick.
+    w.ok(&alice, "/dr na 9.5 no observability stack");
+    assert!(
+        w.refused(&alice, "/dr check 9.5")
+            .contains("already done or n/a")
+    );
+    // Recovery-path sections work the same way.
+    let ticked = w.run(&alice, "/dr check 7.2").map(|d| d.events.len());
+    assert!(matches!(ticked, Ok(n) if n > 0), "{ticked:?}");
+}
