@@ -293,10 +293,11 @@ fn write_batches(
             since_checkpoint = 0;
         }
         let mut batch = vec![first];
-        // Under load, wait a moment for more: each fsync costs the same for one commit as
-        // for a hundred. An idle writer commits at once.
-        let gather_until =
-            (last_commit.elapsed() < BUSY).then(|| std::time::Instant::now() + LINGER);
+        // Under concurrent load, wait a moment for more: each fsync costs the same for one
+        // commit as for a hundred. An idle writer, or one fed by a single caller who waits
+        // for each commit, commits at once.
+        let gather_until = (last_batch > 1 && last_commit.elapsed() < BUSY)
+            .then(|| std::time::Instant::now() + LINGER);
         while batch.len() < MAX_BATCH {
             let next = match gather_until {
                 Some(until) => queue
