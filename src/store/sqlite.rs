@@ -80,7 +80,6 @@ pub(super) struct Lite {
     jobs: mpsc::Sender<Box<dyn Job>>,
     readers: Arc<Readers>,
     closed: Arc<AtomicBool>,
-    writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Lite {
@@ -188,7 +187,7 @@ impl Lite {
                 .collect::<Result<_, _>>()?,
         };
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("drbot-sqlite-writer".into())
             .spawn(move || write_batches(&writer, &queue, checkpoints.as_ref()))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the SQLite writer: {e}")))?;
@@ -199,7 +198,6 @@ impl Lite {
                 next: AtomicUsize::new(0),
             }),
             closed: Arc::default(),
-            writer: Arc::new(Mutex::new(Some(thread))),
         })
     }
 
@@ -252,24 +250,12 @@ impl Lite {
             .map_err(|e| StoreError::Corrupt(format!("read task failed: {e}")))?
     }
 
+    /// Later calls fail; what was queued before is committed first (the queue is in order,
+    /// so a last no-op job lands after all of it).
     pub(super) async fn close(&self) {
+        let drained = self.write(|_: &Connection| Ok(()));
         self.closed.store(true, Ordering::Release);
-        // The writer ends once every sender is gone; queued work finishes first.
-        let (last, ended) = tokio::sync::oneshot::channel::<()>();
-        let _ = self.jobs.send(Box::new(Work {
-            work: |_: &Connection| Ok(()),
-            done: {
-                let (done, answer) = tokio::sync::oneshot::channel();
-                tokio::spawn(async move {
-                    let _ = answer.await;
-                    let _ = last.send(());
-                });
-                done
-            },
-        }));
-        let _ = ended.await;
-        let thread = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        drop(thread);
+        let _ = drained.await;
     }
 }
 
