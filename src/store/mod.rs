@@ -8,6 +8,7 @@
 //! SQLite goes through rusqlite (the writer is a thread, reads run in place on their own
 //! connections); PostgreSQL through sqlx's native driver. The SQL text is shared (`sql.rs`).
 
+mod pg_script;
 mod postgres;
 mod sql;
 mod sqlite;

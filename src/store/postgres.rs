@@ -8,9 +8,10 @@ use futures_util::StreamExt;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgPoolOptions, PgRow};
 use sqlx::query::Query;
-use sqlx::{PgConnection, PgPool, Postgres, Row};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::pg_script::Script;
 use super::{
     Commit, Committed, GiveUp, IncidentRow, NewEvent, OperationChange, OperationRow, OutboxRow,
     PendingPost, StoreError, Target, fmt_time, parse_time, refuse_nul, sql,
@@ -539,7 +540,7 @@ async fn group_commits(pool: PgPool, mut queue: mpsc::UnboundedReceiver<ToWriter
         }
         let c = match &mut conn {
             Some(c) => c,
-            None => match pool.acquire().await {
+            None => match writer_connection(&pool).await {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     let why = e.to_string();
@@ -563,8 +564,52 @@ async fn group_commits(pool: PgPool, mut queue: mpsc::UnboundedReceiver<ToWriter
     }
 }
 
+/// The writer's connection, set up for [`Script`]'s literals.
+async fn writer_connection(pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+    let mut c = pool.acquire().await?;
+    sqlx::raw_sql("SET standard_conforming_strings = on")
+        .execute(&mut *c)
+        .await?;
+    Ok(c)
+}
+
 /// `false` when the connection itself failed.
 async fn run_batch(c: &mut PgConnection, batch: Vec<Queued>) -> bool {
+    // One round trip for the whole batch; on any error, the savepoint path below finds out
+    // which commit it was and answers each with its own outcome.
+    if let Some((script, results)) = Script::batch(batch.iter().map(|(commit, _)| commit)) {
+        match sqlx::raw_sql(AssertSqlSafe(script)).execute(&mut *c).await {
+            Ok(_) => {
+                for ((_, answer), done) in batch.into_iter().zip(results) {
+                    let _ = answer.send(Ok(done));
+                }
+                return true;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "batch script refused; running it commit by commit");
+                // The script's transaction is aborted (or was never begun): end it.
+                let rollback = sqlx::raw_sql("ROLLBACK").execute(&mut *c).await;
+                if rollback.is_err() || is_connection_error(&e) {
+                    let why = e.to_string();
+                    for (_, answer) in batch {
+                        let _ = answer.send(Err(StoreError::Batch(why.clone())));
+                    }
+                    return false;
+                }
+            }
+        }
+    }
+    run_batch_in_savepoints(c, batch).await
+}
+
+/// Whether `e` leaves the connection itself in doubt (as opposed to a refused statement).
+fn is_connection_error(e: &sqlx::Error) -> bool {
+    !matches!(e, sqlx::Error::Database(_))
+}
+
+/// Each commit in its own savepoint of one transaction, so a refused one writes nothing and
+/// gets its own error while the others land.
+async fn run_batch_in_savepoints(c: &mut PgConnection, batch: Vec<Queued>) -> bool {
     let fail_all = |batch: Vec<Queued>, why: String| {
         for (_, answer) in batch {
             let _ = answer.send(Err(StoreError::Batch(why.clone())));

@@ -208,7 +208,8 @@ pub fn event_insert(rows: usize) -> &'static str {
     &EVENT_INSERTS[i]
 }
 
-fn event_insert_sql(rows: usize) -> String {
+/// The insert of any number of rows, for statements sent once with literal values.
+pub fn event_insert_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO events (incident_id, seq, recorded_at, occurred_at, actor_platform, \
          actor_id, actor_name, kind, data, dedupe_key) VALUES ",
