@@ -1319,7 +1319,9 @@ mod tests {
             Command::Declare {
                 severity: "sev2".into(),
                 incident_type: None,
-                title: "data loss".into()
+                title: "data loss".into(),
+                services: vec![],
+                since: None
             }
         );
     }
