@@ -174,7 +174,7 @@ async fn impact_follows_dependencies_path_lists_the_plan_and_export_shows_the_ta
         reply.contains("payment-api depends on postgresql-primary: added."),
         "{reply}"
     );
-    let path = bot.ask("/dr path", "not in the plan's recovery_priority");
+    let path = bot.ask("/dr path", "tier 3:");
     let order: Vec<&str> = path.lines().filter(|l| l.contains(". tier ")).collect();
     assert_eq!(order.len(), 3, "{path}");
     assert!(
@@ -231,7 +231,7 @@ async fn impact_follows_dependencies_path_lists_the_plan_and_export_shows_the_ta
     assert!(bi["revenue_at_risk_cents"].as_u64().unwrap() > 0);
     let csv = std::fs::read_to_string(dir.path().join("INC-1-timeline.csv")).unwrap();
     assert!(
-        csv.contains(",,,drbot,drbot,drbot,revenue_at_risk,revenue at risk $"),
+        csv.contains(",,,drbot,drbot,drbot,revenue_at_risk,\"revenue at risk $30,250 until 2026-02-08T10:20:00Z\""),
         "{csv}"
     );
     assert!(

@@ -107,7 +107,7 @@ fn bad_catalogs_name_the_file_the_line_and_the_field() {
     assert!(e.starts_with("bia.yaml: services[1].rto:"), "{e}");
     assert!(e.contains("`30 minuts` is not a duration"), "{e}");
     assert!(e.contains("\"15 minutes\""), "{e}");
-    assert!(e.contains("line 17"), "{e}");
+    assert!(e.contains("line 18"), "{e}");
 
     let bad_money = CATALOG.replace("\"$10,000\"", "\"ten grand\"");
     let e = invalid(Catalog::parse(&bad_money, "bia.yaml").unwrap_err());
@@ -130,8 +130,8 @@ fn bad_catalogs_name_the_file_the_line_and_the_field() {
     );
 
     let e =
-        invalid(Catalog::parse("services:\n  - name: a\n   tier: x\n", "bia.yaml").unwrap_err());
-    assert!(e.contains("line 3"), "{e}");
+        invalid(Catalog::parse("services:\n  - name: a\n    tier: [x\n", "bia.yaml").unwrap_err());
+    assert!(e.starts_with("bia.yaml: ") && e.contains("line 3"), "{e}");
 
     let e = invalid(Catalog::parse("services: []\n", "bia.yaml").unwrap_err());
     assert!(e.contains("services: the list is empty"), "{e}");
@@ -146,11 +146,11 @@ fn bad_plans_name_the_line_and_the_field() {
         "{e}"
     );
     assert!(e.contains("`soon` is not a duration"), "{e}");
-    assert!(e.contains("line 68"), "{e}");
+    assert!(e.contains("line 69"), "{e}");
     let bad = PLAN.replace("next_review: \"2026-06-15\"", "next_review: \"June\"");
     let e = invalid(DrPlan::parse(&bad, "plan.yaml").unwrap_err());
     assert!(
-        e.contains("metadata.next_review") && e.contains("line 4"),
+        e.contains("metadata.next_review") && e.contains("line 5"),
         "{e}"
     );
 }

@@ -129,6 +129,14 @@ fn service_line(s: &Incident, r: &ServiceReport, now: DateTime<Utc>, live: bool)
             if met { "met" } else { "MISSED" }
         );
     }
+    // A deadline on another day than now carries its date.
+    let hm = |t: DateTime<Utc>| {
+        if t.date_naive() == now.date_naive() {
+            hm(t)
+        } else {
+            fmt_time(t)
+        }
+    };
     if live {
         if now < deadline {
             format!(
