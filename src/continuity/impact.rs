@@ -75,10 +75,10 @@ impl ContinuityState {
                     .entry((service.clone(), *percent))
                     .or_insert(at);
             }
-            EventKind::NoteAdded { .. } if at < declared_at => {
-                if self.earliest_before_declared.is_none_or(|e| at < e) {
-                    self.earliest_before_declared = Some(at);
-                }
+            EventKind::NoteAdded { .. }
+                if at < declared_at && self.earliest_before_declared.is_none_or(|e| at < e) =>
+            {
+                self.earliest_before_declared = Some(at);
             }
             _ => {}
         }

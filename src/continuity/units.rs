@@ -62,7 +62,7 @@ pub fn money_words(cents: u64) -> String {
     let digits = dollars.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -196,7 +196,7 @@ mod tests {
         }
         assert_eq!(money_words(0), "$0");
         assert_eq!(money_words(166_667), "$1,667");
-        assert_eq!(money_words(5_000_000_00), "$5,000,000");
+        assert_eq!(money_words(500_000_000), "$5,000,000");
     }
 
     #[test]
