@@ -959,6 +959,7 @@ mod tests {
         ("role", "role"),
         ("status", "status"),
         ("path", "path"),
+        ("impact", "impact"),
         ("freeze", "freeze"),
         ("unfreeze", "unfreeze"),
         ("backups", "backups"),

@@ -173,6 +173,7 @@ fn every_verb_parses_from_its_own_usage_example() {
         "role ic @a",
         "status",
         "path",
+        "impact user-api",
         "freeze",
         "unfreeze",
         "backups",
