@@ -66,6 +66,8 @@ pub struct TickReport {
     pub updates: usize,
     pub reminders: usize,
     pub summaries: usize,
+    /// RTO threshold posts (50 % and 100 % of an affected service's RTO).
+    pub rto_posts: usize,
 }
 
 pub struct App {
@@ -74,6 +76,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub runbook: Runbook,
     pub policy: Policy,
+    /// The service catalog and DR plan, loaded at start.
+    pub continuity: crate::continuity::Continuity,
     pub memo: Memo,
     /// This process among the replicas: the claim token on the operations it watches, the
     /// prefix of its outbox claims.
@@ -252,6 +256,8 @@ pub enum BuildError {
     Runbook(#[from] crate::sop::RunbookError),
     #[error("cluster backend: {0}")]
     Cluster(#[from] ClusterError),
+    #[error("[continuity] {0}")]
+    Continuity(#[from] crate::continuity::ContinuityError),
 }
 
 impl App {
@@ -262,6 +268,10 @@ impl App {
             Some(path) => Runbook::load(std::path::Path::new(path))?,
             None => Runbook::embedded(),
         };
+        let continuity = crate::continuity::Continuity::load(
+            settings.continuity.catalog.as_deref(),
+            settings.continuity.plan.as_deref(),
+        )?;
         let sandbox = &settings.sandbox;
         let cluster: Arc<dyn Cluster> = match settings.cluster.backend.as_str() {
             "kubernetes" => Arc::new(Kube::connect(settings, clock.clone()).await?),
@@ -296,6 +306,7 @@ impl App {
             clock,
             runbook,
             policy,
+            continuity,
             memo: Memo::default(),
             replica: replica_name(),
             deliveries: DeliveryStats::default(),
@@ -309,6 +320,7 @@ impl App {
             runbook: &self.runbook,
             two_person_severities: &self.policy.two_person_severities,
             now,
+            continuity: &self.continuity,
         }
     }
 
@@ -475,6 +487,7 @@ impl App {
             runbook: &self.runbook,
             policy: &self.policy,
             now,
+            continuity: &self.continuity,
         };
         let spec = match draft_operation(state.as_ref(), cmd, caller, &ctx) {
             Ok(spec) => spec,
@@ -593,11 +606,15 @@ impl App {
             Command::TimelineExport(format) => match state {
                 Some(s) => {
                     let mut content = Vec::new();
-                    if let Err(e) = crate::export::export(
+                    if let Err(e) = crate::export::export_with(
                         &self.store,
                         s.id,
                         *format,
                         &self.runbook,
+                        crate::export::Impact {
+                            continuity: &self.continuity,
+                            now: r.now,
+                        },
                         &mut content,
                     )
                     .await
@@ -846,7 +863,8 @@ impl App {
         let ids = self.store.active_incidents().await?;
         let kept = futures_util::future::join_all(ids.into_iter().map(|id| async move {
             let mut kept = TickReport::default();
-            self.keep_cadence(id, &mut kept).await.map(|()| kept)
+            self.keep_cadence(id, &mut kept).await?;
+            self.keep_rto(id, &mut kept).await.map(|()| kept)
         }))
         .await;
         for one in kept {
@@ -854,6 +872,7 @@ impl App {
             report.updates += one.updates;
             report.reminders += one.reminders;
             report.summaries += one.summaries;
+            report.rto_posts += one.rto_posts;
         }
         Ok(report)
     }
@@ -1006,6 +1025,64 @@ impl App {
                     Due::FinalSummary => report.summaries += 1,
                 },
                 // Another worker posted this slot, or the incident moved on: look again.
+                Err(AppError::Store(StoreError::Duplicate(_) | StoreError::Conflict)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// RTO threshold posts owed at this moment (50 % and 100 % of each affected service's
+    /// RTO), computed from the persisted state; each carries `rto:<service>:<percent>`, so a
+    /// second replica's commit is refused whole and a restart neither skips nor repeats one.
+    async fn keep_rto(&self, id: IncidentId, report: &mut TickReport) -> Result<(), AppError> {
+        let Some(catalog) = self.continuity.catalog.as_ref() else {
+            return Ok(());
+        };
+        for _ in 0..3 {
+            let Some(state) = self.state(id).await? else {
+                return Ok(());
+            };
+            let now = self.clock.now();
+            let due = crate::continuity::impact::due_thresholds(&state, catalog, now);
+            if due.is_empty() {
+                return Ok(());
+            }
+            let count = due.len();
+            let drafts = due
+                .into_iter()
+                .map(|(service, percent, _)| {
+                    let rto_seconds = catalog.service(&service).map_or(0, |s| s.rto.num_seconds());
+                    let key = format!("rto:{service}:{percent}");
+                    (
+                        Draft::from(EventKind::RtoThreshold {
+                            service,
+                            percent,
+                            rto_seconds,
+                        }),
+                        Some(key),
+                    )
+                })
+                .collect();
+            let target = Target::Existing {
+                id,
+                expected_seq: state.seq,
+            };
+            match self
+                .commit(
+                    target,
+                    Some(state),
+                    &Actor::drbot(),
+                    drafts,
+                    now,
+                    Alongside::default(),
+                )
+                .await
+            {
+                Ok(_) => {
+                    report.rto_posts += count;
+                    return Ok(());
+                }
                 Err(AppError::Store(StoreError::Duplicate(_) | StoreError::Conflict)) => continue,
                 Err(e) => return Err(e),
             }

@@ -22,6 +22,7 @@ pub struct Settings {
     pub cluster: ClusterSettings,
     pub sandbox: SandboxSettings,
     pub runbook: RunbookSettings,
+    pub continuity: ContinuitySettings,
     pub safety: SafetySettings,
     pub console: ConsoleSettings,
     pub http: HttpSettings,
@@ -87,6 +88,17 @@ impl Default for SandboxSettings {
 pub struct RunbookSettings {
     /// A runbook TOML to use instead of the embedded one.
     pub path: Option<String>,
+}
+
+/// The SRE guide's files (issue 11). Paths are absolute or relative to the working
+/// directory, like `runbook.path`.
+#[derive(Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContinuitySettings {
+    /// `business-impact-analysis.yaml`: services with tier, RPO, RTO, revenue, dependencies.
+    pub catalog: Option<String>,
+    /// `disaster-recovery-plan.yaml`: roles, recovery priority, review dates.
+    pub plan: Option<String>,
 }
 
 #[derive(Clone, Deserialize)]

@@ -47,6 +47,14 @@ pub enum ExportError {
     Io(#[from] io::Error),
 }
 
+/// What the business-impact parts of an export need: the catalog and plan, and the time an
+/// open incident's revenue at risk is counted up to.
+#[derive(Clone, Copy)]
+pub struct Impact<'a> {
+    pub continuity: &'a crate::continuity::Continuity,
+    pub now: DateTime<Utc>,
+}
+
 /// Export the whole timeline of `incident` to `out`, streaming from the store.
 ///
 /// Markdown and JSON read the timeline twice (state for the header, then the rows); rows
@@ -58,6 +66,24 @@ pub async fn export<W: Write>(
     runbook: &Runbook,
     out: W,
 ) -> Result<(), ExportError> {
+    let none = crate::continuity::Continuity::default();
+    let impact = Impact {
+        continuity: &none,
+        now: DateTime::<Utc>::MIN_UTC,
+    };
+    export_with(store, incident, format, runbook, impact, out).await
+}
+
+/// [`export`] with the business impact (revenue at risk, RTO and RPO achieved per affected
+/// service). CSV gets it as summary rows after the events, folded while streaming.
+pub async fn export_with<W: Write>(
+    store: &Store,
+    incident: IncidentId,
+    format: ExportFormat,
+    runbook: &Runbook,
+    impact: Impact<'_>,
+    out: W,
+) -> Result<(), ExportError> {
     let mut out = BufWriter::with_capacity(BUFFER_BYTES, out);
     match format {
         ExportFormat::Csv => {
@@ -67,10 +93,24 @@ pub async fn export<W: Write>(
                 Some(event) => event?,
                 None => return Err(ExportError::NoSuchIncident(incident)),
             };
+            // Folded only when a catalog could make the summary rows say something.
+            let mut state = impact
+                .continuity
+                .catalog
+                .is_some()
+                .then(|| Incident::from_declared(&first))
+                .flatten();
             let mut csv = CsvWriter::begin(&mut out)?;
             csv.event(&first)?;
             while let Some(event) = events.next().await {
-                csv.event(&event?)?;
+                let event = event?;
+                if let Some(s) = &mut state {
+                    s.apply(&event);
+                }
+                csv.event(&event)?;
+            }
+            if let Some(s) = &state {
+                csv.impact(s, impact)?;
             }
             csv.finish()?;
         }
@@ -80,7 +120,7 @@ pub async fn export<W: Write>(
             // local file; the second pass reads the spill, not the database.
             let spill = Spill::create()?;
             let overview = fold_and_spill(store, incident, &spill).await?;
-            let mut writer = TwoPass::begin(format, &mut out, &overview, runbook)?;
+            let mut writer = TwoPass::begin(format, &mut out, &overview, runbook, impact)?;
             let reader =
                 io::BufReader::with_capacity(BUFFER_BYTES, std::fs::File::open(&spill.path)?);
             for line in reader.lines() {
@@ -160,6 +200,22 @@ pub fn write_timeline<W: Write>(
     runbook: &Runbook,
     out: W,
 ) -> Result<(), ExportError> {
+    let none = crate::continuity::Continuity::default();
+    let impact = Impact {
+        continuity: &none,
+        now: DateTime::<Utc>::MIN_UTC,
+    };
+    write_timeline_with(events, format, runbook, impact, out)
+}
+
+/// [`write_timeline`] with the business impact; same output as [`export_with`].
+pub fn write_timeline_with<W: Write>(
+    events: &[Event],
+    format: ExportFormat,
+    runbook: &Runbook,
+    impact: Impact<'_>,
+    out: W,
+) -> Result<(), ExportError> {
     let mut out = BufWriter::with_capacity(BUFFER_BYTES, out);
     match format {
         ExportFormat::Csv => {
@@ -167,11 +223,16 @@ pub fn write_timeline<W: Write>(
             for event in events {
                 csv.event(event)?;
             }
+            if impact.continuity.catalog.is_some()
+                && let Some(s) = Incident::fold(events)
+            {
+                csv.impact(&s, impact)?;
+            }
             csv.finish()?;
         }
         ExportFormat::Markdown | ExportFormat::Json => {
             let overview = Overview::from_events(events).ok_or(ExportError::NotDeclared)?;
-            let mut writer = TwoPass::begin(format, &mut out, &overview, runbook)?;
+            let mut writer = TwoPass::begin(format, &mut out, &overview, runbook, impact)?;
             for event in events {
                 writer.event(event)?;
             }
@@ -193,10 +254,13 @@ impl<W: Write> TwoPass<W> {
         out: W,
         overview: &Overview,
         runbook: &Runbook,
+        impact: Impact<'_>,
     ) -> io::Result<Self> {
         Ok(match format {
-            ExportFormat::Json => TwoPass::Json(JsonWriter::begin(out, &overview.incident)?),
-            _ => TwoPass::Markdown(MarkdownWriter::begin(out, overview, runbook)?),
+            ExportFormat::Json => {
+                TwoPass::Json(JsonWriter::begin_with(out, &overview.incident, impact)?)
+            }
+            _ => TwoPass::Markdown(MarkdownWriter::begin_with(out, overview, runbook, impact)?),
         })
     }
     fn event(&mut self, event: &Event) -> io::Result<()> {
@@ -438,6 +502,24 @@ impl Serialize for Data<'_> {
             EventKind::NoteAdded { text } => m.serialize_entry("text", text)?,
             EventKind::Escalated { reason } => m.serialize_entry("reason", reason)?,
             EventKind::Resumed | EventKind::Resolved | EventKind::FinalSummaryPosted => {}
+            EventKind::ServicesAffected {
+                services,
+                infrastructure,
+                pulled_in,
+            } => {
+                m.serialize_entry("services", services)?;
+                m.serialize_entry("infrastructure", infrastructure)?;
+                m.serialize_entry("pulled_in", pulled_in)?;
+            }
+            EventKind::RtoThreshold {
+                service,
+                percent,
+                rto_seconds,
+            } => {
+                m.serialize_entry("service", service)?;
+                m.serialize_entry("percent", percent)?;
+                m.serialize_entry("rto_seconds", rto_seconds)?;
+            }
             EventKind::DeliveryGaveUp {
                 outbox,
                 post,
@@ -622,6 +704,9 @@ struct JsonIncident<'a> {
     /// Declared → last successful restore finished; drills report it but are not counted.
     rto_seconds: Option<f64>,
     operations: Vec<JsonOperation<'a>>,
+    /// Affected services with RTO and RPO achieved against their targets; revenue at risk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    business_impact: Option<crate::continuity::view::Report>,
 }
 
 #[derive(Serialize)]
@@ -682,7 +767,17 @@ pub struct JsonWriter<W: Write> {
 
 impl<W: Write> JsonWriter<W> {
     /// Write everything up to the opening of the `events` array.
-    pub fn begin(mut out: W, incident: &Incident) -> io::Result<Self> {
+    pub fn begin(out: W, incident: &Incident) -> io::Result<Self> {
+        let none = crate::continuity::Continuity::default();
+        let impact = Impact {
+            continuity: &none,
+            now: DateTime::<Utc>::MIN_UTC,
+        };
+        JsonWriter::begin_with(out, incident, impact)
+    }
+
+    /// [`JsonWriter::begin`] with the business impact in the header.
+    pub fn begin_with(mut out: W, incident: &Incident, impact: Impact<'_>) -> io::Result<Self> {
         let header = JsonIncident {
             id: incident.id,
             reference: incident_ref(incident.id),
@@ -701,6 +796,11 @@ impl<W: Write> JsonWriter<W> {
             rto_seconds: last_successful_restore(incident)
                 .map(|(_, at)| seconds(at - incident.declared_at)),
             operations: incident.operations.iter().map(JsonOperation::new).collect(),
+            business_impact: crate::continuity::view::report(
+                incident,
+                impact.continuity,
+                impact.now,
+            ),
         };
         write!(out, "{{\"schema\":\"{JSON_SCHEMA}\",\"incident\":")?;
         serde_json::to_writer(&mut out, &header)?;
@@ -777,6 +877,22 @@ impl<W: Write> CsvWriter<W> {
         out.write_all(b"\r\n")
     }
 
+    /// Business-impact summary rows after the events: no sequence number or time, actor
+    /// drbot, kind `revenue_at_risk` or `service_targets`.
+    pub fn impact(&mut self, incident: &Incident, impact: Impact<'_>) -> io::Result<()> {
+        for (kind, summary, data) in
+            crate::continuity::view::csv_rows(incident, impact.continuity, impact.now)
+        {
+            let out = &mut self.out;
+            write!(out, ",,,drbot,drbot,drbot,{kind},")?;
+            csv_field(out, &summary)?;
+            out.write_all(b",")?;
+            csv_field(out, &data)?;
+            out.write_all(b"\r\n")?;
+        }
+        Ok(())
+    }
+
     pub fn finish(self) -> io::Result<W> {
         Ok(self.out)
     }
@@ -811,7 +927,22 @@ pub struct MarkdownWriter<W: Write> {
 
 impl<W: Write> MarkdownWriter<W> {
     /// Write everything that comes before the event table, and the table's header.
-    pub fn begin(mut out: W, overview: &Overview, runbook: &Runbook) -> io::Result<Self> {
+    pub fn begin(out: W, overview: &Overview, runbook: &Runbook) -> io::Result<Self> {
+        let none = crate::continuity::Continuity::default();
+        let impact = Impact {
+            continuity: &none,
+            now: DateTime::<Utc>::MIN_UTC,
+        };
+        MarkdownWriter::begin_with(out, overview, runbook, impact)
+    }
+
+    /// [`MarkdownWriter::begin`] with the business-impact section after the RTO.
+    pub fn begin_with(
+        mut out: W,
+        overview: &Overview,
+        runbook: &Runbook,
+        impact: Impact<'_>,
+    ) -> io::Result<Self> {
         let inc = &overview.incident;
         let o = &mut out;
         o.write_all(b"# ")?;
@@ -832,6 +963,9 @@ impl<W: Write> MarkdownWriter<W> {
         write_key_times(o, inc)?;
         write_time_to_restore(o, inc)?;
         write_rto(o, inc)?;
+        o.write_all(
+            crate::continuity::view::markdown(inc, impact.continuity, impact.now).as_bytes(),
+        )?;
         write_pitr_target(o, inc)?;
         write_checklist(o, inc, runbook)?;
         o.write_all(b"## Timeline\n\n| # | time (UTC) | actor | event |\n|---:|---|---|---|\n")?;

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod cluster;
 pub mod command;
 pub mod config;
+pub mod continuity;
 pub mod doctor;
 pub mod export;
 pub mod incident;

@@ -328,18 +328,24 @@ async fn run(cli: Cli) -> Result<()> {
                 Format::Json => ExportFormat::Json,
                 Format::Csv => ExportFormat::Csv,
             };
+            let impact = drbot::export::Impact {
+                continuity: &app.continuity,
+                now: app.clock.now(),
+            };
             match out {
                 Some(path) => {
                     let file = std::fs::File::create(&path)
                         .with_context(|| format!("creating {}", path.display()))?;
-                    drbot::export::export(&app.store, id, format, &app.runbook, file).await?;
+                    drbot::export::export_with(&app.store, id, format, &app.runbook, impact, file)
+                        .await?;
                 }
                 None => {
-                    drbot::export::export(
+                    drbot::export::export_with(
                         &app.store,
                         id,
                         format,
                         &app.runbook,
+                        impact,
                         std::io::stdout().lock(),
                     )
                     .await?

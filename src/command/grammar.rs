@@ -83,7 +83,18 @@ pub static VERBS: &[VerbSpec] = &[
             ),
             opt("title", ArgKind::Text, "what happened"),
         ],
-        options: &[],
+        options: &[
+            key(
+                "services",
+                ArgKind::List,
+                "affected services of the catalog (dependencies followed)",
+            ),
+            key(
+                "since",
+                ArgKind::Timestamp,
+                "when things went bad, if earlier",
+            ),
+        ],
     },
     VerbSpec {
         words: &["severity"],
@@ -116,6 +127,16 @@ pub static VERBS: &[VerbSpec] = &[
         words: &["path"],
         summary: "the recovery path for this incident type, step by step",
         args: &[],
+        options: &[],
+    },
+    VerbSpec {
+        words: &["impact"],
+        summary: "record affected services of the catalog; their dependants are added too",
+        args: &[req(
+            "services",
+            ArgKind::Text,
+            "services or dependencies, comma-separated",
+        )],
         options: &[],
     },
     VerbSpec {

@@ -959,6 +959,7 @@ mod tests {
         ("role", "role"),
         ("status", "status"),
         ("path", "path"),
+        ("impact", "impact"),
         ("freeze", "freeze"),
         ("unfreeze", "unfreeze"),
         ("backups", "backups"),
@@ -1319,7 +1320,9 @@ mod tests {
             Command::Declare {
                 severity: "sev2".into(),
                 incident_type: None,
-                title: "data loss".into()
+                title: "data loss".into(),
+                services: vec![],
+                since: None
             }
         );
     }

@@ -81,6 +81,14 @@ pub enum Command {
         severity: String,
         incident_type: Option<String>,
         title: String,
+        /// `services=a,b`: affected services of the catalog.
+        services: Vec<String>,
+        /// `since=`: when things went bad.
+        since: Option<TimeInput>,
+    },
+    /// `/dr impact a,b`: record affected services.
+    Impact {
+        services: Vec<String>,
     },
     Severity(String),
     Type(String),
@@ -173,6 +181,7 @@ impl Command {
     pub fn verb(&self) -> &'static str {
         match self {
             Command::Declare { .. } => "declare",
+            Command::Impact { .. } => "impact",
             Command::Severity(_) => "severity",
             Command::Type(_) => "type",
             Command::Role { .. } => "role",
@@ -578,6 +587,11 @@ fn build(spec: &'static VerbSpec, p: Parsed) -> Result<Command, UsageError> {
             severity: lower("severity"),
             incident_type: p.word("type").map(|t| t.to_ascii_lowercase()),
             title: word("title"),
+            services: p.list("services"),
+            since: p.time("since"),
+        },
+        "impact" => Command::Impact {
+            services: crate::continuity::impact::split_names(&word("services")),
         },
         "severity" => Command::Severity(lower("severity")),
         "type" => Command::Type(lower("type")),

@@ -16,7 +16,9 @@ fn declare_with_type_and_quoted_title() {
         Command::Declare {
             severity: "sev1".into(),
             incident_type: Some("data".into()),
-            title: "orders table wiped".into()
+            title: "orders table wiped".into(),
+            services: vec![],
+            since: None
         }
     );
     assert_eq!(
@@ -24,7 +26,9 @@ fn declare_with_type_and_quoted_title() {
         Command::Declare {
             severity: "sev2".into(),
             incident_type: None,
-            title: "orders slow".into()
+            title: "orders slow".into(),
+            services: vec![],
+            since: None
         }
     );
     assert_eq!(
@@ -32,7 +36,9 @@ fn declare_with_type_and_quoted_title() {
         Command::Declare {
             severity: "sev1".into(),
             incident_type: Some("combined".into()),
-            title: "curly quoted".into()
+            title: "curly quoted".into(),
+            services: vec![],
+            since: None
         }
     );
 }
@@ -167,6 +173,7 @@ fn every_verb_parses_from_its_own_usage_example() {
         "role ic @a",
         "status",
         "path",
+        "impact user-api",
         "freeze",
         "unfreeze",
         "backups",
@@ -243,4 +250,34 @@ proptest! {
         let _ = parse(&line);
         let _ = parse_timestamp(&line);
     }
+}
+
+#[test]
+fn declare_takes_services_and_since_and_impact_takes_a_list() {
+    let Command::Declare {
+        title,
+        services,
+        since,
+        ..
+    } = ok(
+        r#"/dr declare sev1 data "orders wiped" services=user-api,blog since=2026-02-08T09:50Z"#,
+    )
+    else {
+        panic!("not a declare")
+    };
+    assert_eq!(title, "orders wiped");
+    assert_eq!(services, vec!["user-api".to_string(), "blog".to_string()]);
+    assert!(since.is_some());
+    assert_eq!(
+        ok("/dr impact user-api, blog payment-api"),
+        Command::Impact {
+            services: vec!["user-api".into(), "blog".into(), "payment-api".into()]
+        }
+    );
+    assert!(
+        crate::command::parse("/dr impact")
+            .unwrap_err()
+            .to_string()
+            .contains("Usage: /dr impact")
+    );
 }

@@ -42,6 +42,8 @@ pub struct Ctx<'a> {
     pub runbook: &'a Runbook,
     pub policy: &'a Policy,
     pub now: DateTime<Utc>,
+    /// The service catalog and DR plan (issue 11), as data.
+    pub continuity: &'a crate::continuity::Continuity,
 }
 
 /// The person issuing a command; the adapter decides whether they are an operator.
@@ -155,7 +157,10 @@ fn ic_or_operator(s: &Incident, caller: &Caller, what: &str) -> Result<(), Refus
 }
 
 /// Resolve a typed timestamp to UTC, refusing one without a zone unless a default is set.
-fn resolve_time(input: &TimeInput, ctx: &Ctx) -> Result<(DateTime<Utc>, Option<String>), Refusal> {
+pub(crate) fn resolve_time(
+    input: &TimeInput,
+    ctx: &Ctx,
+) -> Result<(DateTime<Utc>, Option<String>), Refusal> {
     let Some(t) = input.resolve(ctx.policy.default_zone) else {
         return refuse(format!(
             "`{input}` has no time zone. Add one: `{}Z` for UTC or an offset like `+01:00`.",
@@ -394,6 +399,8 @@ pub fn decide(
             severity,
             incident_type,
             title,
+            services,
+            since,
         } => {
             if let Some(s) = state.filter(|s| s.is_open()) {
                 return refuse(format!(
@@ -417,13 +424,29 @@ pub fn decide(
             } else {
                 title.clone()
             };
-            events(vec![EventKind::Declared {
-                channel: ctx.channel.to_string(),
-                severity: severity.clone(),
-                incident_type: incident_type.clone(),
-                title,
-                drill: false,
-            }])
+            let mut drafts: Vec<Draft> = vec![
+                EventKind::Declared {
+                    channel: ctx.channel.to_string(),
+                    severity: severity.clone(),
+                    incident_type: incident_type.clone(),
+                    title,
+                    drill: false,
+                }
+                .into(),
+            ];
+            drafts.extend(crate::continuity::decide::on_declare(
+                services,
+                since.as_ref(),
+                ctx,
+            )?);
+            Ok(Decision {
+                events: drafts,
+                then_retry: false,
+            })
+        }
+        Command::Impact { services } => {
+            let s = open(state)?;
+            events(vec![crate::continuity::decide::impact(s, services, ctx)?])
         }
         Command::Severity(to) => {
             let s = open(state)?;

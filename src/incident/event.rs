@@ -303,6 +303,23 @@ pub enum EventKind {
         /// The platform's last answer, without request content.
         error: String,
     },
+    /// Services of the catalog affected by the incident (issue 11 §2).
+    ServicesAffected {
+        /// Named services.
+        services: Vec<String>,
+        /// Named dependencies that are not services (`postgresql-primary`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        infrastructure: Vec<String>,
+        /// Services pulled in because something they depend on is affected.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pulled_in: Vec<crate::continuity::impact::PulledIn>,
+    },
+    /// A service reached `percent` of its RTO target (posted once: `rto:<service>:<percent>`).
+    RtoThreshold {
+        service: String,
+        percent: u8,
+        rto_seconds: i64,
+    },
 }
 
 impl EventKind {
@@ -331,6 +348,8 @@ impl EventKind {
             EventKind::Resolved => "resolved",
             EventKind::FinalSummaryPosted => "final_summary_posted",
             EventKind::DeliveryGaveUp { .. } => "delivery_gave_up",
+            EventKind::ServicesAffected { .. } => "services_affected",
+            EventKind::RtoThreshold { .. } => "rto_threshold",
         }
     }
 
@@ -457,6 +476,17 @@ impl EventKind {
             } => format!(
                 "gave up delivering a {post} post after {attempts} attempt(s) ({error}): {excerpt}"
             ),
+            EventKind::ServicesAffected {
+                services,
+                infrastructure,
+                pulled_in,
+            } => crate::continuity::view::describe_impact(services, infrastructure, pulled_in),
+            EventKind::RtoThreshold {
+                service, percent, ..
+            } => match percent {
+                100 => format!("{service} RTO breached"),
+                p => format!("{service} reached {p}% of its RTO"),
+            },
         }
     }
 }

@@ -142,6 +142,8 @@ pub struct Render<'a> {
     /// Severities whose launches need a second operator (named in previews).
     pub two_person_severities: &'a [String],
     pub now: DateTime<Utc>,
+    /// The service catalog and DR plan (issue 11).
+    pub continuity: &'a crate::continuity::Continuity,
 }
 
 /// Channel posts an event causes, rendered from the state after it.
@@ -388,6 +390,13 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
                 incident_ref(s.id)
             ),
         ),
+        EventKind::RtoThreshold {
+            service, percent, ..
+        } => post(
+            PostKind::Reminder,
+            crate::continuity::view::threshold_post(s, r.continuity, service, *percent),
+        ),
+        EventKind::ServicesAffected { .. } => vec![],
         EventKind::Checked { .. }
         | EventKind::Unchecked { .. }
         | EventKind::MarkedNotApplicable { .. }
@@ -417,6 +426,14 @@ pub fn automatic_update(s: &Incident, r: &Render, slots: &[DateTime<Utc>]) -> St
     }
     let (done, na, open) = checklist::counts(s, r.runbook);
     changes.push(format!("• checklist: {done} done, {na} n/a, {open} open"));
+    changes.extend(
+        crate::continuity::view::status_lines(s, r.continuity, r.now, true)
+            .into_iter()
+            .map(|l| match l.strip_prefix("• ") {
+                Some(rest) => format!("  ◦ {rest}"),
+                None => format!("• {l}"),
+            }),
+    );
     if s.changes_since_update.is_empty() && s.running_operations().next().is_none() {
         changes.insert(0, t.no_change.clone());
     }
@@ -525,6 +542,9 @@ pub fn reply_for(s: &Incident, events: &[Event]) -> String {
             EventKind::ProbeRecorded { item, passed, evidence, .. } => {
                 lines.push(format!("{} {item}: {evidence}", if *passed { "✓" } else { "✗" }))
             }
+            EventKind::ServicesAffected { services, infrastructure, pulled_in } => lines.push(
+                crate::continuity::view::impact_reply(s, services, infrastructure, pulled_in),
+            ),
             other => lines.push(format!("{}: {}", incident_ref(s.id), other.describe())),
         }
     }
@@ -613,6 +633,10 @@ fn status_text(s: &Incident, r: &Render, with_age: bool) -> String {
     if let Some(t) = s.pitr_target {
         out.push_str(&format!("PITR target: {}\n", fmt_time(t)));
     }
+    for line in crate::continuity::view::status_lines(s, r.continuity, r.now, with_age) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     let (done, na, open) = checklist::counts(s, r.runbook);
     out.push_str(&format!("Checklist: {done} done, {na} n/a, {open} open\n"));
     match cadence::next_due(s, &r.runbook.cadence) {
@@ -627,7 +651,12 @@ fn status_text(s: &Incident, r: &Render, with_age: bool) -> String {
 
 pub fn path_view(s: &Incident, r: &Render) -> String {
     let Some(t) = s.incident_type.as_deref() else {
-        return "No recovery path yet: classify the incident with `/dr type <infra|data|combined>` (SOP §4).".into();
+        let mut out = "No recovery path yet: classify the incident with `/dr type <infra|data|combined>` (SOP §4).".to_string();
+        for line in crate::continuity::view::path_lines(s, r.continuity) {
+            out.push('\n');
+            out.push_str(&line);
+        }
+        return out;
     };
     let mut out = format!("Recovery path for a {t} incident:\n");
     let mut section = "";
@@ -648,6 +677,10 @@ pub fn path_view(s: &Incident, r: &Render) -> String {
             step.text,
             item_suffix(&state)
         ));
+    }
+    for line in crate::continuity::view::path_lines(s, r.continuity) {
+        out.push_str(&line);
+        out.push('\n');
     }
     out.trim_end().to_string()
 }

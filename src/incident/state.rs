@@ -113,6 +113,8 @@ pub struct Incident {
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<Actor>,
     pub final_summary_posted: bool,
+    /// Affected services, onset, RTO thresholds announced (issue 11 §2–3).
+    pub continuity: crate::continuity::ContinuityState,
     /// Sequence number of the last event folded in.
     pub seq: i64,
 }
@@ -159,6 +161,7 @@ impl Incident {
             resolved_at: None,
             resolved_by: None,
             final_summary_posted: false,
+            continuity: Default::default(),
             seq: event.seq,
         })
     }
@@ -222,6 +225,7 @@ impl Incident {
         self.seq = event.seq;
         let at = event.at();
         let by = event.actor.clone();
+        self.continuity.apply(&event.kind, at, self.declared_at);
         match &event.kind {
             EventKind::Declared { .. } => {}
             EventKind::SeverityChanged { to, .. } => self.severity = to.clone(),
@@ -406,6 +410,7 @@ impl Incident {
             }
             EventKind::FinalSummaryPosted => self.final_summary_posted = true,
             EventKind::DeliveryGaveUp { .. } => {}
+            EventKind::ServicesAffected { .. } | EventKind::RtoThreshold { .. } => {}
         }
         self.note_change(event.kind.describe());
     }

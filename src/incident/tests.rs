@@ -81,6 +81,7 @@ impl World {
             runbook: &self.runbook,
             policy: &self.policy,
             now: self.now,
+            continuity: &crate::continuity::Continuity::default(),
         };
         let decision =
             decide(state.as_ref(), &cmd, who, &ctx, &self.facts(&cmd)).map_err(|r| r.0)?;

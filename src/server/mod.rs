@@ -253,7 +253,18 @@ async fn timeline(
         }
     }
     let mut out = Vec::new();
-    if let Err(e) = crate::export::export(&s.app.store, id, format, &s.app.runbook, &mut out).await
+    if let Err(e) = crate::export::export_with(
+        &s.app.store,
+        id,
+        format,
+        &s.app.runbook,
+        crate::export::Impact {
+            continuity: &s.app.continuity,
+            now: s.app.clock.now(),
+        },
+        &mut out,
+    )
+    .await
     {
         warn!(error = %e, "timeline API: export");
         return (StatusCode::INTERNAL_SERVER_ERROR, "export failed\n").into_response();
