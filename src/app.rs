@@ -5,6 +5,9 @@
 
 use std::sync::Arc;
 
+mod drills;
+pub use drills::DrillConfig;
+
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
@@ -74,6 +77,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub runbook: Runbook,
     pub policy: Policy,
+    /// Drill reminders, clusters to report, the tabletop directory.
+    pub drills: DrillConfig,
     pub memo: Memo,
     /// This process among the replicas: the claim token on the operations it watches, the
     /// prefix of its outbox claims.
@@ -295,6 +300,7 @@ impl App {
             cluster,
             clock,
             runbook,
+            drills: DrillConfig::from_settings(settings, &policy),
             policy,
             memo: Memo::default(),
             replica: replica_name(),
@@ -372,6 +378,9 @@ impl App {
     ) -> Result<Reply, AppError> {
         if let Command::Help { verb } = cmd {
             return Ok(Reply::Private(grammar::help(verb.as_deref())));
+        }
+        if let Command::Drills = cmd {
+            return Ok(Reply::Private(self.drills_view().await?));
         }
         let a = &caller.actor;
         if channel.contains('\0') {
@@ -637,6 +646,9 @@ impl App {
                 let report = self.cluster.backups().await?;
                 facts.backups = Some((report.ok, report.lines));
             }
+            (Command::TabletopStart { file }, None) => {
+                facts.exercise = Some(self.load_exercise(file));
+            }
             (Command::Verify { section }, Some(s)) => {
                 let ctx = ProbeContext {
                     recovered_at: s.recovered_at(),
@@ -846,7 +858,8 @@ impl App {
         let ids = self.store.active_incidents().await?;
         let kept = futures_util::future::join_all(ids.into_iter().map(|id| async move {
             let mut kept = TickReport::default();
-            self.keep_cadence(id, &mut kept).await.map(|()| kept)
+            self.keep_cadence(id, &mut kept).await?;
+            self.keep_tabletop(id).await.map(|()| kept)
         }))
         .await;
         for one in kept {
@@ -855,6 +868,7 @@ impl App {
             report.reminders += one.reminders;
             report.summaries += one.summaries;
         }
+        self.remind_drills().await?;
         Ok(report)
     }
 

@@ -303,6 +303,18 @@ pub enum EventKind {
         /// The platform's last answer, without request content.
         error: String,
     },
+    /// A tabletop exercise began: its scenario as loaded (see `tabletop.rs`).
+    TabletopStarted {
+        scenario: super::tabletop::Exercise,
+    },
+    /// Inject `n` (1-based) of the tabletop was posted.
+    InjectPosted {
+        n: usize,
+    },
+    /// The tabletop ended (`/dr tabletop end`, or by itself after the last inject).
+    TabletopEnded {
+        automatic: bool,
+    },
 }
 
 impl EventKind {
@@ -331,6 +343,9 @@ impl EventKind {
             EventKind::Resolved => "resolved",
             EventKind::FinalSummaryPosted => "final_summary_posted",
             EventKind::DeliveryGaveUp { .. } => "delivery_gave_up",
+            EventKind::TabletopStarted { .. } => "tabletop_started",
+            EventKind::InjectPosted { .. } => "inject_posted",
+            EventKind::TabletopEnded { .. } => "tabletop_ended",
         }
     }
 
@@ -456,6 +471,16 @@ impl EventKind {
                 ..
             } => format!(
                 "gave up delivering a {post} post after {attempts} attempt(s) ({error}): {excerpt}"
+            ),
+            EventKind::TabletopStarted { scenario } => format!(
+                "tabletop started: {} ({} injects)",
+                scenario.name,
+                scenario.injects.len()
+            ),
+            EventKind::InjectPosted { n } => format!("inject {n} posted"),
+            EventKind::TabletopEnded { automatic } => format!(
+                "tabletop ended{}, summary posted",
+                if *automatic { " after the last inject" } else { "" }
             ),
         }
     }

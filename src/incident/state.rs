@@ -113,6 +113,8 @@ pub struct Incident {
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<Actor>,
     pub final_summary_posted: bool,
+    /// A tabletop exercise played in this (drill) incident.
+    pub tabletop: Option<super::tabletop::Tabletop>,
     /// Sequence number of the last event folded in.
     pub seq: i64,
 }
@@ -159,6 +161,7 @@ impl Incident {
             resolved_at: None,
             resolved_by: None,
             final_summary_posted: false,
+            tabletop: None,
             seq: event.seq,
         })
     }
@@ -220,6 +223,7 @@ impl Incident {
 
     pub fn apply(&mut self, event: &Event) {
         self.seq = event.seq;
+        super::tabletop::apply(&mut self.tabletop, event);
         let at = event.at();
         let by = event.actor.clone();
         match &event.kind {
@@ -406,6 +410,9 @@ impl Incident {
             }
             EventKind::FinalSummaryPosted => self.final_summary_posted = true,
             EventKind::DeliveryGaveUp { .. } => {}
+            EventKind::TabletopStarted { .. }
+            | EventKind::InjectPosted { .. }
+            | EventKind::TabletopEnded { .. } => {}
         }
         self.note_change(event.kind.describe());
     }
