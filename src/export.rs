@@ -438,9 +438,7 @@ impl Serialize for Data<'_> {
             EventKind::NoteAdded { text } => m.serialize_entry("text", text)?,
             EventKind::Escalated { reason } => m.serialize_entry("reason", reason)?,
             EventKind::Resumed | EventKind::Resolved | EventKind::FinalSummaryPosted => {}
-            EventKind::TabletopStarted { scenario } => {
-                m.serialize_entry("scenario", scenario)?
-            }
+            EventKind::TabletopStarted { scenario } => m.serialize_entry("scenario", scenario)?,
             EventKind::InjectPosted { n } => m.serialize_entry("n", n)?,
             EventKind::TabletopEnded { automatic } => m.serialize_entry("automatic", automatic)?,
             EventKind::DeliveryGaveUp {

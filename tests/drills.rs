@@ -37,14 +37,24 @@ async fn drills_never_done_then_met() {
     );
     assert!(!fresh.contains("RTO"), "no catalog, no RTO: {fresh}");
     // A query: nothing was written.
-    assert!(store_of(dir.path()).await.drill_incidents().await.unwrap().is_empty());
+    assert!(
+        store_of(dir.path())
+            .await
+            .drill_incidents()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     bot.ask("/dr drill latest", "Confirm with `/dr confirm P1`");
     bot.ask("/dr confirm P1", "op1 launched");
     let done = bot.say(":advance 30m");
     assert!(done.contains("op1 succeeded"), "{done}");
     let half = bot.say("/dr drills");
-    assert!(half.contains("Full restore drill: last 2026-11-20"), "{half}");
+    assert!(
+        half.contains("Full restore drill: last 2026-11-20"),
+        "{half}"
+    );
     assert!(half.contains("2026Q4: met (2026-11-20)"), "{half}");
     assert!(half.contains("PITR drill: never done"), "{half}");
 
@@ -59,7 +69,10 @@ async fn drills_never_done_then_met() {
     assert_eq!(met.matches("2026Q4: met (2026-11-20)").count(), 2, "{met}");
     assert_eq!(met.matches("time to restore").count(), 2, "{met}");
     assert!(met.contains("(INC-1)"), "{met}");
-    assert!(met.contains("Every required drill is done this quarter."), "{met}");
+    assert!(
+        met.contains("Every required drill is done this quarter."),
+        "{met}"
+    );
     // Any channel answers the same.
     bot.finish();
 
@@ -100,7 +113,10 @@ async fn drill_reminder_two_weeks_before_the_quarter_ends_once() {
     assert_eq!(due.matches("Drill due (SOP §10.1)").count(), 2, "{due}");
     assert!(due.contains("Full restore drill of orders not done in 2026Q4 (never done)"));
     assert!(due.contains("PITR drill of orders"), "{due}");
-    assert!(due.contains("the quarter ends in 14 days (2026-12-31)"), "{due}");
+    assert!(
+        due.contains("the quarter ends in 14 days (2026-12-31)"),
+        "{due}"
+    );
     let later = bot.say(":advance 2h");
     assert!(!later.contains("Drill due"), "{later}");
     bot.kill();
@@ -117,7 +133,10 @@ async fn engine(dir: &std::path::Path, clock: &ManualClock) -> App {
             format!("sqlite://{}", dir.join("drbot.db").display()),
         ),
         ("DRBOT__SANDBOX__STATE_FILE".to_string(), String::new()),
-        ("DRBOT__DRILLS__CHANNEL".to_string(), "slack:C0DRILLS".to_string()),
+        (
+            "DRBOT__DRILLS__CHANNEL".to_string(),
+            "slack:C0DRILLS".to_string(),
+        ),
         (
             "DRBOT__DRILLS__DAYS_BEFORE_QUARTER_END".to_string(),
             "10".to_string(),
@@ -126,7 +145,9 @@ async fn engine(dir: &std::path::Path, clock: &ManualClock) -> App {
     .into_iter()
     .collect();
     let settings = Settings::load_from(None, Some(env)).unwrap();
-    App::build(&settings, Arc::new(clock.clone())).await.unwrap()
+    App::build(&settings, Arc::new(clock.clone()))
+        .await
+        .unwrap()
 }
 
 /// Two schedulers on one database, both passing at the same moments: one post per cluster,
@@ -140,7 +161,10 @@ async fn two_schedulers_one_reminder() {
     let (a, b) = tokio::join!(first.tick(), second.tick());
     a.unwrap();
     b.unwrap();
-    assert!(first.store.pending_rows().await.unwrap().is_empty(), "11 days left");
+    assert!(
+        first.store.pending_rows().await.unwrap().is_empty(),
+        "11 days left"
+    );
     clock.advance(chrono::Duration::days(1));
     for _ in 0..3 {
         let (a, b) = tokio::join!(first.tick(), second.tick());
@@ -180,12 +204,22 @@ async fn the_guides_tabletop_exercise_end_to_end() {
 
     // Bad paths and bad files open nothing.
     let escape = bot.say("/dr tabletop start ../../Cargo.toml");
-    assert!(escape.contains("outside the tabletop directory"), "{escape}");
+    assert!(
+        escape.contains("outside the tabletop directory"),
+        "{escape}"
+    );
     let missing = bot.say("/dr tabletop start nope.yaml");
     assert!(missing.contains("cannot read nope.yaml"), "{missing}");
     let end = bot.say("/dr tabletop end");
     assert!(end.contains("No tabletop exercise is running"), "{end}");
-    assert_eq!(store_of(dir.path()).await.latest_incident_in("ops").await.unwrap(), None);
+    assert_eq!(
+        store_of(dir.path())
+            .await
+            .latest_incident_in("ops")
+            .await
+            .unwrap(),
+        None
+    );
 
     let start = bot.say("/dr tabletop start tabletop-exercise.yaml");
     assert!(
@@ -193,7 +227,10 @@ async fn the_guides_tabletop_exercise_end_to_end() {
         "{start}"
     );
     assert!(start.contains("us-east-1"), "{start}");
-    assert!(start.contains("INJECT 1/7 at T+0: PagerDuty fires alerts"), "{start}");
+    assert!(
+        start.contains("INJECT 1/7 at T+0: PagerDuty fires alerts"),
+        "{start}"
+    );
     assert!(start.contains("Who gets paged?"), "{start}");
     let again = bot.say("/dr tabletop start tabletop-exercise.yaml");
     assert!(again.contains("INC-1 is open here"), "{again}");
@@ -219,14 +256,32 @@ async fn the_guides_tabletop_exercise_end_to_end() {
     assert!(status.contains("INC-1"), "{status}");
 
     let end = bot.say("/dr tabletop end");
-    assert!(end.contains("TABLETOP SUMMARY: Q1 2026 DR Tabletop Exercise"), "{end}");
-    assert!(end.contains("1. T+0 (posted 09:00Z): first answer after 2 m 00 s by alice"), "{end}");
-    assert!(end.contains("2. T+5min (posted 09:05Z): first answer after 1 m 00 s by bob"), "{end}");
-    assert!(end.contains("3. T+10min (posted 09:10Z): NO ANSWER"), "{end}");
-    assert!(end.contains("5. T+30min (posted 09:30Z): first answer after 10 m 00 s by bob"), "{end}");
+    assert!(
+        end.contains("TABLETOP SUMMARY: Q1 2026 DR Tabletop Exercise"),
+        "{end}"
+    );
+    assert!(
+        end.contains("1. T+0 (posted 09:00Z): first answer after 2 m 00 s by alice"),
+        "{end}"
+    );
+    assert!(
+        end.contains("2. T+5min (posted 09:05Z): first answer after 1 m 00 s by bob"),
+        "{end}"
+    );
+    assert!(
+        end.contains("3. T+10min (posted 09:10Z): NO ANSWER"),
+        "{end}"
+    );
+    assert!(
+        end.contains("5. T+30min (posted 09:30Z): first answer after 10 m 00 s by bob"),
+        "{end}"
+    );
     assert!(end.contains("6. T+1hr: not reached"), "{end}");
     assert!(end.contains("3 of 7 injects answered"), "{end}");
-    assert!(end.contains("Are our backups actually restorable?"), "{end}");
+    assert!(
+        end.contains("Are our backups actually restorable?"),
+        "{end}"
+    );
     let after = bot.say(":advance 90m");
     assert!(!after.contains("INJECT 6/7"), "ended: {after}");
     bot.finish();
@@ -268,7 +323,13 @@ async fn a_tabletop_ends_by_itself_after_the_last_inject() {
     assert!(end.contains("0 of 7 injects answered"), "{end}");
     bot.finish();
     let events = store_of(dir.path()).await.events(1).await.unwrap();
-    assert_eq!(events.iter().filter(|e| e.kind.name() == "inject_posted").count(), 7);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind.name() == "inject_posted")
+            .count(),
+        7
+    );
 }
 
 /// A broken exercise file is refused naming the line and the field, and nothing is opened.
@@ -276,10 +337,18 @@ async fn a_tabletop_ends_by_itself_after_the_last_inject() {
 async fn a_bad_exercise_file_names_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string(tabletop_dir().join("tabletop-exercise.yaml")).unwrap();
-    let bad = good.replacen("    timeline:\n      - time: \"T+0\"", "    timeline:\n      - time: \"soon\"", 1);
+    let bad = good.replacen(
+        "    timeline:\n      - time: \"T+0\"",
+        "    timeline:\n      - time: \"soon\"",
+        1,
+    );
     assert_ne!(bad, good);
     std::fs::write(dir.path().join("bad.yaml"), bad).unwrap();
-    let typo = good.replacen("        question: \"What is the first", "        questoin: \"What is the first", 1);
+    let typo = good.replacen(
+        "        question: \"What is the first",
+        "        questoin: \"What is the first",
+        1,
+    );
     std::fs::write(dir.path().join("typo.yaml"), typo).unwrap();
     let env: BTreeMap<String, String> = [(
         "DRBOT__TABLETOP__DIR".to_string(),
@@ -296,5 +365,12 @@ async fn a_bad_exercise_file_names_line_and_field() {
     let out = bot.say("/dr tabletop start typo.yaml");
     assert!(out.contains("questoin") && out.contains("line 24"), "{out}");
     bot.finish();
-    assert_eq!(store_of(dir.path()).await.latest_incident_in("ops").await.unwrap(), None);
+    assert_eq!(
+        store_of(dir.path())
+            .await
+            .latest_incident_in("ops")
+            .await
+            .unwrap(),
+        None
+    );
 }

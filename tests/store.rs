@@ -1264,7 +1264,11 @@ mod checks {
         assert_eq!(due.len(), 1, "one post per lane head: {due:?}");
         assert_eq!(due[0].incident, None);
         assert_eq!(due[0].channel, "#drills");
-        assert!(s.record_delivery(&due[0], t(T0), "ok").await.expect("delivered"));
+        assert!(
+            s.record_delivery(&due[0], t(T0), "ok")
+                .await
+                .expect("delivered")
+        );
         assert_eq!(claim(s, "w1", t(T0)).await.len(), 1);
         assert!(matches!(
             s.post_notice("k\0", notice("{}")).await,

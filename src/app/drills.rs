@@ -242,8 +242,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let other = tempfile::tempdir().unwrap();
         std::fs::write(other.path().join("b.yaml"), "x").unwrap();
-        std::os::unix::fs::symlink(other.path().join("b.yaml"), dir.path().join("b.yaml"))
-            .unwrap();
+        std::os::unix::fs::symlink(other.path().join("b.yaml"), dir.path().join("b.yaml")).unwrap();
         let e = inside(dir.path(), "b.yaml").unwrap_err();
         assert!(e.contains("outside"), "{e}");
     }

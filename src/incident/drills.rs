@@ -172,7 +172,10 @@ pub struct Standing {
 }
 
 pub fn standing(runs: &[DrillRun], cluster: &str, kind: DrillKind, today: NaiveDate) -> Standing {
-    let mine = || runs.iter().filter(move |r| r.cluster == cluster && r.kind == kind);
+    let mine = || {
+        runs.iter()
+            .filter(move |r| r.cluster == cluster && r.kind == kind)
+    };
     let last = mine()
         .filter(|r| r.succeeded)
         .max_by_key(|r| r.finished_at)
@@ -448,7 +451,10 @@ mod tests {
         assert_eq!(q.days_left(day("2026-12-31")), 1);
         assert_eq!(q.days_left(day("2026-12-18")), 14);
         assert_eq!(q.days_left(day("2026-10-01")), 92);
-        assert_eq!(Quarter::of(day("2026-03-01")).days_left(day("2026-03-01")), 31);
+        assert_eq!(
+            Quarter::of(day("2026-03-01")).days_left(day("2026-03-01")),
+            31
+        );
     }
 
     #[test]
@@ -539,7 +545,10 @@ mod tests {
         let ahead = review_line(Some(day("2026-12-12")), today).unwrap();
         assert!(ahead.contains("in 10 days") && !ahead.contains("OVERDUE"));
         let late = review_line(Some(day("2026-11-30")), today).unwrap();
-        assert!(late.contains("OVERDUE") && late.contains("2 days ago"), "{late}");
+        assert!(
+            late.contains("OVERDUE") && late.contains("2 days ago"),
+            "{late}"
+        );
         let runs = vec![run(DrillKind::Full, "2026-12-02T10:12:00Z", true)];
         let shown = view(
             &["orders".to_string()],

@@ -480,7 +480,11 @@ impl EventKind {
             EventKind::InjectPosted { n } => format!("inject {n} posted"),
             EventKind::TabletopEnded { automatic } => format!(
                 "tabletop ended{}, summary posted",
-                if *automatic { " after the last inject" } else { "" }
+                if *automatic {
+                    " after the last inject"
+                } else {
+                    ""
+                }
             ),
         }
     }

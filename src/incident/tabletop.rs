@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::decide::{Ctx, Decision, Facts, Refusal};
 use super::event::{Event, EventKind};
-use crate::command::Command;
 use super::state::Incident;
+use crate::command::Command;
 
 /// The file as the guide writes it.
 #[derive(Debug, Deserialize)]
