@@ -5,6 +5,9 @@
 
 use std::sync::Arc;
 
+mod drills;
+pub use drills::DrillConfig;
+
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
@@ -78,6 +81,8 @@ pub struct App {
     pub policy: Policy,
     /// The service catalog and DR plan, loaded at start.
     pub continuity: crate::continuity::Continuity,
+    /// Drill reminders, clusters to report, the tabletop directory.
+    pub drills: DrillConfig,
     pub memo: Memo,
     /// This process among the replicas: the claim token on the operations it watches, the
     /// prefix of its outbox claims.
@@ -305,6 +310,7 @@ impl App {
             cluster,
             clock,
             runbook,
+            drills: DrillConfig::from_settings(settings, &policy),
             policy,
             continuity,
             memo: Memo::default(),
@@ -384,6 +390,9 @@ impl App {
     ) -> Result<Reply, AppError> {
         if let Command::Help { verb } = cmd {
             return Ok(Reply::Private(grammar::help(verb.as_deref())));
+        }
+        if let Command::Drills = cmd {
+            return Ok(Reply::Private(self.drills_view().await?));
         }
         let a = &caller.actor;
         if channel.contains('\0') {
@@ -654,6 +663,9 @@ impl App {
                 let report = self.cluster.backups().await?;
                 facts.backups = Some((report.ok, report.lines));
             }
+            (Command::TabletopStart { file }, None) => {
+                facts.exercise = Some(self.load_exercise(file));
+            }
             (Command::Verify { section }, Some(s)) => {
                 let ctx = ProbeContext {
                     recovered_at: s.recovered_at(),
@@ -864,7 +876,8 @@ impl App {
         let kept = futures_util::future::join_all(ids.into_iter().map(|id| async move {
             let mut kept = TickReport::default();
             self.keep_cadence(id, &mut kept).await?;
-            self.keep_rto(id, &mut kept).await.map(|()| kept)
+            self.keep_rto(id, &mut kept).await?;
+            self.keep_tabletop(id).await.map(|()| kept)
         }))
         .await;
         for one in kept {
@@ -874,6 +887,7 @@ impl App {
             report.summaries += one.summaries;
             report.rto_posts += one.rto_posts;
         }
+        self.remind_drills().await?;
         Ok(report)
     }
 

@@ -30,6 +30,33 @@ pub struct Settings {
     pub discord: DiscordSettings,
     pub offsite: OffsiteSettings,
     pub kubernetes: KubernetesSettings,
+    pub drills: DrillsSettings,
+    pub tabletop: TabletopSettings,
+}
+
+/// SOP §10.1 drills: where the "drill due" reminder goes, and how long before a quarter ends.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrillsSettings {
+    /// `slack:C…`, `discord:…` or a console channel; unset = no reminder.
+    pub channel: Option<String>,
+    pub days_before_quarter_end: i64,
+}
+
+impl Default for DrillsSettings {
+    fn default() -> Self {
+        DrillsSettings {
+            channel: None,
+            days_before_quarter_end: 14,
+        }
+    }
+}
+
+/// Tabletop exercise files are read from under this directory (default: the working one).
+#[derive(Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TabletopSettings {
+    pub dir: Option<String>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -686,6 +713,9 @@ impl Settings {
                     "cluster.backend must be `sandbox` (a simulation, the default) or `kubernetes`",
                 );
             }
+        }
+        if !(1..=92).contains(&self.drills.days_before_quarter_end) {
+            return invalid("drills.days_before_quarter_end must be between 1 and 92");
         }
         if !(self.sandbox.speed > 0.0 && self.sandbox.speed.is_finite()) {
             return invalid("sandbox.speed must be a positive number");

@@ -520,6 +520,9 @@ impl Serialize for Data<'_> {
                 m.serialize_entry("percent", percent)?;
                 m.serialize_entry("rto_seconds", rto_seconds)?;
             }
+            EventKind::TabletopStarted { scenario } => m.serialize_entry("scenario", scenario)?,
+            EventKind::InjectPosted { n } => m.serialize_entry("n", n)?,
+            EventKind::TabletopEnded { automatic } => m.serialize_entry("automatic", automatic)?,
             EventKind::DeliveryGaveUp {
                 outbox,
                 post,
@@ -1161,7 +1164,17 @@ fn write_time_to_restore(o: &mut impl Write, inc: &Incident) -> io::Result<()> {
           | operation | kind | object | confirmed | finished | time to restore | outcome |\n\
           |---|---|---|---|---|---:|---|\n",
     )?;
+    // A drill's time to restore against the tier's RTO target, once the service catalog
+    // gives one (SOP §10.2 records it; `drills::rto_comparison`).
+    let rto: Option<std::time::Duration> = None;
+    let mut against_rto = Vec::new();
     for op in restores {
+        if inc.drill
+            && let Some(line) = time_to_restore(op)
+                .and_then(|ttr| crate::incident::drills::rto_comparison(ttr, rto))
+        {
+            against_rto.push((op.spec.id.clone(), line));
+        }
         o.write_all(b"| ")?;
         md(o, &op.spec.id)?;
         write!(o, " | {} | ", op.spec.kind.label())?;
@@ -1189,7 +1202,17 @@ fn write_time_to_restore(o: &mut impl Write, inc: &Incident) -> io::Result<()> {
         }
         o.write_all(b" |\n")?;
     }
-    o.write_all(b"\n")
+    o.write_all(b"\n")?;
+    if !against_rto.is_empty() {
+        o.write_all(b"Drill time to restore against the RTO target:\n\n")?;
+        for (id, line) in &against_rto {
+            o.write_all(b"- ")?;
+            md(o, id)?;
+            writeln!(o, ": {line}")?;
+        }
+        o.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 fn write_rto(o: &mut impl Write, inc: &Incident) -> io::Result<()> {

@@ -66,6 +66,13 @@ enum Cmd {
         #[command(subcommand)]
         command: TimelineCmd,
     },
+    /// SOP §10.1 per database cluster: the last full-restore and PITR drills, time to restore,
+    /// and whether this quarter's are met, due or overdue (what `/dr drills` shows).
+    Drills {
+        /// Judge as of this UTC time instead of now.
+        #[arg(long)]
+        clock: Option<DateTime<Utc>>,
+    },
     /// Print the manifests a restore would apply: YAML on stdout, the plan on stderr (`# …`).
     Plan {
         #[command(subcommand)]
@@ -300,6 +307,15 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Plan { command } => plan::run(command, &settings).await?,
+        Cmd::Drills { clock } => {
+            let clock: Arc<dyn Clock> = match clock {
+                Some(at) => Arc::new(ManualClock::new(at)),
+                None => Arc::new(SystemClock),
+            };
+            let app = App::build(&settings, clock).await?;
+            println!("{}", app.drills_view().await?);
+            app.store.close().await;
+        }
         Cmd::Migrate => {
             drbot::store::Store::connect(&settings.database.url)
                 .await

@@ -124,6 +124,8 @@ on_every_backend!(
     reopening_keeps_everything,
     corrupt_payload_is_reported,
     queued_commits_land_in_order_and_a_refused_one_writes_nothing,
+    a_notice_key_posts_once_outside_any_incident,
+    drill_incidents_are_listed,
 );
 
 #[tokio::test]
@@ -1232,6 +1234,65 @@ mod checks {
             Some("1700000000.000100")
         );
         assert_eq!(s.outbox_backlog().await.expect("backlog"), (0, None));
+    }
+
+    pub async fn a_notice_key_posts_once_outside_any_incident(db: &mut TestDb) {
+        let key = "drill-due:orders:pitr:2026Q4";
+        let notice = |body: &str| post("#drills", body, t(T0));
+        // Two writers at once: one key, one post.
+        let (a, b) = tokio::join!(
+            db.store.post_notice(key, notice(r#"{"text":"first"}"#)),
+            db.store.post_notice(key, notice(r#"{"text":"second"}"#)),
+        );
+        assert_eq!(
+            [a.expect("first"), b.expect("second")]
+                .iter()
+                .filter(|x| **x)
+                .count(),
+            1
+        );
+        // A restart does not forget it.
+        db.reopen().await;
+        let s = &db.store;
+        assert!(!s.post_notice(key, notice("{}")).await.expect("again"));
+        assert!(
+            s.post_notice("drill-due:orders:pitr:2027Q1", notice("{}"))
+                .await
+                .expect("next quarter")
+        );
+        let due = claim(s, "w1", t(T0)).await;
+        assert_eq!(due.len(), 1, "one post per lane head: {due:?}");
+        assert_eq!(due[0].incident, None);
+        assert_eq!(due[0].channel, "#drills");
+        assert!(
+            s.record_delivery(&due[0], t(T0), "ok")
+                .await
+                .expect("delivered")
+        );
+        assert_eq!(claim(s, "w1", t(T0)).await.len(), 1);
+        assert!(matches!(
+            s.post_notice("k\0", notice("{}")).await,
+            Err(StoreError::Unstorable(_))
+        ));
+    }
+
+    pub async fn drill_incidents_are_listed(db: &mut TestDb) {
+        let s = &db.store;
+        let real = s
+            .commit(new_incident("#a", vec![declared("#a", T0)]))
+            .await
+            .expect("real");
+        let mut drill = new_incident("#b", vec![declared("#b", T0)]);
+        if let EventKind::Declared { drill: d, .. } = &mut drill.events[0].kind {
+            *d = true;
+        }
+        drill.projection.drill = true;
+        let drill = s.commit(drill).await.expect("drill");
+        assert_ne!(real.incident, drill.incident);
+        assert_eq!(
+            s.drill_incidents().await.expect("drills"),
+            vec![drill.incident]
+        );
     }
 
     pub async fn request_keys_make_a_commit_happen_once(db: &mut TestDb) {

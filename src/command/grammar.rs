@@ -285,6 +285,28 @@ pub static VERBS: &[VerbSpec] = &[
         options: &[CLUSTER],
     },
     VerbSpec {
+        words: &["drills"],
+        summary: "SOP §10.1 per database cluster: last drills, time to restore, this quarter's due",
+        args: &[],
+        options: &[],
+    },
+    VerbSpec {
+        words: &["tabletop", "start"],
+        summary: "play a tabletop exercise (the SRE guide's YAML) here as a DRILL incident",
+        args: &[req(
+            "file",
+            ArgKind::Word,
+            "exercise file, relative to the tabletop directory",
+        )],
+        options: &[],
+    },
+    VerbSpec {
+        words: &["tabletop", "end"],
+        summary: "end the tabletop exercise and post its summary",
+        args: &[],
+        options: &[],
+    },
+    VerbSpec {
         words: &["confirm"],
         summary: "confirm a pending launch preview",
         args: &[req("id", ArgKind::Word, "preview id, e.g. P1")],

@@ -71,6 +71,7 @@ const GROUP_DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     ("timeline", "the incident timeline: show, export"),
     ("drill", "drills (SOP §10): latest, pitr"),
+    ("tabletop", "tabletop exercises: start, end"),
     ("preview", "launch previews: confirm, cancel"),
 ];
 
@@ -980,6 +981,9 @@ mod tests {
         ("resolve", "resolve"),
         ("drill latest", "drill latest"),
         ("drill pitr", "drill pitr"),
+        ("drills", "drills"),
+        ("tabletop start", "tabletop start"),
+        ("tabletop end", "tabletop end"),
         ("confirm", "preview confirm"),
         ("cancel", "preview cancel"),
         ("help", "help"),

@@ -152,6 +152,12 @@ pub enum Command {
         target: TimeInput,
         cluster: Option<String>,
     },
+    /// SOP §10.1: the quarterly drills per database cluster (any channel).
+    Drills,
+    TabletopStart {
+        file: String,
+    },
+    TabletopEnd,
     Confirm {
         id: String,
     },
@@ -175,6 +181,7 @@ impl Command {
                 | Command::TimelineExport(_)
                 | Command::Help { .. }
                 | Command::Backups
+                | Command::Drills
         )
     }
 
@@ -207,6 +214,9 @@ impl Command {
             Command::Resolve => "resolve",
             Command::DrillLatest { .. } => "drill latest",
             Command::DrillPitr { .. } => "drill pitr",
+            Command::Drills => "drills",
+            Command::TabletopStart { .. } => "tabletop start",
+            Command::TabletopEnd => "tabletop end",
             Command::Confirm { .. } => "confirm",
             Command::Cancel { .. } => "cancel",
             Command::Help { .. } => "help",
@@ -659,6 +669,9 @@ fn build(spec: &'static VerbSpec, p: Parsed) -> Result<Command, UsageError> {
             target: p.time("timestamp").expect("required by grammar"),
             cluster: p.word("cluster"),
         },
+        "drills" => Command::Drills,
+        "tabletop start" => Command::TabletopStart { file: word("file") },
+        "tabletop end" => Command::TabletopEnd,
         "confirm" => Command::Confirm { id: word("id") },
         "cancel" => Command::Cancel { id: word("id") },
         "help" => Command::Help {

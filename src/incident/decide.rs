@@ -62,6 +62,8 @@ pub struct Facts {
     pub probes: Vec<(String, String, bool, String)>,
     /// (all good, report lines) for `backups`.
     pub backups: Option<(bool, Vec<String>)>,
+    /// The exercise file for `tabletop start`, or why it could not be loaded.
+    pub exercise: Option<Result<super::tabletop::Exercise, String>>,
 }
 
 /// An event to append, with the time it happened when that is not "now".
@@ -701,7 +703,11 @@ pub fn decide(
         | Command::Checklist { .. }
         | Command::Timeline
         | Command::TimelineExport(_)
-        | Command::Help { .. } => Ok(Decision::default()),
+        | Command::Help { .. }
+        | Command::Drills => Ok(Decision::default()),
+        Command::TabletopStart { .. } | Command::TabletopEnd => {
+            super::tabletop::decide(state, cmd, ctx, facts)
+        }
         Command::Freeze { .. }
         | Command::Unfreeze
         | Command::InfraRestore { .. }

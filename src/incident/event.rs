@@ -320,6 +320,18 @@ pub enum EventKind {
         percent: u8,
         rto_seconds: i64,
     },
+    /// A tabletop exercise began: its scenario as loaded (see `tabletop.rs`).
+    TabletopStarted {
+        scenario: super::tabletop::Exercise,
+    },
+    /// Inject `n` (1-based) of the tabletop was posted.
+    InjectPosted {
+        n: usize,
+    },
+    /// The tabletop ended (`/dr tabletop end`, or by itself after the last inject).
+    TabletopEnded {
+        automatic: bool,
+    },
 }
 
 impl EventKind {
@@ -350,6 +362,9 @@ impl EventKind {
             EventKind::DeliveryGaveUp { .. } => "delivery_gave_up",
             EventKind::ServicesAffected { .. } => "services_affected",
             EventKind::RtoThreshold { .. } => "rto_threshold",
+            EventKind::TabletopStarted { .. } => "tabletop_started",
+            EventKind::InjectPosted { .. } => "inject_posted",
+            EventKind::TabletopEnded { .. } => "tabletop_ended",
         }
     }
 
@@ -487,6 +502,20 @@ impl EventKind {
                 100 => format!("{service} RTO breached"),
                 p => format!("{service} reached {p}% of its RTO"),
             },
+            EventKind::TabletopStarted { scenario } => format!(
+                "tabletop started: {} ({} injects)",
+                scenario.name,
+                scenario.injects.len()
+            ),
+            EventKind::InjectPosted { n } => format!("inject {n} posted"),
+            EventKind::TabletopEnded { automatic } => format!(
+                "tabletop ended{}, summary posted",
+                if *automatic {
+                    " after the last inject"
+                } else {
+                    ""
+                }
+            ),
         }
     }
 }

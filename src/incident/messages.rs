@@ -397,6 +397,12 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
             crate::continuity::view::threshold_post(s, r.continuity, service, *percent),
         ),
         EventKind::ServicesAffected { .. } => vec![],
+        EventKind::TabletopStarted { .. }
+        | EventKind::InjectPosted { .. }
+        | EventKind::TabletopEnded { .. } => super::tabletop::post_text(s, event)
+            .map(|text| Post::new(PostKind::Announcement, text))
+            .into_iter()
+            .collect(),
         EventKind::Checked { .. }
         | EventKind::Unchecked { .. }
         | EventKind::MarkedNotApplicable { .. }

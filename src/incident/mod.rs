@@ -4,9 +4,11 @@
 pub mod cadence;
 pub mod checklist;
 pub mod decide;
+pub mod drills;
 pub mod event;
 pub mod messages;
 pub mod state;
+pub mod tabletop;
 
 #[cfg(test)]
 mod tests;

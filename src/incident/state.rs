@@ -115,6 +115,8 @@ pub struct Incident {
     pub final_summary_posted: bool,
     /// Affected services, onset, RTO thresholds announced (issue 11 §2–3).
     pub continuity: crate::continuity::ContinuityState,
+    /// A tabletop exercise played in this (drill) incident.
+    pub tabletop: Option<super::tabletop::Tabletop>,
     /// Sequence number of the last event folded in.
     pub seq: i64,
 }
@@ -162,6 +164,7 @@ impl Incident {
             resolved_by: None,
             final_summary_posted: false,
             continuity: Default::default(),
+            tabletop: None,
             seq: event.seq,
         })
     }
@@ -223,6 +226,7 @@ impl Incident {
 
     pub fn apply(&mut self, event: &Event) {
         self.seq = event.seq;
+        super::tabletop::apply(&mut self.tabletop, event);
         let at = event.at();
         let by = event.actor.clone();
         self.continuity.apply(&event.kind, at, self.declared_at);
@@ -411,6 +415,9 @@ impl Incident {
             EventKind::FinalSummaryPosted => self.final_summary_posted = true,
             EventKind::DeliveryGaveUp { .. } => {}
             EventKind::ServicesAffected { .. } | EventKind::RtoThreshold { .. } => {}
+            EventKind::TabletopStarted { .. }
+            | EventKind::InjectPosted { .. }
+            | EventKind::TabletopEnded { .. } => {}
         }
         self.note_change(event.kind.describe());
     }

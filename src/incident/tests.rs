@@ -70,6 +70,7 @@ impl World {
             plan,
             probes: vec![],
             backups: Some((true, vec![])),
+            exercise: None,
         }
     }
 

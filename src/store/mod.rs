@@ -269,7 +269,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// Migrations by version: (version, name, SQLite text, PostgreSQL text).
-const MIGRATIONS: [(i64, &str, &str, &str); 3] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 4] = [
     (
         20260101000000,
         "init",
@@ -287,6 +287,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 3] = [
         "replicas",
         include_str!("../../migrations/sqlite/20261201000000_replicas.sql"),
         include_str!("../../migrations/postgres/20261201000000_replicas.sql"),
+    ),
+    (
+        20261202000000,
+        "drills",
+        include_str!("../../migrations/sqlite/20261202000000_drills.sql"),
+        include_str!("../../migrations/postgres/20261202000000_drills.sql"),
     ),
 ];
 
@@ -500,6 +506,23 @@ impl Store {
             return Ok(None);
         }
         on_backend!(self, b => b.id_query(sql_text, channel))
+    }
+
+    /// Drill incidents, oldest first: their timelines hold the drill results (`/dr drills`).
+    pub async fn drill_incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
+        on_backend!(self, b => b.ids(sql::DRILL_INCIDENTS))
+    }
+
+    /// Queue `post` (outside any incident) unless a notice with `key` was made before: the
+    /// key and the post commit in one transaction. `true` if this call queued it.
+    pub async fn post_notice(&self, key: &str, post: NewPost) -> Result<bool, StoreError> {
+        if key.contains('\0') {
+            return Err(StoreError::Unstorable("the notice key"));
+        }
+        if post.channel.contains('\0') || post.body.contains('\0') {
+            return Err(StoreError::Unstorable("the notice"));
+        }
+        on_backend!(async self, b => b.post_notice(key, post))
     }
 
     /// Incidents the scheduler must look at: open, or resolved with the final summary owed.

@@ -245,6 +245,44 @@ impl Pg {
             .transpose()
     }
 
+    pub(super) async fn ids(&self, sql_text: &'static str) -> Result<Vec<IncidentId>, StoreError> {
+        sqlx::query(sql_text)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| get(row, "id"))
+            .collect()
+    }
+
+    pub(super) async fn post_notice(
+        &self,
+        key: &str,
+        post: super::NewPost,
+    ) -> Result<bool, StoreError> {
+        let created = fmt_time(post.created_at);
+        let mut tx = self.pool.begin().await?;
+        let taken = sqlx::query(sql::INSERT_NOTICE)
+            .bind(key)
+            .bind(&created)
+            .execute(&mut *tx)
+            .await?;
+        if taken.rows_affected() == 0 {
+            let _ = tx.rollback().await;
+            return Ok(false);
+        }
+        sqlx::query(sql::INSERT_POST)
+            .bind(Option::<IncidentId>::None)
+            .bind(&post.channel)
+            .bind(&post.body)
+            .bind(&created)
+            .bind(&created)
+            .bind("post")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub(super) async fn active_incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
         sqlx::query(sql::ACTIVE_INCIDENTS)
             .fetch_all(&self.pool)

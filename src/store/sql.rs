@@ -16,6 +16,12 @@ pub const OPEN_INCIDENT_IN: &str =
 pub const LATEST_INCIDENT_IN: &str =
     "SELECT id FROM incidents WHERE channel = $1 ORDER BY id DESC LIMIT 1";
 
+pub const DRILL_INCIDENTS: &str = "SELECT id FROM incidents WHERE drill ORDER BY id";
+
+/// A notice key is taken once; the second writer inserts nothing (and posts nothing).
+pub const INSERT_NOTICE: &str = "INSERT INTO notices (notice_key, created_at) VALUES ($1, $2) \
+     ON CONFLICT (notice_key) DO NOTHING";
+
 pub const ACTIVE_INCIDENTS: &str = "SELECT id FROM incidents \
      WHERE resolved_at IS NULL OR NOT final_summary_posted ORDER BY id";
 

@@ -621,6 +621,38 @@ impl Lite {
         self.read(|c| optional(c, sql_text, [channel], |r| col(r, "id")))
     }
 
+    pub(super) fn ids(&self, sql_text: &str) -> Result<Vec<IncidentId>, StoreError> {
+        self.read(|c| all(c, sql_text, [], |r| col(r, "id")))
+    }
+
+    pub(super) async fn post_notice(
+        &self,
+        key: &str,
+        post: super::NewPost,
+    ) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.write(move |c| {
+            let created = fmt_time(post.created_at);
+            if exec(c, sql::INSERT_NOTICE, params![key, created])? == 0 {
+                return Ok(false);
+            }
+            exec(
+                c,
+                sql::INSERT_POST,
+                params![
+                    Option::<IncidentId>::None,
+                    post.channel,
+                    post.body,
+                    created,
+                    created,
+                    "post"
+                ],
+            )?;
+            Ok(true)
+        })
+        .await
+    }
+
     pub(super) fn active_incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
         self.read(|c| all(c, sql::ACTIVE_INCIDENTS, [], |r| col(r, "id")))
     }
