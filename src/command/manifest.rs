@@ -72,6 +72,10 @@ const GROUP_DESCRIPTIONS: &[(&str, &str)] = &[
     ("timeline", "the incident timeline: show, export"),
     ("drill", "drills (SOP §10): latest, pitr"),
     ("preview", "launch previews: confirm, cancel"),
+    (
+        "comms",
+        "customer updates for the status page: draft, edit, publish",
+    ),
 ];
 
 /// Where a verb lives under `/dr` on Discord: `(group, subcommand)`.

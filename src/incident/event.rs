@@ -303,6 +303,40 @@ pub enum EventKind {
         /// The platform's last answer, without request content.
         error: String,
     },
+    /// Customer text composed from the incident (`/dr comms draft`), see `crate::comms`.
+    CommsDrafted {
+        /// `C1`, `C2`… unique within the incident.
+        draft: String,
+        stage: crate::comms::Stage,
+        status: crate::comms::CustomerStatus,
+        statuspage_status: String,
+        component_status: String,
+        title: String,
+        body: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        services: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_update_at: Option<DateTime<Utc>>,
+    },
+    /// The comms lead's own words for a draft's message.
+    CommsEdited {
+        draft: String,
+        body: String,
+        /// Internal terms found in it (warned about, not refused).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
+    /// A draft sent to the status page (through the outbox's `statuspage` lane).
+    CommsPublished {
+        draft: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
+    /// The update promised by publication `draft` fell due (dedupe key `comms-due:<draft>`).
+    CommsReminderSent {
+        draft: String,
+        due: DateTime<Utc>,
+    },
 }
 
 impl EventKind {
@@ -331,6 +365,10 @@ impl EventKind {
             EventKind::Resolved => "resolved",
             EventKind::FinalSummaryPosted => "final_summary_posted",
             EventKind::DeliveryGaveUp { .. } => "delivery_gave_up",
+            EventKind::CommsDrafted { .. } => "comms_drafted",
+            EventKind::CommsEdited { .. } => "comms_edited",
+            EventKind::CommsPublished { .. } => "comms_published",
+            EventKind::CommsReminderSent { .. } => "comms_reminder_sent",
         }
     }
 
@@ -457,6 +495,7 @@ impl EventKind {
             } => format!(
                 "gave up delivering a {post} post after {attempts} attempt(s) ({error}): {excerpt}"
             ),
+            comms => crate::comms::describe(comms).unwrap_or_default(),
         }
     }
 }

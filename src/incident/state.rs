@@ -113,6 +113,8 @@ pub struct Incident {
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<Actor>,
     pub final_summary_posted: bool,
+    /// Customer updates drafted and published (`crate::comms`).
+    pub comms: crate::comms::CommsLog,
     /// Sequence number of the last event folded in.
     pub seq: i64,
 }
@@ -159,6 +161,7 @@ impl Incident {
             resolved_at: None,
             resolved_by: None,
             final_summary_posted: false,
+            comms: Default::default(),
             seq: event.seq,
         })
     }
@@ -406,6 +409,10 @@ impl Incident {
             }
             EventKind::FinalSummaryPosted => self.final_summary_posted = true,
             EventKind::DeliveryGaveUp { .. } => {}
+            EventKind::CommsDrafted { .. }
+            | EventKind::CommsEdited { .. }
+            | EventKind::CommsPublished { .. }
+            | EventKind::CommsReminderSent { .. } => self.comms.apply(event),
         }
         self.note_change(event.kind.describe());
     }
