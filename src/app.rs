@@ -71,6 +71,8 @@ pub struct TickReport {
     pub summaries: usize,
     /// RTO threshold posts (50 % and 100 % of an affected service's RTO).
     pub rto_posts: usize,
+    /// Reminders of a status page update promised to customers (`comms-due:<draft>`).
+    pub comms_reminders: usize,
 }
 
 pub struct App {
@@ -90,6 +92,8 @@ pub struct App {
     pub deliveries: DeliveryStats,
     /// Notified when a commit that queued posts is durable: the outbox has work.
     pub outbox_ready: tokio::sync::Notify,
+    /// Where publications go (`[statuspage]`); `None`: no status page.
+    pub statuspage: Option<Arc<dyn ChatSink>>,
     claims: std::sync::atomic::AtomicU64,
 }
 
@@ -304,7 +308,10 @@ impl App {
                 .clone()
                 .or_else(|| (cluster.backend() == "sandbox").then(|| "orders".to_string())),
             drill_namespace: safety.drill_namespace.clone(),
+            status_page: settings.statuspage.enabled(),
         };
+        let statuspage = crate::comms::statuspage::Statuspage::new(&settings.statuspage)
+            .map(|s| Arc::new(s) as Arc<dyn ChatSink>);
         Ok(App {
             store,
             cluster,
@@ -317,6 +324,7 @@ impl App {
             replica: replica_name(),
             deliveries: DeliveryStats::default(),
             outbox_ready: tokio::sync::Notify::new(),
+            statuspage,
             claims: Default::default(),
         })
     }
@@ -476,7 +484,7 @@ impl App {
         let now = self.clock.now();
         let open = self.store.open_incident_in(channel).await?;
         let shown = match (open, cmd) {
-            (None, Command::Timeline | Command::TimelineExport(_)) => {
+            (None, Command::Timeline | Command::TimelineExport(_) | Command::Comms(_)) => {
                 self.store.latest_incident_in(channel).await?
             }
             (id, _) => id,
@@ -490,7 +498,7 @@ impl App {
         if let Some(view) = self.view(cmd, state.as_ref(), &events, &render).await {
             return Ok(Step::Done(view));
         }
-        let state = state.filter(|s| s.is_open());
+        let state = state.filter(|s| s.is_open() || matches!(cmd, Command::Comms(_)));
         let ctx = Ctx {
             channel,
             runbook: &self.runbook,
@@ -771,6 +779,14 @@ impl App {
                     status: false,
                 });
             }
+            if let Some(publication) = crate::comms::publication_post(s, &event) {
+                posts.push(NewPost {
+                    channel: crate::comms::STATUSPAGE_CHANNEL.to_string(),
+                    body: serde_json::to_string(&publication).unwrap_or_default(),
+                    created_at: now,
+                    status: false,
+                });
+            }
             match &event.kind {
                 EventKind::LaunchConfirmed { operation, .. } => {
                     if let Some(op) = s.operation(operation) {
@@ -877,7 +893,8 @@ impl App {
             let mut kept = TickReport::default();
             self.keep_cadence(id, &mut kept).await?;
             self.keep_rto(id, &mut kept).await?;
-            self.keep_tabletop(id).await.map(|()| kept)
+            self.keep_tabletop(id).await?;
+            self.keep_comms_promise(id, &mut kept).await.map(|()| kept)
         }))
         .await;
         for one in kept {
@@ -886,6 +903,7 @@ impl App {
             report.reminders += one.reminders;
             report.summaries += one.summaries;
             report.rto_posts += one.rto_posts;
+            report.comms_reminders += one.comms_reminders;
         }
         self.remind_drills().await?;
         Ok(report)
@@ -1104,6 +1122,52 @@ impl App {
         Ok(())
     }
 
+    /// Remind the comms lead once when the update promised to customers in the last
+    /// publication falls due (dedupe key `comms-due:<draft>`, like the cadence slots).
+    async fn keep_comms_promise(
+        &self,
+        id: IncidentId,
+        report: &mut TickReport,
+    ) -> Result<(), AppError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(state) = self.state(id).await? else {
+                return Ok(());
+            };
+            let Some((draft, due)) = state.comms.due(self.clock.now()) else {
+                return Ok(());
+            };
+            let kind = EventKind::CommsReminderSent {
+                draft: draft.id.clone(),
+                due,
+            };
+            let key = format!("comms-due:{}", draft.id);
+            let target = Target::Existing {
+                id,
+                expected_seq: state.seq,
+            };
+            let now = self.clock.now();
+            match self
+                .commit(
+                    target,
+                    Some(state),
+                    &Actor::drbot(),
+                    vec![(Draft::from(kind), Some(key))],
+                    now,
+                    Alongside::default(),
+                )
+                .await
+            {
+                Ok(_) => {
+                    report.comms_reminders += 1;
+                    return Ok(());
+                }
+                Err(AppError::Store(StoreError::Duplicate(_) | StoreError::Conflict)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Send due posts through `sink` (only `channel`'s when given). Each round claims the
     /// next post of every channel and the newest status post of every incident, then sends
     /// them side by side, each channel in commit order; a failure holds its channel back until
@@ -1176,6 +1240,8 @@ impl App {
             return Ok(false);
         };
         let status_message = match row.incident {
+            // A publication updates the incident's Statuspage incident once one was created.
+            Some(id) if platform == "statuspage" => self.store.statuspage_incident(id).await?,
             Some(id) => self.store.status_message(id).await?,
             None => None,
         };

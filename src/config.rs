@@ -32,6 +32,7 @@ pub struct Settings {
     pub kubernetes: KubernetesSettings,
     pub drills: DrillsSettings,
     pub tabletop: TabletopSettings,
+    pub statuspage: StatuspageSettings,
 }
 
 /// SOP §10.1 drills: where the "drill due" reminder goes, and how long before a quarter ends.
@@ -52,11 +53,61 @@ impl Default for DrillsSettings {
     }
 }
 
+/// The customer status page (Atlassian Statuspage REST API v1) `/dr comms publish` sends
+/// to. Unset `page_id` = no status page.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatuspageSettings {
+    pub page_id: Option<String>,
+    /// Secret: `DRBOT__STATUSPAGE__API_KEY`.
+    pub api_key: Option<String>,
+    /// API base; requests go to `{base_url}/v1/pages/{page_id}/…`. Tests point it elsewhere.
+    pub base_url: String,
+    /// Affected service name → Statuspage component id.
+    pub components: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for StatuspageSettings {
+    fn default() -> Self {
+        StatuspageSettings {
+            page_id: None,
+            api_key: None,
+            base_url: "https://api.statuspage.io".into(),
+            components: Default::default(),
+        }
+    }
+}
+
 /// Tabletop exercise files are read from under this directory (default: the working one).
 #[derive(Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct TabletopSettings {
     pub dir: Option<String>,
+}
+
+impl StatuspageSettings {
+    pub fn enabled(&self) -> bool {
+        let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        given(&self.page_id) && given(&self.api_key)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        if given(&self.page_id) != given(&self.api_key) {
+            return Err("statuspage.page_id and statuspage.api_key go together: set both (DRBOT__STATUSPAGE__PAGE_ID, DRBOT__STATUSPAGE__API_KEY) or neither".into());
+        }
+        if !(self.base_url.starts_with("https://") || self.base_url.starts_with("http://")) {
+            return Err("statuspage.base_url must be an http(s) URL".into());
+        }
+        if let Some(page) = &self.page_id
+            && !page.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err(format!(
+                "statuspage.page_id {page:?} must be the page's id (letters and digits, from its API page), not a URL"
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -705,6 +756,7 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         self.offsite.validate().map_err(ConfigError::Invalid)?;
+        self.statuspage.validate().map_err(ConfigError::Invalid)?;
         match self.cluster.backend.as_str() {
             "sandbox" => {}
             "kubernetes" => self.kubernetes.validate().map_err(ConfigError::Invalid)?,

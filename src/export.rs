@@ -523,6 +523,44 @@ impl Serialize for Data<'_> {
             EventKind::TabletopStarted { scenario } => m.serialize_entry("scenario", scenario)?,
             EventKind::InjectPosted { n } => m.serialize_entry("n", n)?,
             EventKind::TabletopEnded { automatic } => m.serialize_entry("automatic", automatic)?,
+            EventKind::CommsDrafted {
+                draft,
+                stage,
+                status,
+                statuspage_status,
+                component_status,
+                title,
+                body,
+                services,
+                next_update_at,
+            } => {
+                m.serialize_entry("draft", draft)?;
+                m.serialize_entry("stage", stage)?;
+                m.serialize_entry("status", status)?;
+                m.serialize_entry("statuspage_status", statuspage_status)?;
+                m.serialize_entry("component_status", component_status)?;
+                m.serialize_entry("title", title)?;
+                m.serialize_entry("body", body)?;
+                m.serialize_entry("services", services)?;
+                m.serialize_entry("next_update_at", &next_update_at.map(Ts))?;
+            }
+            EventKind::CommsEdited {
+                draft,
+                body,
+                warnings,
+            } => {
+                m.serialize_entry("draft", draft)?;
+                m.serialize_entry("body", body)?;
+                m.serialize_entry("warnings", warnings)?;
+            }
+            EventKind::CommsPublished { draft, warnings } => {
+                m.serialize_entry("draft", draft)?;
+                m.serialize_entry("warnings", warnings)?;
+            }
+            EventKind::CommsReminderSent { draft, due } => {
+                m.serialize_entry("draft", draft)?;
+                m.serialize_entry("due", &Ts(*due))?;
+            }
             EventKind::DeliveryGaveUp {
                 outbox,
                 post,

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod clock;
 pub mod cluster;
 pub mod command;
+pub mod comms;
 pub mod config;
 pub mod continuity;
 pub mod doctor;

@@ -901,6 +901,7 @@ async fn status_message_is_not_doubled_when_the_answer_is_lost() {
         sandbox: false,
         in_thread: false,
         preview: None,
+        publication: None,
     };
     let first = Outgoing {
         outbox_id: 2,

@@ -108,6 +108,7 @@ impl App {
                 sandbox: false,
                 in_thread: false,
                 preview: None,
+                publication: None,
             };
             let post = NewPost {
                 channel: channel.clone(),

@@ -206,6 +206,11 @@ impl<'a, W: Write> Console<'a, W> {
         self.app
             .deliver_to(&*self.sink, Some(&self.opts.channel))
             .await?;
+        if let Some(statuspage) = &self.app.statuspage {
+            self.app
+                .deliver_to(&**statuspage, Some(crate::comms::STATUSPAGE_CHANNEL))
+                .await?;
+        }
         let posts =
             std::mem::take(&mut *self.sink.printed.lock().unwrap_or_else(|e| e.into_inner()));
         for (channel, post) in posts {

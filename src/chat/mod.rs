@@ -78,6 +78,8 @@ pub enum Platform {
     Slack,
     Discord,
     Console,
+    /// The customer status page's lane (`crate::comms::STATUSPAGE_CHANNEL`).
+    Statuspage,
 }
 
 impl Platform {
@@ -86,6 +88,8 @@ impl Platform {
             (Platform::Slack, id)
         } else if let Some(id) = channel.strip_prefix("discord:") {
             (Platform::Discord, id)
+        } else if channel == crate::comms::STATUSPAGE_CHANNEL {
+            (Platform::Statuspage, channel)
         } else {
             (Platform::Console, channel)
         }
@@ -96,6 +100,7 @@ impl Platform {
             Platform::Slack => "slack",
             Platform::Discord => "discord",
             Platform::Console => "console",
+            Platform::Statuspage => "statuspage",
         }
     }
 }
@@ -106,6 +111,7 @@ pub struct Router {
     pub slack: Option<std::sync::Arc<dyn ChatSink>>,
     pub discord: Option<std::sync::Arc<dyn ChatSink>>,
     pub console: Option<std::sync::Arc<dyn ChatSink>>,
+    pub statuspage: Option<std::sync::Arc<dyn ChatSink>>,
 }
 
 impl ChatSink for Router {
@@ -115,6 +121,7 @@ impl ChatSink for Router {
             Platform::Slack => &self.slack,
             Platform::Discord => &self.discord,
             Platform::Console => &self.console,
+            Platform::Statuspage => &self.statuspage,
         };
         match sink {
             Some(sink) => sink.deliver(out),

@@ -229,6 +229,31 @@ pub static VERBS: &[VerbSpec] = &[
         options: &[],
     },
     VerbSpec {
+        words: &["comms", "draft"],
+        summary: "compose customer text for the status page from the incident (guide templates)",
+        args: &[req(
+            "stage",
+            ArgKind::Enum(crate::comms::Stage::WORDS),
+            "which template",
+        )],
+        options: &[],
+    },
+    VerbSpec {
+        words: &["comms", "edit"],
+        summary: "communications lead: replace a draft's message with your own words",
+        args: &[
+            req("id", ArgKind::Word, "draft id, e.g. C1"),
+            req("text", ArgKind::Text, "the message customers read"),
+        ],
+        options: &[],
+    },
+    VerbSpec {
+        words: &["comms", "publish"],
+        summary: "communications lead: send a draft to the status page",
+        args: &[req("id", ArgKind::Word, "draft id, e.g. C1")],
+        options: &[],
+    },
+    VerbSpec {
         words: &["note"],
         summary: "add a note to the timeline",
         args: &[req("text", ArgKind::Text, "the note")],

@@ -73,6 +73,10 @@ const GROUP_DESCRIPTIONS: &[(&str, &str)] = &[
     ("drill", "drills (SOP §10): latest, pitr"),
     ("tabletop", "tabletop exercises: start, end"),
     ("preview", "launch previews: confirm, cancel"),
+    (
+        "comms",
+        "customer updates for the status page: draft, edit, publish",
+    ),
 ];
 
 /// Where a verb lives under `/dr` on Discord: `(group, subcommand)`.
@@ -973,6 +977,9 @@ mod tests {
         ("checklist", "checklist show"),
         ("verify", "verify"),
         ("update", "update"),
+        ("comms draft", "comms draft"),
+        ("comms edit", "comms edit"),
+        ("comms publish", "comms publish"),
         ("note", "note"),
         ("escalate", "escalate"),
         ("resume", "resume"),

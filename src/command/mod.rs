@@ -167,6 +167,8 @@ pub enum Command {
     Help {
         verb: Option<String>,
     },
+    /// `/dr comms draft|edit|publish` (customer communication, `crate::comms`).
+    Comms(crate::comms::CommsCommand),
 }
 
 impl Command {
@@ -220,6 +222,7 @@ impl Command {
             Command::Confirm { .. } => "confirm",
             Command::Cancel { .. } => "cancel",
             Command::Help { .. } => "help",
+            Command::Comms(c) => c.verb(),
         }
     }
 }
@@ -677,6 +680,15 @@ fn build(spec: &'static VerbSpec, p: Parsed) -> Result<Command, UsageError> {
         "help" => Command::Help {
             verb: p.word("verb"),
         },
+        "comms draft" => Command::Comms(crate::comms::CommsCommand::Draft(
+            crate::comms::Stage::parse(&word("stage"))
+                .ok_or_else(|| UsageError::new("bad stage", Some(spec)))?,
+        )),
+        "comms edit" => Command::Comms(crate::comms::CommsCommand::Edit {
+            id: word("id"),
+            text: word("text"),
+        }),
+        "comms publish" => Command::Comms(crate::comms::CommsCommand::Publish { id: word("id") }),
         other => {
             return Err(UsageError::new(
                 format!("`{other}` is not implemented"),

@@ -22,6 +22,8 @@ pub struct Policy {
     pub default_cluster: Option<String>,
     /// Non-production namespace drills restore into (SOP §10).
     pub drill_namespace: String,
+    /// A status page is configured: `/dr comms publish` can send.
+    pub status_page: bool,
 }
 
 impl Default for Policy {
@@ -32,6 +34,7 @@ impl Default for Policy {
             default_zone: None,
             default_cluster: None,
             drill_namespace: "dr-drill".into(),
+            status_page: false,
         }
     }
 }
@@ -708,6 +711,20 @@ pub fn decide(
         Command::TabletopStart { .. } | Command::TabletopEnd => {
             super::tabletop::decide(state, cmd, ctx, facts)
         }
+        // Also on a resolved incident: customers hear "Resolved" after the incident closes.
+        Command::Comms(c) => match state {
+            Some(s) => events(crate::comms::decide(
+                s,
+                c,
+                caller,
+                &crate::comms::CommsCtx {
+                    now: ctx.now,
+                    status_page: ctx.policy.status_page,
+                    default_cluster: ctx.policy.default_cluster.as_deref(),
+                },
+            )?),
+            None => open(state).map(|_| Decision::default()),
+        },
         Command::Freeze { .. }
         | Command::Unfreeze
         | Command::InfraRestore { .. }

@@ -332,6 +332,40 @@ pub enum EventKind {
     TabletopEnded {
         automatic: bool,
     },
+    /// Customer text composed from the incident (`/dr comms draft`), see `crate::comms`.
+    CommsDrafted {
+        /// `C1`, `C2`… unique within the incident.
+        draft: String,
+        stage: crate::comms::Stage,
+        status: crate::comms::CustomerStatus,
+        statuspage_status: String,
+        component_status: String,
+        title: String,
+        body: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        services: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_update_at: Option<DateTime<Utc>>,
+    },
+    /// The comms lead's own words for a draft's message.
+    CommsEdited {
+        draft: String,
+        body: String,
+        /// Internal terms found in it (warned about, not refused).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
+    /// A draft sent to the status page (through the outbox's `statuspage` lane).
+    CommsPublished {
+        draft: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
+    /// The update promised by publication `draft` fell due (dedupe key `comms-due:<draft>`).
+    CommsReminderSent {
+        draft: String,
+        due: DateTime<Utc>,
+    },
 }
 
 impl EventKind {
@@ -365,6 +399,10 @@ impl EventKind {
             EventKind::TabletopStarted { .. } => "tabletop_started",
             EventKind::InjectPosted { .. } => "inject_posted",
             EventKind::TabletopEnded { .. } => "tabletop_ended",
+            EventKind::CommsDrafted { .. } => "comms_drafted",
+            EventKind::CommsEdited { .. } => "comms_edited",
+            EventKind::CommsPublished { .. } => "comms_published",
+            EventKind::CommsReminderSent { .. } => "comms_reminder_sent",
         }
     }
 
@@ -516,6 +554,7 @@ impl EventKind {
                     ""
                 }
             ),
+            comms => crate::comms::describe(comms).unwrap_or_default(),
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum PostKind {
     Status,
     /// drbot telling the channel about itself (a post it could not deliver).
     Notice,
+    /// Customer text for the status page (the `statuspage` lane, see `crate::comms`).
+    Publication,
 }
 
 impl PostKind {
@@ -39,6 +41,7 @@ impl PostKind {
             PostKind::Summary => "summary",
             PostKind::Status => "status",
             PostKind::Notice => "notice",
+            PostKind::Publication => "publication",
         }
     }
 }
@@ -57,6 +60,9 @@ pub struct Post {
     /// The preview this message asks to confirm (platforms render Confirm/Cancel buttons).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
+    /// What the status page receives, on the `statuspage` lane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<crate::comms::Publication>,
 }
 
 impl Post {
@@ -65,13 +71,14 @@ impl Post {
         Post::new(PostKind::Status, status_text(s, r, false))
     }
 
-    fn new(kind: PostKind, text: String) -> Post {
+    pub fn new(kind: PostKind, text: String) -> Post {
         Post {
             kind,
             text,
             sandbox: false,
             in_thread: false,
             preview: None,
+            publication: None,
         }
     }
 
@@ -403,6 +410,10 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
             .map(|text| Post::new(PostKind::Announcement, text))
             .into_iter()
             .collect(),
+        EventKind::CommsDrafted { .. }
+        | EventKind::CommsEdited { .. }
+        | EventKind::CommsPublished { .. }
+        | EventKind::CommsReminderSent { .. } => crate::comms::posts_for(s, event),
         EventKind::Checked { .. }
         | EventKind::Unchecked { .. }
         | EventKind::MarkedNotApplicable { .. }

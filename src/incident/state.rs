@@ -117,6 +117,8 @@ pub struct Incident {
     pub continuity: crate::continuity::ContinuityState,
     /// A tabletop exercise played in this (drill) incident.
     pub tabletop: Option<super::tabletop::Tabletop>,
+    /// Customer updates drafted and published (`crate::comms`).
+    pub comms: crate::comms::CommsLog,
     /// Sequence number of the last event folded in.
     pub seq: i64,
 }
@@ -165,6 +167,7 @@ impl Incident {
             final_summary_posted: false,
             continuity: Default::default(),
             tabletop: None,
+            comms: Default::default(),
             seq: event.seq,
         })
     }
@@ -418,6 +421,10 @@ impl Incident {
             EventKind::TabletopStarted { .. }
             | EventKind::InjectPosted { .. }
             | EventKind::TabletopEnded { .. } => {}
+            EventKind::CommsDrafted { .. }
+            | EventKind::CommsEdited { .. }
+            | EventKind::CommsPublished { .. }
+            | EventKind::CommsReminderSent { .. } => self.comms.apply(event),
         }
         self.note_change(event.kind.describe());
     }

@@ -112,6 +112,7 @@ impl Server {
             slack: self.slack.clone().map(|s| s as Arc<dyn ChatSink>),
             discord: self.discord.clone().map(|d| d as Arc<dyn ChatSink>),
             console: None,
+            statuspage: self.app.statuspage.clone(),
         }
     }
 

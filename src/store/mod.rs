@@ -269,7 +269,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// Migrations by version: (version, name, SQLite text, PostgreSQL text).
-const MIGRATIONS: [(i64, &str, &str, &str); 4] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 5] = [
     (
         20260101000000,
         "init",
@@ -293,6 +293,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 4] = [
         "drills",
         include_str!("../../migrations/sqlite/20261202000000_drills.sql"),
         include_str!("../../migrations/postgres/20261202000000_drills.sql"),
+    ),
+    (
+        20261202000100,
+        "comms",
+        include_str!("../../migrations/sqlite/20261202000100_comms.sql"),
+        include_str!("../../migrations/postgres/20261202000100_comms.sql"),
     ),
 ];
 
@@ -659,6 +665,15 @@ impl Store {
     /// The platform id of the incident's pinned status message, once posted.
     pub async fn status_message(&self, incident: IncidentId) -> Result<Option<String>, StoreError> {
         on_backend!(self, b => b.status_message(incident))
+    }
+
+    /// The Statuspage incident of an incident: the receipt of its first delivered
+    /// publication (`crate::comms::statuspage`), once there is one.
+    pub async fn statuspage_incident(
+        &self,
+        incident: IncidentId,
+    ) -> Result<Option<String>, StoreError> {
+        on_backend!(self, b => b.statuspage_incident(incident))
     }
 
     /// Undelivered posts and the age of the oldest: outbox depth for metrics.

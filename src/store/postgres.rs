@@ -530,6 +530,20 @@ impl Pg {
         }
     }
 
+    pub(super) async fn statuspage_incident(
+        &self,
+        incident: IncidentId,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(sql::STATUSPAGE_INCIDENT)
+            .bind(incident)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => get(&row, "receipt"),
+            None => Ok(None),
+        }
+    }
+
     pub(super) async fn outbox_backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
         let row = sqlx::query(sql::OUTBOX_BACKLOG)
             .fetch_one(&self.pool)

@@ -155,6 +155,10 @@ pub const FORGET_REQUESTS: &str = "DELETE FROM requests WHERE received_at < $1";
 
 pub const STATUS_MESSAGE: &str = "SELECT status_message FROM incidents WHERE id = $1";
 
+pub const STATUSPAGE_INCIDENT: &str = "SELECT receipt FROM outbox WHERE incident_id = $1 \
+     AND channel = 'statuspage' AND delivered_at IS NOT NULL AND receipt IS NOT NULL \
+     ORDER BY id LIMIT 1";
+
 pub const OUTBOX_BACKLOG: &str = "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox \
      WHERE delivered_at IS NULL AND gave_up_at IS NULL";
 

@@ -865,6 +865,18 @@ impl Lite {
         })
     }
 
+    pub(super) fn statuspage_incident(
+        &self,
+        incident: IncidentId,
+    ) -> Result<Option<String>, StoreError> {
+        self.read(|c| {
+            Ok(optional(c, sql::STATUSPAGE_INCIDENT, [incident], |r| {
+                col::<Option<String>>(r, "receipt")
+            })?
+            .flatten())
+        })
+    }
+
     pub(super) fn outbox_backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
         self.read(|c| {
             c.prepare_cached(sql::OUTBOX_BACKLOG)?
