@@ -674,7 +674,7 @@ async fn whole_incident_over_discord() {
     // Give the nightly backup after the recovery time to complete (checklist 9.6.4).
     rig.bot.advance(Duration::minutes(15));
 
-    let verified = run(sub("verify", &[])).await;
+    let verified = run(grouped("checklist", "verify", &[])).await;
     assert!(verified.content.contains("9.1.1"), "{verified:?}");
 
     // Tick what the resolve refusal names as still open.

@@ -55,6 +55,8 @@ const REGROUPED: &[(&str, &str, &str)] = &[
     ("check", "checklist", "check"),
     ("uncheck", "checklist", "uncheck"),
     ("na", "checklist", "na"),
+    ("verify", "checklist", "verify"),
+    ("drills", "drill", "status"),
 ];
 
 /// The subcommand a one-word verb becomes when a group carries its name
@@ -67,10 +69,13 @@ const GROUP_DESCRIPTIONS: &[(&str, &str)] = &[
     ("restore", "database restore into a new StackGres cluster"),
     (
         "checklist",
-        "the post-recovery checklist (SOP §9): show, check, uncheck, na",
+        "the post-recovery checklist (SOP §9): show, check, uncheck, na, verify",
     ),
     ("timeline", "the incident timeline: show, export"),
-    ("drill", "drills (SOP §10): latest, pitr"),
+    (
+        "drill",
+        "drills (SOP §10): latest, pitr, status of the quarter",
+    ),
     ("tabletop", "tabletop exercises: start, end"),
     ("preview", "launch previews: confirm, cancel"),
     (
@@ -975,7 +980,7 @@ mod tests {
         ("uncheck", "checklist uncheck"),
         ("na", "checklist na"),
         ("checklist", "checklist show"),
-        ("verify", "verify"),
+        ("verify", "checklist verify"),
         ("update", "update"),
         ("comms draft", "comms draft"),
         ("comms edit", "comms edit"),
@@ -988,7 +993,7 @@ mod tests {
         ("resolve", "resolve"),
         ("drill latest", "drill latest"),
         ("drill pitr", "drill pitr"),
-        ("drills", "drills"),
+        ("drills", "drill status"),
         ("tabletop start", "tabletop start"),
         ("tabletop end", "tabletop end"),
         ("confirm", "preview confirm"),
@@ -1357,7 +1362,7 @@ mod tests {
             ),
             (
                 interaction("drill rewind", vec![]),
-                "unknown subcommand `/dr drill rewind` (known: latest, pitr)",
+                "unknown subcommand `/dr drill rewind` (known: latest, pitr, status)",
             ),
             (
                 json!([{ "name": "timeline", "type": 1 }]),
