@@ -280,6 +280,7 @@ impl App {
         let continuity = crate::continuity::Continuity::load(
             settings.continuity.catalog.as_deref(),
             settings.continuity.plan.as_deref(),
+            &settings.continuity.clusters,
         )?;
         let sandbox = &settings.sandbox;
         let cluster: Arc<dyn Cluster> = match settings.cluster.backend.as_str() {

@@ -177,6 +177,10 @@ pub struct ContinuitySettings {
     pub catalog: Option<String>,
     /// `disaster-recovery-plan.yaml`: roles, recovery priority, review dates.
     pub plan: Option<String>,
+    /// Database cluster → the catalog service whose data it holds, so a drill's time to
+    /// restore is compared with that service's RTO (`orders = "user-api"`). A cluster named
+    /// like a catalog service needs no entry.
+    pub clusters: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Deserialize)]

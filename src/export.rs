@@ -1002,7 +1002,7 @@ impl<W: Write> MarkdownWriter<W> {
         }
         write_summary(o, overview)?;
         write_key_times(o, inc)?;
-        write_time_to_restore(o, inc)?;
+        write_time_to_restore(o, inc, impact.continuity)?;
         write_rto(o, inc)?;
         o.write_all(
             crate::continuity::view::markdown(inc, impact.continuity, impact.now).as_bytes(),
@@ -1187,7 +1187,11 @@ fn write_key_times(o: &mut impl Write, inc: &Incident) -> io::Result<()> {
     o.write_all(b"\n")
 }
 
-fn write_time_to_restore(o: &mut impl Write, inc: &Incident) -> io::Result<()> {
+fn write_time_to_restore(
+    o: &mut impl Write,
+    inc: &Incident,
+    continuity: &crate::continuity::Continuity,
+) -> io::Result<()> {
     o.write_all(b"## Time to restore per operation\n\n")?;
     let restores: Vec<&Operation> = inc
         .operations
@@ -1202,16 +1206,25 @@ fn write_time_to_restore(o: &mut impl Write, inc: &Incident) -> io::Result<()> {
           | operation | kind | object | confirmed | finished | time to restore | outcome |\n\
           |---|---|---|---|---|---:|---|\n",
     )?;
-    // A drill's time to restore against the tier's RTO target, once the service catalog
-    // gives one (SOP §10.2 records it; `drills::rto_comparison`).
-    let rto: Option<std::time::Duration> = None;
+    // A drill's time to restore against the RTO target of the service whose data the
+    // cluster holds (SOP §10.2 records it).
     let mut against_rto = Vec::new();
     for op in restores {
+        let service = op
+            .spec
+            .cluster
+            .as_deref()
+            .and_then(|c| continuity.service_of_cluster(c));
         if inc.drill
+            && let Some(service) = service
             && let Some(line) = time_to_restore(op)
-                .and_then(|ttr| crate::incident::drills::rto_comparison(ttr, rto))
+                .and_then(|ttr| crate::incident::drills::rto_comparison(ttr, Some(service.rto)))
         {
-            against_rto.push((op.spec.id.clone(), line));
+            let cluster = op.spec.cluster.as_deref().unwrap_or_default();
+            against_rto.push((
+                format!("{} ({cluster}, service {})", op.spec.id, service.name),
+                line,
+            ));
         }
         o.write_all(b"| ")?;
         md(o, &op.spec.id)?;

@@ -93,6 +93,56 @@ async fn drills_never_done_then_met() {
     assert_eq!(cli.matches("last 2026-11-20").count(), 2, "{cli}");
 }
 
+/// With the catalog loaded and the sandbox's `orders` cluster mapped to the service whose
+/// data it holds, a drill's time to restore is held against that service's RTO target, in
+/// `/dr drills` and in the drill's export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drills_time_to_restore_is_compared_with_the_services_rto() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/continuity/business-impact-analysis.yaml");
+    let env = BTreeMap::from([
+        (
+            "DRBOT__CONTINUITY__CATALOG".to_string(),
+            catalog.display().to_string(),
+        ),
+        (
+            "DRBOT__CONTINUITY__CLUSTERS__ORDERS".to_string(),
+            "user-api".to_string(),
+        ),
+    ]);
+    let mut bot = Drbot::console_with(dir.path(), &env, "2026-11-20T10:00:00Z", "alice");
+    bot.ask("/dr drill latest", "Confirm with `/dr confirm P1`");
+    bot.ask("/dr confirm P1", "op1 launched");
+    bot.ask(":advance 30m", "op1 succeeded");
+    let view = bot.say("/dr drills");
+    assert!(
+        view.contains("within the RTO target of 30 m 00 s"),
+        "{view}"
+    );
+    bot.ask("/dr timeline export md", "Wrote");
+    bot.finish();
+    let md = std::fs::read_to_string(dir.path().join("INC-1-timeline.md")).unwrap();
+    assert!(
+        md.contains("- op1 (orders, service user-api): within the RTO target of 30 m 00 s"),
+        "{md}"
+    );
+
+    // A map entry naming no catalog service stops the start with the entry and the choices.
+    let out = command(dir.path())
+        .envs(&env)
+        .env("DRBOT__CONTINUITY__CLUSTERS__ORDERS", "users-api")
+        .args(["drills"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("orders = \"users-api\": the catalog has no service \"users-api\""),
+        "{err}"
+    );
+}
+
 fn reminder_env(dir: &std::path::Path) -> BTreeMap<String, String> {
     let _ = dir;
     [("DRBOT__DRILLS__CHANNEL".to_string(), "ops".to_string())]

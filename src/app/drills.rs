@@ -75,14 +75,12 @@ impl App {
     pub async fn drills_view(&self) -> Result<String, AppError> {
         let runs = self.drill_runs().await?;
         let today = self.clock.now().date_naive();
-        // The catalog names services, not database clusters, so no RTO target is matched to
-        // a cluster yet; the plan's next review is shown when a plan is loaded.
         let next_review = self.continuity.plan.as_ref().and_then(|p| p.next_review);
         Ok(drills::view(
             &self.drills.clusters,
             &runs,
             today,
-            &|_| None,
+            &|cluster| self.continuity.cluster_rto(cluster),
             next_review,
         ))
     }

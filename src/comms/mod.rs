@@ -164,6 +164,20 @@ fn restores(s: &Incident) -> impl Iterator<Item = &crate::incident::state::Opera
     s.operations.iter().filter(|o| o.spec.kind.is_restore())
 }
 
+/// When the running restores should be done, extrapolated from their progress so far and
+/// rounded up to five minutes; `None` until one reports progress.
+fn recovery_estimate(s: &Incident, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    restores(s)
+        .filter(|o| o.is_running() && (1..100).contains(&o.percent))
+        .map(|o| {
+            let elapsed = (now - o.confirmed_at).max(Duration::zero());
+            let left = elapsed * i32::from(100 - o.percent) / i32::from(o.percent);
+            let minutes = (left.num_seconds() + 299) / 300 * 5;
+            now + Duration::minutes(minutes.max(5))
+        })
+        .max()
+}
+
 fn recovered(s: &Incident) -> bool {
     restores(s).any(|o| o.succeeded())
 }
@@ -299,11 +313,20 @@ pub fn compose(s: &Incident, stage: Stage, services: &[String], now: DateTime<Ut
             body.push(format!("- Infrastructure: {infrastructure}"));
             body.push(format!("- Critical services: {critical}"));
             body.push("- All services: In progress".into());
-            body.push(if recovered(s) {
-                "Estimated time to full recovery: service is being restored and checked now.".into()
-            } else {
-                "Estimated time to full recovery: we will share an estimate as soon as we have one."
-                    .into()
+            body.push(match (recovered(s), recovery_estimate(s, now)) {
+                (false, Some(by)) => format!(
+                    "Estimated time to full recovery: about {} (by {}).",
+                    span(by - now),
+                    clock(by)
+                ),
+                (true, _) => {
+                    "Estimated time to full recovery: service is being restored and checked now."
+                        .into()
+                }
+                (false, None) => {
+                    "Estimated time to full recovery: we will share an estimate as soon as we have one."
+                        .into()
+                }
             });
             list(&mut body);
             body.push(format!("Next update: {}", clock(next)));

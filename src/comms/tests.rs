@@ -253,6 +253,39 @@ fn resolved_gives_start_end_duration_and_data_impact() {
     assert_plain(&c, &s);
 }
 
+/// The update's recovery estimate comes from the running restore's progress: 25 % after
+/// 10 minutes leaves about 30 minutes; no progress yet, no number.
+#[test]
+fn the_update_estimates_recovery_from_the_restores_progress() {
+    let mut w = World::declared(Some("data"));
+    w.operation(OperationKind::RestoreLatest, t("10:30"), None);
+    let c = compose(&w.state(), Stage::Update, &services(), t("10:40"));
+    assert!(
+        c.body
+            .contains("we will share an estimate as soon as we have one"),
+        "{}",
+        c.body
+    );
+    w.push(
+        "drbot",
+        t("10:40"),
+        EventKind::OperationProgressed {
+            operation: "op1".into(),
+            phase: "Running".into(),
+            percent: 25,
+            detail: String::new(),
+        },
+    );
+    let c = compose(&w.state(), Stage::Update, &services(), t("10:40"));
+    assert!(
+        c.body
+            .contains("Estimated time to full recovery: about 30 minutes (by 11:10 UTC)."),
+        "{}",
+        c.body
+    );
+    assert_plain(&c, &w.state());
+}
+
 /// Every template, for every incident type and progress, keeps internal words out.
 #[test]
 fn no_template_contains_an_internal_term() {

@@ -9,6 +9,7 @@ pub mod plan;
 pub mod units;
 pub mod view;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use catalog::{Catalog, Service};
@@ -38,6 +39,8 @@ pub enum ContinuityError {
 pub struct Continuity {
     pub catalog: Option<Catalog>,
     pub plan: Option<DrPlan>,
+    /// Database cluster → catalog service (`[continuity] clusters`), as the catalog spells it.
+    pub clusters: BTreeMap<String, String>,
 }
 
 /// A settings path: absolute, or relative to the working directory (like `runbook.path`).
@@ -54,7 +57,11 @@ fn read(path: &Path) -> Result<(String, String), ContinuityError> {
 
 impl Continuity {
     /// Load what the settings name; nothing named loads nothing.
-    pub fn load(catalog: Option<&str>, plan: Option<&str>) -> Result<Continuity, ContinuityError> {
+    pub fn load(
+        catalog: Option<&str>,
+        plan: Option<&str>,
+        clusters: &BTreeMap<String, String>,
+    ) -> Result<Continuity, ContinuityError> {
         let catalog = match catalog.filter(|p| !p.trim().is_empty()) {
             Some(p) => {
                 let (text, file) = read(&resolve(p))?;
@@ -69,12 +76,67 @@ impl Continuity {
             }
             None => None,
         };
-        Ok(Continuity { catalog, plan })
+        let clusters = map_clusters(catalog.as_ref(), clusters)?;
+        Ok(Continuity {
+            catalog,
+            plan,
+            clusters,
+        })
+    }
+
+    /// The service whose data `cluster` holds: the `[continuity] clusters` entry, or the
+    /// catalog service of the same name.
+    pub fn service_of_cluster(&self, cluster: &str) -> Option<&Service> {
+        let catalog = self.catalog.as_ref()?;
+        match self.clusters.get(cluster) {
+            Some(service) => catalog.service(service),
+            None => catalog.service(cluster),
+        }
+    }
+
+    /// The RTO target a restore of `cluster` is held to (SOP §10.2 records it for drills).
+    pub fn cluster_rto(&self, cluster: &str) -> Option<chrono::Duration> {
+        self.service_of_cluster(cluster).map(|s| s.rto)
     }
 
     pub fn catalog(&self) -> Result<&Catalog, String> {
         self.catalog.as_ref().ok_or_else(|| NO_CATALOG.to_string())
     }
+}
+
+/// Check every `[continuity] clusters` entry names a catalog service; a typo would otherwise
+/// silently drop the drill's RTO comparison.
+fn map_clusters(
+    catalog: Option<&Catalog>,
+    clusters: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ContinuityError> {
+    if clusters.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let invalid = |message: String| ContinuityError::Invalid {
+        file: "settings [continuity] clusters".into(),
+        message,
+    };
+    let Some(catalog) = catalog else {
+        return Err(invalid(format!(
+            "{NO_CATALOG}; the clusters map names its services"
+        )));
+    };
+    clusters
+        .iter()
+        .map(|(cluster, service)| match catalog.service(service) {
+            Some(s) => Ok((cluster.clone(), s.name.clone())),
+            None => Err(invalid(format!(
+                "{cluster} = \"{service}\": the catalog has no service {service:?}; it lists {}",
+                catalog
+                    .services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        })
+        .collect()
 }
 
 #[cfg(test)]

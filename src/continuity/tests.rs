@@ -1,6 +1,8 @@
 //! The catalog and plan loaders on the guide's own examples, and the impact rules on the
 //! pure core (decide + fold, no I/O).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 
 use super::impact::{self, ContinuityState, onset};
@@ -24,6 +26,7 @@ fn guide() -> Continuity {
     Continuity {
         catalog: Some(Catalog::parse(CATALOG, "bia.yaml").unwrap()),
         plan: Some(DrPlan::parse(PLAN, "plan.yaml").unwrap()),
+        clusters: BTreeMap::new(),
     }
 }
 
@@ -168,12 +171,43 @@ fn unknown_dependencies_are_infrastructure_not_errors() {
 
 #[test]
 fn missing_files_say_which() {
-    let e = Continuity::load(Some("/nonexistent/bia.yaml"), None).unwrap_err();
+    let e = Continuity::load(Some("/nonexistent/bia.yaml"), None, &BTreeMap::new()).unwrap_err();
     assert!(
         e.to_string().contains("cannot read /nonexistent/bia.yaml"),
         "{e}"
     );
-    assert_eq!(Continuity::load(None, None).unwrap(), Continuity::default());
+    assert_eq!(
+        Continuity::load(None, None, &BTreeMap::new()).unwrap(),
+        Continuity::default()
+    );
+}
+
+#[test]
+fn a_cluster_takes_the_rto_of_the_service_it_is_mapped_to_or_named_like() {
+    let dir = std::env::temp_dir().join(format!("drbot-clusters-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bia = dir.join("bia.yaml");
+    std::fs::write(&bia, CATALOG).unwrap();
+    let bia = bia.to_str().unwrap();
+    let map = BTreeMap::from([("orders".to_string(), "User-API".to_string())]);
+    let c = Continuity::load(Some(bia), None, &map).unwrap();
+    // Mapped (and spelled as the catalog spells it), named like a service, or unknown.
+    assert_eq!(c.clusters["orders"], "user-api");
+    assert_eq!(c.cluster_rto("orders"), Some(Duration::minutes(30)));
+    assert_eq!(c.cluster_rto("payment-api"), Some(Duration::minutes(5)));
+    assert_eq!(c.cluster_rto("ledger"), None);
+
+    let typo = BTreeMap::from([("orders".to_string(), "users-api".to_string())]);
+    let e = Continuity::load(Some(bia), None, &typo)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("orders = \"users-api\"") && e.contains("user-api"),
+        "{e}"
+    );
+    let e = Continuity::load(None, None, &map).unwrap_err().to_string();
+    assert!(e.contains("no service catalog configured"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -408,6 +442,7 @@ fn a_zero_rto_has_only_its_breach_and_late_passes_owe_both() {
     let mut w = World::new(Continuity {
         catalog: Some(c.clone()),
         plan: None,
+        clusters: BTreeMap::new(),
     });
     w.run("/dr declare sev1 data x services=a").unwrap();
     let due = impact::due_thresholds(&w.state(), &c, t("10:00"));

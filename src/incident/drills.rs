@@ -293,9 +293,9 @@ pub fn duration_text(d: chrono::Duration) -> String {
 /// The drill's time to restore against the tier's RTO target, when one is known.
 pub fn rto_comparison(
     time_to_restore: chrono::Duration,
-    rto: Option<std::time::Duration>,
+    rto: Option<chrono::Duration>,
 ) -> Option<String> {
-    let rto = chrono::Duration::from_std(rto?).ok()?;
+    let rto = rto?;
     Some(if time_to_restore <= rto {
         format!(
             "within the RTO target of {} ({} to spare)",
@@ -331,7 +331,7 @@ pub fn view(
     configured: &[String],
     runs: &[DrillRun],
     today: NaiveDate,
-    rto: &dyn Fn(&str) -> Option<std::time::Duration>,
+    rto: &dyn Fn(&str) -> Option<chrono::Duration>,
     next_review: Option<NaiveDate>,
 ) -> String {
     let quarter = Quarter::of(today);
@@ -536,9 +536,9 @@ mod tests {
     fn rto_and_review_only_when_known() {
         let ttr = chrono::Duration::minutes(12);
         assert_eq!(rto_comparison(ttr, None), None);
-        let within = rto_comparison(ttr, Some(std::time::Duration::from_secs(30 * 60))).unwrap();
+        let within = rto_comparison(ttr, Some(chrono::Duration::minutes(30))).unwrap();
         assert!(within.contains("within the RTO target of 30 m"), "{within}");
-        let over = rto_comparison(ttr, Some(std::time::Duration::from_secs(10 * 60))).unwrap();
+        let over = rto_comparison(ttr, Some(chrono::Duration::minutes(10))).unwrap();
         assert!(over.contains("MISSES") && over.contains("by 2 m"), "{over}");
         let today = day("2026-12-02");
         assert_eq!(review_line(None, today), None);
@@ -554,7 +554,7 @@ mod tests {
             &["orders".to_string()],
             &runs,
             today,
-            &|_| Some(std::time::Duration::from_secs(15 * 60)),
+            &|_| Some(chrono::Duration::minutes(15)),
             Some(day("2026-11-30")),
         );
         assert!(shown.contains("within the RTO target of 15 m"), "{shown}");
