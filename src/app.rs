@@ -156,6 +156,10 @@ pub struct Memo {
     /// Request keys whose commit is queued but not yet durable, each locked until it lands:
     /// a redelivery waits for the first delivery's outcome instead of being decided on it.
     requests: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The channel's open incident as last seen. Only an open one is remembered: one channel
+    /// has at most one, so it stays right until that incident's own timeline says resolved,
+    /// which `App::open_incident` reads before trusting it.
+    open: std::sync::Mutex<std::collections::HashMap<String, IncidentId>>,
 }
 
 impl Memo {
@@ -208,6 +212,26 @@ impl Memo {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+    }
+
+    fn open_in(&self, channel: &str) -> Option<IncidentId> {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(channel)
+            .copied()
+    }
+
+    fn set_open(&self, channel: &str, id: Option<IncidentId>) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        match id {
+            Some(id) => {
+                open.insert(channel.to_string(), id);
+            }
+            None => {
+                open.remove(channel);
+            }
+        }
     }
 
     fn remember(&self, state: &Incident) {
@@ -348,6 +372,24 @@ impl App {
         Ok((events, state))
     }
 
+    /// The channel's open incident as it stands. The remembered id saves the lookup while
+    /// its timeline still says open; once it says resolved (here or on another replica) the
+    /// store is asked which incident, if any, is open now.
+    async fn open_incident(&self, channel: &str) -> Result<Option<Incident>, AppError> {
+        if let Some(id) = self.memo.open_in(channel)
+            && let Some(state) = self.state(id).await?
+            && state.is_open()
+        {
+            return Ok(Some(state));
+        }
+        let open = match self.store.open_incident_in(channel).await? {
+            Some(id) => self.state(id).await?,
+            None => None,
+        };
+        self.memo.set_open(channel, open.as_ref().map(|s| s.id));
+        Ok(open)
+    }
+
     /// The incident as it stands: the remembered fold plus the events stored since.
     async fn state(&self, id: IncidentId) -> Result<Option<Incident>, AppError> {
         let Some(mut state) = self.memo.state(id) else {
@@ -427,11 +469,15 @@ impl App {
                     drop(first.lock().await);
                     turn = lock.lock().await;
                 }
-                if self.store.request_seen(k).await? {
-                    return Ok(Reply::Private(ALREADY_HANDLED.into()));
-                }
             }
             let step = self.attempt(channel, caller, cmd, key).await;
+            // A redelivery that is decided again and queued fails on its key at commit
+            // (`Duplicate` below); one refused or answered from state is told here.
+            if let (Ok(Step::Done(_)), Some(k)) = (&step, key)
+                && self.store.request_seen(k).await?
+            {
+                return Ok(Reply::Private(ALREADY_HANDLED.into()));
+            }
             let held = match (&step, key) {
                 (Ok(Step::Queued(..)), Some(k)) => self.memo.hold_request(k),
                 _ => None,
@@ -483,8 +529,8 @@ impl App {
         key: Option<&str>,
     ) -> Result<Step, AppError> {
         let now = self.clock.now();
-        let open = self.store.open_incident_in(channel).await?;
-        let shown = match (open, cmd) {
+        let open = self.open_incident(channel).await?;
+        let shown = match (open.as_ref().map(|s| s.id), cmd) {
             (None, Command::Timeline | Command::TimelineExport(_) | Command::Comms(_)) => {
                 self.store.latest_incident_in(channel).await?
             }
@@ -492,6 +538,7 @@ impl App {
         };
         let (events, state) = match (shown, cmd) {
             (Some(id), Command::Timeline) => self.load(id).await?,
+            (Some(id), _) if open.as_ref().is_some_and(|s| s.id == id) => (Vec::new(), open),
             (Some(id), _) => (Vec::new(), self.state(id).await?),
             (None, _) => (Vec::new(), None),
         };

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::pin::pin;
 
 use chrono::{DateTime, Datelike, SecondsFormat, TimeDelta, Timelike, Utc};
@@ -57,8 +57,8 @@ pub struct Impact<'a> {
 
 /// Export the whole timeline of `incident` to `out`, streaming from the store.
 ///
-/// Markdown and JSON read the timeline twice (state for the header, then the rows); rows
-/// appended between the two passes are left out so the header and the rows agree.
+/// One read of the timeline: Markdown and JSON fold it for the header while their rows go
+/// to a temporary file, copied after the header, so the header and the rows always agree.
 pub async fn export<W: Write>(
     store: &Store,
     incident: IncidentId,
@@ -115,19 +115,23 @@ pub async fn export_with<W: Write>(
             csv.finish()?;
         }
         ExportFormat::Markdown | ExportFormat::Json => {
-            // The header needs the whole incident, so the rows come after a fold over every
-            // event. One read of the store (the slow part) folds and spills the events to a
-            // local file; the second pass reads the spill, not the database.
+            // The header needs the whole incident, and the rows come after it. One read of
+            // the store folds the incident and writes the rows, already formatted, to a
+            // local file; then the header is written and the rows copied after it.
             let spill = Spill::create()?;
-            let overview = fold_and_spill(store, incident, &spill).await?;
-            let mut writer = TwoPass::begin(format, &mut out, &overview, runbook, impact)?;
-            let reader =
-                io::BufReader::with_capacity(BUFFER_BYTES, std::fs::File::open(&spill.path)?);
-            for line in reader.lines() {
-                let event: Event = serde_json::from_str(&line?).map_err(io::Error::other)?;
-                writer.event(&event)?;
+            let overview = fold_and_render(store, incident, format, &spill).await?;
+            match format {
+                ExportFormat::Json => {
+                    JsonWriter::begin_with(&mut out, &overview.incident, impact)?;
+                }
+                _ => {
+                    MarkdownWriter::begin_with(&mut out, &overview, runbook, impact)?;
+                }
             }
-            writer.finish()?;
+            io::copy(&mut std::fs::File::open(&spill.path)?, &mut out)?;
+            if format == ExportFormat::Json {
+                JsonWriter::rows(&mut out).finish()?;
+            }
         }
     }
     out.into_inner().map_err(|e| e.into_error())?;
@@ -162,35 +166,55 @@ impl Drop for Spill {
     }
 }
 
-/// Pass 1: the incident state and what the header needs beyond it; every event is also
-/// written to `spill` (one JSON line each) for pass 2.
-async fn fold_and_spill(
+/// The incident state and what the header needs beyond it, with every event's row written
+/// to `spill` as the export will show it.
+async fn fold_and_render(
     store: &Store,
     incident: IncidentId,
+    format: ExportFormat,
     spill: &Spill,
 ) -> Result<Overview, ExportError> {
-    let mut file = BufWriter::with_capacity(
+    let file = BufWriter::with_capacity(
         BUFFER_BYTES,
         std::fs::OpenOptions::new().write(true).open(&spill.path)?,
     );
+    let mut rows = match format {
+        ExportFormat::Json => Rows::Json(JsonWriter::rows(file)),
+        _ => Rows::Markdown(MarkdownWriter { out: file }),
+    };
     let mut events = pin!(store.stream_events(incident));
     let first = match events.next().await {
         Some(event) => event?,
         None => return Err(ExportError::NoSuchIncident(incident)),
     };
     let mut overview = Overview::start(&first).ok_or(ExportError::NotDeclared)?;
-    let mut spill_event = |event: &Event| -> io::Result<()> {
-        serde_json::to_writer(&mut file, event).map_err(io::Error::other)?;
-        file.write_all(b"\n")
-    };
-    spill_event(&first)?;
+    rows.event(&first)?;
     while let Some(event) = events.next().await {
         let event = event?;
         overview.apply(&event);
-        spill_event(&event)?;
+        rows.event(&event)?;
     }
+    let mut file = match rows {
+        Rows::Json(w) => w.out,
+        Rows::Markdown(w) => w.out,
+    };
     file.flush()?;
     Ok(overview)
+}
+
+/// The row writer of a format whose header comes first but needs every event.
+enum Rows<W: Write> {
+    Markdown(MarkdownWriter<W>),
+    Json(JsonWriter<W>),
+}
+
+impl<W: Write> Rows<W> {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        match self {
+            Rows::Markdown(w) => w.event(event),
+            Rows::Json(w) => w.event(event),
+        }
+    }
 }
 
 /// Export a timeline already in memory (tests, small incidents); same output as [`export`].
@@ -232,49 +256,26 @@ pub fn write_timeline_with<W: Write>(
         }
         ExportFormat::Markdown | ExportFormat::Json => {
             let overview = Overview::from_events(events).ok_or(ExportError::NotDeclared)?;
-            let mut writer = TwoPass::begin(format, &mut out, &overview, runbook, impact)?;
+            let mut rows = match format {
+                ExportFormat::Json => Rows::Json(JsonWriter::begin_with(
+                    &mut out,
+                    &overview.incident,
+                    impact,
+                )?),
+                _ => Rows::Markdown(MarkdownWriter::begin_with(
+                    &mut out, &overview, runbook, impact,
+                )?),
+            };
             for event in events {
-                writer.event(event)?;
+                rows.event(event)?;
             }
-            writer.finish()?;
+            if let Rows::Json(w) = rows {
+                w.finish()?;
+            }
         }
     }
     out.into_inner().map_err(|e| e.into_error())?;
     Ok(())
-}
-
-enum TwoPass<W: Write> {
-    Markdown(MarkdownWriter<W>),
-    Json(JsonWriter<W>),
-}
-
-impl<W: Write> TwoPass<W> {
-    fn begin(
-        format: ExportFormat,
-        out: W,
-        overview: &Overview,
-        runbook: &Runbook,
-        impact: Impact<'_>,
-    ) -> io::Result<Self> {
-        Ok(match format {
-            ExportFormat::Json => {
-                TwoPass::Json(JsonWriter::begin_with(out, &overview.incident, impact)?)
-            }
-            _ => TwoPass::Markdown(MarkdownWriter::begin_with(out, overview, runbook, impact)?),
-        })
-    }
-    fn event(&mut self, event: &Event) -> io::Result<()> {
-        match self {
-            TwoPass::Markdown(w) => w.event(event),
-            TwoPass::Json(w) => w.event(event),
-        }
-    }
-    fn finish(self) -> io::Result<W> {
-        match self {
-            TwoPass::Markdown(w) => w.finish(),
-            TwoPass::Json(w) => w.finish(),
-        }
-    }
 }
 
 /// The folded incident plus what a summary needs that the state does not keep.
@@ -847,6 +848,11 @@ impl<W: Write> JsonWriter<W> {
         serde_json::to_writer(&mut out, &header)?;
         out.write_all(b",\"events\":[")?;
         Ok(JsonWriter { out, first: true })
+    }
+
+    /// The rows alone, for output whose header was written elsewhere.
+    fn rows(out: W) -> Self {
+        JsonWriter { out, first: true }
     }
 
     pub fn event(&mut self, event: &Event) -> io::Result<()> {
