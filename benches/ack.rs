@@ -29,7 +29,11 @@
 //! Databases (`DRBOT_BENCH_DATABASE` = `sqlite`, `postgres` or `both`; default `sqlite`, or
 //! `both` when `DRBOT_BENCH_DATABASE_URL` is set): SQLite in a temp dir; PostgreSQL in a fresh
 //! database `drbot_bench_<pid>_<time>` created through `DRBOT_BENCH_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/test`) and dropped afterwards.
+//! `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`) and dropped afterwards. The
+//! default turns TLS off because the server is on loopback, where it protects nothing; with
+//! the driver's default (`prefer`, and a server with `ssl = on`) every query is also encrypted
+//! and each new connection waits ~40–90 ms more in its handshake, because sqlx 0.9.0 leaves
+//! Nagle's algorithm on (transact-rs/sqlx#4335). Pass a URL without `sslmode` to measure that.
 //!
 //! Other knobs: `DRBOT_BENCH_CONNECTIONS` (keep-alive connections, default 128),
 //! `DRBOT_BENCH_NOTE_PERCENT` (70), `DRBOT_BENCH_CHANNELS` (20), `DRBOT_BENCH_POST_INTERVAL_MS`
@@ -79,7 +83,7 @@ const TARGET_MAX_POSTGRES: u64 = 1_000;
 const DEFAULT_RATE: u64 = 500;
 const DEFAULT_SECONDS: u64 = 10;
 const DEFAULT_LADDER: &str = "500,1000,1500,2000,2500,3000,4000";
-const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
 const SECRET: &str = "bench-signing-secret";
 const TOKEN: &str = "xoxb-bench-token";
 const OPERATOR: &str = "U1";
@@ -1194,9 +1198,11 @@ async fn create_database(kind: &str, dir: &Path, admin: &str) -> Database {
     admin_execute(admin, &format!("CREATE DATABASE {name}"))
         .await
         .unwrap_or_else(|e| panic!("create the bench database: {e}"));
+    let url = with_database(admin, &name);
+    println!("[postgres] database {url}");
     Database {
         name: "postgres",
-        url: with_database(admin, &name),
+        url,
         created: Some((admin.to_string(), name)),
     }
 }

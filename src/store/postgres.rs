@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgPoolOptions, PgRow};
 use sqlx::query::Query;
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Row};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::pg_script::Script;
@@ -19,6 +19,8 @@ use super::{
 use crate::incident::{Actor, Event, EventKind, IncidentId};
 
 const POOL_SIZE: u32 = 8;
+/// A pooled connection idle this long is pinged before it is used again.
+const PING_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 /// Commits one transaction takes at most; the rest wait for the next.
 const MAX_BATCH: usize = 256;
 
@@ -150,6 +152,16 @@ impl Pg {
     pub(super) async fn open(url: &str, migrate: bool) -> Result<Pg, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
+            // sqlx pings every connection it hands out, one more round trip per read. Under
+            // load connections come back within milliseconds; only one that sat idle long
+            // enough to have been dropped (a database restart, a failover) is checked, and
+            // replaced when the ping fails.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    Ok(meta.idle_for < PING_IDLE_AFTER || conn.ping().await.is_ok())
+                })
+            })
             .connect(url)
             .await?;
         if migrate {
