@@ -616,6 +616,32 @@ async fn a_slow_command_is_acknowledged_then_answered_through_response_url() {
     s.bot.stop().await;
 }
 
+/// A client that hangs up while its command is being worked on does not stop the command
+/// half-way: what was decided is done and posted as if the answer had been read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_whose_client_hangs_up_runs_to_its_end() {
+    let s = slack().await;
+    // U2 is an operator through the user group: the lookup waits at the gate, mid-command.
+    s.api.gate("usergroups.users.list");
+    let body = s.body("U2", "declare sev2 data orders wiped");
+    let headers = http::slack_signed_headers(SLACK_SECRET, s.bot.now_unix(), &body);
+    let url = s.bot.url("/slack/commands");
+    let client = tokio::spawn(async move { http::post(&url, &headers, body).await });
+    s.bot
+        .until("the command at the gate", async || {
+            (s.api.waiting_at_gates() == 1).then_some(())
+        })
+        .await;
+    // The client gives up: its connection closes with the answer not yet sent.
+    client.abort();
+    assert!(client.await.unwrap_err().is_cancelled());
+    s.api.open_gate("usergroups.users.list");
+    s.post_containing("DISASTER DECLARED").await;
+    let status = s.dr("U1", "status").await;
+    assert!(status.contains("INC-1"), "{status}");
+    s.bot.stop().await;
+}
+
 /// Whether the outbox has something it may send at `now`: the oldest pending post of a
 /// channel when due, or a due status post with no older post of its channel pending.
 fn anything_due(pending: &[drbot::store::PendingPost], now: chrono::DateTime<chrono::Utc>) -> bool {

@@ -15,7 +15,7 @@ use serenity::all::Interaction;
 use serenity::interactions_endpoint::Verifier;
 use tracing::warn;
 
-use super::{Server, engine_failure, outcome_of, verb_of};
+use super::{Ack, Panicked, Server, engine_failure, outcome_of, verb_of};
 use crate::app::Reply;
 use crate::chat::discord::{Discord, checklist_components};
 use crate::chat::slack::clip;
@@ -275,13 +275,12 @@ async fn respond(s: &Arc<Server>, discord: Arc<Discord>, req: Request, what: Pre
             }
         }
     };
-    let mut task = tokio::spawn(work);
-    match tokio::time::timeout(s.ack_budget, &mut task).await {
-        Ok(Ok(data)) => Json(json!({ "type": 4, "data": data })).into_response(),
-        Ok(Err(_)) => Json(json!({ "type": 4, "data": message("drbot hit an internal error on this command; nothing was half-done. Try again.", true, None) })).into_response(),
-        Err(_) => {
+    match s.within_budget(work).await {
+        Ack::Done(Ok(data)) => Json(json!({ "type": 4, "data": data })).into_response(),
+        Ack::Done(Err(Panicked)) => Json(json!({ "type": 4, "data": message("drbot hit an internal error on this command; nothing was half-done. Try again.", true, None) })).into_response(),
+        Ack::Late(rest) => {
             s.spawn_tracked(async move {
-                if let Ok(data) = task.await
+                if let Ok(data) = rest.await
                     && let Err(e) = discord.edit_original(&token, &data).await
                 {
                     warn!(error = %e, "could not deliver a late reply");

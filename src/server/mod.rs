@@ -131,6 +131,40 @@ impl Server {
         }
     }
 
+    /// Run a command's `work` on the request's own task for up to the acknowledgement budget
+    /// (no hand-off to another task on the fast path). What is still running then goes on
+    /// as a tracked task, returned for the caller to deliver its late answer; so does what
+    /// is running when the request itself is dropped (a client hanging up), so a command is
+    /// never stopped half-way. A panic is caught and reported as [`Panicked`].
+    async fn within_budget<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Ack<T> {
+        use futures_util::FutureExt;
+        let work: Late<T> = Box::pin(
+            std::panic::AssertUnwindSafe(work)
+                .catch_unwind()
+                .map(|r| r.map_err(|_| Panicked)),
+        );
+        let mut unfinished = RunsToEnd {
+            work: Some(work),
+            server: self.clone(),
+        };
+        let Some(running) = unfinished.work.as_mut() else {
+            return Ack::Done(Err(Panicked));
+        };
+        match tokio::time::timeout(self.ack_budget, running).await {
+            Ok(result) => {
+                unfinished.work = None;
+                Ack::Done(result)
+            }
+            Err(_) => match unfinished.work.take() {
+                Some(rest) => Ack::Late(rest),
+                None => Ack::Done(Err(Panicked)),
+            },
+        }
+    }
+
     /// Run `work` in the background; shutdown waits for it.
     fn spawn_tracked(&self, work: impl Future<Output = ()> + Send + 'static) {
         let lock = self.in_flight.clone();
@@ -435,6 +469,36 @@ async fn outbox(server: Arc<Server>, mut stop: watch::Receiver<bool>) {
             _ = server.app.outbox_ready.notified() => {}
             _ = tokio::time::sleep(PASS_INTERVAL) => {}
             _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// A command's work panicked; nothing it had not committed was kept.
+#[derive(Debug)]
+pub(super) struct Panicked;
+
+/// The rest of a command's work, past the acknowledgement budget.
+type Late<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, Panicked>> + Send>>;
+
+/// How a command ended within its acknowledgement budget.
+pub(super) enum Ack<T> {
+    Done(Result<T, Panicked>),
+    /// Still running: the caller awaits the rest on a tracked task.
+    Late(Late<T>),
+}
+
+/// Work that runs to its end: dropped unfinished, it goes on as a tracked task.
+struct RunsToEnd<T: Send + 'static> {
+    work: Option<Late<T>>,
+    server: Arc<Server>,
+}
+
+impl<T: Send + 'static> Drop for RunsToEnd<T> {
+    fn drop(&mut self) {
+        if let Some(work) = self.work.take() {
+            self.server.spawn_tracked(async move {
+                let _ = work.await;
+            });
         }
     }
 }

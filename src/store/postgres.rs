@@ -158,9 +158,9 @@ impl Pg {
             // replaced when the ping fails.
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    Ok(meta.idle_for < PING_IDLE_AFTER || conn.ping().await.is_ok())
-                })
+                Box::pin(
+                    async move { Ok(meta.idle_for < PING_IDLE_AFTER || conn.ping().await.is_ok()) },
+                )
             })
             .connect(url)
             .await?;

@@ -6,7 +6,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -93,6 +93,9 @@ struct Shared {
     origin: String,
     recorder: Recorder<Call>,
     world: Mutex<World>,
+    /// Methods whose calls wait before they are handled, and how many wait now.
+    gates: Mutex<(HashSet<String>, usize)>,
+    opened: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -137,6 +140,8 @@ impl SlackApi {
             token: expected_token.to_string(),
             origin,
             recorder: Recorder::new(),
+            gates: Mutex::default(),
+            opened: tokio::sync::Notify::new(),
             world: Mutex::new(World {
                 scopes: drbot::command::manifest::SLACK_BOT_SCOPES
                     .iter()
@@ -151,6 +156,28 @@ impl SlackApi {
             .with_state(shared.clone());
         let server = Server::spawn(listener, router);
         SlackApi { shared, server }
+    }
+
+    /// Calls of `method` wait, unanswered and not yet applied, until [`SlackApi::open_gate`]:
+    /// the caller is mid-request for as long as the test wants.
+    pub fn gate(&self, method: &str) {
+        self.shared
+            .gates
+            .lock()
+            .unwrap()
+            .0
+            .insert(method.to_string());
+    }
+
+    /// Let the waiting calls of `method` (and later ones) through.
+    pub fn open_gate(&self, method: &str) {
+        self.shared.gates.lock().unwrap().0.remove(method);
+        self.shared.opened.notify_waiters();
+    }
+
+    /// How many calls wait at a gate now.
+    pub fn waiting_at_gates(&self) -> usize {
+        self.shared.gates.lock().unwrap().1
     }
 
     /// `http://127.0.0.1:PORT/api`: the Web API base URL (`DRBOT__SLACK__API_URL`).
@@ -346,6 +373,9 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
+    if let Some(api_method) = path.strip_prefix("/api/") {
+        pass_gate(&shared, api_method).await;
+    }
     let outcome = if let Some(api_method) = path.strip_prefix("/api/") {
         api_call(&shared, api_method, &method, &uri, &headers, &body)
     } else if let Some(file_id) = path.strip_prefix("/upload/") {
@@ -369,6 +399,30 @@ async fn handle(
         Some(response) => response,
         // A scripted `Hang`: hold the request until the stand-in is dropped.
         None => std::future::pending().await,
+    }
+}
+
+/// Wait while `method` is gated.
+async fn pass_gate(shared: &Shared, method: &str) {
+    let mut counted = false;
+    loop {
+        let opened = shared.opened.notified();
+        tokio::pin!(opened);
+        opened.as_mut().enable();
+        {
+            let mut gates = shared.gates.lock().unwrap();
+            if !gates.0.contains(method) {
+                if counted {
+                    gates.1 -= 1;
+                }
+                return;
+            }
+            if !counted {
+                gates.1 += 1;
+                counted = true;
+            }
+        }
+        opened.await;
     }
 }
 
