@@ -463,12 +463,10 @@ impl App {
             // rides in the same group commit (its `expected_seq` check fails if this one
             // does not land).
             let mut turn = lock.lock().await;
-            if let Some(k) = key {
-                if let Some(first) = self.memo.request_in_flight(k) {
-                    drop(turn);
-                    drop(first.lock().await);
-                    turn = lock.lock().await;
-                }
+            if let Some(first) = key.and_then(|k| self.memo.request_in_flight(k)) {
+                drop(turn);
+                drop(first.lock().await);
+                turn = lock.lock().await;
             }
             let step = self.attempt(channel, caller, cmd, key).await;
             // A redelivery that is decided again and queued fails on its key at commit

@@ -61,6 +61,7 @@ pub async fn run(
     if settings.discord.bot_token.is_some() {
         checks.extend(discord(settings, opts).await);
     }
+    checks.extend(continuity(settings, clock.now().date_naive()));
     match settings.cluster.backend.as_str() {
         "kubernetes" => checks.extend(kubernetes(settings, clock).await),
         _ => checks.push(pass(
@@ -129,6 +130,68 @@ async fn database(settings: &Settings) -> Vec<Check> {
         ),
     });
     store.close().await;
+    checks
+}
+
+/// The SRE guide's files load as drbot will load them at start, the DR plan's review is not
+/// overdue, and the tabletop directory exists; nothing configured, nothing checked.
+fn continuity(settings: &Settings, today: chrono::NaiveDate) -> Vec<Check> {
+    let c = &settings.continuity;
+    let named = |p: &Option<String>| p.as_deref().is_some_and(|p| !p.trim().is_empty());
+    let mut checks = Vec::new();
+    if named(&c.catalog) || named(&c.plan) || !c.clusters.is_empty() {
+        match crate::continuity::Continuity::load(
+            c.catalog.as_deref(),
+            c.plan.as_deref(),
+            &c.clusters,
+        ) {
+            Err(e) => checks.push(fail(
+                "continuity",
+                e.to_string(),
+                "fix the file or the [continuity] setting named; drbot refuses to start until then",
+            )),
+            Ok(loaded) => {
+                if let Some(catalog) = &loaded.catalog {
+                    checks.push(pass(
+                        "service catalog",
+                        format!(
+                            "{} services; {} database cluster(s) mapped to a service",
+                            catalog.services.len(),
+                            loaded.clusters.len()
+                        ),
+                    ));
+                }
+                if let Some(plan) = &loaded.plan {
+                    let review = crate::incident::drills::review_line(plan.next_review, today);
+                    checks.push(match (plan.next_review, review) {
+                        (Some(due), Some(line)) if due < today => fail(
+                            "DR plan",
+                            line,
+                            "review the plan with its owner and set next_review to the next date",
+                        ),
+                        (_, Some(line)) => pass("DR plan", line),
+                        (_, None) => pass("DR plan", "loaded; it names no next_review date"),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(dir) = settings
+        .tabletop
+        .dir
+        .as_deref()
+        .filter(|d| !d.trim().is_empty())
+    {
+        checks.push(if std::path::Path::new(dir).is_dir() {
+            pass("tabletop", format!("exercises are read from under {dir}"))
+        } else {
+            fail(
+                "tabletop",
+                format!("tabletop.dir {dir} is not a directory"),
+                "create it and put the exercise files there, or unset tabletop.dir",
+            )
+        });
+    }
     checks
 }
 

@@ -207,3 +207,82 @@ async fn doctor_against_the_standins_passes_then_names_each_cause() {
     );
     assert!(failed[1].2.contains("`velero` role"), "{failed:?}");
 }
+
+/// The SRE guide's files are checked as drbot loads them at start: the catalog and the
+/// cluster map load, the DR plan's overdue review fails with what to do, a file with a
+/// mistake fails naming it, and a missing tabletop directory is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_guides_files_and_the_plan_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/continuity")
+            .join(name)
+    };
+    let plan = std::fs::read_to_string(fixture("disaster-recovery-plan.yaml")).unwrap();
+    let current = dir.path().join("plan-current.yaml");
+    std::fs::write(&current, plan.replace("2026-06-15", "2099-01-15")).unwrap();
+    let mut env = BTreeMap::from([
+        (
+            "DRBOT__CONTINUITY__CATALOG".to_string(),
+            fixture("business-impact-analysis.yaml")
+                .display()
+                .to_string(),
+        ),
+        (
+            "DRBOT__CONTINUITY__PLAN".to_string(),
+            current.display().to_string(),
+        ),
+        (
+            "DRBOT__CONTINUITY__CLUSTERS__ORDERS".to_string(),
+            "user-api".to_string(),
+        ),
+    ]);
+    let (code, out) = doctor(dir.path(), &env, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ok   service catalog: 4 services; 1 database cluster(s) mapped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok   DR plan: DR plan next review: 2099-01-15"),
+        "{out}"
+    );
+
+    // The guide's own plan was due for review on 2026-06-15.
+    env.insert(
+        "DRBOT__CONTINUITY__PLAN".to_string(),
+        fixture("disaster-recovery-plan.yaml").display().to_string(),
+    );
+    env.insert(
+        "DRBOT__TABLETOP__DIR".to_string(),
+        "no-such-dir".to_string(),
+    );
+    let (code, out) = doctor(dir.path(), &env, &["--format", "json"]);
+    assert_eq!(code, 1, "{out}");
+    let failed = failed(&serde_json::from_str(&out).expect("JSON"));
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[0].0, "DR plan");
+    assert!(
+        failed[0].1.contains("OVERDUE: it was due 2026-06-15"),
+        "{failed:?}"
+    );
+    assert!(failed[0].2.contains("set next_review"), "{failed:?}");
+    assert_eq!(failed[1].0, "tabletop");
+    assert!(
+        failed[1].1.contains("no-such-dir is not a directory"),
+        "{failed:?}"
+    );
+
+    env.insert(
+        "DRBOT__CONTINUITY__CLUSTERS__ORDERS".to_string(),
+        "users-api".to_string(),
+    );
+    env.remove("DRBOT__TABLETOP__DIR");
+    let (code, out) = doctor(dir.path(), &env, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL continuity: settings [continuity] clusters: orders = \"users-api\""),
+        "{out}"
+    );
+}
