@@ -1053,58 +1053,39 @@ impl App {
     }
 
     async fn keep_cadence(&self, id: IncidentId, report: &mut TickReport) -> Result<(), AppError> {
-        // A pass may owe a reminder and then, once posted, nothing more; loop until quiet.
-        for _ in 0..3 {
-            let Some(state) = self.state(id).await? else {
-                return Ok(());
-            };
-            let now = self.clock.now();
-            let Some(due) = cadence::due_work(&state, &self.runbook.cadence, now) else {
-                return Ok(());
-            };
-            let render = self.render(now);
-            let (kind, key) = match &due {
-                Due::Update { slots } => {
-                    let text = messages::automatic_update(&state, &render, slots);
-                    let last = slots.iter().max().copied().unwrap_or(now);
-                    (
-                        EventKind::UpdatePosted {
-                            text,
-                            automatic: true,
-                            slots: slots.clone(),
-                        },
-                        format!("update:{}", last.to_rfc3339()),
-                    )
-                }
-                Due::Reminder { slot } => (
-                    EventKind::ReminderSent { slot: *slot },
-                    format!("reminder:{}", slot.to_rfc3339()),
-                ),
-                Due::FinalSummary => (EventKind::FinalSummaryPosted, "final-summary".to_string()),
-            };
-            let target = Target::Existing {
-                id,
-                expected_seq: state.seq,
-            };
-            match self
-                .commit(
-                    target,
-                    Some(state),
-                    &Actor::drbot(),
-                    vec![(Draft::from(kind), Some(key))],
-                    now,
-                    Alongside::default(),
-                )
-                .await
-            {
-                Ok(_) => match due {
-                    Due::Update { .. } => report.updates += 1,
-                    Due::Reminder { .. } => report.reminders += 1,
-                    Due::FinalSummary => report.summaries += 1,
-                },
-                // Another worker posted this slot, or the incident moved on: look again.
-                Err(AppError::Store(StoreError::Duplicate(_) | StoreError::Conflict)) => continue,
-                Err(e) => return Err(e),
+        // A pass may owe a reminder and then, once posted, nothing more; look until quiet.
+        let landed = self
+            .commit_owed(id, 3, |state, now| {
+                let due = cadence::due_work(state, &self.runbook.cadence, now)?;
+                let (kind, key) = match &due {
+                    Due::Update { slots } => {
+                        let text = messages::automatic_update(state, &self.render(now), slots);
+                        let last = slots.iter().max().copied().unwrap_or(now);
+                        (
+                            EventKind::UpdatePosted {
+                                text,
+                                automatic: true,
+                                slots: slots.clone(),
+                            },
+                            format!("update:{}", last.to_rfc3339()),
+                        )
+                    }
+                    Due::Reminder { slot } => (
+                        EventKind::ReminderSent { slot: *slot },
+                        format!("reminder:{}", slot.to_rfc3339()),
+                    ),
+                    Due::FinalSummary => {
+                        (EventKind::FinalSummaryPosted, "final-summary".to_string())
+                    }
+                };
+                Some((vec![(Draft::from(kind), Some(key))], due))
+            })
+            .await?;
+        for due in landed {
+            match due {
+                Due::Update { .. } => report.updates += 1,
+                Due::Reminder { .. } => report.reminders += 1,
+                Due::FinalSummary => report.summaries += 1,
             }
         }
         Ok(())
@@ -1117,31 +1098,74 @@ impl App {
         let Some(catalog) = self.continuity.catalog.as_ref() else {
             return Ok(());
         };
-        for _ in 0..3 {
+        let landed = self
+            .commit_owed(id, 3, |state, now| {
+                let due = crate::continuity::impact::due_thresholds(state, catalog, now);
+                let count = due.len();
+                let drafts: Vec<_> = due
+                    .into_iter()
+                    .map(|(service, percent, _)| {
+                        let rto_seconds =
+                            catalog.service(&service).map_or(0, |s| s.rto.num_seconds());
+                        let key = format!("rto:{service}:{percent}");
+                        (
+                            Draft::from(EventKind::RtoThreshold {
+                                service,
+                                percent,
+                                rto_seconds,
+                            }),
+                            Some(key),
+                        )
+                    })
+                    .collect();
+                (count > 0).then_some((drafts, count))
+            })
+            .await?;
+        report.rto_posts += landed.iter().sum::<usize>();
+        Ok(())
+    }
+
+    /// Remind the comms lead once when the update promised to customers in the last
+    /// publication falls due (dedupe key `comms-due:<draft>`, like the cadence slots).
+    async fn keep_comms_promise(
+        &self,
+        id: IncidentId,
+        report: &mut TickReport,
+    ) -> Result<(), AppError> {
+        let landed = self
+            .commit_owed(id, MAX_ATTEMPTS, |state, now| {
+                let (draft, due) = state.comms.due(now)?;
+                let kind = EventKind::CommsReminderSent {
+                    draft: draft.id.clone(),
+                    due,
+                };
+                let key = format!("comms-due:{}", draft.id);
+                Some((vec![(Draft::from(kind), Some(key))], ()))
+            })
+            .await?;
+        report.comms_reminders += landed.len();
+        Ok(())
+    }
+
+    /// Commit what the scheduler owes incident `id`, as `owed` reads it from the incident's
+    /// current state, until nothing is owed or `attempts` are spent. Each commit carries its
+    /// dedupe keys, so one another replica made first is refused whole, and the state is
+    /// read again. Returns the tags of the commits that landed.
+    pub(super) async fn commit_owed<T>(
+        &self,
+        id: IncidentId,
+        attempts: usize,
+        mut owed: impl FnMut(&Incident, DateTime<Utc>) -> Option<(Vec<(Draft, Option<String>)>, T)>,
+    ) -> Result<Vec<T>, AppError> {
+        let mut landed = Vec::new();
+        for _ in 0..attempts {
             let Some(state) = self.state(id).await? else {
-                return Ok(());
+                break;
             };
             let now = self.clock.now();
-            let due = crate::continuity::impact::due_thresholds(&state, catalog, now);
-            if due.is_empty() {
-                return Ok(());
-            }
-            let count = due.len();
-            let drafts = due
-                .into_iter()
-                .map(|(service, percent, _)| {
-                    let rto_seconds = catalog.service(&service).map_or(0, |s| s.rto.num_seconds());
-                    let key = format!("rto:{service}:{percent}");
-                    (
-                        Draft::from(EventKind::RtoThreshold {
-                            service,
-                            percent,
-                            rto_seconds,
-                        }),
-                        Some(key),
-                    )
-                })
-                .collect();
+            let Some((drafts, tag)) = owed(&state, now) else {
+                break;
+            };
             let target = Target::Existing {
                 id,
                 expected_seq: state.seq,
@@ -1157,61 +1181,13 @@ impl App {
                 )
                 .await
             {
-                Ok(_) => {
-                    report.rto_posts += count;
-                    return Ok(());
-                }
-                Err(AppError::Store(StoreError::Duplicate(_) | StoreError::Conflict)) => continue,
+                Ok(_) => landed.push(tag),
+                // Another worker posted it, or the incident moved on: look again.
+                Err(AppError::Store(StoreError::Duplicate(_) | StoreError::Conflict)) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
-    }
-
-    /// Remind the comms lead once when the update promised to customers in the last
-    /// publication falls due (dedupe key `comms-due:<draft>`, like the cadence slots).
-    async fn keep_comms_promise(
-        &self,
-        id: IncidentId,
-        report: &mut TickReport,
-    ) -> Result<(), AppError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let Some(state) = self.state(id).await? else {
-                return Ok(());
-            };
-            let Some((draft, due)) = state.comms.due(self.clock.now()) else {
-                return Ok(());
-            };
-            let kind = EventKind::CommsReminderSent {
-                draft: draft.id.clone(),
-                due,
-            };
-            let key = format!("comms-due:{}", draft.id);
-            let target = Target::Existing {
-                id,
-                expected_seq: state.seq,
-            };
-            let now = self.clock.now();
-            match self
-                .commit(
-                    target,
-                    Some(state),
-                    &Actor::drbot(),
-                    vec![(Draft::from(kind), Some(key))],
-                    now,
-                    Alongside::default(),
-                )
-                .await
-            {
-                Ok(_) => {
-                    report.comms_reminders += 1;
-                    return Ok(());
-                }
-                Err(AppError::Store(StoreError::Duplicate(_) | StoreError::Conflict)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        Ok(landed)
     }
 
     /// Send due posts through `sink` (only `channel`'s when given). Each round claims the

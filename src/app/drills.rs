@@ -7,13 +7,13 @@ use std::path::{Component, Path, PathBuf};
 
 use tracing::warn;
 
-use super::{Alongside, App, AppError};
+use super::{App, AppError};
 use crate::config::Settings;
 use crate::incident::decide::{Draft, Policy};
 use crate::incident::drills::{self, DrillRun, Quarter};
 use crate::incident::messages::{Post, PostKind};
-use crate::incident::{Actor, IncidentId, tabletop};
-use crate::store::{NewPost, StoreError, Target};
+use crate::incident::{IncidentId, tabletop};
+use crate::store::NewPost;
 
 /// Largest exercise file read.
 const MAX_EXERCISE_BYTES: u64 = 1 << 20;
@@ -126,41 +126,17 @@ impl App {
 
     /// Post the tabletop injects that are due, and end the exercise after the last one.
     pub(super) async fn keep_tabletop(&self, id: IncidentId) -> Result<(), AppError> {
-        for _ in 0..8 {
-            let Some(state) = self.state(id).await? else {
-                return Ok(());
-            };
-            let now = self.clock.now();
-            let Some(due) = tabletop::due(&state, now) else {
-                return Ok(());
-            };
-            let target = Target::Existing {
-                id,
-                expected_seq: state.seq,
-            };
+        self.commit_owed(id, 8, |state, now| {
+            let due = tabletop::due(state, now)?;
             let mut key = Some(due.key());
             let drafts = due
                 .events()
                 .into_iter()
                 .map(|k| (Draft::from(k), key.take()))
                 .collect();
-            match self
-                .commit(
-                    target,
-                    Some(state),
-                    &Actor::drbot(),
-                    drafts,
-                    now,
-                    Alongside::default(),
-                )
-                .await
-            {
-                Ok(_) => {}
-                // Another worker posted it, or the incident moved on: look again.
-                Err(AppError::Store(StoreError::Duplicate(_) | StoreError::Conflict)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
+            Some((drafts, ()))
+        })
+        .await?;
         Ok(())
     }
 
