@@ -120,18 +120,9 @@ pub async fn export_with<W: Write>(
             // local file; then the header is written and the rows copied after it.
             let spill = Spill::create()?;
             let overview = fold_and_render(store, incident, format, &spill).await?;
-            match format {
-                ExportFormat::Json => {
-                    JsonWriter::begin_with(&mut out, &overview.incident, impact)?;
-                }
-                _ => {
-                    MarkdownWriter::begin_with(&mut out, &overview, runbook, impact)?;
-                }
-            }
+            write_header(format, &mut out, &overview, runbook, impact)?;
             io::copy(&mut std::fs::File::open(&spill.path)?, &mut out)?;
-            if format == ExportFormat::Json {
-                JsonWriter::rows(&mut out).finish()?;
-            }
+            write_footer(format, &mut out)?;
         }
     }
     out.into_inner().map_err(|e| e.into_error())?;
@@ -178,10 +169,7 @@ async fn fold_and_render(
         BUFFER_BYTES,
         std::fs::OpenOptions::new().write(true).open(&spill.path)?,
     );
-    let mut rows = match format {
-        ExportFormat::Json => Rows::Json(JsonWriter::rows(file)),
-        _ => Rows::Markdown(MarkdownWriter { out: file }),
-    };
+    let mut rows = Rows::new(format, file);
     let mut events = pin!(store.stream_events(incident));
     let first = match events.next().await {
         Some(event) => event?,
@@ -194,11 +182,7 @@ async fn fold_and_render(
         overview.apply(&event);
         rows.event(&event)?;
     }
-    let mut file = match rows {
-        Rows::Json(w) => w.out,
-        Rows::Markdown(w) => w.out,
-    };
-    file.flush()?;
+    rows.into_inner().flush()?;
     Ok(overview)
 }
 
@@ -209,11 +193,48 @@ enum Rows<W: Write> {
 }
 
 impl<W: Write> Rows<W> {
+    /// The rows alone: [`write_header`] comes before them, [`write_footer`] after.
+    fn new(format: ExportFormat, out: W) -> Self {
+        match format {
+            ExportFormat::Json => Rows::Json(JsonWriter::rows(out)),
+            _ => Rows::Markdown(MarkdownWriter { out }),
+        }
+    }
+
     fn event(&mut self, event: &Event) -> io::Result<()> {
         match self {
             Rows::Markdown(w) => w.event(event),
             Rows::Json(w) => w.event(event),
         }
+    }
+
+    fn into_inner(self) -> W {
+        match self {
+            Rows::Markdown(w) => w.out,
+            Rows::Json(w) => w.out,
+        }
+    }
+}
+
+/// Everything before the rows of a Markdown or JSON export.
+fn write_header(
+    format: ExportFormat,
+    out: &mut impl Write,
+    overview: &Overview,
+    runbook: &Runbook,
+    impact: Impact<'_>,
+) -> io::Result<()> {
+    match format {
+        ExportFormat::Json => JsonWriter::begin_with(out, &overview.incident, impact).map(drop),
+        _ => MarkdownWriter::begin_with(out, overview, runbook, impact).map(drop),
+    }
+}
+
+/// Everything after the rows: JSON closes its array and object.
+fn write_footer(format: ExportFormat, out: &mut impl Write) -> io::Result<()> {
+    match format {
+        ExportFormat::Json => JsonWriter::rows(out).finish().map(drop),
+        _ => Ok(()),
     }
 }
 
@@ -256,22 +277,12 @@ pub fn write_timeline_with<W: Write>(
         }
         ExportFormat::Markdown | ExportFormat::Json => {
             let overview = Overview::from_events(events).ok_or(ExportError::NotDeclared)?;
-            let mut rows = match format {
-                ExportFormat::Json => Rows::Json(JsonWriter::begin_with(
-                    &mut out,
-                    &overview.incident,
-                    impact,
-                )?),
-                _ => Rows::Markdown(MarkdownWriter::begin_with(
-                    &mut out, &overview, runbook, impact,
-                )?),
-            };
+            write_header(format, &mut out, &overview, runbook, impact)?;
+            let mut rows = Rows::new(format, &mut out);
             for event in events {
                 rows.event(event)?;
             }
-            if let Rows::Json(w) = rows {
-                w.finish()?;
-            }
+            write_footer(format, rows.into_inner())?;
         }
     }
     out.into_inner().map_err(|e| e.into_error())?;

@@ -136,8 +136,8 @@ impl App {
                 .collect();
             Some((drafts, ()))
         })
-        .await?;
-        Ok(())
+        .await
+        .map(drop)
     }
 
     /// Read and check an exercise file for `/dr tabletop start`; the error says what to fix.
