@@ -26,8 +26,8 @@ use crate::incident::messages::{self, Render};
 use crate::incident::{Actor, Event, EventKind, Incident, IncidentId, OperationSpec, Outcome};
 use crate::sop::Runbook;
 use crate::store::{
-    Commit, GiveUp, NewEvent, NewPost, OperationChange, OutboxRow, Projection, Store, StoreError,
-    Target,
+    ActiveIncident, Commit, GiveUp, NewEvent, NewPost, OperationChange, OutboxRow, Projection,
+    Store, StoreError, Target,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -391,6 +391,17 @@ impl App {
     }
 
     /// The incident as it stands: the remembered fold plus the events stored since.
+    /// The state of an incident the store listed as active: what is remembered when it is as
+    /// far along as the store said, without a read; otherwise brought up to date.
+    async fn active_state(&self, active: ActiveIncident) -> Result<Option<Incident>, AppError> {
+        if let Some(state) = self.memo.state(active.id)
+            && state.seq >= active.seq
+        {
+            return Ok(Some(state));
+        }
+        self.state(active.id).await
+    }
+
     async fn state(&self, id: IncidentId) -> Result<Option<Incident>, AppError> {
         let Some(mut state) = self.memo.state(id) else {
             return Ok(self.load(id).await?.1);
@@ -623,8 +634,8 @@ impl App {
     pub async fn cadence_lag(&self) -> Result<Duration, AppError> {
         let now = self.clock.now();
         let mut lag = Duration::zero();
-        for id in self.store.active_incidents().await? {
-            if let Some(state) = self.state(id).await?
+        for active in self.store.active_incidents().await? {
+            if let Some(state) = self.active_state(active).await?
                 && let Some(due) = cadence::next_due(&state, &self.runbook.cadence)
             {
                 lag = lag.max(now - due);
@@ -933,14 +944,21 @@ impl App {
                 break;
             }
         }
-        // Side by side, so the incidents' updates share group commits.
-        let ids = self.store.active_incidents().await?;
-        let kept = futures_util::future::join_all(ids.into_iter().map(|id| async move {
+        // Side by side, so the incidents' updates share group commits. Each incident is looked
+        // at once (a remembered fold as new as the store's costs no read), and the keepers
+        // pass that view along, brought up to date by what each commits.
+        let active = self.store.active_incidents().await?;
+        let kept = futures_util::future::join_all(active.into_iter().map(|active| async move {
             let mut kept = TickReport::default();
-            self.keep_cadence(id, &mut kept).await?;
-            self.keep_rto(id, &mut kept).await?;
-            self.keep_tabletop(id).await?;
-            self.keep_comms_promise(id, &mut kept).await.map(|()| kept)
+            let Some(mut state) = self.active_state(active).await? else {
+                return Ok(kept);
+            };
+            self.keep_cadence(&mut state, &mut kept).await?;
+            self.keep_rto(&mut state, &mut kept).await?;
+            self.keep_tabletop(&mut state).await?;
+            self.keep_comms_promise(&mut state, &mut kept)
+                .await
+                .map(|()| kept)
         }))
         .await;
         for one in kept {
@@ -1052,10 +1070,14 @@ impl App {
         }
     }
 
-    async fn keep_cadence(&self, id: IncidentId, report: &mut TickReport) -> Result<(), AppError> {
+    async fn keep_cadence(
+        &self,
+        state: &mut Incident,
+        report: &mut TickReport,
+    ) -> Result<(), AppError> {
         // A pass may owe a reminder and then, once posted, nothing more; look until quiet.
         let landed = self
-            .commit_owed(id, 3, |state, now| {
+            .commit_owed(state, 3, |state, now| {
                 let due = cadence::due_work(state, &self.runbook.cadence, now)?;
                 let (kind, key) = match &due {
                     Due::Update { slots } => {
@@ -1094,12 +1116,16 @@ impl App {
     /// RTO threshold posts owed at this moment (50 % and 100 % of each affected service's
     /// RTO), computed from the persisted state; each carries `rto:<service>:<percent>`, so a
     /// second replica's commit is refused whole and a restart neither skips nor repeats one.
-    async fn keep_rto(&self, id: IncidentId, report: &mut TickReport) -> Result<(), AppError> {
+    async fn keep_rto(
+        &self,
+        state: &mut Incident,
+        report: &mut TickReport,
+    ) -> Result<(), AppError> {
         let Some(catalog) = self.continuity.catalog.as_ref() else {
             return Ok(());
         };
         let landed = self
-            .commit_owed(id, 3, |state, now| {
+            .commit_owed(state, 3, |state, now| {
                 let due = crate::continuity::impact::due_thresholds(state, catalog, now);
                 let count = due.len();
                 let drafts: Vec<_> = due
@@ -1129,11 +1155,11 @@ impl App {
     /// publication falls due (dedupe key `comms-due:<draft>`, like the cadence slots).
     async fn keep_comms_promise(
         &self,
-        id: IncidentId,
+        state: &mut Incident,
         report: &mut TickReport,
     ) -> Result<(), AppError> {
         let landed = self
-            .commit_owed(id, MAX_ATTEMPTS, |state, now| {
+            .commit_owed(state, MAX_ATTEMPTS, |state, now| {
                 let (draft, due) = state.comms.due(now)?;
                 let kind = EventKind::CommsReminderSent {
                     draft: draft.id.clone(),
@@ -1147,23 +1173,21 @@ impl App {
         Ok(())
     }
 
-    /// Commit what the scheduler owes incident `id`, as `owed` reads it from the incident's
-    /// current state, until nothing is owed or `attempts` are spent. Each commit carries its
-    /// dedupe keys, so one another replica made first is refused whole, and the state is
-    /// read again. Returns the tags of the commits that landed.
+    /// Commit what the scheduler owes the incident, as `owed` reads it from `state`, until
+    /// nothing is owed or `attempts` are spent; `state` follows each commit that lands. Each
+    /// commit carries its dedupe keys, so one another replica made first is refused whole, and
+    /// the state is read again. Returns the tags of the commits that landed.
     pub(super) async fn commit_owed<T>(
         &self,
-        id: IncidentId,
+        state: &mut Incident,
         attempts: usize,
         mut owed: impl FnMut(&Incident, DateTime<Utc>) -> Option<(Vec<(Draft, Option<String>)>, T)>,
     ) -> Result<Vec<T>, AppError> {
+        let id = state.id;
         let mut landed = Vec::new();
         for _ in 0..attempts {
-            let Some(state) = self.state(id).await? else {
-                break;
-            };
             let now = self.clock.now();
-            let Some((drafts, tag)) = owed(&state, now) else {
+            let Some((drafts, tag)) = owed(state, now) else {
                 break;
             };
             let target = Target::Existing {
@@ -1173,7 +1197,7 @@ impl App {
             match self
                 .commit(
                     target,
-                    Some(state),
+                    Some(state.clone()),
                     &Actor::drbot(),
                     drafts,
                     now,
@@ -1181,9 +1205,17 @@ impl App {
                 )
                 .await
             {
-                Ok(_) => landed.push(tag),
+                Ok((after, _)) => {
+                    *state = after;
+                    landed.push(tag);
+                }
                 // Another worker posted it, or the incident moved on: look again.
-                Err(AppError::Store(StoreError::Duplicate(_) | StoreError::Conflict)) => {}
+                Err(AppError::Store(StoreError::Duplicate(_) | StoreError::Conflict)) => {
+                    match self.state(id).await? {
+                        Some(fresh) => *state = fresh,
+                        None => break,
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -205,6 +205,43 @@ async fn kinds(app: &App, name: &str) -> usize {
         .count()
 }
 
+/// A replica remembers the incidents it folded; the store's last sequence number, read with
+/// the list of active incidents, tells it when another replica has moved one on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_sees_what_the_other_posted_on_its_next_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let (database, _pg) = shared_database(dir.path()).await;
+    let clock = ManualClock::new(t0());
+    let first = engine(dir.path(), &database, &clock).await;
+    let second = engine(dir.path(), &database, &clock).await;
+    let declared = first
+        .handle(
+            "ops",
+            &operator("alice"),
+            "/dr declare sev2 data orders wiped",
+        )
+        .await
+        .unwrap();
+    assert!(declared.text().contains("INC-"), "{declared:?}");
+    // Both replicas have looked at the incident and remember it.
+    for app in [&first, &second] {
+        let quiet = app.tick().await.unwrap();
+        assert_eq!((quiet.updates, quiet.reminders), (0, 0), "{quiet:?}");
+    }
+
+    // The first update falls due; the second replica posts it.
+    clock.advance(Duration::minutes(16));
+    let posted = second.tick().await.unwrap();
+    assert_eq!(posted.updates, 1, "{posted:?}");
+
+    // The first replica's memory is one update behind; it is not fooled into seeing the
+    // cadence overdue, and posts nothing more.
+    assert_eq!(first.cadence_lag().await.unwrap(), Duration::zero());
+    let after = first.tick().await.unwrap();
+    assert_eq!((after.updates, after.reminders), (0, 0), "{after:?}");
+    assert_eq!(kinds(&first, "update_posted").await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_during_a_restore_leaves_the_watch_to_the_other() {
     let dir = tempfile::tempdir().unwrap();

@@ -485,10 +485,14 @@ mod checks {
             s.incident(b.incident + 1_000_000).await.expect("read"),
             None
         );
-        assert_eq!(
-            s.active_incidents().await.expect("active"),
-            vec![a.incident, b.incident]
-        );
+        let active: Vec<_> = s
+            .active_incidents()
+            .await
+            .expect("active")
+            .iter()
+            .map(|a| (a.id, a.seq))
+            .collect();
+        assert_eq!(active, vec![(a.incident, 4), (b.incident, 1)]);
     }
 
     pub async fn next_incident_id_and_a_taken_id(db: &mut TestDb) {
@@ -861,7 +865,13 @@ mod checks {
             })
             .await
             .expect("done");
-        let active = s.active_incidents().await.expect("active");
+        let active: Vec<_> = s
+            .active_incidents()
+            .await
+            .expect("active")
+            .iter()
+            .map(|a| a.id)
+            .collect();
         assert_eq!(active, vec![open.incident, owed.incident]);
         assert!(!active.contains(&done.incident));
 
@@ -873,7 +883,10 @@ mod checks {
         s.commit(summary).await.expect("summary");
         assert_eq!(
             s.active_incidents().await.expect("active"),
-            vec![open.incident]
+            vec![drbot::store::ActiveIncident {
+                id: open.incident,
+                seq: 1
+            }]
         );
         let row = s.incident(owed.incident).await.expect("read").expect("row");
         assert!(row.final_summary_posted);

@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::incident::decide::{Draft, Policy};
 use crate::incident::drills::{self, DrillRun, Quarter};
 use crate::incident::messages::{Post, PostKind};
-use crate::incident::{IncidentId, tabletop};
+use crate::incident::{Incident, tabletop};
 use crate::store::NewPost;
 
 /// Largest exercise file read.
@@ -125,8 +125,8 @@ impl App {
     }
 
     /// Post the tabletop injects that are due, and end the exercise after the last one.
-    pub(super) async fn keep_tabletop(&self, id: IncidentId) -> Result<(), AppError> {
-        self.commit_owed(id, 8, |state, now| {
+    pub(super) async fn keep_tabletop(&self, state: &mut Incident) -> Result<(), AppError> {
+        self.commit_owed(state, 8, |state, now| {
             let due = tabletop::due(state, now)?;
             let mut key = Some(due.key());
             let drafts = due

@@ -244,6 +244,15 @@ pub struct IncidentRow {
     pub last_seq: i64,
 }
 
+/// An incident the scheduler still looks after (open, or resolved with its final summary
+/// owed), with the sequence number of its last event: a remembered fold that far along needs
+/// no read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveIncident {
+    pub id: IncidentId,
+    pub seq: i64,
+}
+
 /// The store: a handle to one backend, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -532,7 +541,7 @@ impl Store {
     }
 
     /// Incidents the scheduler must look at: open, or resolved with the final summary owed.
-    pub async fn active_incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
+    pub async fn active_incidents(&self) -> Result<Vec<ActiveIncident>, StoreError> {
         on_backend!(self, b => b.active_incidents())
     }
 

@@ -13,8 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::pg_script::Script;
 use super::{
-    Commit, Committed, GiveUp, IncidentRow, NewEvent, OperationChange, OperationRow, OutboxRow,
-    PendingPost, StoreError, Target, fmt_time, parse_time, refuse_nul, sql,
+    ActiveIncident, Commit, Committed, GiveUp, IncidentRow, NewEvent, OperationChange,
+    OperationRow, OutboxRow, PendingPost, StoreError, Target, fmt_time, parse_time, refuse_nul,
+    sql,
 };
 use crate::incident::{Actor, Event, EventKind, IncidentId};
 
@@ -295,12 +296,17 @@ impl Pg {
         Ok(true)
     }
 
-    pub(super) async fn active_incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
+    pub(super) async fn active_incidents(&self) -> Result<Vec<ActiveIncident>, StoreError> {
         sqlx::query(sql::ACTIVE_INCIDENTS)
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|row| get(row, "id"))
+            .map(|row| {
+                Ok(ActiveIncident {
+                    id: get(row, "id")?,
+                    seq: get(row, "last_seq")?,
+                })
+            })
             .collect()
     }
 

@@ -22,7 +22,7 @@ pub const DRILL_INCIDENTS: &str = "SELECT id FROM incidents WHERE drill ORDER BY
 pub const INSERT_NOTICE: &str = "INSERT INTO notices (notice_key, created_at) VALUES ($1, $2) \
      ON CONFLICT (notice_key) DO NOTHING";
 
-pub const ACTIVE_INCIDENTS: &str = "SELECT id FROM incidents \
+pub const ACTIVE_INCIDENTS: &str = "SELECT id, last_seq FROM incidents \
      WHERE resolved_at IS NULL OR NOT final_summary_posted ORDER BY id";
 
 /// Decoders read these by position.

@@ -14,8 +14,9 @@ use rusqlite::{Connection, OpenFlags, Row, params};
 use sha2::{Digest, Sha384};
 
 use super::{
-    Commit, Committed, GiveUp, IncidentRow, NewEvent, OperationChange, OperationRow, OutboxRow,
-    PendingPost, StoreError, Target, fmt_time, parse_time, refuse_nul, sql,
+    ActiveIncident, Commit, Committed, GiveUp, IncidentRow, NewEvent, OperationChange,
+    OperationRow, OutboxRow, PendingPost, StoreError, Target, fmt_time, parse_time, refuse_nul,
+    sql,
 };
 use crate::incident::{Actor, Event, EventKind, IncidentId};
 
@@ -653,8 +654,15 @@ impl Lite {
         .await
     }
 
-    pub(super) fn active_incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
-        self.read(|c| all(c, sql::ACTIVE_INCIDENTS, [], |r| col(r, "id")))
+    pub(super) fn active_incidents(&self) -> Result<Vec<ActiveIncident>, StoreError> {
+        self.read(|c| {
+            all(c, sql::ACTIVE_INCIDENTS, [], |r| {
+                Ok(ActiveIncident {
+                    id: col(r, "id")?,
+                    seq: col(r, "last_seq")?,
+                })
+            })
+        })
     }
 
     pub(super) async fn events(&self, incident: IncidentId) -> Result<Vec<Event>, StoreError> {
