@@ -390,7 +390,6 @@ impl App {
         Ok(open)
     }
 
-    /// The incident as it stands: the remembered fold plus the events stored since.
     /// The state of an incident the store listed as active: what is remembered when it is as
     /// far along as the store said, without a read; otherwise brought up to date.
     async fn active_state(&self, active: ActiveIncident) -> Result<Option<Incident>, AppError> {
@@ -402,6 +401,7 @@ impl App {
         self.state(active.id).await
     }
 
+    /// The incident as it stands: the remembered fold plus the events stored since.
     async fn state(&self, id: IncidentId) -> Result<Option<Incident>, AppError> {
         let Some(mut state) = self.memo.state(id) else {
             return Ok(self.load(id).await?.1);
