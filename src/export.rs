@@ -197,7 +197,7 @@ impl<W: Write> Rows<W> {
     fn new(format: ExportFormat, out: W) -> Self {
         match format {
             ExportFormat::Json => Rows::Json(JsonWriter::rows(out)),
-            _ => Rows::Markdown(MarkdownWriter { out }),
+            _ => Rows::Markdown(MarkdownWriter::rows(out)),
         }
     }
 
@@ -809,13 +809,15 @@ struct JsonEvent<'a> {
     actor: &'a Actor,
     kind: &'static str,
     data: Data<'a>,
-    summary: String,
+    summary: &'a str,
 }
 
 /// `{"schema": …, "incident": {…}, "events": [ … ]}`, one event per line.
 pub struct JsonWriter<W: Write> {
     out: W,
     first: bool,
+    /// Reused for each event's description.
+    line: String,
 }
 
 impl<W: Write> JsonWriter<W> {
@@ -858,12 +860,16 @@ impl<W: Write> JsonWriter<W> {
         write!(out, "{{\"schema\":\"{JSON_SCHEMA}\",\"incident\":")?;
         serde_json::to_writer(&mut out, &header)?;
         out.write_all(b",\"events\":[")?;
-        Ok(JsonWriter { out, first: true })
+        Ok(JsonWriter::rows(out))
     }
 
     /// The rows alone, for output whose header was written elsewhere.
     fn rows(out: W) -> Self {
-        JsonWriter { out, first: true }
+        JsonWriter {
+            out,
+            first: true,
+            line: String::new(),
+        }
     }
 
     pub fn event(&mut self, event: &Event) -> io::Result<()> {
@@ -877,7 +883,7 @@ impl<W: Write> JsonWriter<W> {
             actor: &event.actor,
             kind: event.kind.name(),
             data: Data(&event.kind),
-            summary: event.kind.describe(),
+            summary: describe(&mut self.line, event),
         };
         serde_json::to_writer(&mut self.out, &row)?;
         Ok(())
@@ -897,6 +903,8 @@ pub struct CsvWriter<W: Write> {
     out: W,
     /// Reused for each row's JSON payload, which must be quoted before it is written.
     data: Vec<u8>,
+    /// Reused for each event's description.
+    line: String,
 }
 
 impl<W: Write> CsvWriter<W> {
@@ -906,6 +914,7 @@ impl<W: Write> CsvWriter<W> {
         Ok(CsvWriter {
             out,
             data: Vec::with_capacity(1024),
+            line: String::new(),
         })
     }
 
@@ -926,7 +935,7 @@ impl<W: Write> CsvWriter<W> {
         out.write_all(b",")?;
         out.write_all(event.kind.name().as_bytes())?;
         out.write_all(b",")?;
-        csv_field(out, &event.kind.describe())?;
+        csv_field(out, describe(&mut self.line, event))?;
         out.write_all(b",")?;
         self.data.clear();
         serde_json::to_writer(&mut self.data, &Data(&event.kind))?;
@@ -981,9 +990,19 @@ fn csv_field(out: &mut impl Write, field: &str) -> io::Result<()> {
 /// checklist, then every event as a table row.
 pub struct MarkdownWriter<W: Write> {
     out: W,
+    /// Reused for each event's description.
+    line: String,
 }
 
 impl<W: Write> MarkdownWriter<W> {
+    /// The rows alone, for output whose header was written elsewhere.
+    fn rows(out: W) -> Self {
+        MarkdownWriter {
+            out,
+            line: String::new(),
+        }
+    }
+
     /// Write everything that comes before the event table, and the table's header.
     pub fn begin(out: W, overview: &Overview, runbook: &Runbook) -> io::Result<Self> {
         let none = crate::continuity::Continuity::default();
@@ -1027,7 +1046,7 @@ impl<W: Write> MarkdownWriter<W> {
         write_pitr_target(o, inc)?;
         write_checklist(o, inc, runbook)?;
         o.write_all(b"## Timeline\n\n| # | time (UTC) | actor | event |\n|---:|---|---|---|\n")?;
-        Ok(MarkdownWriter { out })
+        Ok(MarkdownWriter::rows(out))
     }
 
     pub fn event(&mut self, event: &Event) -> io::Result<()> {
@@ -1044,13 +1063,21 @@ impl<W: Write> MarkdownWriter<W> {
         o.write_all(b" | ")?;
         md_actor(o, &event.actor)?;
         o.write_all(b" | ")?;
-        md(o, &event.kind.describe())?;
+        md(o, describe(&mut self.line, event))?;
         o.write_all(b" |\n")
     }
 
     pub fn finish(self) -> io::Result<W> {
         Ok(self.out)
     }
+}
+
+/// `event`'s description, written into `line` (a buffer each writer reuses for every row).
+fn describe<'a>(line: &'a mut String, event: &Event) -> &'a str {
+    line.clear();
+    // Writing into a String cannot fail.
+    let _ = event.kind.write_description(line);
+    line
 }
 
 /// Text inside a table cell or a list item: `|` and `\` escaped so a cell cannot end

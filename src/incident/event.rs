@@ -1,5 +1,7 @@
 //! Timeline events: the source of truth. Incident state is a fold over them.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -408,6 +410,15 @@ impl EventKind {
 
     /// One line for timelines and exports.
     pub fn describe(&self) -> String {
+        let mut line = String::new();
+        // Writing into a String cannot fail.
+        let _ = self.write_description(&mut line);
+        line
+    }
+
+    /// [`EventKind::describe`] written straight into `out`: an export writes a line per event
+    /// and building each as a String first cost more than the rest of its row.
+    pub fn write_description(&self, out: &mut impl fmt::Write) -> fmt::Result {
         match self {
             EventKind::Declared {
                 severity,
@@ -415,7 +426,8 @@ impl EventKind {
                 title,
                 drill,
                 ..
-            } => format!(
+            } => write!(
+                out,
                 "{}declared {} {}: {}",
                 if *drill { "DRILL " } else { "" },
                 severity.to_uppercase(),
@@ -423,41 +435,53 @@ impl EventKind {
                 title
             ),
             EventKind::SeverityChanged { from, to } => {
-                format!("severity {} → {}", from.to_uppercase(), to.to_uppercase())
+                write!(
+                    out,
+                    "severity {} → {}",
+                    from.to_uppercase(),
+                    to.to_uppercase()
+                )
             }
             EventKind::Classified { from, to } => match from {
-                Some(f) => format!("reclassified {f} → {to}"),
-                None => format!("classified as {to}"),
+                Some(f) => write!(out, "reclassified {f} → {to}"),
+                None => write!(out, "classified as {to}"),
             },
-            EventKind::RoleAssigned { role, user } => format!("{role} → <@{user}>"),
+            EventKind::RoleAssigned { role, user } => write!(out, "{role} → <@{user}>"),
             EventKind::Checked { item, note } => match note {
-                Some(n) => format!("checked {item}: {n}"),
-                None => format!("checked {item}"),
+                Some(n) => write!(out, "checked {item}: {n}"),
+                None => write!(out, "checked {item}"),
             },
-            EventKind::Unchecked { item } => format!("unchecked {item}"),
-            EventKind::MarkedNotApplicable { item, reason } => format!("{item} n/a: {reason}"),
+            EventKind::Unchecked { item } => write!(out, "unchecked {item}"),
+            EventKind::MarkedNotApplicable { item, reason } => write!(out, "{item} n/a: {reason}"),
             EventKind::UpdatePosted {
                 text, automatic, ..
             } => {
                 let first = text.lines().next().unwrap_or_default();
                 if *automatic {
-                    format!("automatic update posted: {first}")
+                    write!(out, "automatic update posted: {first}")
                 } else {
-                    format!("update: {first}")
+                    write!(out, "update: {first}")
                 }
             }
             EventKind::ReminderSent { slot } => {
-                format!("reminder sent for the {} update", slot.format("%H:%MZ"))
+                write!(
+                    out,
+                    "reminder sent for the {} update",
+                    slot.format("%H:%MZ")
+                )
             }
-            EventKind::NoteAdded { text } => format!("note: {text}"),
-            EventKind::Escalated { reason } => format!("ESCALATED, all actions halted: {reason}"),
-            EventKind::Resumed => "halt lifted".into(),
+            EventKind::NoteAdded { text } => write!(out, "note: {text}"),
+            EventKind::Escalated { reason } => {
+                write!(out, "ESCALATED, all actions halted: {reason}")
+            }
+            EventKind::Resumed => out.write_str("halt lifted"),
             EventKind::LaunchPreviewed {
                 preview,
                 operation,
                 plan,
                 ..
-            } => format!(
+            } => write!(
+                out,
                 "preview {preview}: {} {}{}",
                 operation.kind.label(),
                 operation.object_name,
@@ -467,11 +491,11 @@ impl EventKind {
                     .unwrap_or_default()
             ),
             EventKind::LaunchConfirmed { preview, operation } => {
-                format!("{preview} confirmed, operation {operation} queued")
+                write!(out, "{preview} confirmed, operation {operation} queued")
             }
-            EventKind::LaunchCancelled { preview } => format!("{preview} cancelled"),
+            EventKind::LaunchCancelled { preview } => write!(out, "{preview} cancelled"),
             EventKind::OperationLaunched { operation, object } => {
-                format!("{operation} launched: {object}")
+                write!(out, "{operation} launched: {object}")
             }
             EventKind::OperationProgressed {
                 operation,
@@ -479,12 +503,11 @@ impl EventKind {
                 percent,
                 detail,
             } => {
-                let mut s = format!("{operation} {phase} {percent}%");
+                write!(out, "{operation} {phase} {percent}%")?;
                 if !detail.is_empty() {
-                    s.push_str(": ");
-                    s.push_str(detail);
+                    write!(out, ": {detail}")?;
                 }
-                s
+                Ok(())
             }
             EventKind::OperationFinished {
                 operation,
@@ -497,14 +520,14 @@ impl EventKind {
                     Outcome::Succeeded => "succeeded",
                     Outcome::Failed => "FAILED",
                 };
-                let mut s = format!("{operation} {word} ({phase})");
+                write!(out, "{operation} {word} ({phase})")?;
                 if !detail.is_empty() {
-                    s.push_str(": ");
-                    s.push_str(detail);
+                    write!(out, ": {detail}")?;
                 }
-                s
+                Ok(())
             }
-            EventKind::BackupsChecked { ok, report, .. } => format!(
+            EventKind::BackupsChecked { ok, report, .. } => write!(
+                out,
                 "backups checked: {} ({} lines)",
                 if *ok { "ok" } else { "PROBLEMS" },
                 report.len()
@@ -514,39 +537,47 @@ impl EventKind {
                 passed,
                 evidence,
                 ..
-            } => format!(
+            } => write!(
+                out,
                 "probe {item} {}: {evidence}",
                 if *passed { "passed" } else { "FAILED" }
             ),
-            EventKind::Resolved => "resolved".into(),
-            EventKind::FinalSummaryPosted => "final summary posted".into(),
+            EventKind::Resolved => out.write_str("resolved"),
+            EventKind::FinalSummaryPosted => out.write_str("final summary posted"),
             EventKind::DeliveryGaveUp {
                 post,
                 excerpt,
                 attempts,
                 error,
                 ..
-            } => format!(
+            } => write!(
+                out,
                 "gave up delivering a {post} post after {attempts} attempt(s) ({error}): {excerpt}"
             ),
             EventKind::ServicesAffected {
                 services,
                 infrastructure,
                 pulled_in,
-            } => crate::continuity::view::describe_impact(services, infrastructure, pulled_in),
+            } => out.write_str(&crate::continuity::view::describe_impact(
+                services,
+                infrastructure,
+                pulled_in,
+            )),
             EventKind::RtoThreshold {
                 service, percent, ..
             } => match percent {
-                100 => format!("{service} RTO breached"),
-                p => format!("{service} reached {p}% of its RTO"),
+                100 => write!(out, "{service} RTO breached"),
+                p => write!(out, "{service} reached {p}% of its RTO"),
             },
-            EventKind::TabletopStarted { scenario } => format!(
+            EventKind::TabletopStarted { scenario } => write!(
+                out,
                 "tabletop started: {} ({} injects)",
                 scenario.name,
                 scenario.injects.len()
             ),
-            EventKind::InjectPosted { n } => format!("inject {n} posted"),
-            EventKind::TabletopEnded { automatic } => format!(
+            EventKind::InjectPosted { n } => write!(out, "inject {n} posted"),
+            EventKind::TabletopEnded { automatic } => write!(
+                out,
                 "tabletop ended{}, summary posted",
                 if *automatic {
                     " after the last inject"
@@ -554,7 +585,7 @@ impl EventKind {
                     ""
                 }
             ),
-            comms => crate::comms::describe(comms).unwrap_or_default(),
+            comms => out.write_str(&crate::comms::describe(comms).unwrap_or_default()),
         }
     }
 }

@@ -215,11 +215,14 @@ impl Incident {
             .max()
     }
 
-    fn note_change(&mut self, line: String) {
+    fn note_change(&mut self, kind: &EventKind) {
+        const MORE: &str = "… and more (see /dr timeline)";
         if self.changes_since_update.len() < MAX_CHANGES {
-            self.changes_since_update.push(line);
-        } else if let Some(last) = self.changes_since_update.last_mut() {
-            *last = "… and more (see /dr timeline)".to_string();
+            self.changes_since_update.push(kind.describe());
+        } else if let Some(last) = self.changes_since_update.last_mut()
+            && last != MORE
+        {
+            *last = MORE.to_string();
         }
     }
 
@@ -231,7 +234,8 @@ impl Incident {
         self.seq = event.seq;
         super::tabletop::apply(&mut self.tabletop, event);
         let at = event.at();
-        let by = event.actor.clone();
+        // Most events do not record who did them: the actor is copied only where one does.
+        let by = || event.actor.clone();
         self.continuity.apply(&event.kind, at, self.declared_at);
         match &event.kind {
             EventKind::Declared { .. } => {}
@@ -247,7 +251,7 @@ impl Incident {
                 self.marks.insert(
                     item.clone(),
                     Mark::Done {
-                        by,
+                        by: by(),
                         at,
                         note: note.clone(),
                     },
@@ -260,7 +264,7 @@ impl Incident {
                 self.marks.insert(
                     item.clone(),
                     Mark::NotApplicable {
-                        by,
+                        by: by(),
                         at,
                         reason: reason.clone(),
                     },
@@ -285,7 +289,7 @@ impl Incident {
             EventKind::NoteAdded { .. } => {}
             EventKind::Escalated { reason } => {
                 self.halt = Some(Halt {
-                    by,
+                    by: by(),
                     at,
                     reason: reason.clone(),
                 });
@@ -304,7 +308,7 @@ impl Incident {
                     spec: operation.clone(),
                     plan: plan.clone(),
                     backend: backend.clone(),
-                    requested_by: by,
+                    requested_by: by(),
                     requested_at: at,
                     expires_at: *expires_at,
                     warnings: warnings.clone(),
@@ -326,7 +330,7 @@ impl Incident {
                         spec: p.spec,
                         backend: p.backend,
                         requested_by: p.requested_by,
-                        confirmed_by: by,
+                        confirmed_by: by(),
                         confirmed_at: at,
                         launched_at: None,
                         phase: "Queued".into(),
@@ -353,7 +357,7 @@ impl Incident {
                 ..
             } => {
                 if let Some(op) = self.operation_mut(operation) {
-                    op.phase = phase.clone();
+                    op.phase.clone_from(phase);
                     op.percent = *percent;
                 }
             }
@@ -404,7 +408,7 @@ impl Incident {
                     self.marks.insert(
                         item.clone(),
                         Mark::Done {
-                            by,
+                            by: by(),
                             at,
                             note: Some(evidence.clone()),
                         },
@@ -413,7 +417,7 @@ impl Incident {
             }
             EventKind::Resolved => {
                 self.resolved_at = Some(at);
-                self.resolved_by = Some(by);
+                self.resolved_by = Some(by());
             }
             EventKind::FinalSummaryPosted => self.final_summary_posted = true,
             EventKind::DeliveryGaveUp { .. } => {}
@@ -426,6 +430,6 @@ impl Incident {
             | EventKind::CommsPublished { .. }
             | EventKind::CommsReminderSent { .. } => self.comms.apply(event),
         }
-        self.note_change(event.kind.describe());
+        self.note_change(&event.kind);
     }
 }
