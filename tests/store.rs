@@ -126,6 +126,7 @@ on_every_backend!(
     queued_commits_land_in_order_and_a_refused_one_writes_nothing,
     a_notice_key_posts_once_outside_any_incident,
     drill_incidents_are_listed,
+    a_sole_process_sees_every_append_after_a_sequence_number,
 );
 
 #[tokio::test]
@@ -536,6 +537,48 @@ mod checks {
             s.latest_incident_in("#b").await.expect("latest"),
             Some(b.incident)
         );
+    }
+
+    /// A process that holds the database alone answers "anything after N?" from what its
+    /// own writer appended: it must still see every append, to incidents made before it took
+    /// the file and after, and a refused commit must not make it skip a read it needs.
+    pub async fn a_sole_process_sees_every_append_after_a_sequence_number(db: &mut TestDb) {
+        let before = db
+            .store
+            .commit(new_incident("#before", vec![declared("#before", T0)]))
+            .await
+            .expect("an incident before the restart");
+        db.reopen().await;
+        let s = &db.store;
+        s.hold_sole_process().await.expect("hold the database");
+        assert_eq!(s.events_after(before.incident, 1).await.unwrap(), vec![]);
+        s.commit(append(before.incident, 1, vec![note("one", after(T0, 1))]))
+            .await
+            .expect("append to the older incident");
+        let newer = s.events_after(before.incident, 1).await.unwrap();
+        assert_eq!(newer.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2]);
+
+        let fresh = s
+            .commit(new_incident("#fresh", vec![declared("#fresh", T0)]))
+            .await
+            .expect("a new incident");
+        assert_eq!(s.events_after(fresh.incident, 1).await.unwrap(), vec![]);
+        let stale = s
+            .commit(append(fresh.incident, 0, vec![note("stale", after(T0, 2))]))
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+        s.commit(append(
+            fresh.incident,
+            1,
+            vec![note("two", after(T0, 3)), note("three", after(T0, 4))],
+        ))
+        .await
+        .expect("append to the new incident");
+        let newer = s.events_after(fresh.incident, 1).await.unwrap();
+        assert_eq!(newer.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+        let newer = s.events_after(fresh.incident, 2).await.unwrap();
+        assert_eq!(newer.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(s.events_after(fresh.incident, 3).await.unwrap(), vec![]);
     }
 
     pub async fn events_round_trip_exactly(db: &mut TestDb) {

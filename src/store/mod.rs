@@ -278,7 +278,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// Migrations by version: (version, name, SQLite text, PostgreSQL text).
-const MIGRATIONS: [(i64, &str, &str, &str); 5] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 6] = [
     (
         20260101000000,
         "init",
@@ -308,6 +308,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 5] = [
         "comms",
         include_str!("../../migrations/sqlite/20261202000100_comms.sql"),
         include_str!("../../migrations/postgres/20261202000100_comms.sql"),
+    ),
+    (
+        20261203000000,
+        "pages",
+        include_str!("../../migrations/sqlite/20261203000000_pages.sql"),
+        include_str!("../../migrations/postgres/20261203000000_pages.sql"),
     ),
 ];
 
@@ -449,6 +455,9 @@ impl Store {
             Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::Lock(shown, e)),
         }
         *self.sole_process.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
+        if let Inner::Sqlite(lite) = &self.inner {
+            lite.trust_own_writes().await?;
+        }
         on_backend!(async self, b => b.release_all_leases())
     }
 
@@ -562,16 +571,10 @@ impl Store {
     pub fn stream_events(&self, incident: IncidentId) -> BoxStream<'_, Result<Event, StoreError>> {
         match &self.inner {
             Inner::Sqlite(lite) => {
-                // Chunks in sequence order; a bad row is reported and the rest still come.
-                let chunks = futures_util::stream::try_unfold(Some(0), move |after| async move {
-                    let Some(after) = after else {
-                        return Ok(None);
-                    };
-                    let chunk = lite.events_chunk(incident, after).await?;
-                    let next = chunk.last().map(|(seq, _)| *seq);
-                    let rows: Vec<_> = chunk.into_iter().map(|(_, ev)| ev).collect();
-                    Ok::<_, StoreError>(Some((rows, next)))
-                });
+                let chunks = futures_util::stream::unfold(
+                    lite.events_ahead(incident),
+                    |mut ahead| async move { ahead.recv().await.map(|chunk| (chunk, ahead)) },
+                );
                 chunks
                     .map(|chunk| match chunk {
                         Ok(rows) => futures_util::stream::iter(rows).left_stream(),

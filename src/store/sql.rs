@@ -22,6 +22,8 @@ pub const DRILL_INCIDENTS: &str = "SELECT id FROM incidents WHERE drill ORDER BY
 pub const INSERT_NOTICE: &str = "INSERT INTO notices (notice_key, created_at) VALUES ($1, $2) \
      ON CONFLICT (notice_key) DO NOTHING";
 
+pub const LAST_SEQS: &str = "SELECT id, last_seq FROM incidents";
+
 pub const ACTIVE_INCIDENTS: &str = "SELECT id, last_seq FROM incidents \
      WHERE resolved_at IS NULL OR NOT final_summary_posted ORDER BY id";
 

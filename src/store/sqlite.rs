@@ -4,6 +4,7 @@
 //! calling thread, which for the small reads of a command costs microseconds and no thread
 //! hand-off.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -81,6 +82,39 @@ pub(super) struct Lite {
     jobs: mpsc::Sender<Box<dyn Job>>,
     readers: Arc<Readers>,
     closed: Arc<AtomicBool>,
+    appended: Arc<Appended>,
+}
+
+/// Each incident's last sequence number as this process's writer left it, once the process
+/// holds the database alone ([`Lite::trust_own_writes`]): then nobody else appends, and
+/// "anything after seq N?" (asked before every command, to catch another writer's events) is
+/// answered without a read transaction, which cost a command more CPU than its own commit.
+/// A number is recorded when its commit runs, before the commit is visible to any reader, so
+/// the map is never behind what a reader could see; if that commit then fails, the map is
+/// ahead, which only costs a read.
+#[derive(Default)]
+struct Appended {
+    trusted: AtomicBool,
+    last: Mutex<HashMap<IncidentId, i64>>,
+}
+
+impl Appended {
+    fn record(&self, id: IncidentId, seq: i64) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let known = last.entry(id).or_insert(seq);
+        *known = (*known).max(seq);
+    }
+
+    /// True when the store certainly holds no event of `id` after `after`.
+    fn nothing_after(&self, id: IncidentId, after: i64) -> bool {
+        self.trusted.load(Ordering::Acquire)
+            && self
+                .last
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+                .is_some_and(|last| *last <= after)
+    }
 }
 
 impl std::fmt::Debug for Lite {
@@ -199,7 +233,26 @@ impl Lite {
                 next: AtomicUsize::new(0),
             }),
             closed: Arc::default(),
+            appended: Arc::default(),
         })
+    }
+
+    /// This process now holds the database alone: load every incident's last sequence number
+    /// (on the writer, so no commit slips between the load and the first one it records) and
+    /// answer "anything newer?" from them from now on.
+    pub(super) async fn trust_own_writes(&self) -> Result<(), StoreError> {
+        let appended = self.appended.clone();
+        self.write(move |c| {
+            let known = all(c, sql::LAST_SEQS, [], |r| {
+                Ok((col::<IncidentId>(r, "id")?, col::<i64>(r, "last_seq")?))
+            })?;
+            for (id, seq) in known {
+                appended.record(id, seq);
+            }
+            appended.trusted.store(true, Ordering::Release);
+            Ok(())
+        })
+        .await
     }
 
     /// Queue `work` for the writer now; the future says how it ended once its batch is durable.
@@ -600,7 +653,14 @@ impl Lite {
         &self,
         commit: Commit,
     ) -> impl Future<Output = Result<Committed, StoreError>> + use<> {
-        self.write(move |c| apply(c, commit))
+        let appended = self.appended.clone();
+        self.write(move |c| {
+            let done = apply(c, commit)?;
+            if let Some(last) = done.seqs.last() {
+                appended.record(done.incident, *last);
+            }
+            Ok(done)
+        })
     }
 
     pub(super) fn next_incident_id(&self) -> Result<IncidentId, StoreError> {
@@ -675,6 +735,9 @@ impl Lite {
         incident: IncidentId,
         after: i64,
     ) -> Result<Vec<Event>, StoreError> {
+        if self.appended.nothing_after(incident, after) {
+            return Ok(Vec::new());
+        }
         self.read(|c| {
             all(
                 c,
@@ -685,22 +748,50 @@ impl Lite {
         })
     }
 
-    /// One chunk of a long timeline: events after `after`, each decoded on its own (a bad
-    /// row is reported and the rest still come).
-    pub(super) async fn events_chunk(
+    /// A long timeline in chunks of [`STREAM_CHUNK`] events, read ahead on a blocking thread
+    /// while the receiver works through the previous chunk (an export formats one chunk
+    /// while the next is read and decoded: on two cores that halves its time). Each chunk is
+    /// its own read, so no snapshot is held for the whole export; a bad row is reported and
+    /// the rest still come; dropping the receiver stops the reading.
+    pub(super) fn events_ahead(
         &self,
         incident: IncidentId,
-        after: i64,
-    ) -> Result<Vec<(i64, Result<Event, StoreError>)>, StoreError> {
-        self.read_long(move |c| {
-            all(
-                c,
-                &sql::EVENTS_CHUNK,
-                params![incident, after, STREAM_CHUNK],
-                |r| Ok((r.get(1).map_err(|e| corrupt("seq", e))?, decode_event(r))),
-            )
-        })
-        .await
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<Result<Event, StoreError>>, StoreError>> {
+        let (chunks, ahead) = tokio::sync::mpsc::channel(1);
+        if self.closed.load(Ordering::Acquire) {
+            let _ = chunks.try_send(Err(StoreError::Closed));
+            return ahead;
+        }
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut after = 0;
+            loop {
+                let chunk = all(
+                    &readers.get(),
+                    &sql::EVENTS_CHUNK,
+                    params![incident, after, STREAM_CHUNK],
+                    |r| Ok((r.get(1).map_err(|e| corrupt("seq", e))?, decode_event(r))),
+                );
+                // A short chunk is the last one.
+                let (rows, next) = match chunk {
+                    Ok(chunk) => {
+                        let full = chunk.len() as i64 == STREAM_CHUNK;
+                        let last = chunk.last().map(|(seq, _): &(i64, _)| *seq);
+                        let rows = chunk.into_iter().map(|(_, ev)| ev).collect();
+                        (Ok(rows), last.filter(|_| full))
+                    }
+                    Err(e) => (Err(e), None),
+                };
+                if chunks.blocking_send(rows).is_err() {
+                    return;
+                }
+                match next {
+                    Some(seq) => after = seq,
+                    None => return,
+                }
+            }
+        });
+        ahead
     }
 
     pub(super) async fn claim_operations(
