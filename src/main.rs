@@ -206,6 +206,12 @@ enum Format {
     Csv,
 }
 
+/// mimalloc instead of glibc's malloc: a request, a commit and an export each move memory
+/// between threads (runtime workers, the store's writer and readers), and glibc serialises
+/// such frees on the allocating thread's arena lock. `benches/export.rs` measures the same.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
