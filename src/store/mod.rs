@@ -278,7 +278,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// Migrations by version: (version, name, SQLite text, PostgreSQL text).
-const MIGRATIONS: [(i64, &str, &str, &str); 6] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 7] = [
     (
         20260101000000,
         "init",
@@ -314,6 +314,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 6] = [
         "pages",
         include_str!("../../migrations/sqlite/20261203000000_pages.sql"),
         include_str!("../../migrations/postgres/20261203000000_pages.sql"),
+    ),
+    (
+        20261203000100,
+        "requests",
+        include_str!("../../migrations/sqlite/20261203000100_requests.sql"),
+        include_str!("../../migrations/postgres/20261203000100_requests.sql"),
     ),
 ];
 

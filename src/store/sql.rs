@@ -183,9 +183,14 @@ pub const INSERT_INCIDENT: &str = "INSERT INTO incidents (id, channel, platform,
 pub const CLAIM_SEQUENCE: &str =
     "UPDATE incidents SET last_seq = $1 WHERE id = $2 AND last_seq = $3 RETURNING channel";
 
+/// Most commands (a note, a tick) change none of these: the row, and the index of open
+/// incidents by channel that `resolved_at` belongs to, are then left unwritten.
 pub const UPDATE_PROJECTION: &str = "UPDATE incidents SET severity = $1, incident_type = $2, \
      title = $3, drill = $4, declared_at = $5, resolved_at = $6, final_summary_posted = $7 \
-     WHERE id = $8";
+     WHERE id = $8 AND (severity IS DISTINCT FROM $1 OR incident_type IS DISTINCT FROM $2 \
+     OR title IS DISTINCT FROM $3 OR drill IS DISTINCT FROM $4 \
+     OR declared_at IS DISTINCT FROM $5 OR resolved_at IS DISTINCT FROM $6 \
+     OR final_summary_posted IS DISTINCT FROM $7)";
 
 pub const INSERT_REQUEST: &str =
     "INSERT INTO requests (request_key, incident_id, received_at) VALUES ($1, $2, $3)";

@@ -29,13 +29,14 @@ const MAX_BATCH: usize = 512;
 /// batch held several commits and ended less than [`BUSY`] ago.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 const BUSY: std::time::Duration = std::time::Duration::from_millis(20);
-/// Batches between two checkpoints asked of the checkpointer (and at most a second apart).
-const CHECKPOINT_EVERY: u32 = 64;
+/// Commits between two checkpoints asked of the checkpointer: see [`write_batches`].
+const CHECKPOINT_EVERY: u32 = 128;
 /// Events one read of a long timeline brings at a time.
 const STREAM_CHUNK: i64 = 2_000;
 
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
+     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+     PRAGMA journal_size_limit = 16777216;";
 
 /// What a job hands back when it succeeded inside its savepoint: told whether the batch's
 /// commit made it durable.
@@ -195,22 +196,21 @@ impl Lite {
         if migrate {
             run_migrations(&writer)?;
         }
-        // Copying the WAL back into the database (and its fsync) would stall every commit
-        // queued behind it if the writer did it: a connection of its own does, without
-        // blocking writers (a passive checkpoint).
         let checkpoints = match at {
             Location::Memory => None,
             Location::File { .. } => {
                 writer.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
                 let conn = open_conn(at)?;
                 let (ask, asked) = mpsc::sync_channel::<()>(1);
+                let copied = Arc::<AtomicBool>::default();
+                let tell = copied.clone();
                 std::thread::Builder::new()
                     .name("drbot-sqlite-checkpoint".into())
-                    .spawn(move || checkpoint_when_asked(&conn, &asked))
+                    .spawn(move || checkpoint_when_asked(&conn, &asked, &tell))
                     .map_err(|e| {
                         StoreError::Corrupt(format!("cannot start the SQLite checkpointer: {e}"))
                     })?;
-                Some(ask)
+                Some(Checkpoints { ask, copied })
             }
         };
         let writer = Arc::new(Mutex::new(writer));
@@ -222,9 +222,11 @@ impl Lite {
                 .collect::<Result<_, _>>()?,
         };
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let closed = Arc::<AtomicBool>::default();
+        let writer_sees = closed.clone();
         std::thread::Builder::new()
             .name("drbot-sqlite-writer".into())
-            .spawn(move || write_batches(&writer, &queue, checkpoints.as_ref()))
+            .spawn(move || write_batches(&writer, &queue, checkpoints.as_ref(), &writer_sees))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Lite {
             jobs,
@@ -232,7 +234,7 @@ impl Lite {
                 conns,
                 next: AtomicUsize::new(0),
             }),
-            closed: Arc::default(),
+            closed,
             appended: Arc::default(),
         })
     }
@@ -306,32 +308,47 @@ impl Lite {
 
     /// Later calls fail; what was queued before is committed first (the queue is in order,
     /// so a last no-op job lands after all of it).
+    /// The writer, seeing `closed`, empties the WAL after that last commit, so that the next
+    /// start has no log to read back.
     pub(super) async fn close(&self) {
-        let drained = self.write(|_: &Connection| Ok(()));
         self.closed.store(true, Ordering::Release);
-        let _ = drained.await;
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let drained = Work {
+            work: |_: &Connection| Ok(()),
+            done,
+        };
+        if self.jobs.send(Box::new(drained)).is_ok() {
+            let _ = answer.await;
+        }
     }
+}
+
+/// The checkpointer's side of the writer: asking for a checkpoint, and hearing that one ended.
+struct Checkpoints {
+    ask: mpsc::SyncSender<()>,
+    copied: Arc<AtomicBool>,
 }
 
 /// The writer thread: take everything queued, run each job in a savepoint of one
 /// transaction, commit once, then tell every job.
+///
+/// Checkpoints come in two steps. The checkpointer copies the WAL back into the database on
+/// a connection of its own while commits go on (on the writer, that copy and its fsync once
+/// stalled every queued commit by 100–400 ms). Alone it never caught up with a writer that
+/// kept committing, so the WAL never started over: it grew by every commit's pages (47 MB
+/// for 1 750 notes), and each commit extended the file. So once it has copied, the writer,
+/// between two batches, copies the few frames committed meanwhile; the WAL is then all in
+/// the database, and the next commit writes it from its start again.
 fn write_batches(
     conn: &Mutex<Connection>,
     queue: &mpsc::Receiver<Box<dyn Job>>,
-    checkpoints: Option<&mpsc::SyncSender<()>>,
+    checkpoints: Option<&Checkpoints>,
+    closed: &AtomicBool,
 ) {
     let mut since_checkpoint = 0;
     let mut last_commit = std::time::Instant::now() - BUSY;
     let mut last_batch = 0;
     while let Ok(first) = queue.recv() {
-        since_checkpoint += 1;
-        if since_checkpoint >= CHECKPOINT_EVERY
-            && let Some(ask) = checkpoints
-        {
-            // Already asked and not done yet is as good as asked now.
-            let _ = ask.try_send(());
-            since_checkpoint = 0;
-        }
         let mut batch = vec![first];
         // Under concurrent load, wait a moment for more: each fsync costs the same for one
         // commit as for a hundred. An idle writer, or one fed by a single caller who waits
@@ -379,26 +396,50 @@ fn write_batches(
             let _ = conn.execute_batch("ROLLBACK");
             e.to_string()
         });
-        drop(conn);
         last_commit = std::time::Instant::now();
+        if closed.load(Ordering::Acquire) {
+            // A reader still in a long read gives way to the stop rather than hold it up.
+            let _ = conn.busy_timeout(std::time::Duration::from_millis(200));
+            checkpoint(&conn, "TRUNCATE");
+        }
         for finish in finished {
             finish(outcome.clone());
+        }
+        let Some(checkpoints) = checkpoints else {
+            continue;
+        };
+        if checkpoints.copied.swap(false, Ordering::AcqRel) {
+            checkpoint(&conn, "PASSIVE");
+        }
+        since_checkpoint += 1;
+        if since_checkpoint >= CHECKPOINT_EVERY {
+            // Already asked and not done yet is as good as asked now.
+            let _ = checkpoints.ask.try_send(());
+            since_checkpoint = 0;
         }
     }
 }
 
 /// The checkpointer thread: a passive checkpoint when the writer asks, and each second; it
 /// ends with the writer.
-fn checkpoint_when_asked(conn: &Connection, asked: &mpsc::Receiver<()>) {
+fn checkpoint_when_asked(conn: &Connection, asked: &mpsc::Receiver<()>, copied: &AtomicBool) {
     loop {
         match asked.recv_timeout(std::time::Duration::from_secs(1)) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "SQLite checkpoint failed; the next one retries");
-                }
+            Ok(()) => {
+                checkpoint(conn, "PASSIVE");
+                copied.store(true, Ordering::Release);
             }
+            Err(mpsc::RecvTimeoutError::Timeout) => checkpoint(conn, "PASSIVE"),
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
+    }
+}
+
+/// A checkpoint that failed leaves the WAL as it was; the next one copies what this one
+/// did not.
+fn checkpoint(conn: &Connection, mode: &str) {
+    if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+        tracing::warn!(error = %e, mode, "SQLite checkpoint failed; the next one retries");
     }
 }
 
