@@ -183,6 +183,40 @@ async fn sqlite_file_is_created_in_wal_mode() {
     store.close().await;
 }
 
+/// A stop leaves no log for the next start to read back: every commit is in the database
+/// file, and the WAL is empty.
+#[tokio::test]
+async fn a_clean_close_leaves_the_sqlite_wal_empty() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("closed.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = Store::connect(&url).await.expect("connect");
+    let first = store
+        .commit(new_incident("#close", vec![declared("#close", T0)]))
+        .await
+        .expect("declare");
+    for i in 0..300 {
+        store
+            .commit(append(
+                first.incident,
+                i + 1,
+                vec![note(&format!("note {i}"), after(T0, i + 1))],
+            ))
+            .await
+            .expect("append");
+    }
+    let wal = dir.path().join("closed.db-wal");
+    assert!(
+        std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0),
+        "the commits went through the WAL"
+    );
+    store.close().await;
+    assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
+    let again = Store::connect(&url).await.expect("reopen");
+    assert_eq!(again.events(first.incident).await.unwrap().len(), 301);
+    again.close().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Fixtures
 
