@@ -31,6 +31,8 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 const BUSY: std::time::Duration = std::time::Duration::from_millis(20);
 /// Commits between two checkpoints asked of the checkpointer: see [`write_batches`].
 const CHECKPOINT_EVERY: u32 = 128;
+/// A writer's checkpoint this long is logged: every commit queued meanwhile waited for it.
+const SLOW_CHECKPOINT: std::time::Duration = std::time::Duration::from_millis(20);
 /// Events one read of a long timeline brings at a time.
 const STREAM_CHUNK: i64 = 2_000;
 
@@ -409,7 +411,15 @@ fn write_batches(
             continue;
         };
         if checkpoints.copied.swap(false, Ordering::AcqRel) {
+            let started = std::time::Instant::now();
             checkpoint(&conn, "PASSIVE");
+            let held = started.elapsed();
+            if held >= SLOW_CHECKPOINT {
+                tracing::warn!(
+                    held_ms = held.as_millis() as u64,
+                    "an SQLite checkpoint held the writer; commits waited behind it"
+                );
+            }
         }
         since_checkpoint += 1;
         if since_checkpoint >= CHECKPOINT_EVERY {
