@@ -493,7 +493,7 @@ impl App {
             };
             drop(turn);
             let outcome = match step {
-                Ok(Step::Done(reply)) => Ok(Attempt::Done(reply)),
+                Ok(Step::Done(reply) | Step::Viewed(reply)) => Ok(Attempt::Done(reply)),
                 Ok(Step::Queued(queued, then_retry)) => {
                     let landed = queued.landed(self).await;
                     if let (Some(k), Some(held)) = (key, held) {
@@ -553,7 +553,7 @@ impl App {
         };
         let render = self.render(now);
         if let Some(view) = self.view(cmd, state.as_ref(), &events, &render).await {
-            return Ok(Step::Done(view));
+            return Ok(Step::Viewed(view));
         }
         let state = state.filter(|s| s.is_open() || matches!(cmd, Command::Comms(_)));
         let ctx = Ctx {
@@ -1451,6 +1451,10 @@ enum Attempt {
 
 /// How one try at a command ended while the channel's turn was held.
 enum Step {
+    /// Answered from the state (a view): nothing is ever stored for it, its request key
+    /// included, so a redelivery is simply answered again.
+    Viewed(Reply),
+    /// Refused or answered without a commit.
     Done(Reply),
     /// Committed on landing; `true`: then decide the command again.
     Queued(Box<Queued>, bool),
