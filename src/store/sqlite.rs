@@ -268,16 +268,24 @@ impl Lite {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let (done, answer) = tokio::sync::oneshot::channel();
         let queued = if self.closed.load(Ordering::Acquire) {
             Err(StoreError::Closed)
         } else {
-            self.jobs
-                .send(Box::new(Work { work, done }))
-                .map_err(|_| StoreError::Closed)
+            Ok(self.queue(work))
         };
+        async move { queued?.await }
+    }
+
+    /// Hand `work` to the writer, closed or not.
+    fn queue<T, F>(&self, work: F) -> impl Future<Output = Result<T, StoreError>> + use<T, F>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let sent = self.jobs.send(Box::new(Work { work, done }));
         async move {
-            queued?;
+            sent.map_err(|_| StoreError::Closed)?;
             answer.await.map_err(|_| StoreError::Closed)?
         }
     }
@@ -310,18 +318,12 @@ impl Lite {
 
     /// Later calls fail; what was queued before is committed first (the queue is in order,
     /// so a last no-op job lands after all of it).
+    ///
     /// The writer, seeing `closed`, empties the WAL after that last commit, so that the next
     /// start has no log to read back.
     pub(super) async fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let (done, answer) = tokio::sync::oneshot::channel();
-        let drained = Work {
-            work: |_: &Connection| Ok(()),
-            done,
-        };
-        if self.jobs.send(Box::new(drained)).is_ok() {
-            let _ = answer.await;
-        }
+        let _ = self.queue(|_: &Connection| Ok(())).await;
     }
 }
 
