@@ -217,6 +217,81 @@ async fn a_clean_close_leaves_the_sqlite_wal_empty() {
     again.close().await;
 }
 
+/// PostgreSQL: a batch that changes several incidents takes their row locks lowest id first,
+/// as the outbox's claim does, so the two wait for each other instead of deadlocking. Here a
+/// claim holds incident `a` while a batch of (`b`, then `a`) starts; the claim must then get
+/// `b` at once. Taken in the batch's order, `b` was the writer's, and the claim waited until
+/// PostgreSQL broke the deadlock a second later.
+#[tokio::test]
+async fn a_batch_across_incidents_queues_behind_an_outbox_claim_instead_of_deadlocking() {
+    let Ok(admin) = std::env::var(PG_ENV) else {
+        eprintln!("{PG_ENV} unset: PostgreSQL only");
+        return;
+    };
+    let db = TestDb::postgres(&admin).await;
+    let s = &db.store;
+    let a = s
+        .commit(new_incident("#a", vec![declared("#a", T0)]))
+        .await
+        .expect("declare a")
+        .incident;
+    let b = s
+        .commit(new_incident("#b", vec![declared("#b", T0)]))
+        .await
+        .expect("declare b")
+        .incident;
+    assert!(a < b);
+    let mut claim = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::raw_sql("BEGIN; SET LOCAL lock_timeout = '500ms'")
+        .execute(&mut claim)
+        .await
+        .expect("begin");
+    sqlx::query(COUNT_CLAIM)
+        .bind(a)
+        .execute(&mut claim)
+        .await
+        .expect("the claim takes a");
+    // Queued back to back, so that the writer takes both in one batch.
+    let on_b = s.submit(append(b, 1, vec![note("on b", after(T0, 1))]));
+    let on_a = s.submit(append(a, 1, vec![note("on a", after(T0, 1))]));
+    let writer = tokio::spawn(async move { (on_b.await, on_a.await) });
+    let mut watch = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let waiting_since = std::time::Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .expect("pg_stat_activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            waiting_since.elapsed() < std::time::Duration::from_secs(10),
+            "the batch never waited for the claim's lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    sqlx::query(COUNT_CLAIM)
+        .bind(b)
+        .execute(&mut claim)
+        .await
+        .expect("the claim takes b while the batch waits for a, holding nothing");
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut claim)
+        .await
+        .expect("commit");
+    let (on_b, on_a) = writer.await.expect("writer task");
+    assert_eq!(on_b.expect("b's note lands").seqs, vec![2]);
+    assert_eq!(on_a.expect("a's note lands").seqs, vec![2]);
+    db.finish().await;
+}
+
+/// What the outbox's claim of a status post does to its incident's row.
+const COUNT_CLAIM: &str = "UPDATE incidents SET status_claims = status_claims + 1 WHERE id = $1";
+
 // ---------------------------------------------------------------------------------------
 // Fixtures
 

@@ -8,6 +8,7 @@
 //! SQLite goes through rusqlite (the writer is a thread, reads run in place on their own
 //! connections); PostgreSQL through sqlx's native driver. The SQL text is shared (`sql.rs`).
 
+mod linger;
 mod pg_script;
 mod postgres;
 mod sql;
@@ -20,6 +21,7 @@ use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::incident::{Actor, Event, EventKind, IncidentId};
+use linger::{LINGER, Linger};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -164,6 +166,23 @@ pub struct Commit {
     /// An outbox row given up in the same transaction as the events that say so; fails with
     /// [`StoreError::LeaseLost`] when this worker no longer holds its claim.
     pub gave_up: Option<GiveUp>,
+}
+
+/// The existing incidents a batch changes, lowest id first, when there are several: the
+/// rows a PostgreSQL batch locks before anything else ([`sql::LOCK_INCIDENTS`]).
+fn incidents_to_lock<'c>(commits: impl Iterator<Item = &'c Commit>) -> Vec<IncidentId> {
+    let mut ids: Vec<IncidentId> = commits
+        .filter_map(|c| match c.target {
+            Target::Existing { id, .. } => Some(id),
+            Target::New { .. } => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() < 2 {
+        ids.clear();
+    }
+    ids
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -99,8 +99,15 @@ impl Script {
     pub(super) fn batch<'c>(
         commits: impl Iterator<Item = &'c Commit>,
     ) -> Option<(String, Vec<Committed>)> {
+        let commits: Vec<&Commit> = commits.collect();
         let mut script = Script::default();
         script.text.push_str("BEGIN;\n");
+        let locked = super::incidents_to_lock(commits.iter().copied());
+        if !locked.is_empty() {
+            let ids: Vec<String> = locked.iter().map(i64::to_string).collect();
+            let array = format!("ARRAY[{}]::BIGINT[]", ids.join(","));
+            script.push(&sql::LOCK_INCIDENTS.replace("$1", &array), &[]);
+        }
         let mut results = Vec::new();
         for commit in commits {
             results.push(script.commit(commit)?);

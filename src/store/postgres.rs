@@ -403,6 +403,8 @@ impl Pg {
                 claimed.push(decode_outbox(row)?);
             }
         }
+        // Incident rows are locked lowest id first, as a batch of the writer locks them.
+        claimed.sort_by_key(|r| (r.incident, r.id));
         for row in claimed.iter_mut().filter(|r| r.status) {
             let Some(incident) = row.incident else {
                 continue;
@@ -583,7 +585,9 @@ impl Pg {
 }
 
 /// The writer task: take every queued commit, apply each in a savepoint of one transaction,
-/// commit once, then answer each.
+/// commit once, then answer each. It does not linger for company as the SQLite writer does
+/// ([`super::Linger`]): the commit's fsync is PostgreSQL's CPU, not ours, and lingering
+/// measured no saving here at 500 commands/s.
 async fn group_commits(pool: PgPool, mut queue: mpsc::UnboundedReceiver<ToWriter>) {
     let mut conn: Option<PoolConnection<Postgres>> = None;
     let mut closing = None;
@@ -688,6 +692,26 @@ async fn run_batch_in_savepoints(c: &mut PgConnection, batch: Vec<Queued>) -> bo
     if let Err(e) = sqlx::raw_sql("BEGIN").execute(&mut *c).await {
         fail_all(batch, e.to_string());
         return false;
+    }
+    let locked = super::incidents_to_lock(batch.iter().map(|(commit, _)| commit));
+    if !locked.is_empty()
+        && let Err(e) = sqlx::query(sql::LOCK_INCIDENTS)
+            .bind(&locked)
+            .fetch_all(&mut *c)
+            .await
+    {
+        let rollback = sqlx::raw_sql("ROLLBACK").execute(&mut *c).await;
+        let healthy = rollback.is_ok() && !is_connection_error(&e);
+        // A deadlock or serialization failure is decided again, as for any concurrent change.
+        let why = e.to_string();
+        let conflict = matches!(db_error(e), StoreError::Conflict);
+        for (_, answer) in batch {
+            let _ = answer.send(Err(match conflict {
+                true => StoreError::Conflict,
+                false => StoreError::Batch(why.clone()),
+            }));
+        }
+        return healthy;
     }
     let mut applied: Vec<(oneshot::Sender<_>, Committed)> = Vec::with_capacity(batch.len());
     let mut rest = batch.into_iter();

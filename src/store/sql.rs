@@ -177,6 +177,12 @@ pub const INSERT_INCIDENT: &str = "INSERT INTO incidents (id, channel, platform,
      incident_type, title, drill, declared_at, resolved_at, final_summary_posted, last_seq) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
+/// PostgreSQL: a batch that changes several incidents locks their rows first, lowest id
+/// first, as the outbox's claim does; taken in the batch's own order, they deadlocked with
+/// it (each side held one row and waited a second for the other's).
+pub const LOCK_INCIDENTS: &str =
+    "SELECT id FROM incidents WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+
 /// Claiming the new sequence numbers first both detects a concurrent writer and, on
 /// PostgreSQL, takes the row lock that makes the next writer wait for us and then find
 /// `last_seq` moved.

@@ -25,10 +25,6 @@ use crate::incident::{Actor, Event, EventKind, IncidentId};
 const READERS: usize = 4;
 /// Jobs one transaction takes at most; the rest wait for the next.
 const MAX_BATCH: usize = 512;
-/// The longest a commit waits for others to share its fsync, and only when the previous
-/// batch held several commits and ended less than [`BUSY`] ago.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
-const BUSY: std::time::Duration = std::time::Duration::from_millis(20);
 /// Commits between two checkpoints asked of the checkpointer: see [`write_batches`].
 const CHECKPOINT_EVERY: u32 = 128;
 /// A writer's checkpoint this long is logged: every commit queued meanwhile waited for it.
@@ -334,7 +330,8 @@ struct Checkpoints {
 }
 
 /// The writer thread: take everything queued, run each job in a savepoint of one
-/// transaction, commit once, then tell every job.
+/// transaction, commit once, then tell every job; under load, sleep a moment for company
+/// before the next batch ([`super::Linger`]).
 ///
 /// Checkpoints come in two steps. The checkpointer copies the WAL back into the database on
 /// a connection of its own while commits go on (on the writer, that copy and its fsync once
@@ -350,30 +347,25 @@ fn write_batches(
     closed: &AtomicBool,
 ) {
     let mut since_checkpoint = 0;
-    let mut last_commit = std::time::Instant::now() - BUSY;
-    let mut last_batch = 0;
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        // Under concurrent load, wait a moment for more: each fsync costs the same for one
-        // commit as for a hundred. An idle writer, or one fed by a single caller who waits
-        // for each commit, commits at once.
-        let gather_until = (last_batch > 1 && last_commit.elapsed() < BUSY)
-            .then(|| std::time::Instant::now() + LINGER);
-        while batch.len() < MAX_BATCH {
-            let next = match gather_until {
-                Some(until) => queue
-                    .recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
-                    .ok(),
-                None => queue.try_recv().ok(),
-            };
-            match next {
-                Some(job) => batch.push(job),
-                None => break,
-            }
+    let mut linger = super::Linger::default();
+    let mut lingering = false;
+    loop {
+        if lingering {
+            // A sleep rather than a wait on the queue, which each arrival would wake.
+            std::thread::sleep(super::LINGER);
         }
-        last_batch = batch.len();
+        let mut batch: Vec<Box<dyn Job>> = queue.try_iter().take(MAX_BATCH).collect();
+        if batch.is_empty() {
+            let Ok(first) = queue.recv() else {
+                return;
+            };
+            batch.push(first);
+            batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+        }
+        linger.learn(lingering, batch.len());
+        lingering = linger.after_commit();
         let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = control(&conn, "BEGIN IMMEDIATE") {
             let why = e.to_string();
             for job in batch {
                 job.abandon(why.clone());
@@ -382,13 +374,13 @@ fn write_batches(
         }
         let mut finished = Vec::with_capacity(batch.len());
         for job in batch {
-            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            if let Err(e) = control(&conn, "SAVEPOINT job") {
                 job.abandon(e.to_string());
                 continue;
             }
             match job.run(&conn) {
                 Some(finish) => {
-                    let _ = conn.execute_batch("RELEASE job");
+                    let _ = control(&conn, "RELEASE job");
                     finished.push(finish);
                 }
                 None => {
@@ -396,11 +388,10 @@ fn write_batches(
                 }
             }
         }
-        let outcome = conn.execute_batch("COMMIT").map_err(|e| {
+        let outcome = control(&conn, "COMMIT").map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             e.to_string()
         });
-        last_commit = std::time::Instant::now();
         if closed.load(Ordering::Acquire) {
             // A reader still in a long read gives way to the stop rather than hold it up.
             let _ = conn.busy_timeout(std::time::Duration::from_millis(200));
@@ -430,6 +421,12 @@ fn write_batches(
             since_checkpoint = 0;
         }
     }
+}
+
+/// A transaction statement, prepared once: it runs several times per batch, and preparing
+/// it each time cost more than the rest of the writer's own work.
+fn control(conn: &Connection, statement: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(statement)?.execute([]).map(|_| ())
 }
 
 /// The checkpointer thread: a passive checkpoint when the writer asks, and each second; it
