@@ -147,9 +147,14 @@ fn replica_name() -> String {
 /// What the process remembers between commands; the store stays the truth.
 #[derive(Default)]
 pub struct Memo {
-    /// Folded incidents by id, brought up to date from the store on each use (only the events
-    /// after the remembered sequence number are read), so another writer is never missed.
+    /// Folded incidents by id, as last decided here. A command decides on one as it is; its
+    /// commit's sequence check, or a read of the events after it before an answer given from
+    /// it, makes sure another writer is never missed (see [`Trust`]).
     states: std::sync::Mutex<std::collections::HashMap<IncidentId, Incident>>,
+    /// Each incident as it last stood in the store (read, or a commit landed), unlike
+    /// `states`, which may lead by commits still in flight: when one of those fails, what it
+    /// was built on is gone, and the next use starts from here instead of the whole timeline.
+    durable: std::sync::Mutex<std::collections::HashMap<IncidentId, Incident>>,
     /// One command at a time per channel in this process: concurrent commands would only
     /// collide on the incident's sequence number and retry.
     channels: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -235,11 +240,31 @@ impl Memo {
     }
 
     fn remember(&self, state: &Incident) {
-        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        // Never go back to an older view (two tasks may race to remember).
-        if states.get(&state.id).is_none_or(|s| s.seq < state.seq) {
-            states.insert(state.id, state.clone());
-        }
+        newest(&self.states, state);
+    }
+
+    /// `state` is in the store.
+    fn confirm(&self, state: &Incident) {
+        newest(&self.durable, state);
+    }
+
+    fn durable(&self, id: IncidentId) -> Option<Incident> {
+        self.durable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+}
+
+/// Keep `state` unless a newer view is kept already (two tasks may race to remember).
+fn newest(
+    kept: &std::sync::Mutex<std::collections::HashMap<IncidentId, Incident>>,
+    state: &Incident,
+) {
+    let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+    if kept.get(&state.id).is_none_or(|s| s.seq < state.seq) {
+        kept.insert(state.id, state.clone());
     }
 }
 
@@ -368,6 +393,7 @@ impl App {
         let state = Incident::fold(&events);
         if let Some(s) = &state {
             self.memo.remember(s);
+            self.memo.confirm(s);
         }
         Ok((events, state))
     }
@@ -375,15 +401,19 @@ impl App {
     /// The channel's open incident as it stands. The remembered id saves the lookup while
     /// its timeline still says open; once it says resolved (here or on another replica) the
     /// store is asked which incident, if any, is open now.
-    async fn open_incident(&self, channel: &str) -> Result<Option<Incident>, AppError> {
+    async fn open_incident(
+        &self,
+        channel: &str,
+        trust: Trust,
+    ) -> Result<Option<Incident>, AppError> {
         if let Some(id) = self.memo.open_in(channel)
-            && let Some(state) = self.state(id).await?
+            && let Some(state) = self.state_as(id, trust).await?
             && state.is_open()
         {
             return Ok(Some(state));
         }
         let open = match self.store.open_incident_in(channel).await? {
-            Some(id) => self.state(id).await?,
+            Some(id) => self.state_as(id, trust).await?,
             None => None,
         };
         self.memo.set_open(channel, open.as_ref().map(|s| s.id));
@@ -401,19 +431,34 @@ impl App {
         self.state(active.id).await
     }
 
+    /// The incident as remembered, without asking the store for anything newer, when `trust`
+    /// allows; otherwise as it stands.
+    async fn state_as(&self, id: IncidentId, trust: Trust) -> Result<Option<Incident>, AppError> {
+        match (trust, self.memo.state(id)) {
+            (Trust::Remembered, Some(state)) => Ok(Some(state)),
+            _ => self.state(id).await,
+        }
+    }
+
     /// The incident as it stands: the remembered fold plus the events stored since.
     async fn state(&self, id: IncidentId) -> Result<Option<Incident>, AppError> {
-        let Some(mut state) = self.memo.state(id) else {
-            return Ok(self.load(id).await?.1);
+        let (mut state, in_store) = match self.memo.state(id) {
+            Some(state) => (state, false),
+            None => match self.memo.durable(id) {
+                Some(state) => (state, true),
+                None => return Ok(self.load(id).await?.1),
+            },
         };
         let newer = self.store.events_after(id, state.seq).await?;
-        if newer.is_empty() {
-            return Ok(Some(state));
-        }
         for event in &newer {
             state.apply(event);
         }
-        self.memo.remember(&state);
+        if in_store || !newer.is_empty() {
+            self.memo.remember(&state);
+        }
+        if in_store && !newer.is_empty() {
+            self.memo.confirm(&state);
+        }
         Ok(Some(state))
     }
 
@@ -468,6 +513,7 @@ impl App {
         }
         let lock = self.memo.channel(channel);
         let mut key = key;
+        let mut trust = Trust::Remembered;
         for _ in 0..MAX_ATTEMPTS {
             // The channel's turn lasts until the decision is queued for the writer, not until
             // it is durable: the next command of the channel is decided on top of it and
@@ -479,7 +525,19 @@ impl App {
                 drop(first.lock().await);
                 turn = lock.lock().await;
             }
-            let step = self.attempt(channel, caller, cmd, key).await;
+            let (step, basis) = match self.attempt(channel, caller, cmd, key, trust).await {
+                Ok((step, basis)) => (Ok(step), basis),
+                Err(e) => (Err(e), None),
+            };
+            // An answer from what is remembered is given only once the store has nothing
+            // newer; a commit checks that itself, by its expected sequence number.
+            if let (Ok(Step::Done(_) | Step::Viewed(_)), Some((id, seq))) = (&step, basis)
+                && trust == Trust::Remembered
+                && !self.store.events_after(id, seq).await?.is_empty()
+            {
+                trust = Trust::Read;
+                continue;
+            }
             // A redelivery that is decided again and queued fails on its key at commit
             // (`Duplicate` below); one refused or answered from state is told here.
             if let (Ok(Step::Done(_)), Some(k)) = (&step, key)
@@ -508,7 +566,7 @@ impl App {
                 Err(e) => Err(e),
             };
             match outcome {
-                Err(AppError::Store(StoreError::Conflict)) => continue,
+                Err(AppError::Store(StoreError::Conflict)) => trust = Trust::Read,
                 Err(AppError::Store(StoreError::Duplicate(_))) if key.is_some() => {
                     return Ok(Reply::Private(ALREADY_HANDLED.into()));
                 }
@@ -530,15 +588,17 @@ impl App {
         Err(AppError::Contention)
     }
 
+    /// One try at a command, on state as far as `trust` allows; with the state it was decided
+    /// on (incident and sequence number), to check an answer given from it.
     async fn attempt(
         &self,
         channel: &str,
         caller: &Caller,
         cmd: &Command,
         key: Option<&str>,
-    ) -> Result<Step, AppError> {
-        let now = self.clock.now();
-        let open = self.open_incident(channel).await?;
+        trust: Trust,
+    ) -> Result<(Step, Option<(IncidentId, i64)>), AppError> {
+        let open = self.open_incident(channel, trust).await?;
         let shown = match (open.as_ref().map(|s| s.id), cmd) {
             (None, Command::Timeline | Command::TimelineExport(_) | Command::Comms(_)) => {
                 self.store.latest_incident_in(channel).await?
@@ -548,11 +608,29 @@ impl App {
         let (events, state) = match (shown, cmd) {
             (Some(id), Command::Timeline) => self.load(id).await?,
             (Some(id), _) if open.as_ref().is_some_and(|s| s.id == id) => (Vec::new(), open),
-            (Some(id), _) => (Vec::new(), self.state(id).await?),
+            (Some(id), _) => (Vec::new(), self.state_as(id, trust).await?),
             (None, _) => (Vec::new(), None),
         };
+        let basis = state.as_ref().map(|s| (s.id, s.seq));
+        let step = self
+            .decide_step(channel, caller, cmd, key, state, &events)
+            .await?;
+        Ok((step, basis))
+    }
+
+    /// `cmd` decided on `state`: answered from it, refused, or queued for the writer.
+    async fn decide_step(
+        &self,
+        channel: &str,
+        caller: &Caller,
+        cmd: &Command,
+        key: Option<&str>,
+        state: Option<Incident>,
+        events: &[Event],
+    ) -> Result<Step, AppError> {
+        let now = self.clock.now();
         let render = self.render(now);
-        if let Some(view) = self.view(cmd, state.as_ref(), &events, &render).await {
+        if let Some(view) = self.view(cmd, state.as_ref(), events, &render).await {
             return Ok(Step::Viewed(view));
         }
         let state = state.filter(|s| s.is_open() || matches!(cmd, Command::Comms(_)));
@@ -1443,6 +1521,17 @@ struct Alongside<'a> {
     gave_up: Option<GiveUp>,
 }
 
+/// What a command is decided on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trust {
+    /// What is remembered, without asking the store for anything newer: that read cost a
+    /// PostgreSQL command a round trip of its own. A commit decided on it is checked by its
+    /// expected sequence number; an answer given from it is checked before it goes out.
+    Remembered,
+    /// What is remembered plus what the store holds after it.
+    Read,
+}
+
 enum Attempt {
     Done(Reply),
     /// The command opened a drill incident first; decide it again.
@@ -1471,13 +1560,15 @@ struct Queued {
 
 impl Queued {
     /// Wait until the commit is durable. If it failed, what was remembered on top of it is
-    /// dropped: anything decided on it fails its sequence check and is decided again.
+    /// dropped: anything decided on it fails its sequence check and is decided again, from
+    /// the incident as it last stood in the store.
     async fn landed(self, app: &App) -> Result<(Incident, Vec<Event>), AppError> {
         match self.durable.await {
             Ok(_) => {
                 if self.has_posts {
                     app.outbox_ready.notify_one();
                 }
+                app.memo.confirm(&self.after);
                 Ok((self.after, self.stored))
             }
             Err(e) => {

@@ -242,6 +242,61 @@ async fn a_replica_sees_what_the_other_posted_on_its_next_pass() {
     assert_eq!(kinds(&first, "update_posted").await, 1);
 }
 
+/// A replica decides a command on the incident as it remembers it, without a read. What it
+/// answers from that memory (a view, a refusal) is checked against the store first, and a
+/// change it commits is checked by its sequence number: neither misses what the other
+/// replica did meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_replica_remembers_never_hides_the_other_replicas_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (database, _pg) = shared_database(dir.path()).await;
+    let clock = ManualClock::new(t0());
+    let first = engine(dir.path(), &database, &clock).await;
+    let second = engine(dir.path(), &database, &clock).await;
+    let alice = operator("alice");
+    first
+        .handle("ops", &alice, "/dr declare sev2 data orders wiped")
+        .await
+        .unwrap();
+    let seen = second.handle("ops", &alice, "/dr status").await.unwrap();
+    assert!(seen.text().contains("SEV2"), "{seen:?}");
+
+    first
+        .handle("ops", &alice, "/dr severity sev1")
+        .await
+        .unwrap();
+    let status = second.handle("ops", &alice, "/dr status").await.unwrap();
+    assert!(status.text().contains("SEV1"), "{status:?}");
+
+    first
+        .handle("ops", &alice, "/dr note from the first")
+        .await
+        .unwrap();
+    let noted = second
+        .handle("ops", &alice, "/dr note from the second")
+        .await
+        .unwrap();
+    assert!(noted.text().contains("from the second"), "{noted:?}");
+    let id = first
+        .store
+        .latest_incident_in("ops")
+        .await
+        .unwrap()
+        .unwrap();
+    let notes: Vec<String> = first
+        .store
+        .events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::NoteAdded { text } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notes, ["from the first", "from the second"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_during_a_restore_leaves_the_watch_to_the_other() {
     let dir = tempfile::tempdir().unwrap();
