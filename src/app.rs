@@ -150,11 +150,11 @@ pub struct Memo {
     /// Folded incidents by id, as last decided here. A command decides on one as it is; its
     /// commit's sequence check, or a read of the events after it before an answer given from
     /// it, makes sure another writer is never missed (see [`Trust`]).
-    states: std::sync::Mutex<std::collections::HashMap<IncidentId, Incident>>,
+    states: Folds,
     /// Each incident as it last stood in the store (read, or a commit landed), unlike
     /// `states`, which may lead by commits still in flight: when one of those fails, what it
     /// was built on is gone, and the next use starts from here instead of the whole timeline.
-    durable: std::sync::Mutex<std::collections::HashMap<IncidentId, Incident>>,
+    durable: Folds,
     /// One command at a time per channel in this process: concurrent commands would only
     /// collide on the incident's sequence number and retry.
     channels: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -203,11 +203,7 @@ impl Memo {
     }
 
     fn state(&self, id: IncidentId) -> Option<Incident> {
-        self.states
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned()
+        kept(&self.states, id)
     }
 
     /// Drop what is remembered of an incident (a commit built on it failed): the next use
@@ -249,20 +245,23 @@ impl Memo {
     }
 
     fn durable(&self, id: IncidentId) -> Option<Incident> {
-        self.durable
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned()
+        kept(&self.durable, id)
     }
 }
 
+type Folds = std::sync::Mutex<std::collections::HashMap<IncidentId, Incident>>;
+
+fn kept(folds: &Folds, id: IncidentId) -> Option<Incident> {
+    folds
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .cloned()
+}
+
 /// Keep `state` unless a newer view is kept already (two tasks may race to remember).
-fn newest(
-    kept: &std::sync::Mutex<std::collections::HashMap<IncidentId, Incident>>,
-    state: &Incident,
-) {
-    let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+fn newest(folds: &Folds, state: &Incident) {
+    let mut kept = folds.lock().unwrap_or_else(|e| e.into_inner());
     if kept.get(&state.id).is_none_or(|s| s.seq < state.seq) {
         kept.insert(state.id, state.clone());
     }
