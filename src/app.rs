@@ -524,19 +524,17 @@ impl App {
                 drop(first.lock().await);
                 turn = lock.lock().await;
             }
-            let (step, basis) = match self.attempt(channel, caller, cmd, key, trust).await {
-                Ok((step, basis)) => (Ok(step), basis),
-                Err(e) => (Err(e), None),
-            };
+            let attempted = self.attempt(channel, caller, cmd, key, trust).await;
             // An answer from what is remembered is given only once the store has nothing
             // newer; a commit checks that itself, by its expected sequence number.
-            if let (Ok(Step::Done(_) | Step::Viewed(_)), Some((id, seq))) = (&step, basis)
+            if let Ok((Step::Done(_) | Step::Viewed(_), Some((id, seq)))) = &attempted
                 && trust == Trust::Remembered
-                && !self.store.events_after(id, seq).await?.is_empty()
+                && !self.store.events_after(*id, *seq).await?.is_empty()
             {
                 trust = Trust::Read;
                 continue;
             }
+            let step = attempted.map(|(step, _)| step);
             // A redelivery that is decided again and queued fails on its key at commit
             // (`Duplicate` below); one refused or answered from state is told here.
             if let (Ok(Step::Done(_)), Some(k)) = (&step, key)
