@@ -396,7 +396,18 @@ async fn a_status_edit_that_keeps_failing_holds_back_no_post_and_is_given_up() {
             .then_some(())
     })
     .await;
-    let edits = api.calls_to("chat.update").len();
+    // The cadence may move on meanwhile: a status that changes after the give-up is a new
+    // post with attempts of its own, so edits are counted up to its first.
+    let texts: Vec<String> = api
+        .calls_to("chat.update")
+        .iter()
+        .map(|c| c.body["text"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let newest = texts.iter().position(|t| Some(t) == texts.last());
+    let edits = match newest {
+        Some(first) if first >= 10 => first,
+        _ => texts.len(),
+    };
     assert!(edits <= 10, "{edits} edits: the bound is 10 attempts");
     let notice = bot
         .until("the notice in the channel", async || {
