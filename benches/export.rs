@@ -24,7 +24,7 @@ use drbot::incident::{
     Actor, EventKind, IncidentId, OperationKind, OperationSpec, Outcome, Plan, RecoveryWindow,
 };
 use drbot::sop::Runbook;
-use drbot::store::{Commit, NewEvent, Projection, Store, Target};
+use drbot::store::{Chain, Commit, NewEvent, Projection, Store, Target};
 use futures_util::StreamExt;
 
 const EVENTS: usize = 100_000;
@@ -430,6 +430,7 @@ async fn fill(store: &Store) -> IncidentId {
                 },
                 request_key: None,
                 gave_up: None,
+                chain: Chain::root(),
             })
             .await
             .expect("commit a batch");

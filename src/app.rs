@@ -23,11 +23,12 @@ use crate::incident::decide::{
     Caller, Ctx, Draft, Facts, Policy, Refusal, decide, draft_operation,
 };
 use crate::incident::messages::{self, Render};
+use crate::incident::state::Pending;
 use crate::incident::{Actor, Event, EventKind, Incident, IncidentId, OperationSpec, Outcome};
 use crate::sop::Runbook;
 use crate::store::{
-    ActiveIncident, Commit, GiveUp, NewEvent, NewPost, OperationChange, OutboxRow, Projection,
-    Store, StoreError, Target,
+    ActiveIncident, Chain, Commit, GiveUp, NewEvent, NewPost, OperationChange, OutboxRow,
+    Projection, Store, StoreError, Target,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -239,9 +240,20 @@ impl Memo {
         newest(&self.states, state);
     }
 
-    /// `state` is in the store.
+    /// `state` is in the store: what is decided on it needs only the sequence check.
     fn confirm(&self, state: &Incident) {
-        newest(&self.durable, state);
+        let mut stored = state.clone();
+        stored.pending = Pending(None);
+        newest(&self.durable, &stored);
+        let Some(landed) = state.pending.0 else {
+            return;
+        };
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kept) = states.get_mut(&state.id)
+            && kept.pending.0 == Some(landed)
+        {
+            kept.pending = Pending(None);
+        }
     }
 
     fn durable(&self, id: IncidentId) -> Option<Incident> {
@@ -882,6 +894,7 @@ impl App {
         let before_status = before
             .as_ref()
             .map(|s| messages::Post::status(s, &render).text);
+        let chain = Chain::on(before.as_ref().and_then(|s| s.pending.0));
         let mut state = before;
         let mut stored = Vec::new();
         let mut new_events = Vec::new();
@@ -954,11 +967,12 @@ impl App {
             });
             stored.push(event);
         }
-        let Some(after) = state else {
+        let Some(mut after) = state else {
             return Err(AppError::Store(StoreError::Corrupt(
                 "an incident must start with its declaration".into(),
             )));
         };
+        after.pending = Pending(Some(chain.token));
         // The pinned status message follows every change it shows (a note changes nothing
         // there); the outbox sends only the newest of several pending.
         let status = messages::Post::status(&after, &render);
@@ -979,6 +993,7 @@ impl App {
             projection: projection(&after),
             request_key: request_key.map(str::to_owned),
             gave_up,
+            chain,
         });
         self.memo.remember(&after);
         Ok(Queued {

@@ -1870,7 +1870,7 @@ mod tests {
     }
 
     async fn store_with(events: &[Event]) -> (tempfile::TempDir, Store, IncidentId) {
-        use crate::store::{Commit, NewEvent, Projection, Target};
+        use crate::store::{Chain, Commit, NewEvent, Projection, Target};
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("export.db").display());
         let store = Store::connect(&url).await.unwrap();
@@ -1907,6 +1907,7 @@ mod tests {
                     projection: projection.clone(),
                     request_key: None,
                     gave_up: None,
+                    chain: Chain::root(),
                 })
                 .await
                 .unwrap();

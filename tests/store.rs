@@ -8,7 +8,7 @@ use drbot::incident::{
     RecoveryWindow,
 };
 use drbot::store::{
-    Backend, Commit, GiveUp, NewEvent, NewPost, OperationChange, OperationRow, OutboxRow,
+    Backend, Chain, Commit, GiveUp, NewEvent, NewPost, OperationChange, OperationRow, OutboxRow,
     Projection, Store, StoreError, Target,
 };
 use futures_util::StreamExt;
@@ -124,6 +124,7 @@ on_every_backend!(
     reopening_keeps_everything,
     corrupt_payload_is_reported,
     queued_commits_land_in_order_and_a_refused_one_writes_nothing,
+    a_commit_built_on_a_refused_one_is_refused_where_another_writer_filled_its_place,
     a_notice_key_posts_once_outside_any_incident,
     drill_incidents_are_listed,
     a_sole_process_sees_every_append_after_a_sequence_number,
@@ -377,6 +378,7 @@ fn new_incident(channel: &str, events: Vec<NewEvent>) -> Commit {
         projection: projection(),
         request_key: None,
         gave_up: None,
+        chain: Chain::root(),
     }
 }
 
@@ -389,6 +391,7 @@ fn append(id: IncidentId, expected_seq: i64, events: Vec<NewEvent>) -> Commit {
         projection: projection(),
         request_key: None,
         gave_up: None,
+        chain: Chain::root(),
     }
 }
 
@@ -761,6 +764,38 @@ mod checks {
             0,
             "nothing of the refused one"
         );
+    }
+
+    /// A decision made on a commit still in flight is refused when that commit is, even
+    /// though another writer's events took the commit's place and the sequence number the
+    /// decision expects is there.
+    pub async fn a_commit_built_on_a_refused_one_is_refused_where_another_writer_filled_its_place(
+        db: &mut TestDb,
+    ) {
+        let s = &db.store;
+        let id = s
+            .commit(new_incident("#c", vec![declared("#c", T0)]))
+            .await
+            .expect("commit")
+            .incident;
+        // Another replica's note lands at seq 2 first; ours, expecting seq 1, is refused.
+        let theirs = s.submit(append(id, 1, vec![note("theirs", after(T0, 1))]));
+        let mine = append(id, 1, vec![note("mine", after(T0, 2))]);
+        let mine_chain = mine.chain;
+        let refused = s.submit(mine);
+        let mut on_mine = append(id, 2, vec![note("on mine", after(T0, 3))]);
+        on_mine.chain = Chain::on(Some(mine_chain.token));
+        let built_on_refused = s.submit(on_mine);
+        assert_eq!(theirs.await.expect("theirs").seqs, vec![2]);
+        assert!(matches!(refused.await, Err(StoreError::Conflict)));
+        match built_on_refused.await {
+            Err(StoreError::Conflict) => {}
+            other => panic!("landed on events it was not decided on: {other:?}"),
+        }
+        // Decided again on what the store holds, it lands.
+        let again = s.commit(append(id, 2, vec![note("on theirs", after(T0, 3))]));
+        assert_eq!(again.await.expect("again").seqs, vec![3]);
+        assert_eq!(s.events(id).await.expect("events").len(), 3);
     }
 
     pub async fn stale_expected_seq_conflicts_and_writes_nothing(db: &mut TestDb) {

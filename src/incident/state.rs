@@ -121,6 +121,21 @@ pub struct Incident {
     pub comms: crate::comms::CommsLog,
     /// Sequence number of the last event folded in.
     pub seq: i64,
+    /// Not a fact of the incident: which of this process's commits the state includes
+    /// while that commit may not be stored yet.
+    pub pending: Pending,
+}
+
+/// The newest commit (by its process-wide token) a state was built on that may not be in the
+/// store; `None` for a state folded from stored events. A commit decided on such a state lands
+/// only if that commit did (`store::Chain`). Never part of the comparison of two states.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pending(pub Option<u64>);
+
+impl PartialEq for Pending {
+    fn eq(&self, _: &Pending) -> bool {
+        true
+    }
 }
 
 /// Changes kept for the next automatic update; older ones are summarised by count.
@@ -169,6 +184,7 @@ impl Incident {
             tabletop: None,
             comms: Default::default(),
             seq: event.seq,
+            pending: Pending(None),
         })
     }
 

@@ -166,6 +166,97 @@ pub struct Commit {
     /// An outbox row given up in the same transaction as the events that say so; fails with
     /// [`StoreError::LeaseLost`] when this worker no longer holds its claim.
     pub gave_up: Option<GiveUp>,
+    pub chain: Chain,
+}
+
+/// A commit's place among this process's commits: its own token, and the commit, possibly
+/// still in flight, whose outcome it was decided on ([`Chains`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
+    pub token: u64,
+    pub builds_on: Option<u64>,
+}
+
+impl Chain {
+    /// A commit decided on what the store holds.
+    pub fn root() -> Chain {
+        Chain::on(None)
+    }
+
+    /// A commit decided on the outcome of `builds_on` (when it is `Some`).
+    pub fn on(builds_on: Option<u64>) -> Chain {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Chain {
+            token: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            builds_on,
+        }
+    }
+}
+
+/// The commit of this process that last landed on each incident, kept by the writer: a
+/// commit decided on another one lands only if that one did. The sequence check alone is
+/// not enough. When the first failed because another replica appended to the incident, the
+/// sequence number may have come out just where the second expects it, and the second would
+/// land on events it was not decided on.
+#[derive(Default)]
+struct Chains {
+    landed: std::collections::HashMap<IncidentId, u64>,
+}
+
+impl Chains {
+    fn admits(&self, commit: &Commit) -> bool {
+        match (commit.chain.builds_on, &commit.target) {
+            (Some(on), Target::Existing { id, .. }) => self.landed.get(id) == Some(&on),
+            _ => true,
+        }
+    }
+
+    /// The commit with `token` landed on incident `id` (in a transaction still open: a
+    /// failed one is followed by [`Chains::reset`]).
+    fn land(&mut self, (id, token): (IncidentId, u64)) {
+        self.landed.insert(id, token);
+    }
+
+    /// Admit and land every commit in order, as if each will land; `None`, changing nothing,
+    /// when one would not be admitted. The undo log puts back what was there before.
+    fn land_all<'c>(
+        &mut self,
+        commits: impl Iterator<Item = &'c Commit>,
+    ) -> Option<Vec<(IncidentId, Option<u64>)>> {
+        let mut undo = Vec::new();
+        for commit in commits {
+            if !self.admits(commit) {
+                self.undo(undo);
+                return None;
+            }
+            let id = commit.target.id();
+            undo.push((id, self.landed.insert(id, commit.chain.token)));
+        }
+        Some(undo)
+    }
+
+    fn undo(&mut self, undo: Vec<(IncidentId, Option<u64>)>) {
+        for (id, was) in undo.into_iter().rev() {
+            match was {
+                Some(token) => self.landed.insert(id, token),
+                None => self.landed.remove(&id),
+            };
+        }
+    }
+
+    /// A transaction failed after its commits were applied: every chain starts over, so a
+    /// commit decided on one of them is refused and decided again.
+    fn reset(&mut self) {
+        self.landed.clear();
+    }
+}
+
+impl Target {
+    pub fn id(&self) -> IncidentId {
+        match self {
+            Target::Existing { id, .. } | Target::New { id, .. } => *id,
+        }
+    }
 }
 
 /// The existing incidents a batch changes, lowest id first, when there are several: the

@@ -126,6 +126,7 @@ impl Script {
             projection: p,
             request_key,
             gave_up,
+            chain: _,
         } = commit;
         refuse_nul(target, events, posts, p, request_key.as_deref()).ok()?;
         let count = i64::try_from(events.len()).ok()?;

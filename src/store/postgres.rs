@@ -590,6 +590,7 @@ impl Pg {
 /// measured no saving here at 500 commands/s.
 async fn group_commits(pool: PgPool, mut queue: mpsc::UnboundedReceiver<ToWriter>) {
     let mut conn: Option<PoolConnection<Postgres>> = None;
+    let mut chains = super::Chains::default();
     let mut closing = None;
     while closing.is_none() {
         let Some(first) = queue.recv().await else {
@@ -625,7 +626,7 @@ async fn group_commits(pool: PgPool, mut queue: mpsc::UnboundedReceiver<ToWriter
                 }
             },
         };
-        if !run_batch(c, batch).await {
+        if !run_batch(c, batch, &mut chains).await {
             // The connection may be broken: the next batch takes a fresh one.
             conn = None;
         }
@@ -648,10 +649,13 @@ async fn writer_connection(pool: &PgPool) -> Result<PoolConnection<Postgres>, sq
 }
 
 /// `false` when the connection itself failed.
-async fn run_batch(c: &mut PgConnection, batch: Vec<Queued>) -> bool {
-    // One round trip for the whole batch; on any error, the savepoint path below finds out
-    // which commit it was and answers each with its own outcome.
-    if let Some((script, results)) = Script::batch(batch.iter().map(|(commit, _)| commit)) {
+async fn run_batch(c: &mut PgConnection, batch: Vec<Queued>, chains: &mut super::Chains) -> bool {
+    // One round trip for the whole batch, when each commit's chain admits it; on any error,
+    // the savepoint path below finds out which commit it was and answers each with its own
+    // outcome.
+    if let Some((script, results)) = Script::batch(batch.iter().map(|(commit, _)| commit))
+        && let Some(undo) = chains.land_all(batch.iter().map(|(commit, _)| commit))
+    {
         match sqlx::raw_sql(AssertSqlSafe(script)).execute(&mut *c).await {
             Ok(_) => {
                 for ((_, answer), done) in batch.into_iter().zip(results) {
@@ -661,6 +665,7 @@ async fn run_batch(c: &mut PgConnection, batch: Vec<Queued>) -> bool {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "batch script refused; running it commit by commit");
+                chains.undo(undo);
                 // The script's transaction is aborted (or was never begun): end it.
                 let rollback = sqlx::raw_sql("ROLLBACK").execute(&mut *c).await;
                 if rollback.is_err() || is_connection_error(&e) {
@@ -673,7 +678,7 @@ async fn run_batch(c: &mut PgConnection, batch: Vec<Queued>) -> bool {
             }
         }
     }
-    run_batch_in_savepoints(c, batch).await
+    run_batch_in_savepoints(c, batch, chains).await
 }
 
 /// Whether `e` leaves the connection itself in doubt (as opposed to a refused statement).
@@ -683,7 +688,11 @@ fn is_connection_error(e: &sqlx::Error) -> bool {
 
 /// Each commit in its own savepoint of one transaction, so a refused one writes nothing and
 /// gets its own error while the others land.
-async fn run_batch_in_savepoints(c: &mut PgConnection, batch: Vec<Queued>) -> bool {
+async fn run_batch_in_savepoints(
+    c: &mut PgConnection,
+    batch: Vec<Queued>,
+    chains: &mut super::Chains,
+) -> bool {
     let fail_all = |batch: Vec<Queued>, why: String| {
         for (_, answer) in batch {
             let _ = answer.send(Err(StoreError::Batch(why.clone())));
@@ -716,10 +725,15 @@ async fn run_batch_in_savepoints(c: &mut PgConnection, batch: Vec<Queued>) -> bo
     let mut applied: Vec<(oneshot::Sender<_>, Committed)> = Vec::with_capacity(batch.len());
     let mut rest = batch.into_iter();
     while let Some((commit, answer)) = rest.next() {
+        if !chains.admits(&commit) {
+            let _ = answer.send(Err(StoreError::Conflict));
+            continue;
+        }
         if let Err(e) = sqlx::raw_sql("SAVEPOINT one").execute(&mut *c).await {
             // The transaction is unusable: nothing of this batch is kept.
             let why = e.to_string();
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *c).await;
+            chains.reset();
             let _ = answer.send(Err(StoreError::Batch(why.clone())));
             for (answer, _) in applied {
                 let _ = answer.send(Err(StoreError::Batch(why.clone())));
@@ -727,11 +741,13 @@ async fn run_batch_in_savepoints(c: &mut PgConnection, batch: Vec<Queued>) -> bo
             fail_all(rest.collect(), why);
             return false;
         }
+        let chain = (commit.target.id(), commit.chain.token);
         match apply(c, commit).await {
             Ok(done) => {
                 let _ = sqlx::raw_sql("RELEASE SAVEPOINT one")
                     .execute(&mut *c)
                     .await;
+                chains.land(chain);
                 applied.push((answer, done));
             }
             Err(e) => {
@@ -744,6 +760,9 @@ async fn run_batch_in_savepoints(c: &mut PgConnection, batch: Vec<Queued>) -> bo
     }
     let outcome = sqlx::raw_sql("COMMIT").execute(&mut *c).await;
     let ok = outcome.is_ok();
+    if !ok {
+        chains.reset();
+    }
     let why = outcome.err().map(|e| e.to_string());
     for (answer, done) in applied {
         let _ = answer.send(match &why {
@@ -764,6 +783,7 @@ async fn apply(c: &mut PgConnection, commit: Commit) -> Result<Committed, StoreE
         projection: p,
         request_key,
         gave_up,
+        chain: _,
     } = commit;
     refuse_nul(&target, &events, &posts, &p, request_key.as_deref())?;
     let count = i64::try_from(events.len())

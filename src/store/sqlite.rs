@@ -82,6 +82,9 @@ pub(super) struct Lite {
     readers: Arc<Readers>,
     closed: Arc<AtomicBool>,
     appended: Arc<Appended>,
+    /// Used on the writer thread only; shared with its loop, which starts every chain over
+    /// when a batch's transaction fails.
+    chains: Arc<Mutex<super::Chains>>,
 }
 
 /// Each incident's last sequence number as this process's writer left it, once the process
@@ -222,9 +225,19 @@ impl Lite {
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let closed = Arc::<AtomicBool>::default();
         let writer_sees = closed.clone();
+        let chains = Arc::<Mutex<super::Chains>>::default();
+        let writer_chains = chains.clone();
         std::thread::Builder::new()
             .name("drbot-sqlite-writer".into())
-            .spawn(move || write_batches(&writer, &queue, checkpoints.as_ref(), &writer_sees))
+            .spawn(move || {
+                let batches = Batches {
+                    queue: &queue,
+                    checkpoints: checkpoints.as_ref(),
+                    closed: &writer_sees,
+                    chains: &writer_chains,
+                };
+                write_batches(&writer, batches)
+            })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Lite {
             jobs,
@@ -234,6 +247,7 @@ impl Lite {
             }),
             closed,
             appended: Arc::default(),
+            chains,
         })
     }
 
@@ -329,6 +343,14 @@ struct Checkpoints {
     copied: Arc<AtomicBool>,
 }
 
+/// What the writer thread works from, besides its connection.
+struct Batches<'w> {
+    queue: &'w mpsc::Receiver<Box<dyn Job>>,
+    checkpoints: Option<&'w Checkpoints>,
+    closed: &'w AtomicBool,
+    chains: &'w Mutex<super::Chains>,
+}
+
 /// The writer thread: take everything queued, run each job in a savepoint of one
 /// transaction, commit once, then tell every job; under load, sleep a moment for company
 /// before the next batch ([`super::Linger`]).
@@ -340,12 +362,13 @@ struct Checkpoints {
 /// for 1 750 notes), and each commit extended the file. So once it has copied, the writer,
 /// between two batches, copies the few frames committed meanwhile; the WAL is then all in
 /// the database, and the next commit writes it from its start again.
-fn write_batches(
-    conn: &Mutex<Connection>,
-    queue: &mpsc::Receiver<Box<dyn Job>>,
-    checkpoints: Option<&Checkpoints>,
-    closed: &AtomicBool,
-) {
+fn write_batches(conn: &Mutex<Connection>, batches: Batches<'_>) {
+    let Batches {
+        queue,
+        checkpoints,
+        closed,
+        chains,
+    } = batches;
     let mut since_checkpoint = 0;
     let mut linger = super::Linger::default();
     let mut lingering = false;
@@ -390,6 +413,7 @@ fn write_batches(
         }
         let outcome = control(&conn, "COMMIT").map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
+            chains.lock().unwrap_or_else(|e| e.into_inner()).reset();
             e.to_string()
         });
         if closed.load(Ordering::Acquire) {
@@ -704,8 +728,15 @@ impl Lite {
         commit: Commit,
     ) -> impl Future<Output = Result<Committed, StoreError>> + use<> {
         let appended = self.appended.clone();
+        let chains = self.chains.clone();
         self.write(move |c| {
+            let mut chains = chains.lock().unwrap_or_else(|e| e.into_inner());
+            if !chains.admits(&commit) {
+                return Err(StoreError::Conflict);
+            }
+            let chain = (commit.target.id(), commit.chain.token);
             let done = apply(c, commit)?;
+            chains.land(chain);
             if let Some(last) = done.seqs.last() {
                 appended.record(done.incident, *last);
             }
@@ -1059,6 +1090,7 @@ fn apply(c: &Connection, commit: Commit) -> Result<Committed, StoreError> {
         projection: p,
         request_key,
         gave_up,
+        chain: _,
     } = commit;
     refuse_nul(&target, &events, &posts, &p, request_key.as_deref())?;
     let count = i64::try_from(events.len())
