@@ -237,14 +237,12 @@ impl Memo {
     }
 
     fn remember(&self, state: &Incident) {
-        newest(&self.states, state);
+        newest(&self.states, state, state.pending);
     }
 
     /// `state` is in the store: what is decided on it needs only the sequence check.
     fn confirm(&self, state: &Incident) {
-        let mut stored = state.clone();
-        stored.pending = Pending(None);
-        newest(&self.durable, &stored);
+        newest(&self.durable, state, Pending(None));
         let Some(landed) = state.pending.0 else {
             return;
         };
@@ -271,11 +269,18 @@ fn kept(folds: &Folds, id: IncidentId) -> Option<Incident> {
         .cloned()
 }
 
-/// Keep `state` unless a newer view is kept already (two tasks may race to remember).
-fn newest(folds: &Folds, state: &Incident) {
+/// Keep `state`, as `pending`, unless a newer view is kept already (two tasks may race to
+/// remember).
+fn newest(folds: &Folds, state: &Incident, pending: Pending) {
     let mut kept = folds.lock().unwrap_or_else(|e| e.into_inner());
     if kept.get(&state.id).is_none_or(|s| s.seq < state.seq) {
-        kept.insert(state.id, state.clone());
+        kept.insert(
+            state.id,
+            Incident {
+                pending,
+                ..state.clone()
+            },
+        );
     }
 }
 
@@ -893,7 +898,17 @@ impl App {
         let render = self.render(now);
         let before_status = before
             .as_ref()
+            .filter(|s| {
+                drafts.iter().any(|(d, _)| {
+                    messages::may_change_status(
+                        &d.kind,
+                        d.occurred_at.unwrap_or(now),
+                        s.declared_at,
+                    )
+                })
+            })
             .map(|s| messages::Post::status(s, &render).text);
+        let status_may_change = before.is_none() || before_status.is_some();
         let chain = Chain::on(before.as_ref().and_then(|s| s.pending.0));
         let mut state = before;
         let mut stored = Vec::new();
@@ -975,14 +990,16 @@ impl App {
         after.pending = Pending(Some(chain.token));
         // The pinned status message follows every change it shows (a note changes nothing
         // there); the outbox sends only the newest of several pending.
-        let status = messages::Post::status(&after, &render);
-        if before_status.as_ref() != Some(&status.text) {
-            posts.push(NewPost {
-                channel: channel.clone(),
-                body: serde_json::to_string(&status).unwrap_or_default(),
-                created_at: now,
-                status: true,
-            });
+        if status_may_change {
+            let status = messages::Post::status(&after, &render);
+            if before_status.as_ref() != Some(&status.text) {
+                posts.push(NewPost {
+                    channel: channel.clone(),
+                    body: serde_json::to_string(&status).unwrap_or_default(),
+                    created_at: now,
+                    status: true,
+                });
+            }
         }
         let has_posts = !posts.is_empty();
         let durable = self.store.submit(Commit {

@@ -639,3 +639,43 @@ fn rpo_achieved_after_a_latest_backup_restore_runs_from_the_backups_end() {
     assert_eq!(r.services[0].rpo, "missed");
     assert_eq!(r.services[0].rto, "open");
 }
+
+/// A commit of notes skips rendering the pinned status (`messages::may_change_status`): that
+/// holds only while a note dated at or after the declaration changes nothing it shows.
+#[test]
+fn a_note_after_the_declaration_leaves_the_pinned_status_as_it_was() {
+    use crate::incident::messages::{Post, Render, may_change_status};
+    let mut w = World::new(guide());
+    w.run("/dr declare sev1 data x services=user-api since=2026-02-08T09:40Z")
+        .unwrap();
+    w.run("/dr check 9.1.1 3/3 nodes Ready").unwrap();
+    w.now = t("10:20");
+    let pinned = |w: &World| {
+        let render = Render {
+            runbook: &w.runbook,
+            two_person_severities: &w.policy.two_person_severities,
+            now: w.now,
+            continuity: &w.continuity,
+        };
+        Post::status(&w.state(), &render).text
+    };
+    let before = pinned(&w);
+    for (line, at) in [
+        ("/dr note \"restore started\"", t("10:20")),
+        ("/dr note \"replica lag\" at=2026-02-08T10:00Z", t("10:00")),
+    ] {
+        let kinds = w.run(line).unwrap();
+        assert!(!may_change_status(&kinds[0], at, w.state().declared_at));
+        assert_eq!(pinned(&w), before, "{line}");
+    }
+    // Dated before the declaration, a note moves the impact's onset, which the status shows.
+    let kinds = w
+        .run("/dr note \"first alert\" at=2026-02-08T09:30Z")
+        .unwrap();
+    assert!(may_change_status(
+        &kinds[0],
+        t("09:30"),
+        w.state().declared_at
+    ));
+    assert_ne!(pinned(&w), before);
+}

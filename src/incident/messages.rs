@@ -572,6 +572,14 @@ pub fn status_view(s: &Incident, r: &Render) -> String {
     status_text(s, r, true)
 }
 
+/// Whether an event recorded at `at` can change what the pinned status shows. A commit
+/// renders the status before and after to see whether it changed, which was two renders per
+/// note, the most common command; a note dated at or after the declaration changes nothing
+/// there (one dated before it moves the impact's onset).
+pub fn may_change_status(kind: &EventKind, at: DateTime<Utc>, declared_at: DateTime<Utc>) -> bool {
+    !matches!(kind, EventKind::NoteAdded { .. }) || at < declared_at
+}
+
 /// The status without anything that changes by itself as time passes ("12 min ago"): what the
 /// pinned message shows, so it is edited only when the incident changes.
 fn status_text(s: &Incident, r: &Render, with_age: bool) -> String {

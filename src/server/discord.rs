@@ -213,7 +213,7 @@ async fn respond(s: &Arc<Server>, discord: Arc<Discord>, req: Request, what: Pre
     let work = {
         let s = s.clone();
         let discord = discord.clone();
-        async move {
+        Box::pin(async move {
             let caller = Caller {
                 actor: req.actor,
                 operator: req.operator,
@@ -273,7 +273,7 @@ async fn respond(s: &Arc<Server>, discord: Arc<Discord>, req: Request, what: Pre
                     message(&format!("Uploading `{name}` to this channel…"), true, None)
                 }
             }
-        }
+        })
     };
     match s.within_budget(work).await {
         Ack::Done(Ok(data)) => Json(json!({ "type": 4, "data": data })).into_response(),

@@ -136,9 +136,13 @@ impl Server {
     /// as a tracked task, returned for the caller to deliver its late answer; so does what
     /// is running when the request itself is dropped (a client hanging up), so a command is
     /// never stopped half-way. A panic is caught and reported as [`Panicked`].
+    ///
+    /// `work` comes boxed from where it is made: a command's future is about 10 KB, and each
+    /// move of it by value (into this call, into the panic guard, into the box) was a copy:
+    /// 15 % of the runtime thread's instructions per command (callgrind).
     async fn within_budget<T: Send + 'static>(
         self: &Arc<Self>,
-        work: impl Future<Output = T> + Send + 'static,
+        work: std::pin::Pin<Box<dyn Future<Output = T> + Send>>,
     ) -> Ack<T> {
         use futures_util::FutureExt;
         let work: Late<T> = Box::pin(

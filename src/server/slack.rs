@@ -231,7 +231,7 @@ pub(super) async fn run_command(s: &Arc<Server>, slack: &Arc<Slack>, form: Slash
     let response_url = form.response_url.clone();
     let work = {
         let (s, slack, channel) = (s.clone(), slack.clone(), channel.clone());
-        async move {
+        Box::pin(async move {
             let caller = Caller {
                 operator: slack.is_operator(&actor.id).await,
                 actor,
@@ -265,7 +265,7 @@ pub(super) async fn run_command(s: &Arc<Server>, slack: &Arc<Slack>, form: Slash
                 });
             }
             render(&s, &channel, parsed.as_ref().ok(), &reply).await
-        }
+        })
     };
     match s.within_budget(work).await {
         Ack::Done(Ok(body)) => body,
