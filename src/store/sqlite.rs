@@ -1333,3 +1333,36 @@ pub(super) fn file_of(at: &Location) -> Option<&Path> {
         Location::File { path, .. } => Some(path),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A statement whose plan depends on a bound value (a bare `LIMIT $n`) is prepared again
+    /// each time one is bound: the outbox claims were, at about 350 000 instructions a time.
+    #[test]
+    fn the_outbox_claims_and_the_chunked_read_are_prepared_once() {
+        let conn = Connection::open_in_memory().unwrap();
+        run_migrations(&conn).unwrap();
+        let reprepared =
+            |stmt: &rusqlite::Statement<'_>| stmt.get_status(rusqlite::StatementStatus::RePrepare);
+        for text in &sql::CLAIMS[0] {
+            let mut stmt = conn.prepare_cached(&lite(text)).unwrap();
+            for (n, channel) in [None, Some("slack:C1"), None, Some("statuspage")]
+                .into_iter()
+                .enumerate()
+            {
+                let now = format!("2026-02-08T10:00:0{n}.000000Z");
+                let args = params!["t", now, now, 10 + n as i64, channel];
+                assert_eq!(stmt.query_map(args, |_| Ok(())).unwrap().count(), 0);
+            }
+            assert_eq!(reprepared(&stmt), 0, "{text}");
+        }
+        let mut stmt = conn.prepare_cached(&lite(&sql::EVENTS_CHUNK)).unwrap();
+        for n in 0..4 {
+            let args = params![1, n, 2_000 + n];
+            assert_eq!(stmt.query_map(args, |_| Ok(())).unwrap().count(), 0);
+        }
+        assert_eq!(reprepared(&stmt), 0);
+    }
+}
