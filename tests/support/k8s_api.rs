@@ -354,6 +354,8 @@ fn crds() -> Option<&'static Crds> {
 pub struct K8sApi {
     shared: Arc<Shared>,
     server: Server,
+    /// Velero's restore controller (`velero_controller.rs`).
+    pub(super) velero: Mutex<super::velero_controller::VeleroState>,
 }
 
 impl K8sApi {
@@ -376,7 +378,11 @@ impl K8sApi {
             .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
             .with_state(shared.clone());
         let server = Server::spawn(listener, router);
-        K8sApi { shared, server }
+        K8sApi {
+            shared,
+            server,
+            velero: Mutex::default(),
+        }
     }
 
     /// Enforce RBAC from now on, as `authorizer` allows (see `support::rbac`).
