@@ -233,6 +233,9 @@ fn plan_infra_restore_prints_one_velero_restore() {
     assert_eq!(doc["spec"]["backupName"], "nightly-20260208020000");
     assert_eq!(doc["spec"]["excludedNamespaces"], json!(["db"]));
     assert!(doc["spec"].get("includedNamespaces").is_none());
+    // Under a namespace filter Velero restores no cluster-scoped resource (CRDs...) unless
+    // this is set (tests/velero.rs runs this plan through the emulated controller).
+    assert_eq!(doc["spec"]["includeClusterResources"], true);
     assert_eq!(doc["spec"]["existingResourcePolicy"], "none");
     assert_eq!(doc["spec"]["restorePVs"], true);
     if let Some(crds) = Crds::load() {

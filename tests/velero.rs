@@ -545,3 +545,90 @@ async fn velero_fails_validation_without_the_backup_or_an_available_location() {
         json!(["The BSL default is unavailable, cannot retrieve the backup"])
     );
 }
+
+// ---- `drbot plan infra-restore` ------------------------------------------------------------
+
+/// `drbot plan infra-restore --backup LATEST …`: (succeeded, YAML documents, stderr).
+fn plan_infra(extra: &[&str]) -> (bool, Vec<Value>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = support::command(dir.path())
+        .args(["plan", "infra-restore", "--backup", LATEST])
+        .args(extra)
+        .output()
+        .expect("drbot plan");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let docs = serde_yaml::Deserializer::from_str(&stdout)
+        .map(|d| serde::Deserialize::deserialize(d).expect("YAML document"))
+        .filter(|d: &Value| !d.is_null())
+        .collect();
+    let stderr = String::from_utf8(out.stderr).expect("utf-8");
+    (out.status.success(), docs, stderr)
+}
+
+#[tokio::test]
+async fn the_planned_restore_is_accepted_by_velero_and_restores_crds() {
+    let (ok, docs, stderr) = plan_infra(&["--exclude-namespaces", "db"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("CustomResourceDefinitions"), "{stderr}");
+    let api = K8sApi::start();
+    seed_cluster(&api, None);
+    api.seed_velero_backup(LATEST, nightly());
+    api.put(docs[0].clone());
+    for _ in 0..3 {
+        api.run_velero(t0());
+    }
+    let name = format!("drbot-restore-{LATEST}");
+    let r = api.get("restores", "velero", &name).unwrap();
+    assert_eq!(r["status"]["phase"], "Completed", "{r}");
+    assert!(
+        api.velero_cluster_object(CRDS, "", "widgets.example.com")
+            .is_some()
+    );
+    assert!(api.get("configmaps", "db", "orders-config").is_none());
+
+    // Namespaces both included and excluded: the excluded ones leave the include list, or
+    // the plan is refused when none is left.
+    let (ok, docs, stderr) = plan_infra(&[
+        "--include-namespaces",
+        "shop,db",
+        "--exclude-namespaces",
+        "db",
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(docs[0]["spec"]["includedNamespaces"], json!(["shop"]));
+    assert!(
+        stderr.contains("db left out of the namespaces asked for"),
+        "{stderr}"
+    );
+    let (ok, docs, stderr) =
+        plan_infra(&["--include-namespaces", "db", "--exclude-namespaces", "db"]);
+    assert!(!ok && docs.is_empty());
+    assert!(
+        stderr.contains("nothing to restore: db is excluded"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_resolves_the_overlap_the_same_way() {
+    use drbot::cluster::sandbox::{Sandbox, SandboxConfig};
+    let clock = ManualClock::new(t0());
+    let sandbox = Sandbox::new(SandboxConfig::default(), Arc::new(clock)).expect("sandbox");
+    let mut s = infra_spec("drbot-inc1-op1-infra", None);
+    s.include_namespaces = vec!["shop".into(), "db".into()];
+    let plan = sandbox.plan(&s).await.expect("plan");
+    let doc: Value = serde_yaml::from_str(&plan.manifest).expect("YAML");
+    assert_eq!(doc["spec"]["includedNamespaces"], json!(["shop"]));
+    assert_eq!(doc["spec"]["excludedNamespaces"], json!(["db"]));
+    assert!(plan.manifest.contains("includeClusterResources: true"));
+    assert!(
+        plan.summary
+            .iter()
+            .any(|l| l.starts_with("db left out of the namespaces asked for"))
+    );
+    s.include_namespaces = vec!["db".into()];
+    match sandbox.plan(&s).await {
+        Err(ClusterError::Invalid(m)) => assert!(m.contains("nothing to restore"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
