@@ -126,7 +126,7 @@ async fn last_progress(app: &App) -> (String, u8, String) {
             } => Some((phase, percent, detail)),
             _ => None,
         })
-        .last()
+        .next_back()
         .expect("progress")
 }
 
@@ -225,7 +225,7 @@ async fn a_combined_incident_restore_leaves_the_databases_out_and_brings_crds_ba
         "restored by the database path, SOP §7",
         "cluster-scoped resources restored (includeClusterResources: true)",
         "CustomResourceDefinitions",
-        "not restored: namespaces db, pg-analytics",
+        "not restored: the contents of namespaces db, pg-analytics",
     ] {
         assert!(preview.contains(want), "{want:?} not in:\n{preview}");
     }

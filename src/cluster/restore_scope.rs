@@ -141,7 +141,12 @@ impl RestoreScope {
         ));
         let mut not = Vec::new();
         if !self.excluded.is_empty() {
-            not.push(format!("namespaces {}", self.excluded.join(", ")));
+            // Their Namespace objects are cluster-scoped and selected like the others
+            // (restore.go:2264-2278, 713-762): unverified, read but not run against Velero.
+            not.push(format!(
+                "the contents of namespaces {} (their Namespace objects are cluster-scoped and come back empty)",
+                self.excluded.join(", ")
+            ));
         }
         not.push(format!("never by Velero: {NEVER_RESTORED}"));
         lines.push(format!("not restored: {}", not.join("; ")));

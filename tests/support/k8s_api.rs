@@ -29,6 +29,7 @@
 //! moves status, [`K8sApi::script`] + [`K8sApi::advance`] play a queued sequence of
 //! statuses, [`K8sApi::on_create`] spawns follow-up objects (e.g. an SGCluster's primary
 //! pod), [`K8sApi::fail_next`] injects errors.
+//! Velero's restore controller is emulated, not played: `velero_controller.rs`.
 
 #![allow(dead_code)]
 

@@ -1,9 +1,9 @@
 //! A create into a namespace that does not exist: kube-apiserver's NamespaceLifecycle
-//! admission answers 404 `NotFound`, `namespaces "X" not found`, with `details.kind`
-//! `namespaces` and `details.name` the namespace (the API server's admission plugin
-//! `plugin/pkg/admission/namespace/lifecycle`; unverified here line by line, the shape is
-//! the one `kubectl create -n missing` prints). It is not a missing CRD: say so, and how to
-//! fix it.
+//! admission returns the NotFound of its own `Namespaces().Get` (kubernetes/kubernetes
+//! `staging/src/k8s.io/apiserver/pkg/admission/plugin/namespace/lifecycle/admission.go`,
+//! "refuse to operate on non-existent namespaces"): 404 `NotFound`, `namespaces "X" not
+//! found`, `details.kind` `namespaces`, `details.name` the namespace. It is not a missing
+//! CRD: say so, and how to fix it.
 
 use ::kube::core::Status;
 
