@@ -430,6 +430,7 @@ mod plan {
     use drbot::cluster::Cluster;
     use drbot::cluster::kube::Kube;
     use drbot::cluster::manifests::{self, DatabaseRestore};
+    use drbot::cluster::restore_scope::RestoreScope;
     use drbot::cluster::sandbox::{Sandbox, SandboxConfig};
     use drbot::command::timestamp::{TimeInput, parse_timestamp, parse_zone};
     use drbot::config::Settings;
@@ -825,12 +826,12 @@ mod plan {
                 summary,
             });
         };
-        let doc = manifests::velero_restore(&name, &velero_ns, &backup, &include, &exclude);
-        let mut summary = vec![
-            format!("Velero Restore {velero_ns}/{name} from backup {backup}"),
-            manifests::velero_scope(&include, &exclude, None),
-        ];
-        summary.extend(manifests::velero_overlap(&include, &exclude));
+        let scope = RestoreScope::resolve(&include, &exclude, None)?;
+        let doc = manifests::velero_restore(&name, &velero_ns, &backup, &scope);
+        let mut summary = vec![format!(
+            "Velero Restore {velero_ns}/{name} from backup {backup}"
+        )];
+        summary.extend(scope.summary());
         summary.push(manifests::VELERO_RESTORE_POLICY.into());
         summary.push(
             "no cluster consulted: that the backup exists and is Completed is not checked".into(),

@@ -16,6 +16,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 use support::k8s_api::{K8sApi, node, stackgres_cluster_labels};
+use support::velero_controller::backup_item;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -467,23 +468,39 @@ async fn manifests_that_break_the_crd_schema_are_refused() {
 }
 
 #[tokio::test]
-async fn scripted_restore_phases_reach_watchers() {
+async fn velero_restore_phases_reach_watchers() {
     let api = K8sApi::start();
     let restores_api: Api<DynamicObject> =
         Api::namespaced_with(api.client(), "velero", &restores());
-    api.script(
-        "restores",
-        "velero",
-        "orders-dr",
-        vec![
-            json!({"phase": "InProgress", "startTimestamp": "2026-01-15T11:00:00Z"}),
-            json!({"phase": "Completed", "startTimestamp": "2026-01-15T11:00:00Z",
-                   "completionTimestamp": "2026-01-15T11:05:00Z",
-                   "progress": {"itemsRestored": 42, "totalItems": 42}}),
-        ],
+    // Velero's restore controller is emulated: its backup, location and tarball.
+    api.put(json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+                   "metadata": {"name": "nightly-20260115020000", "namespace": "velero"},
+                   "spec": {"storageLocation": "default"}, "status": {"phase": "Completed"}}));
+    api.put(
+        json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+                   "metadata": {"name": "default", "namespace": "velero"},
+                   "spec": {"provider": "aws", "objectStorage": {"bucket": "b"}},
+                   "status": {"phase": "Available"}}),
     );
+    api.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "orders"}}));
+    let items = (0..42)
+        .map(|i| {
+            backup_item(
+                "configmaps",
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": format!("c{i}"), "namespace": "orders"}}),
+            )
+        })
+        .collect();
+    api.seed_velero_backup("nightly-20260115020000", items);
+    let mut orders_dr = restore("orders-dr");
+    // Namespace mapping is not emulated.
+    orders_dr.data["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("namespaceMapping");
     let created = restores_api
-        .create(&PostParams::default(), &restore("orders-dr"))
+        .create(&PostParams::default(), &orders_dr)
         .await
         .expect("create");
     let from = created.metadata.resource_version.clone().unwrap();
@@ -521,12 +538,12 @@ async fn scripted_restore_phases_reach_watchers() {
     .await
     .expect("condition watch opened");
 
-    api.advance("restores", "velero", "orders-dr");
-    api.advance("restores", "velero", "orders-dr");
-    assert_eq!(api.remaining_steps("restores", "velero", "orders-dr"), 0);
+    for _ in 0..3 {
+        api.run_velero("2026-01-15T11:00:00Z".parse().expect("time"));
+    }
 
     let mut phases = Vec::new();
-    while phases.len() < 2 {
+    while phases.len() < 3 {
         let event = tokio::time::timeout(PATIENCE, events.try_next())
             .await
             .expect("event in time")
@@ -538,7 +555,7 @@ async fn scripted_restore_phases_reach_watchers() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(phases, ["InProgress", "Completed"]);
+    assert_eq!(phases, ["InProgress", "Finalizing", "Completed"]);
 
     let done = tokio::time::timeout(PATIENCE, waiter)
         .await

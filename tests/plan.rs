@@ -10,6 +10,7 @@ use chrono::{Duration, SecondsFormat, Utc};
 use drbot::clock::ManualClock;
 use drbot::cluster::Cluster;
 use drbot::cluster::manifests::{self, DatabaseRestore};
+use drbot::cluster::restore_scope::RestoreScope;
 use drbot::cluster::sandbox::{Sandbox, SandboxConfig};
 use drbot::incident::{OperationKind, OperationSpec};
 use serde_json::{Value, json};
@@ -232,6 +233,9 @@ fn plan_infra_restore_prints_one_velero_restore() {
     assert_eq!(doc["spec"]["backupName"], "nightly-20260208020000");
     assert_eq!(doc["spec"]["excludedNamespaces"], json!(["db"]));
     assert!(doc["spec"].get("includedNamespaces").is_none());
+    // Under a namespace filter Velero restores no cluster-scoped resource (CRDs...) unless
+    // this is set (tests/velero.rs runs this plan through the emulated controller).
+    assert_eq!(doc["spec"]["includeClusterResources"], true);
     assert_eq!(doc["spec"]["existingResourcePolicy"], "none");
     assert_eq!(doc["spec"]["restorePVs"], true);
     if let Some(crds) = Crds::load() {
@@ -905,7 +909,8 @@ fn validator_names_the_path_of_each_error() {
     let e = errors_after(&crds, good.clone(), |d| d["kind"] = json!("SGClusterr"));
     assert!(e.contains("no CRD for stackgres.io SGClusterr"), "{e}");
 
-    let restore = manifests::velero_restore("r", "velero", "b", &[], &["db".into()]);
+    let scope = RestoreScope::resolve(&[], &["db".into()], None).expect("scope");
+    let restore = manifests::velero_restore("r", "velero", "b", &scope);
     assert_valid(&crds, &restore);
     let mut nullable = restore.clone();
     nullable["spec"]["includeClusterResources"] = Value::Null;

@@ -10,6 +10,7 @@ use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde_json::{Map, Value, json};
 
 use super::ClusterError;
+use super::restore_scope::{RestoreScope, restore_labels};
 
 /// Label put on everything drbot creates.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -41,24 +42,28 @@ pub fn fmt(t: DateTime<Utc>) -> String {
 
 // ---- Velero ----------------------------------------------------------------------------
 
-/// A Velero Restore of `backup`, created in the Velero server's namespace. Empty filters are
-/// left out (all namespaces). Existing objects are left as they are, volumes are restored.
+/// A Velero Restore of `backup`, created in the Velero server's namespace, over `scope`
+/// (see [`RestoreScope`]: never a namespace both included and excluded). Cluster-scoped
+/// resources are always included: under any namespace filter Velero skips them otherwise
+/// (`pkg/restore/restore.go:2275-2278`, v1.18.1). Existing objects are left as they are,
+/// volumes are restored. Labelled with the incident and the backup, so that a Restore found
+/// under this name later can be told apart from someone else's ([`restore_labels`]).
 pub fn velero_restore(
     name: &str,
     velero_namespace: &str,
     backup: &str,
-    included: &[String],
-    excluded: &[String],
+    scope: &RestoreScope,
 ) -> Value {
     let mut spec = Map::new();
     spec.insert("backupName".into(), json!(backup));
-    if !excluded.is_empty() {
-        spec.insert("excludedNamespaces".into(), json!(excluded));
-    }
-    if !included.is_empty() {
-        spec.insert("includedNamespaces".into(), json!(included));
+    if !scope.excluded.is_empty() {
+        spec.insert("excludedNamespaces".into(), json!(scope.excluded));
     }
     spec.insert("existingResourcePolicy".into(), json!("none"));
+    spec.insert("includeClusterResources".into(), json!(true));
+    if !scope.included.is_empty() {
+        spec.insert("includedNamespaces".into(), json!(scope.included));
+    }
     spec.insert("itemOperationTimeout".into(), json!("4h"));
     spec.insert("restorePVs".into(), json!(true));
     json!({
@@ -67,7 +72,7 @@ pub fn velero_restore(
         "metadata": {
             "name": name,
             "namespace": velero_namespace,
-            "labels": labels(),
+            "labels": restore_labels(name, backup),
         },
         "spec": spec,
     })
@@ -75,39 +80,6 @@ pub fn velero_restore(
 
 /// What a Velero Restore does to volumes and existing objects, as summaries say it.
 pub const VELERO_RESTORE_POLICY: &str = "persistent volumes restored; existing objects are left as they are (existingResourcePolicy none)";
-
-/// The summary line naming a Velero Restore's namespaces: `namespaces: all` or the included
-/// ones, then `, except …` the excluded ones, followed by ` ({why})` when `why` is given.
-pub fn velero_scope(included: &[String], excluded: &[String], why: Option<&str>) -> String {
-    let scope = if included.is_empty() {
-        "namespaces: all".to_string()
-    } else {
-        format!("namespaces: {}", included.join(", "))
-    };
-    if excluded.is_empty() {
-        return scope;
-    }
-    let scope = format!("{scope}, except {}", excluded.join(", "));
-    match why {
-        Some(why) => format!("{scope} ({why})"),
-        None => scope,
-    }
-}
-
-/// The summary line for namespaces both included and excluded (Velero excludes them), if any.
-pub fn velero_overlap(included: &[String], excluded: &[String]) -> Option<String> {
-    let both: Vec<&str> = included
-        .iter()
-        .filter(|n| excluded.contains(n))
-        .map(String::as_str)
-        .collect();
-    (!both.is_empty()).then(|| {
-        format!(
-            "{} both included and excluded: Velero excludes it",
-            both.join(", ")
-        )
-    })
-}
 
 /// Deterministic Restore name: `drbot-restore-{backup}`, or `drbot-restore-latest` when the
 /// backup is chosen later; at most [`MAX_RESTORE_NAME`] characters.

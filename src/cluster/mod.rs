@@ -5,6 +5,7 @@
 pub mod kube;
 pub mod manifests;
 pub mod offsite;
+pub mod restore_scope;
 pub mod sandbox;
 pub mod walg;
 

@@ -20,8 +20,9 @@ use serde_json::{Map, Value, json};
 use super::manifests::{
     self, DatabaseRestore, FREEZE_DURATION, FluxKind, VELERO_RESTORE_POLICY, backup_copy_note,
     check_cluster_name, check_ended_before, describe_windows, fmt, newest_backup_before,
-    restore_target, to_yaml, velero_overlap, velero_scope,
+    restore_target, to_yaml,
 };
+use super::restore_scope::{DATABASES, RestoreScope};
 use super::{
     BackupsReport, BoxFuture, Cluster, ClusterError, Launched, Observation, ProbeContext,
     ProbeResult,
@@ -739,23 +740,14 @@ impl Sandbox {
                 chosen.warnings, chosen.errors
             ));
         }
-        summary.push(velero_scope(
-            &spec.include_namespaces,
-            &excluded,
-            Some("databases"),
-        ));
+        let scope = RestoreScope::resolve(&spec.include_namespaces, &excluded, Some(DATABASES))?;
+        summary.extend(scope.summary());
         if spec.exclude_database_namespaces && excluded.is_empty() {
             summary.push("no database namespaces are configured, so none is excluded".into());
         }
-        summary.extend(velero_overlap(&spec.include_namespaces, &excluded));
         summary.push(VELERO_RESTORE_POLICY.into());
-        let doc = manifests::velero_restore(
-            &spec.object_name,
-            VELERO_NAMESPACE,
-            &chosen.name,
-            &spec.include_namespaces,
-            &excluded,
-        );
+        let doc =
+            manifests::velero_restore(&spec.object_name, VELERO_NAMESPACE, &chosen.name, &scope);
         record.namespace = Some(VELERO_NAMESPACE.into());
         record.backup = Some(chosen.name.clone());
         Ok(Planned {

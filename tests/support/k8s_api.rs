@@ -29,6 +29,7 @@
 //! moves status, [`K8sApi::script`] + [`K8sApi::advance`] play a queued sequence of
 //! statuses, [`K8sApi::on_create`] spawns follow-up objects (e.g. an SGCluster's primary
 //! pod), [`K8sApi::fail_next`] injects errors.
+//! Velero's restore controller is emulated, not played: `velero_controller.rs`.
 
 #![allow(dead_code)]
 
@@ -354,6 +355,8 @@ fn crds() -> Option<&'static Crds> {
 pub struct K8sApi {
     shared: Arc<Shared>,
     server: Server,
+    /// Velero's restore controller (`velero_controller.rs`).
+    pub(super) velero: Mutex<super::velero_controller::VeleroState>,
 }
 
 impl K8sApi {
@@ -376,7 +379,11 @@ impl K8sApi {
             .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
             .with_state(shared.clone());
         let server = Server::spawn(listener, router);
-        K8sApi { shared, server }
+        K8sApi {
+            shared,
+            server,
+            velero: Mutex::default(),
+        }
     }
 
     /// Enforce RBAC from now on, as `authorizer` allows (see `support::rbac`).

@@ -341,9 +341,13 @@ pub(super) fn api_error(what: &str, access: Option<Access<'_>>, e: ::kube::Error
                 (401 | 403, _) => ClusterError::Invalid(format!(
                     "{what} was refused ({detail}): drbot's Kubernetes identity needs RBAC for it"
                 )),
-                (404, _) => ClusterError::Invalid(format!(
-                    "{what}: the API server does not serve it ({detail}); is the operator and its CRD installed?"
-                )),
+                (404, _) => ClusterError::Invalid(
+                    super::missing_namespace::missing_namespace(what, &s).unwrap_or_else(|| {
+                        format!(
+                            "{what}: the API server does not serve it ({detail}); is the operator and its CRD installed?"
+                        )
+                    }),
+                ),
                 (400 | 409 | 422, _) => {
                     ClusterError::Invalid(format!("{what} was refused ({detail})"))
                 }

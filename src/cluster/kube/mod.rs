@@ -28,9 +28,10 @@ use super::manifests::{
     self, DatabaseRestore, FLUX_SUSPEND_REASON, FREEZE_DURATION, FluxKind, MANAGED_BY,
     VELERO_RESTORE_POLICY, backup_copy_note, check_cluster_name, check_ended_before,
     check_not_in_place, check_volume_size, describe_windows, fmt, newest_backup_before,
-    restore_target, to_yaml, velero_overlap, velero_scope,
+    restore_target, to_yaml,
 };
 use super::offsite::{Offsite, VersioningStatus};
+use super::restore_scope::{DATABASES, RestoreScope, check_adoptable};
 use super::walg;
 use super::{
     BackupsReport, BoxFuture, Cluster, ClusterError, Launched, Observation, ProbeContext,
@@ -144,6 +145,7 @@ impl Kind {
 pub mod access;
 mod freeze;
 mod json;
+mod missing_namespace;
 mod probes;
 mod stackgres;
 mod velero;

@@ -89,6 +89,9 @@ impl Kube {
         } else {
             Vec::new()
         };
+        // Resolved before anything is shown: Velero fails a Restore whose namespace lists
+        // share an item (restore_scope.rs).
+        let scope = RestoreScope::resolve(&spec.include_namespaces, &excluded, Some(DATABASES))?;
         let mut summary = vec![format!(
             "Velero Restore {velero_ns}/{} from backup {} ({} {})",
             spec.object_name,
@@ -102,12 +105,7 @@ impl Kube {
                 chosen.phase, chosen.warnings, chosen.errors
             ));
         }
-        summary.push(velero_scope(
-            &spec.include_namespaces,
-            &excluded,
-            Some("databases"),
-        ));
-        summary.extend(velero_overlap(&spec.include_namespaces, &excluded));
+        summary.extend(scope.summary());
         if let Some(location) = &chosen.location {
             match self.get(Kind::StorageLocation, velero_ns, location).await? {
                 Some(bsl) => {
@@ -128,19 +126,15 @@ impl Kube {
             .get(Kind::Restore, velero_ns, &spec.object_name)
             .await?;
         if let Some(r) = &existing {
+            check_adoptable(r, velero_ns, &spec.object_name, spec.backup.as_deref())?;
             summary.push(format!(
-                "Restore {} already exists (phase {}): confirming reports it and creates nothing",
+                "Restore {} already exists (drbot's, from backup {}, phase {}): confirming reports it and creates nothing",
                 spec.object_name,
+                text(r, "/spec/backupName").unwrap_or("?"),
                 text(r, "/status/phase").unwrap_or("New")
             ));
         }
-        let doc = manifests::velero_restore(
-            &spec.object_name,
-            velero_ns,
-            &chosen.name,
-            &spec.include_namespaces,
-            &excluded,
-        );
+        let doc = manifests::velero_restore(&spec.object_name, velero_ns, &chosen.name, &scope);
         let steps = vec![Step {
             kind: Kind::Restore,
             create: true,
