@@ -15,13 +15,14 @@
 //!   it (Flux Kustomization/HelmRelease, pods, nodes, ...): there, writes to the main
 //!   resource leave status alone and `/status` writes change nothing else; elsewhere
 //!   `/status` is a 404 and status is an ordinary part of the object;
-//! - every custom resource a CREATE / PUT / PATCH would store is checked against its
-//!   upstream CRD schema; a failure is a 422 `Invalid` (nothing stored) and is recorded
-//!   for [`K8sApi::invalid`].
+//! - every custom resource a CREATE / PUT / PATCH would store is pruned of the fields its
+//!   CRD schema does not declare, as a real server does without `fieldValidation=Strict`
+//!   (recorded for [`K8sApi::pruned`]; with `Strict` they are refused), then checked against
+//!   its upstream CRD schema; a failure is a 422 `Invalid` (nothing stored) and is recorded
+//!   for [`K8sApi::invalid`]. [`K8sApi::start_with`] serves older releases' CRDs
+//!   (`support::crd_release`).
 //!
 //! Where it is deliberately stricter or simpler than a real cluster:
-//! - unknown fields are refused (a real server, without `fieldValidation=Strict`, prunes
-//!   them silently, which is how a typo like `spec.backupNme` gets lost in production);
 //! - server-side apply is a merge patch (no managed fields, no conflicts, lists replaced);
 //! - no admission, no namespace existence check, no finalizers, no managedFields.
 //!
@@ -43,6 +44,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use super::crd_release::{Pruned, Releases};
 use super::crd_schema::Crds;
 use super::http::{Recorder, Server, bind_local, json_response};
 
@@ -330,11 +332,13 @@ struct World {
     failures: VecDeque<Injected>,
     scripts: HashMap<Key, VecDeque<Value>>,
     invalid: Vec<Invalid>,
+    pruned: Vec<Pruned>,
 }
 
 struct Shared {
     origin: String,
     crds: Option<&'static Crds>,
+    releases: Releases,
     world: Mutex<World>,
     /// Woken on every stored change (watches, `wait_for_object`).
     changed: tokio::sync::Notify,
@@ -357,13 +361,19 @@ pub struct K8sApi {
 }
 
 impl K8sApi {
-    /// Start on 127.0.0.1:0. Must be called inside a tokio runtime.
+    /// Start on 127.0.0.1:0, serving the newest CRDs. Must be called inside a tokio runtime.
     pub fn start() -> K8sApi {
+        K8sApi::start_with(Releases::default())
+    }
+
+    /// Start serving the CRDs of these releases (older ones from `crds/older/`).
+    pub fn start_with(releases: Releases) -> K8sApi {
         let listener = bind_local();
         let origin = format!("http://{}", listener.local_addr().expect("addr"));
         let shared = Arc::new(Shared {
             origin,
             crds: crds(),
+            releases,
             world: Mutex::new(World::default()),
             changed: tokio::sync::Notify::new(),
             recorder: Recorder::new(),
@@ -435,6 +445,11 @@ impl K8sApi {
     }
 
     /// Writes refused with 422 `Invalid`; a test asserts this is empty.
+    /// The fields pruned from what was written (by anyone, seeds included), in order.
+    pub fn pruned(&self) -> Vec<Pruned> {
+        self.world().pruned.clone()
+    }
+
     pub fn invalid(&self) -> Vec<Invalid> {
         self.world().invalid.clone()
     }
@@ -1548,7 +1563,7 @@ impl Call<'_> {
         };
         let mut errors = name_errors(res, &name);
         if errors.is_empty() {
-            errors = self.schema_errors(&object);
+            errors = self.admit(&mut world, verb, &mut object);
         }
         if !errors.is_empty() {
             return Err(self.refuse(&mut world, verb, &name, object, errors));
@@ -1594,14 +1609,25 @@ impl Call<'_> {
         }
     }
 
-    fn schema_errors(&self, object: &Value) -> Vec<String> {
+    /// Prune (unless `fieldValidation=Strict`) and validate a custom resource about to be
+    /// stored; the schema errors.
+    fn admit(&self, world: &mut World, verb: &str, object: &mut Value) -> Vec<String> {
         if !self.res().custom {
             return Vec::new();
         }
-        match self.shared.crds {
-            Some(crds) => crds.validate(object).err().unwrap_or_default(),
-            None => Vec::new(),
+        let Some(crds) = self.shared.crds else {
+            return Vec::new();
+        };
+        let releases = &self.shared.releases;
+        if self.param("fieldValidation") != Some("Strict") {
+            let res = self.res().plural;
+            for path in crds.prune(object, releases) {
+                world.pruned.push(Pruned::new(verb, res, object, path));
+            }
         }
+        crds.validate_with(object, releases)
+            .err()
+            .unwrap_or_default()
     }
 
     /// Record and answer a 422 `Invalid`.
@@ -1702,7 +1728,7 @@ impl Call<'_> {
             m.insert("generation".into(), json!(generation));
         }
         let mut world = self.shared.world.lock().unwrap();
-        let errors = self.schema_errors(&object);
+        let errors = self.admit(&mut world, verb, &mut object);
         if !errors.is_empty() {
             return self.refuse(&mut world, verb, &name, object, errors);
         }
@@ -1959,6 +1985,13 @@ fn put_object(shared: &Shared, object: Value) -> Value {
     };
     let stored = {
         let mut world = shared.world.lock().unwrap();
+        if let (true, Some(crds)) = (res.custom, shared.crds) {
+            for path in crds.prune(&mut object, &shared.releases) {
+                world
+                    .pruned
+                    .push(Pruned::new("put", res.plural, &object, path));
+            }
+        }
         let key = res.key(&namespace, &name);
         match world.objects.get(&key).cloned() {
             Some(previous) => {

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod bot;
+pub mod crd_pattern;
+pub mod crd_release;
 pub mod crd_schema;
 pub mod discord_api;
 pub mod http;
