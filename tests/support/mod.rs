@@ -9,6 +9,7 @@ pub mod crd_schema;
 pub mod discord_api;
 pub mod http;
 pub mod k8s_api;
+pub mod k8s_patch;
 pub mod pg;
 pub mod rbac;
 pub mod recovery;
