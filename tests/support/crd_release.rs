@@ -7,7 +7,8 @@
 //! mapping below says which.
 //!
 //! Pruning follows apiextensions-apiserver `pkg/apiserver/schema/pruning/algorithm.go`
-//! (kubernetes/kubernetes `staging/src/k8s.io/apiextensions-apiserver/...`): on create,
+//! (kubernetes/kubernetes `staging/src/k8s.io/apiextensions-apiserver/...`, read here at
+//! 10dfa86b6c7b; newer releases also report the pruned paths, same rules): on create,
 //! update and patch, every field the structural schema does not declare is dropped, unless
 //! the schema node has `x-kubernetes-preserve-unknown-fields: true`; `additionalProperties`
 //! schemas apply to every value of a map, `items` to every element of a list; at the root
@@ -15,9 +16,9 @@
 //! `x-kubernetes-embedded-resource` keeps those three inside as well. Only the structural
 //! part (`properties`, `additionalProperties`, `items`) decides: `anyOf`/`allOf`/`oneOf`/`not`
 //! constrain values and never keep a field. A request with `fieldValidation=Strict` is
-//! refused instead (422), as the real server does since 1.25; without it (kube-rs sends
-//! none) the server answers with a `Warning` header only (unverified here: the header is
-//! not emulated).
+//! refused instead (422); without it (kube-rs sends none) the server drops them and answers
+//! with a `Warning` header (the API reference's `fieldValidation` default, `Warn`; unverified
+//! against the apiserver source, and the header is not emulated).
 
 use serde_json::{Map, Value};
 
@@ -138,7 +139,7 @@ impl Pruned {
 /// (`spec.syncWindows[1].description`).
 pub fn prune(schema: &Value, value: &mut Value) -> Vec<String> {
     let mut out = Vec::new();
-    prune_at(schema, value, "", true, &mut out);
+    prune_at(Some(schema), value, "", true, &mut out);
     out
 }
 
@@ -154,31 +155,36 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn prune_at(schema: &Value, value: &mut Value, path: &str, root: bool, out: &mut Vec<String>) {
-    let Some(s) = schema.as_object() else {
-        return;
-    };
+/// kubernetes `staging/src/k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning/
+/// algorithm.go` `prune`: no schema (`None`) clears an object; preserve-unknown-fields keeps
+/// unknown keys but still prunes the known ones (`skipPrune`).
+fn prune_at(
+    schema: Option<&Value>,
+    value: &mut Value,
+    path: &str,
+    root: bool,
+    out: &mut Vec<String>,
+) {
+    let s = schema.and_then(Value::as_object);
     match value {
         Value::Object(m) => {
-            let preserve = flag(s, "x-kubernetes-preserve-unknown-fields");
-            let embedded = root || flag(s, "x-kubernetes-embedded-resource");
-            let empty = Map::new();
+            let preserve = s.is_some_and(|s| flag(s, "x-kubernetes-preserve-unknown-fields"));
+            let embedded = root || s.is_some_and(|s| flag(s, "x-kubernetes-embedded-resource"));
             let properties = s
-                .get("properties")
-                .and_then(Value::as_object)
-                .unwrap_or(&empty);
-            let additional = s.get("additionalProperties");
+                .and_then(|s| s.get("properties"))
+                .and_then(Value::as_object);
+            let additional = s.and_then(|s| s.get("additionalProperties"));
             let mut dropped = Vec::new();
             for (key, child) in m.iter_mut() {
                 let p = join(path, key);
                 if embedded && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
-                    // ObjectMeta is not pruned by the CRD schema (the metadata rules live in
-                    // the validator); apiVersion and kind are the type.
+                    // TypeMeta and ObjectMeta are not the CRD schema's (ObjectMeta's rules
+                    // live in the validator).
                     continue;
                 }
-                match (properties.get(key), additional) {
-                    (Some(child_schema), _) => prune_at(child_schema, child, &p, false, out),
-                    (None, Some(a @ Value::Object(_))) => prune_at(a, child, &p, false, out),
+                match (properties.and_then(|ps| ps.get(key)), additional) {
+                    (Some(child_schema), _) => prune_at(Some(child_schema), child, &p, false, out),
+                    (None, Some(a @ Value::Object(_))) => prune_at(Some(a), child, &p, false, out),
                     (None, Some(Value::Bool(true))) => {}
                     (None, _) if preserve => {}
                     (None, _) => dropped.push(key.clone()),
@@ -190,10 +196,9 @@ fn prune_at(schema: &Value, value: &mut Value, path: &str, root: bool, out: &mut
             }
         }
         Value::Array(items) => {
-            if let Some(item_schema) = s.get("items") {
-                for (i, item) in items.iter_mut().enumerate() {
-                    prune_at(item_schema, item, &format!("{path}[{i}]"), false, out);
-                }
+            let item_schema = s.and_then(|s| s.get("items"));
+            for (i, item) in items.iter_mut().enumerate() {
+                prune_at(item_schema, item, &format!("{path}[{i}]"), false, out);
             }
         }
         _ => {}

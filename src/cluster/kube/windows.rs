@@ -354,7 +354,7 @@ impl Kube {
         }
         for _ in 1..ATTEMPTS {
             tracing::info!(
-                target = %replan.target().describe(),
+                project = %replan.target().describe(),
                 "the project changed since it was read: reading it again"
             );
             let Some(doc) = self.replanned(replan).await? else {
