@@ -517,6 +517,19 @@ mod tests {
     }
 
     #[test]
+    fn a_record_from_before_identities_means_drbots_standard_window() {
+        // Freezes recorded `{"spec": {"syncWindows": <list without drbot's window>}}`.
+        let old = json!({"spec": {"syncWindows": [{"kind": "allow"}]}});
+        let record = Record::parse(&old);
+        assert!(record.added);
+        assert_eq!(
+            record.window,
+            identity(&manifests::argocd_deny_window(FREEZE_DURATION, "x"))
+        );
+        assert_eq!(record.describe(), "deny '* * * * *' 24h, applications *");
+    }
+
+    #[test]
     fn an_identical_window_of_someone_else_is_kept() {
         let t = Target::new(Kind::AppProject, "argocd", "default");
         let theirs = json!({"kind": "deny", "schedule": "* * * * *", "duration": "24h",
