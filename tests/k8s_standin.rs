@@ -406,17 +406,35 @@ async fn manifests_that_break_the_crd_schema_are_refused() {
     let restores_api: Api<DynamicObject> =
         Api::namespaced_with(api.client(), "velero", &restores());
 
+    // Without fieldValidation=Strict an unknown field is pruned, as a real server does for a
+    // structural schema, and recorded; with Strict it is refused.
     let mut typo = restore("typo");
-    typo.data["spec"]["backupNme"] = typo.data["spec"]["backupName"].take();
-    typo.data["spec"]
-        .as_object_mut()
-        .unwrap()
-        .remove("backupName");
+    typo.data["spec"]["backupNme"] = typo.data["spec"]["backupName"].clone();
+    restores_api
+        .create(&PostParams::default(), &typo)
+        .await
+        .expect("pruned, not refused");
+    let stored = api.get("restores", "velero", "typo").unwrap();
+    assert!(stored["spec"].get("backupNme").is_none(), "{stored}");
+    let pruned = api.pruned();
+    assert_eq!(pruned.len(), 1, "{pruned:?}");
+    assert_eq!(
+        (
+            pruned[0].verb.as_str(),
+            pruned[0].name.as_str(),
+            pruned[0].path.as_str()
+        ),
+        ("create", "typo", "spec.backupNme")
+    );
     let status = api_error(
         restores_api
-            .create(&PostParams::default(), &typo)
+            .patch(
+                "typo",
+                &PatchParams::default().validation_strict(),
+                &Patch::Merge(json!({"spec": {"backupNme": "x"}})),
+            )
             .await
-            .expect_err("unknown field"),
+            .expect_err("unknown field, strict"),
     );
     assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
     let causes = &status.details.as_ref().expect("details").causes;
@@ -424,7 +442,7 @@ async fn manifests_that_break_the_crd_schema_are_refused() {
         causes.iter().any(|c| c.field == "spec.backupNme"),
         "{causes:?}"
     );
-    assert!(api.get("restores", "velero", "typo").is_none());
+    assert_eq!(api.get("restores", "velero", "typo").unwrap(), stored);
 
     let mut wrong_type = restore("wrong-type");
     wrong_type.data["spec"]["restorePVs"] = json!("yes");
@@ -458,6 +476,7 @@ async fn manifests_that_break_the_crd_schema_are_refused() {
     let invalid = api.invalid();
     assert_eq!(invalid.len(), 3, "{invalid:?}");
     assert_eq!(invalid[0].name, "typo");
+    assert_eq!(invalid[0].verb, "patch");
     assert!(
         invalid[0]
             .errors

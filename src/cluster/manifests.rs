@@ -14,7 +14,10 @@ use super::restore_scope::{RestoreScope, restore_labels};
 
 /// Label put on everything drbot creates.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-/// Annotation `flux suspend --reason` sets; drbot sets it the same way.
+/// Why a Flux object is suspended, for the people reading it. No released flux CLI sets it
+/// (fluxcd/flux2 v2.9.4 `cmd/flux/suspend.go` has no `--reason`; it exists only in unmerged
+/// commits) and no controller reads it: it is drbot's note, kept under the name that
+/// proposal uses.
 pub const FLUX_SUSPEND_REASON: &str = "suspend.toolkit.fluxcd.io/reason";
 /// SGCluster `metadata.name` limit in the StackGres CRD.
 pub const MAX_CLUSTER_NAME: usize = 44;
@@ -376,7 +379,8 @@ pub fn describe_windows(windows: &[Value]) -> String {
     )
 }
 
-/// Argo CD rejects sync window descriptions over 255 characters.
+/// Argo CD rejects sync window descriptions over 255 bytes: `SyncWindow.Validate` checks Go's
+/// `len(description)` (argoproj/argo-cd v3.5.1 `pkg/apis/application/v1alpha1/types.go:3456`).
 pub const MAX_WINDOW_DESCRIPTION: usize = 255;
 
 /// An always-active `deny` sync window for every application of a project, manual syncs
@@ -386,7 +390,11 @@ pub const MAX_WINDOW_DESCRIPTION: usize = 255;
 pub const FREEZE_DURATION: &str = "24h";
 
 pub fn argocd_deny_window(duration: &str, description: &str) -> Value {
-    let description: String = description.chars().take(MAX_WINDOW_DESCRIPTION).collect();
+    let mut end = description.len().min(MAX_WINDOW_DESCRIPTION);
+    while !description.is_char_boundary(end) {
+        end -= 1;
+    }
+    let description = &description[..end];
     json!({
         "kind": "deny",
         "schedule": "* * * * *",
@@ -432,7 +440,7 @@ impl FluxKind {
 }
 
 /// Merge patch on an existing Flux object setting `spec.suspend`; with a reason, also the
-/// annotation `flux suspend --reason` sets.
+/// [`FLUX_SUSPEND_REASON`] annotation.
 pub fn flux_suspend(
     kind: FluxKind,
     namespace: &str,
@@ -776,6 +784,9 @@ mod tests {
     fn freeze_documents() {
         let w = argocd_deny_window("24h", &"x".repeat(300));
         assert_eq!(w["description"].as_str().map(str::len), Some(255));
+        // Bytes, not characters, and never half a character: 127 × "é" (2 bytes) = 254.
+        let w = argocd_deny_window("24h", &"é".repeat(200));
+        assert_eq!(w["description"].as_str().map(str::len), Some(254));
         let p = argocd_sync_windows("argocd", "default", &[w]);
         assert_eq!(p["spec"]["syncWindows"][0]["kind"], "deny");
         let k = flux_suspend(FluxKind::Kustomization, "flux-system", "apps", true, None);

@@ -10,17 +10,23 @@
 //! (`date-time` as RFC 3339, `int32`/`int64` ranges, `byte` as base64), `pattern` (a small
 //! backtracking engine: groups, alternation, classes, `\d\w\s`, `* + ? {n,m}`, anchors),
 //! `x-kubernetes-list-type` `set`/`map` uniqueness, and `metadata` as ObjectMeta. Fields a
-//! schema does not declare are errors: the API server would prune them, and for us an
-//! unknown field is a typo.
+//! schema does not declare are errors here ([`Crds::validate`], `fieldValidation=Strict`);
+//! the stand-in first prunes them as a real API server does ([`Crds::prune`], see
+//! `crd_release.rs`) and records what it pruned, so tests can still say "nothing drbot
+//! writes is pruned". Older releases' CRDs (`crds/older/`) are chosen per kind with
+//! [`Releases`].
 //!
 //! Not checked: `x-kubernetes-validations` (CEL), `default` (defaulting, not validation),
 //! other formats, and patterns the engine cannot parse (reported once on stderr).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
+
+use super::crd_pattern::pattern_matches;
+use super::crd_release::{self, Releases};
 
 /// The CRDs of a folder, by (group/version, kind).
 pub struct Crds {
@@ -36,6 +42,8 @@ struct CrdFile {
     path: PathBuf,
     group: String,
     kind: String,
+    /// The upstream tag of a file in `older/` (from its name); `None` for the newest.
+    release: Option<String>,
     /// The versions with their schemas, parsed on first use (some files are 400 KB).
     versions: OnceLock<Vec<Version>>,
 }
@@ -49,18 +57,44 @@ struct Version {
 static INDEX: OnceLock<Option<Arc<Index>>> = OnceLock::new();
 
 impl Crds {
-    /// Loads /work/shared/reference/crds (path: CARGO_MANIFEST_DIR/../shared/reference/crds).
-    /// None when the folder is absent, printing "CRD schemas not found: schema checks
-    /// skipped"; but if env DRBOT_REQUIRE_CRDS=1, panics instead.
+    /// Loads /work/shared/reference/crds and its `older/` folder (path:
+    /// CARGO_MANIFEST_DIR/../shared/reference/crds). None when the folder is absent, printing
+    /// "CRD schemas not found: schema checks skipped"; but if env DRBOT_REQUIRE_CRDS=1,
+    /// panics instead, also when a file of an older release [`Releases`] selects is missing.
     pub fn load() -> Option<Crds> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/crds");
         let index = INDEX
             .get_or_init(|| Index::read(&dir).map(Arc::new))
             .clone();
+        let required = std::env::var("DRBOT_REQUIRE_CRDS").as_deref() == Ok("1");
         match index {
-            Some(index) => Some(Crds { index }),
+            Some(index) => {
+                let missing: Vec<String> = Releases::all_older_tags()
+                    .iter()
+                    .filter(|(g, k, tag)| {
+                        !index.files.iter().any(|f| {
+                            f.group == *g && f.kind == *k && f.release.as_deref() == Some(*tag)
+                        })
+                    })
+                    .map(|(g, k, tag)| format!("{g} {k} {tag}"))
+                    .collect();
+                if !missing.is_empty() {
+                    if required {
+                        panic!(
+                            "older CRD releases missing in {}/older ({}) and DRBOT_REQUIRE_CRDS=1",
+                            dir.display(),
+                            missing.join(", ")
+                        );
+                    }
+                    eprintln!(
+                        "older CRD releases not found ({}): those releases are served with the newest schema",
+                        missing.join(", ")
+                    );
+                }
+                Some(Crds { index })
+            }
             None => {
-                if std::env::var("DRBOT_REQUIRE_CRDS").as_deref() == Ok("1") {
+                if required {
                     panic!(
                         "CRD schemas not found in {} and DRBOT_REQUIRE_CRDS=1",
                         dir.display()
@@ -72,10 +106,67 @@ impl Crds {
         }
     }
 
+    /// The release of the file serving `object`'s kind under `releases` (`None`: newest).
+    pub fn release_of(&self, object: &Value, releases: &Releases) -> Option<String> {
+        let (group, kind) = group_kind(object)?;
+        self.file(&group, &kind, releases)
+            .and_then(|f| f.release.clone())
+    }
+
+    fn file(&self, group: &str, kind: &str, releases: &Releases) -> Option<&CrdFile> {
+        let newest = || {
+            self.index
+                .files
+                .iter()
+                .find(|f| f.group == group && f.kind == kind && f.release.is_none())
+        };
+        match releases.tag(group, kind) {
+            Some(tag) => self
+                .index
+                .files
+                .iter()
+                .find(|f| f.group == group && f.kind == kind && f.release.as_deref() == Some(tag))
+                .or_else(newest),
+            None => newest(),
+        }
+    }
+
+    /// Prunes `object` as the API server does for the schema of its kind under `releases`;
+    /// returns the paths dropped. An object whose schema cannot be found is left alone (the
+    /// validation reports it).
+    pub fn prune(&self, object: &mut Value, releases: &Releases) -> Vec<String> {
+        match self.schema(object, releases) {
+            Ok(schema) => {
+                let schema = schema.clone();
+                crd_release::prune(&schema, object)
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Errors as JSON-path strings ("spec.initialData.restore.fromBackup.pointInTimeRecovery.restoreToTimestamp: expected string").
-    /// Uses apiVersion + kind of the object; an unknown kind or a version that is not served
-    /// is an error.
+    /// Uses apiVersion + kind of the object and the newest CRDs; an unknown kind or a version
+    /// that is not served is an error.
     pub fn validate(&self, object: &serde_json::Value) -> Result<(), Vec<String>> {
+        self.validate_with(object, &Releases::default())
+    }
+
+    /// [`Crds::validate`] against the CRDs `releases` selects.
+    pub fn validate_with(&self, object: &Value, releases: &Releases) -> Result<(), Vec<String>> {
+        let schema = self.schema(object, releases)?;
+        let mut v = Validator {
+            errors: Vec::new(),
+            branch: false,
+        };
+        v.check(schema, object, "");
+        if v.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(v.errors)
+        }
+    }
+
+    fn schema(&self, object: &Value, releases: &Releases) -> Result<&Value, Vec<String>> {
         let field = |name: &str| object.get(name).and_then(Value::as_str);
         let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
             return Err(vec![
@@ -87,16 +178,12 @@ impl Crds {
                 "apiVersion: {api_version} has no group: a custom resource is group/version"
             )]);
         };
-        let Some(file) = self
-            .index
-            .files
-            .iter()
-            .find(|f| f.group == group && f.kind == kind)
-        else {
+        let Some(file) = self.file(group, kind, releases) else {
             let known: Vec<String> = self
                 .index
                 .files
                 .iter()
+                .filter(|f| f.release.is_none())
                 .map(|f| format!("{}/{}", f.group, f.kind))
                 .collect();
             return Err(vec![format!(
@@ -121,16 +208,7 @@ impl Crds {
                 served.join(", ")
             )]);
         };
-        let mut v = Validator {
-            errors: Vec::new(),
-            branch: false,
-        };
-        v.check(schema, object, "");
-        if v.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(v.errors)
-        }
+        Ok(schema)
     }
 }
 
@@ -145,7 +223,19 @@ impl Index {
         if paths.is_empty() {
             return None;
         }
-        let files = paths.into_iter().map(CrdFile::index).collect();
+        let mut files: Vec<CrdFile> = paths
+            .into_iter()
+            .map(|p| CrdFile::index(p, false))
+            .collect();
+        // Older releases: `<group>_<plural>.<tag>.yaml`.
+        if let Ok(entries) = std::fs::read_dir(dir.join("older")) {
+            let mut older: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            older.sort();
+            files.extend(older.into_iter().map(|p| CrdFile::index(p, true)));
+        }
         Some(Index {
             dir: dir.to_path_buf(),
             files,
@@ -156,7 +246,7 @@ impl Index {
 impl CrdFile {
     /// Reads only the head of the file (everything before `spec.versions`) for its group and
     /// kind; the schemas wait until a resource of that kind is validated.
-    fn index(path: PathBuf) -> CrdFile {
+    fn index(path: PathBuf, older: bool) -> CrdFile {
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         let head = text
@@ -176,9 +266,22 @@ impl CrdFile {
             "{} is not a CRD",
             path.display()
         );
+        let release = older.then(|| {
+            let file = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let after_group = file.split_once('_').map_or(file, |(_, rest)| rest);
+            let tagged = after_group.split_once('.').map_or("", |(_, rest)| rest);
+            tagged
+                .trim_end_matches(".yaml")
+                .trim_end_matches(".yml")
+                .to_string()
+        });
         CrdFile {
             group: get("/spec/group"),
             kind: get("/spec/names/kind"),
+            release,
             path,
             versions: OnceLock::new(),
         }
@@ -212,6 +315,14 @@ impl CrdFile {
                 .collect()
         })
     }
+}
+
+/// (group, kind) of a custom resource's `apiVersion` and `kind`.
+fn group_kind(object: &Value) -> Option<(String, String)> {
+    let api_version = object.get("apiVersion")?.as_str()?;
+    let kind = object.get("kind")?.as_str()?;
+    let (group, _) = api_version.split_once('/')?;
+    Some((group.to_string(), kind.to_string()))
 }
 
 fn parse(path: &Path, text: &str) -> Value {
@@ -729,288 +840,4 @@ fn is_base64(s: &str) -> bool {
         && body
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')
-}
-
-// ---- patterns ----------------------------------------------------------------------------
-
-/// Whether `text` contains a match of `pattern`; `None` when the engine cannot parse it
-/// (reported once).
-fn pattern_matches(pattern: &str, text: &str) -> Option<bool> {
-    static UNSUPPORTED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-    let nodes = match Regex::parse(pattern) {
-        Ok(nodes) => nodes,
-        Err(why) => {
-            let mut seen = UNSUPPORTED.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.insert(pattern.to_string()) {
-                eprintln!("pattern {pattern:?} not checked: {why}");
-            }
-            return None;
-        }
-    };
-    let chars: Vec<char> = text.chars().collect();
-    Some((0..=chars.len()).any(|start| matches_at(&nodes, &chars, start, &|_| true)))
-}
-
-#[derive(Debug)]
-enum Node {
-    Char(char),
-    Any,
-    Class {
-        negated: bool,
-        ranges: Vec<(char, char)>,
-    },
-    Start,
-    End,
-    Group(Vec<Vec<Node>>),
-    Repeat {
-        node: Box<Node>,
-        min: usize,
-        max: Option<usize>,
-    },
-}
-
-struct Regex {
-    chars: Vec<char>,
-    pos: usize,
-}
-
-const DIGIT: &[(char, char)] = &[('0', '9')];
-const WORD: &[(char, char)] = &[('a', 'z'), ('A', 'Z'), ('0', '9'), ('_', '_')];
-const SPACE: &[(char, char)] = &[(' ', ' '), ('\t', '\r')];
-
-impl Regex {
-    fn parse(pattern: &str) -> Result<Vec<Node>, String> {
-        let mut r = Regex {
-            chars: pattern.chars().collect(),
-            pos: 0,
-        };
-        let alternatives = r.alternatives()?;
-        if r.pos != r.chars.len() {
-            return Err(format!("unexpected {:?} at {}", r.chars[r.pos], r.pos));
-        }
-        Ok(vec![Node::Group(alternatives)])
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
-    }
-
-    fn next(&mut self) -> Result<char, String> {
-        let c = self.peek().ok_or("unexpected end")?;
-        self.pos += 1;
-        Ok(c)
-    }
-
-    fn alternatives(&mut self) -> Result<Vec<Vec<Node>>, String> {
-        let mut alternatives = vec![self.sequence()?];
-        while self.peek() == Some('|') {
-            self.pos += 1;
-            alternatives.push(self.sequence()?);
-        }
-        Ok(alternatives)
-    }
-
-    fn sequence(&mut self) -> Result<Vec<Node>, String> {
-        let mut nodes = Vec::new();
-        while let Some(c) = self.peek() {
-            if c == '|' || c == ')' {
-                break;
-            }
-            let atom = self.atom()?;
-            nodes.push(self.quantified(atom)?);
-        }
-        Ok(nodes)
-    }
-
-    fn atom(&mut self) -> Result<Node, String> {
-        Ok(match self.next()? {
-            '(' => {
-                if self.peek() == Some('?') {
-                    self.pos += 1;
-                    if self.next()? != ':' {
-                        return Err("only (?: groups are supported".into());
-                    }
-                }
-                let alternatives = self.alternatives()?;
-                if self.next()? != ')' {
-                    return Err("unclosed group".into());
-                }
-                Node::Group(alternatives)
-            }
-            '[' => self.class()?,
-            '.' => Node::Any,
-            '^' => Node::Start,
-            '$' => Node::End,
-            '\\' => self.escape()?,
-            c @ ('*' | '+' | '?' | '{') => return Err(format!("nothing to repeat before {c:?}")),
-            c => Node::Char(c),
-        })
-    }
-
-    fn escape(&mut self) -> Result<Node, String> {
-        let class = |negated, ranges: &[(char, char)]| Node::Class {
-            negated,
-            ranges: ranges.to_vec(),
-        };
-        Ok(match self.next()? {
-            'd' => class(false, DIGIT),
-            'D' => class(true, DIGIT),
-            'w' => class(false, WORD),
-            'W' => class(true, WORD),
-            's' => class(false, SPACE),
-            'S' => class(true, SPACE),
-            'n' => Node::Char('\n'),
-            't' => Node::Char('\t'),
-            c if c.is_ascii_punctuation() => Node::Char(c),
-            c => return Err(format!("unsupported escape \\{c}")),
-        })
-    }
-
-    fn class(&mut self) -> Result<Node, String> {
-        let negated = self.peek() == Some('^');
-        if negated {
-            self.pos += 1;
-        }
-        let mut ranges = Vec::new();
-        let mut first = true;
-        loop {
-            let c = self
-                .next()
-                .map_err(|_| "unclosed character class".to_string())?;
-            if c == ']' && !first {
-                break;
-            }
-            first = false;
-            let lo = if c == '\\' {
-                match self.next()? {
-                    'd' => {
-                        ranges.extend_from_slice(DIGIT);
-                        continue;
-                    }
-                    'w' => {
-                        ranges.extend_from_slice(WORD);
-                        continue;
-                    }
-                    's' => {
-                        ranges.extend_from_slice(SPACE);
-                        continue;
-                    }
-                    'n' => '\n',
-                    't' => '\t',
-                    e if e.is_ascii_punctuation() => e,
-                    e => return Err(format!("unsupported escape \\{e} in a class")),
-                }
-            } else {
-                c
-            };
-            let is_range = self.peek() == Some('-') && self.chars.get(self.pos + 1) != Some(&']');
-            if is_range {
-                self.pos += 1;
-                let mut hi = self.next()?;
-                if hi == '\\' {
-                    hi = self.next()?;
-                }
-                if hi < lo {
-                    return Err(format!("bad range {lo}-{hi}"));
-                }
-                ranges.push((lo, hi));
-            } else {
-                ranges.push((lo, lo));
-            }
-        }
-        Ok(Node::Class { negated, ranges })
-    }
-
-    fn number(&mut self) -> Option<usize> {
-        let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
-            self.pos += 1;
-        }
-        self.chars[start..self.pos]
-            .iter()
-            .collect::<String>()
-            .parse()
-            .ok()
-    }
-
-    fn quantified(&mut self, atom: Node) -> Result<Node, String> {
-        let (min, max) = match self.peek() {
-            Some('*') => (0, None),
-            Some('+') => (1, None),
-            Some('?') => (0, Some(1)),
-            Some('{') => {
-                self.pos += 1;
-                let min = self.number().ok_or("bad {n,m}")?;
-                let max = if self.peek() == Some(',') {
-                    self.pos += 1;
-                    self.number()
-                } else {
-                    Some(min)
-                };
-                if self.peek() != Some('}') {
-                    return Err("bad {n,m}".into());
-                }
-                (min, max)
-            }
-            _ => return Ok(atom),
-        };
-        self.pos += 1;
-        if matches!(self.peek(), Some('?' | '+')) {
-            return Err("lazy and possessive quantifiers are not supported".into());
-        }
-        Ok(Node::Repeat {
-            node: Box::new(atom),
-            min,
-            max,
-        })
-    }
-}
-
-fn single(node: &Node, c: char) -> bool {
-    match node {
-        Node::Char(x) => *x == c,
-        Node::Any => c != '\n',
-        Node::Class { negated, ranges } => {
-            ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negated
-        }
-        _ => false,
-    }
-}
-
-/// Backtracking: whether `nodes` match at `i` with the continuation `k` accepting the end.
-fn matches_at(nodes: &[Node], s: &[char], i: usize, k: &dyn Fn(usize) -> bool) -> bool {
-    let Some((first, rest)) = nodes.split_first() else {
-        return k(i);
-    };
-    match first {
-        Node::Start => i == 0 && matches_at(rest, s, i, k),
-        Node::End => i == s.len() && matches_at(rest, s, i, k),
-        Node::Group(alternatives) => alternatives
-            .iter()
-            .any(|alt| matches_at(alt, s, i, &|j| matches_at(rest, s, j, k))),
-        Node::Repeat { node, min, max } => repeat(node, *min, *max, 0, rest, s, i, k),
-        one => i < s.len() && single(one, s[i]) && matches_at(rest, s, i + 1, k),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn repeat(
-    node: &Node,
-    min: usize,
-    max: Option<usize>,
-    count: usize,
-    rest: &[Node],
-    s: &[char],
-    i: usize,
-    k: &dyn Fn(usize) -> bool,
-) -> bool {
-    if max.is_none_or(|m| count < m) {
-        let more = matches_at(std::slice::from_ref(node), s, i, &|j| {
-            (j != i || count < min) && repeat(node, min, max, count + 1, rest, s, j, k)
-        });
-        if more {
-            return true;
-        }
-    }
-    count >= min && matches_at(rest, s, i, k)
 }

@@ -15,13 +15,14 @@
 //!   it (Flux Kustomization/HelmRelease, pods, nodes, ...): there, writes to the main
 //!   resource leave status alone and `/status` writes change nothing else; elsewhere
 //!   `/status` is a 404 and status is an ordinary part of the object;
-//! - every custom resource a CREATE / PUT / PATCH would store is checked against its
-//!   upstream CRD schema; a failure is a 422 `Invalid` (nothing stored) and is recorded
-//!   for [`K8sApi::invalid`].
+//! - every custom resource a CREATE / PUT / PATCH would store is pruned of the fields its
+//!   CRD schema does not declare, as a real server does without `fieldValidation=Strict`
+//!   (recorded for [`K8sApi::pruned`]; with `Strict` they are refused), then checked against
+//!   its upstream CRD schema; a failure is a 422 `Invalid` (nothing stored) and is recorded
+//!   for [`K8sApi::invalid`]. [`K8sApi::start_with`] serves older releases' CRDs
+//!   (`support::crd_release`).
 //!
 //! Where it is deliberately stricter or simpler than a real cluster:
-//! - unknown fields are refused (a real server, without `fieldValidation=Strict`, prunes
-//!   them silently, which is how a typo like `spec.backupNme` gets lost in production);
 //! - server-side apply is a merge patch (no managed fields, no conflicts, lists replaced);
 //! - no admission, no namespace existence check, no finalizers, no managedFields.
 //!
@@ -44,8 +45,10 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use super::crd_release::{Pruned, Releases};
 use super::crd_schema::Crds;
 use super::http::{Recorder, Server, bind_local, json_response};
+use super::k8s_patch::{json_patch, merge_patch};
 
 /// Default namespace of [`K8sApi::client`].
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -331,11 +334,13 @@ struct World {
     failures: VecDeque<Injected>,
     scripts: HashMap<Key, VecDeque<Value>>,
     invalid: Vec<Invalid>,
+    pruned: Vec<Pruned>,
 }
 
 struct Shared {
     origin: String,
     crds: Option<&'static Crds>,
+    releases: Releases,
     world: Mutex<World>,
     /// Woken on every stored change (watches, `wait_for_object`).
     changed: tokio::sync::Notify,
@@ -360,13 +365,19 @@ pub struct K8sApi {
 }
 
 impl K8sApi {
-    /// Start on 127.0.0.1:0. Must be called inside a tokio runtime.
+    /// Start on 127.0.0.1:0, serving the newest CRDs. Must be called inside a tokio runtime.
     pub fn start() -> K8sApi {
+        K8sApi::start_with(Releases::default())
+    }
+
+    /// Start serving the CRDs of these releases (older ones from `crds/older/`).
+    pub fn start_with(releases: Releases) -> K8sApi {
         let listener = bind_local();
         let origin = format!("http://{}", listener.local_addr().expect("addr"));
         let shared = Arc::new(Shared {
             origin,
             crds: crds(),
+            releases,
             world: Mutex::new(World::default()),
             changed: tokio::sync::Notify::new(),
             recorder: Recorder::new(),
@@ -442,6 +453,11 @@ impl K8sApi {
     }
 
     /// Writes refused with 422 `Invalid`; a test asserts this is empty.
+    /// The fields pruned from what was written (by anyone, seeds included), in order.
+    pub fn pruned(&self) -> Vec<Pruned> {
+        self.world().pruned.clone()
+    }
+
     pub fn invalid(&self) -> Vec<Invalid> {
         self.world().invalid.clone()
     }
@@ -1555,7 +1571,7 @@ impl Call<'_> {
         };
         let mut errors = name_errors(res, &name);
         if errors.is_empty() {
-            errors = self.schema_errors(&object);
+            errors = self.admit(&mut world, verb, &mut object);
         }
         if !errors.is_empty() {
             return Err(self.refuse(&mut world, verb, &name, object, errors));
@@ -1601,14 +1617,25 @@ impl Call<'_> {
         }
     }
 
-    fn schema_errors(&self, object: &Value) -> Vec<String> {
+    /// Prune (unless `fieldValidation=Strict`) and validate a custom resource about to be
+    /// stored; the schema errors.
+    fn admit(&self, world: &mut World, verb: &str, object: &mut Value) -> Vec<String> {
         if !self.res().custom {
             return Vec::new();
         }
-        match self.shared.crds {
-            Some(crds) => crds.validate(object).err().unwrap_or_default(),
-            None => Vec::new(),
+        let Some(crds) = self.shared.crds else {
+            return Vec::new();
+        };
+        let releases = &self.shared.releases;
+        if self.param("fieldValidation") != Some("Strict") {
+            let res = self.res().plural;
+            for path in crds.prune(object, releases) {
+                world.pruned.push(Pruned::new(verb, res, object, path));
+            }
         }
+        crds.validate_with(object, releases)
+            .err()
+            .unwrap_or_default()
     }
 
     /// Record and answer a 422 `Invalid`.
@@ -1709,7 +1736,7 @@ impl Call<'_> {
             m.insert("generation".into(), json!(generation));
         }
         let mut world = self.shared.world.lock().unwrap();
-        let errors = self.schema_errors(&object);
+        let errors = self.admit(&mut world, verb, &mut object);
         if !errors.is_empty() {
             return self.refuse(&mut world, verb, &name, object, errors);
         }
@@ -1966,6 +1993,13 @@ fn put_object(shared: &Shared, object: Value) -> Value {
     };
     let stored = {
         let mut world = shared.world.lock().unwrap();
+        if let (true, Some(crds)) = (res.custom, shared.crds) {
+            for path in crds.prune(&mut object, &shared.releases) {
+                world
+                    .pruned
+                    .push(Pruned::new("put", res.plural, &object, path));
+            }
+        }
         let key = res.key(&namespace, &name);
         match world.objects.get(&key).cloned() {
             Some(previous) => {
@@ -2270,166 +2304,4 @@ fn name_errors(res: &Resource, name: &str) -> Vec<String> {
         };
         vec![format!("metadata.name: Invalid value: \"{name}\": {rule}")]
     }
-}
-
-/// RFC 7386.
-fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(fields) => {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            let map = target.as_object_mut().expect("object");
-            for (key, value) in fields {
-                if value.is_null() {
-                    map.remove(key);
-                } else {
-                    merge_patch(map.entry(key.clone()).or_insert(Value::Null), value);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
-fn pointer_tokens(path: &str) -> Result<Vec<String>, String> {
-    if path.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rest = path
-        .strip_prefix('/')
-        .ok_or_else(|| format!("JSON pointer must start with '/': {path}"))?;
-    Ok(rest
-        .split('/')
-        .map(|t| t.replace("~1", "/").replace("~0", "~"))
-        .collect())
-}
-
-fn array_index(token: &str, len: usize, allow_end: bool) -> Result<usize, String> {
-    if allow_end && token == "-" {
-        return Ok(len);
-    }
-    let index: usize = token
-        .parse()
-        .map_err(|_| format!("invalid array index: {token}"))?;
-    let limit = if allow_end {
-        len
-    } else {
-        len.saturating_sub(1)
-    };
-    if (allow_end && index <= limit) || (!allow_end && index < len) {
-        Ok(index)
-    } else {
-        Err(format!("array index {index} out of bounds"))
-    }
-}
-
-fn pointer_add(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
-    let tokens = pointer_tokens(path)?;
-    let Some((last, parents)) = tokens.split_last() else {
-        *doc = value;
-        return Ok(());
-    };
-    let parent = parent_mut(doc, parents, path)?;
-    match parent {
-        Value::Object(map) => {
-            map.insert(last.clone(), value);
-            Ok(())
-        }
-        Value::Array(items) => {
-            let index = array_index(last, items.len(), true)?;
-            items.insert(index, value);
-            Ok(())
-        }
-        _ => Err(format!(
-            "add operation: parent of {path} is not a container"
-        )),
-    }
-}
-
-fn pointer_remove(doc: &mut Value, path: &str) -> Result<Value, String> {
-    let tokens = pointer_tokens(path)?;
-    let (last, parents) = tokens
-        .split_last()
-        .ok_or("remove operation: cannot remove the whole document")?;
-    let parent = parent_mut(doc, parents, path)?;
-    match parent {
-        Value::Object(map) => map.remove(last).ok_or_else(|| {
-            format!("remove operation does not apply: doc is missing path: \"{path}\"")
-        }),
-        Value::Array(items) => {
-            let index = array_index(last, items.len(), false)?;
-            Ok(items.remove(index))
-        }
-        _ => Err(format!(
-            "remove operation does not apply: doc is missing path: \"{path}\""
-        )),
-    }
-}
-
-fn parent_mut<'a>(
-    doc: &'a mut Value,
-    parents: &[String],
-    path: &str,
-) -> Result<&'a mut Value, String> {
-    let mut node = doc;
-    for token in parents {
-        node = match node {
-            Value::Object(map) => map.get_mut(token),
-            Value::Array(items) => {
-                let index = array_index(token, items.len(), false)?;
-                items.get_mut(index)
-            }
-            _ => None,
-        }
-        .ok_or_else(|| format!("doc is missing path: \"{path}\""))?;
-    }
-    Ok(node)
-}
-
-/// RFC 6902 (add, remove, replace, move, copy, test), all or nothing.
-fn json_patch(doc: &mut Value, ops: &[Value]) -> Result<(), String> {
-    let mut work = doc.clone();
-    for op in ops {
-        let kind = op["op"].as_str().ok_or("operation without \"op\"")?;
-        let path = op["path"].as_str().ok_or("operation without \"path\"")?;
-        match kind {
-            "add" => pointer_add(
-                &mut work,
-                path,
-                op.get("value").cloned().ok_or("add without value")?,
-            )?,
-            "remove" => {
-                pointer_remove(&mut work, path)?;
-            }
-            "replace" => {
-                let value = op.get("value").cloned().ok_or("replace without value")?;
-                pointer_remove(&mut work, path).map_err(|_| {
-                    format!("replace operation does not apply: doc is missing key: {path}")
-                })?;
-                pointer_add(&mut work, path, value)?;
-            }
-            "move" => {
-                let from = op["from"].as_str().ok_or("move without from")?;
-                let value = pointer_remove(&mut work, from)?;
-                pointer_add(&mut work, path, value)?;
-            }
-            "copy" => {
-                let from = op["from"].as_str().ok_or("copy without from")?;
-                let value = work.pointer(from).cloned().ok_or_else(|| {
-                    format!("copy operation does not apply: doc is missing from path: {from}")
-                })?;
-                pointer_add(&mut work, path, value)?;
-            }
-            "test" => {
-                let expected = op.get("value").ok_or("test without value")?;
-                if work.pointer(path) != Some(expected) {
-                    return Err(format!("testing value {path} failed: test failed"));
-                }
-            }
-            other => return Err(format!("Unexpected kind: {other}")),
-        }
-    }
-    *doc = work;
-    Ok(())
 }

@@ -3,10 +3,13 @@
 #![allow(dead_code)]
 
 pub mod bot;
+pub mod crd_pattern;
+pub mod crd_release;
 pub mod crd_schema;
 pub mod discord_api;
 pub mod http;
 pub mod k8s_api;
+pub mod k8s_patch;
 pub mod pg;
 pub mod rbac;
 pub mod recovery;

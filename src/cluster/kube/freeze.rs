@@ -1,14 +1,22 @@
 //! Freeze and unfreeze (SOP §5.1): Argo CD sync windows or auto-sync, Flux suspend; the prior
 //! state of every object is kept on the object and in the event, and put back exactly.
 
+use super::windows::{self, Record};
 use super::*;
+
+/// The description of a freeze's deny window and the Flux reason annotation:
+/// `drbot freeze <object>: <reason>`.
+pub(super) fn freeze_note(spec: &OperationSpec) -> String {
+    let reason = spec.reason.as_deref().unwrap_or("disaster recovery");
+    format!("{WINDOW_PREFIX}{}: {reason}", spec.object_name)
+}
 
 /// An object a freeze changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Target {
-    kind: Kind,
-    namespace: String,
-    name: String,
+    pub(super) kind: Kind,
+    pub(super) namespace: String,
+    pub(super) name: String,
 }
 
 pub(super) const TARGET_KEYS: &[(&str, Kind)] = &[
@@ -19,7 +27,7 @@ pub(super) const TARGET_KEYS: &[(&str, Kind)] = &[
 ];
 
 impl Target {
-    fn new(kind: Kind, namespace: &str, name: &str) -> Target {
+    pub(super) fn new(kind: Kind, namespace: &str, name: &str) -> Target {
         Target {
             kind,
             namespace: namespace.into(),
@@ -28,7 +36,7 @@ impl Target {
     }
 
     /// `argocd_appproject/argocd/default`: the key of its recorded state.
-    fn key(&self) -> String {
+    pub(super) fn key(&self) -> String {
         let prefix = TARGET_KEYS
             .iter()
             .find(|(_, k)| *k == self.kind)
@@ -43,7 +51,7 @@ impl Target {
         (!namespace.is_empty() && !name.is_empty()).then(|| Target::new(kind, namespace, name))
     }
 
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         format!("{} {}/{}", self.kind.label(), self.namespace, self.name)
     }
 
@@ -57,7 +65,7 @@ impl Target {
     }
 
     /// `apiVersion`, `kind` and the name, to which a patch adds its fields.
-    fn patch_base(&self) -> Value {
+    pub(super) fn patch_base(&self) -> Value {
         let (_, _, kind, _) = self.kind.gvk();
         json!({
             "apiVersion": self.kind.api_version(),
@@ -153,8 +161,7 @@ impl Kube {
         spec: &OperationSpec,
     ) -> Result<Prepared, ClusterError> {
         let op = spec.object_name.as_str();
-        let reason = spec.reason.as_deref().unwrap_or("disaster recovery");
-        let note = format!("{WINDOW_PREFIX}{op}: {reason}");
+        let note = freeze_note(spec);
         let mut summary = Vec::new();
         let mut steps = Vec::new();
         let mut held = 0;
@@ -186,7 +193,9 @@ impl Kube {
                 None => {}
             }
             let step = match t.kind {
-                Kind::AppProject => freeze_project(t, &object, op, &note),
+                Kind::AppProject => {
+                    windows::freeze_project(t, &object, op, &note, self.argocd_legacy())
+                }
                 Kind::Application => freeze_application(t, &object, self.argocd_legacy()),
                 Kind::Kustomization => freeze_flux(t, &object, FluxKind::Kustomization, &note),
                 _ => freeze_flux(t, &object, FluxKind::HelmRelease, &note),
@@ -197,14 +206,15 @@ impl Kube {
                     prior,
                     line,
                 } => {
-                    let mark = json!({"operation": op, "prior": prior}).to_string();
-                    set_annotation(&mut doc, FREEZE_ANNOTATION, Value::String(mark));
+                    windows::mark(&mut doc, op, prior.clone());
                     summary.push(line);
+                    // A project's undo is computed from the project as it is then.
+                    let undo = (t.kind != Kind::AppProject).then(|| unfreeze_patch(t, &prior));
                     steps.push(Step {
                         kind: t.kind,
                         create: false,
                         doc,
-                        undo: Some(unfreeze_patch(t, &prior)),
+                        undo,
                     });
                 }
                 FreezeStep::Skip(line) => summary.push(line),
@@ -232,7 +242,6 @@ impl Kube {
         spec: &OperationSpec,
     ) -> Result<Observation, ClusterError> {
         let op = spec.object_name.as_str();
-        let tag = incident_tag(op);
         let mut prior = Map::new();
         let mut applied = Vec::new();
         let mut problems = Vec::new();
@@ -244,8 +253,12 @@ impl Kube {
             };
             match freeze_mark(&object) {
                 Some((holder, recorded)) if holder == op => {
-                    prior.insert(t.key(), recorded);
-                    match freeze_effect(&t, &object, tag, self.argocd_legacy()) {
+                    prior.insert(t.key(), recorded.clone());
+                    let effect = match t.kind {
+                        Kind::AppProject => windows::project_effect(&t, &object, &recorded),
+                        _ => freeze_effect(&t, &object, self.argocd_legacy()),
+                    };
+                    match effect {
                         Ok(done) => applied.push(done),
                         Err(why) => problems.push(why),
                     }
@@ -301,6 +314,23 @@ impl Kube {
                 ));
                 continue;
             };
+            if t.kind == Kind::AppProject {
+                let record = Record::parse(fragment);
+                let tag = incident_tag(&spec.object_name);
+                match windows::unfreeze_project(t, &object, &record, tag) {
+                    None => summary.push(format!("{}: already as recorded", t.describe())),
+                    Some(doc) => {
+                        summary.push(windows::unfreeze_line(t, &object, &record, &doc));
+                        steps.push(Step {
+                            kind: t.kind,
+                            create: false,
+                            doc,
+                            undo: None,
+                        });
+                    }
+                }
+                continue;
+            }
             if restored(&object, fragment) {
                 summary.push(format!("{}: already as recorded", t.describe()));
                 continue;
@@ -346,9 +376,16 @@ impl Kube {
         let mut done = Vec::new();
         let mut problems = Vec::new();
         for (t, fragment) in &targets {
+            let tag = incident_tag(&spec.object_name);
+            let put_back = |object: &Value| match t.kind {
+                Kind::AppProject => {
+                    windows::unfreeze_project(t, object, &Record::parse(fragment), tag).is_none()
+                }
+                _ => restored(object, fragment),
+            };
             match self.get(t.kind, &t.namespace, &t.name).await? {
                 None => done.push(format!("{} (gone)", t.describe())),
-                Some(object) if restored(&object, fragment) => done.push(t.describe()),
+                Some(object) if put_back(&object) => done.push(t.describe()),
                 Some(object) => problems.push(format!(
                     "{} is not as recorded: {} instead of {}",
                     t.describe(),
@@ -461,57 +498,6 @@ pub(super) fn describe_fragment(fragment: &Value, object: Option<&Value>) -> Str
     out.join(", ")
 }
 
-/// Add this incident's deny window to an AppProject, unless one is there already.
-pub(super) fn freeze_project(t: &Target, object: &Value, op: &str, note: &str) -> FreezeStep {
-    let current = object.pointer("/spec/syncWindows").cloned();
-    let windows: Vec<Value> = current
-        .as_ref()
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let ours_prefix = format!("{WINDOW_PREFIX}{}", incident_tag(op));
-    let is_ours = |w: &Value| {
-        w.get("description")
-            .and_then(Value::as_str)
-            .is_some_and(|d| d.starts_with(&ours_prefix))
-    };
-    let others: Vec<Value> = windows.iter().filter(|w| !is_ours(w)).cloned().collect();
-    let has_ours = others.len() != windows.len();
-    // What the unfreeze puts back: the list without this incident's windows (absent if that
-    // leaves nothing where there was nothing but them).
-    let prior = match (&current, has_ours, others.is_empty()) {
-        (None, _, _) | (Some(_), true, true) => Value::Null,
-        (Some(_), true, false) => Value::Array(others.clone()),
-        (Some(c), false, _) => c.clone(),
-    };
-    let (after, line) = if has_ours {
-        (
-            windows.clone(),
-            format!(
-                "{}: a deny window of this incident is already there; no second one is added (now: {})",
-                t.describe(),
-                describe_windows(&windows)
-            ),
-        )
-    } else {
-        let mut after = others.clone();
-        after.push(manifests::argocd_deny_window(FREEZE_DURATION, note));
-        (
-            after,
-            format!(
-                "{}: add deny sync window '* * * * *' for {FREEZE_DURATION}, all applications, manual syncs too (now: {})",
-                t.describe(),
-                describe_windows(&windows)
-            ),
-        )
-    };
-    FreezeStep::Change {
-        doc: manifests::argocd_sync_windows(&t.namespace, &t.name, &after),
-        prior: json!({"spec": {"syncWindows": prior}}),
-        line,
-    }
-}
-
 /// Turn an Application's auto-sync off: `automated.enabled: false` (Argo CD 3.1 and later,
 /// prune and self-heal settings kept) or, before 3.1, no `automated` at all.
 pub(super) fn freeze_application(t: &Target, object: &Value, legacy: bool) -> FreezeStep {
@@ -558,8 +544,10 @@ pub(super) fn freeze_application(t: &Target, object: &Value, legacy: bool) -> Fr
     FreezeStep::Change { doc, prior, line }
 }
 
-/// Suspend a Flux Kustomization or HelmRelease with the reason annotation `flux suspend`
-/// sets, unless something suspended it already.
+/// Suspend a Flux Kustomization or HelmRelease, with drbot's reason annotation
+/// ([`FLUX_SUSPEND_REASON`]: a note for people, read by no controller), unless something
+/// suspended it already. Only these two scalar fields change (merge patch), so nothing that
+/// others change meanwhile is replaced; the unfreeze puts back exactly these two.
 pub(super) fn freeze_flux(t: &Target, object: &Value, kind: FluxKind, note: &str) -> FreezeStep {
     let suspend = object
         .pointer("/spec/suspend")
@@ -598,35 +586,8 @@ pub(super) fn freeze_flux(t: &Target, object: &Value, kind: FluxKind, note: &str
 }
 
 /// What a freeze holding `object` has in force, or why it is not.
-pub(super) fn freeze_effect(
-    t: &Target,
-    object: &Value,
-    tag: &str,
-    legacy: bool,
-) -> Result<String, String> {
+pub(super) fn freeze_effect(t: &Target, object: &Value, legacy: bool) -> Result<String, String> {
     match t.kind {
-        Kind::AppProject => {
-            let prefix = format!("{WINDOW_PREFIX}{tag}");
-            let held = object
-                .pointer("/spec/syncWindows")
-                .and_then(Value::as_array)
-                .is_some_and(|ws| {
-                    ws.iter().any(|w| {
-                        w.get("kind").and_then(Value::as_str) == Some("deny")
-                            && w.get("description")
-                                .and_then(Value::as_str)
-                                .is_some_and(|d| d.starts_with(&prefix))
-                    })
-                });
-            if held {
-                Ok(format!("{}: deny window active", t.describe()))
-            } else {
-                Err(format!(
-                    "{} lost the deny window (reverted by something that manages the project?)",
-                    t.describe()
-                ))
-            }
-        }
         Kind::Application => {
             let automated = object.pointer("/spec/syncPolicy/automated");
             let off = match automated {

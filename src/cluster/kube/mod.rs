@@ -149,6 +149,7 @@ mod missing_namespace;
 mod probes;
 mod stackgres;
 mod velero;
+mod windows;
 
 use access::*;
 use json::*;
@@ -460,6 +461,10 @@ impl Cluster for Kube {
                             created = made;
                         }
                     })
+                } else if let Some(replan) =
+                    windows::Replan::of_step(spec, step, self.argocd_legacy())
+                {
+                    self.write_conditional(step.kind, &step.doc, &replan).await
                 } else {
                     self.merge_patch(step.kind, &step.doc).await
                 };
@@ -471,9 +476,12 @@ impl Cluster for Kube {
                     Err(ClusterError::Invalid(why)) if i > 0 => {
                         let mut undone = Vec::new();
                         for s in prepared.steps[..i].iter().rev() {
-                            if let Some(undo) = &s.undo
-                                && self.merge_patch(s.kind, undo).await.is_ok()
-                            {
+                            let undone_ok = match (windows::Replan::undo_of(spec, s), &s.undo) {
+                                (Some(replan), _) => self.undo_conditional(s.kind, &replan).await,
+                                (None, Some(undo)) => self.merge_patch(s.kind, undo).await.is_ok(),
+                                (None, None) => false,
+                            };
+                            if undone_ok {
                                 undone.push(format!("{} {}", s.kind.label(), name_of(&s.doc)));
                             }
                         }
