@@ -5,6 +5,7 @@ mod support;
 
 use chrono::{DateTime, Utc};
 use drbot::cluster::manifests::{self, DatabaseRestore};
+use drbot::cluster::restore_scope::RestoreScope;
 use serde_json::{Value, json};
 use support::crd_release::{Releases, StackGres, Velero};
 use support::crd_schema::Crds;
@@ -20,10 +21,13 @@ fn t(s: &str) -> DateTime<Utc> {
 /// its SGBackup copy).
 fn manifests() -> Vec<Value> {
     let ns = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let scope = |asked: &[String], excluded: &[String]| {
+        RestoreScope::resolve(asked, excluded, Some("databases")).expect("a valid scope")
+    };
     let mut out = vec![
-        manifests::velero_restore("r-all", "velero", "nightly", &[], &[]),
-        manifests::velero_restore("r-ex", "velero", "nightly", &[], &ns(&["db"])),
-        manifests::velero_restore("r-in", "velero", "nightly", &ns(&["shop"]), &[]),
+        manifests::velero_restore("r-all", "velero", "nightly", &scope(&[], &[])),
+        manifests::velero_restore("r-ex", "velero", "nightly", &scope(&[], &ns(&["db"]))),
+        manifests::velero_restore("r-in", "velero", "nightly", &scope(&ns(&["shop"]), &[])),
     ];
     let backups = json!([{"sgObjectStorage": "offsite", "cronSchedule": "0 3 * * *",
         "retention": 7, "compression": "lz4", "path": "orders/16"}]);
@@ -101,8 +105,9 @@ fn velero_and_stackgres_manifests_on_every_release() {
     // with a namespace filter), and a misspelt field is pruned under both, so the check
     // above is not vacuous (no preserve-unknown-fields over these specs).
     for releases in [Releases::default(), older] {
-        let mut restore = manifests::velero_restore("r", "velero", "nightly", &[], &[]);
-        restore["spec"]["includeClusterResources"] = json!(true);
+        let scope = RestoreScope::resolve(&[], &["db".to_string()], None).expect("a scope");
+        let mut restore = manifests::velero_restore("r", "velero", "nightly", &scope);
+        assert_eq!(restore["spec"]["includeClusterResources"], json!(true));
         restore["spec"]["backupNme"] = json!("typo");
         assert_eq!(crds.prune(&mut restore, &releases), ["spec.backupNme"]);
         let mut cluster = manifests().pop().expect("an SGCluster");
