@@ -102,7 +102,13 @@ pub const SCOPES: &[Scope] = &[
                 "",
                 "pods",
                 &["list"],
-                "watching a restore: the restored cluster's primary pod is Ready",
+                "watching a restore: the restored cluster's primary pod is Ready, or its patroni container crash-looping",
+            ),
+            rule(
+                "",
+                "events",
+                &["list"],
+                "watching a restore: the operator's Warning events on the new SGCluster (ClusterConfigFailed)",
             ),
             rule_when(
                 rule(
@@ -135,16 +141,19 @@ pub const SCOPES: &[Scope] = &[
                 "",
                 "pods",
                 &["list"],
-                "watching a drill restore: its primary pod is Ready",
+                "watching a drill restore: its primary pod is Ready, or its patroni container crash-looping",
             ),
-            rule_when(
-                rule(
-                    "",
-                    "secrets",
-                    &["get"],
-                    "verify after a drill: the superuser password for pg_is_in_recovery()",
-                ),
-                "kubernetes.dsnPasswordFromSecret",
+            rule(
+                "",
+                "events",
+                &["list"],
+                "watching a drill restore: the operator's Warning events on the drill SGCluster",
+            ),
+            rule(
+                "",
+                "secrets",
+                &["get"],
+                "/dr drill and doctor: the backup's object-storage Secrets are in the drill namespace (StackGres reads them there); verify: the superuser password",
             ),
         ],
     },
