@@ -110,6 +110,20 @@ const fn crd(
     }
 }
 
+const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
+
 /// Every resource served. Status subresources as declared in the upstream CRDs in
 /// `shared/reference/crds` (only the two Flux kinds declare one; SGCluster declares
 /// only `scale`; Argo CD, Velero and SGBackup none).
@@ -135,6 +149,8 @@ pub const RESOURCES: &[Resource] = &[
     core("services", "Service", true, true, &[]),
     core("secrets", "Secret", true, false, &["type"]),
     core("configmaps", "ConfigMap", true, false, &[]),
+    // Field selectors as kube-apiserver's `pkg/registry/core/event/strategy.go` ToSelectableFields.
+    core("events", "Event", true, false, EVENT_FIELDS),
     Resource {
         group: "coordination.k8s.io",
         version: "v1",
@@ -1187,12 +1203,13 @@ fn self_subject_access_review(shared: &Shared, review: &Value) -> Reply {
         );
     }
     let namespace = attrs["namespace"].as_str().filter(|n| !n.is_empty());
-    let allowed = shared
-        .authorizer
-        .lock()
-        .unwrap()
-        .as_ref()
-        .is_none_or(|a| a.would_allow(&s("verb"), &s("group"), &s("resource"), namespace));
+    let allowed = shared.authorizer.lock().unwrap().as_ref().is_none_or(|a| {
+        let resource = match s("subresource") {
+            sub if sub.is_empty() => s("resource"),
+            sub => format!("{}/{sub}", s("resource")),
+        };
+        a.would_allow(&s("verb"), &s("group"), &resource, namespace)
+    });
     let mut answer = review.clone();
     answer["status"] = json!({ "allowed": allowed });
     Reply::ok(201, answer)
@@ -1243,6 +1260,37 @@ async fn handle(
         req.status = reply.status;
         shared.recorder.push(req);
         return reply.into_response();
+    }
+    // `pods/{name}/log`: what the StackGres emulator's containers wrote.
+    if let ["api", "v1", "namespaces", ns, "pods", pod, "log"] = path
+        .trim_matches('/')
+        .split('/')
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        let (reply, resource) = super::stackgres_controller::pod_log(&shared.origin, ns, pod);
+        let allowed = shared
+            .authorizer
+            .lock()
+            .unwrap()
+            .clone()
+            .is_none_or(|a| a.allows("get", "", resource, Some(ns), Some(pod)));
+        req.verb = "get".into();
+        req.resource = resource.into();
+        req.status = if allowed { reply.0 } else { 403 };
+        shared.recorder.push(req);
+        return match allowed {
+            true => Response::builder()
+                .status(reply.0)
+                .header("content-type", "text/plain")
+                .body(Body::from(reply.1))
+                .expect("log response"),
+            false => json_response(
+                403,
+                &[],
+                &status_body(403, "Forbidden", "pods/log is forbidden", None),
+            ),
+        };
     }
     let target = match route(&path, &shared.origin) {
         Route::Discovery(body) => {

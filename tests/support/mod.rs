@@ -14,6 +14,7 @@ pub mod s3;
 pub mod serve;
 pub mod slack_api;
 pub mod slack_socket;
+pub mod stackgres_controller;
 pub mod statuspage_api;
 
 use std::collections::BTreeMap;

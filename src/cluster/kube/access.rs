@@ -110,6 +110,12 @@ pub const SCOPES: &[Scope] = &[
                 &["list"],
                 "watching a restore: the operator's Warning events on the new SGCluster (ClusterConfigFailed)",
             ),
+            rule(
+                "",
+                "pods/log",
+                &["get"],
+                "a crash-looping restore: the tail of the patroni container's log, for PostgreSQL's FATAL",
+            ),
             rule_when(
                 rule(
                     "",
@@ -148,6 +154,12 @@ pub const SCOPES: &[Scope] = &[
                 "events",
                 &["list"],
                 "watching a drill restore: the operator's Warning events on the drill SGCluster",
+            ),
+            rule(
+                "",
+                "pods/log",
+                &["get"],
+                "a crash-looping drill restore: the tail of the patroni container's log",
             ),
             rule(
                 "",
@@ -579,11 +591,17 @@ impl Kube {
         use k8s_openapi::api::authorization::v1::{
             ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
         };
+        let (resource, subresource) = match need.resource.split_once('/') {
+            Some((r, sub)) => (r, Some(sub)),
+            None => (need.resource, None),
+        };
         let review = SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec {
                 resource_attributes: Some(ResourceAttributes {
                     group: Some(need.group.to_string()),
-                    resource: Some(need.resource.to_string()),
+                    // `pods/log` is asked as resource `pods`, subresource `log`.
+                    resource: Some(resource.to_string()),
+                    subresource: subresource.map(str::to_string),
                     verb: Some(need.verb.to_string()),
                     namespace: need.namespace.clone(),
                     ..ResourceAttributes::default()

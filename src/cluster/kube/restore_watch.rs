@@ -85,6 +85,24 @@ fn termination(c: &Value) -> String {
     }
 }
 
+/// Lines of a container's log read for the cause of a crash.
+const LOG_TAIL: i64 = 40;
+
+/// The lines that name the cause: PostgreSQL's FATAL / PANIC, the restore script's errors
+/// (`RESTORE_BACKUP_ERROR` is echoed as is, `start-patroni.sh` ~37-41), else the last three.
+fn cause_lines(log: &str) -> String {
+    let keys = ["FATAL", "PANIC", "ERROR", "Backup", "backup"];
+    let hits: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| keys.iter().any(|k| l.contains(k)))
+        .collect();
+    if hits.is_empty() {
+        return last_lines(log, 3);
+    }
+    hits[hits.len().saturating_sub(3)..].join(" | ")
+}
+
 /// The last `n` non-empty lines of a message, joined with " | ".
 fn last_lines(m: &str, n: usize) -> String {
     let lines: Vec<&str> = m.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -141,6 +159,38 @@ impl Kube {
             .collect())
     }
 
+    /// The lines of a container's previous run that say why it ended: PostgreSQL's FATAL /
+    /// PANIC / ERROR lines and the restore script's error, else the last lines; `Err` says
+    /// why the log could not be read (the failure is reported either way).
+    async fn last_run_log(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<String, String> {
+        use ::kube::api::LogParams;
+        use k8s_openapi::api::core::v1::Pod;
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = LogParams {
+            container: Some(container.to_string()),
+            previous: true,
+            tail_lines: Some(LOG_TAIL),
+            ..LogParams::default()
+        };
+        let what = format!("reading the log of {namespace}/{pod} ({container})");
+        let access = Access {
+            verb: "get",
+            group: "",
+            resource: "pods/log",
+            namespace: Some(namespace),
+        };
+        let log = self
+            .timed(&what, Some(access), pods.logs(pod, &params))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(cause_lines(&log))
+    }
+
     /// How long a restore may take before it is reported stalled.
     fn restore_deadline(&self) -> chrono::Duration {
         chrono::Duration::minutes(
@@ -182,10 +232,15 @@ impl Kube {
                 ),
                 None => String::new(),
             };
+            let log = match self.last_run_log(namespace, &pod, &container).await {
+                Ok(lines) if !lines.is_empty() => format!("its log: \"{lines}\""),
+                Ok(_) => "its log is empty".to_string(),
+                Err(why) => format!("its log could not be read ({why})"),
+            };
             return Ok(Some(Trouble {
                 phase: "Failed",
                 detail: format!(
-                    "SGCluster {namespace}/{name} failed: container {container} of pod {pod} is crash-looping ({restarts} restarts; {quote}): the restore's bootstrap fails each time it starts. PostgreSQL's reason is in its log: `kubectl logs -n {namespace} {pod} -c {container} --previous | grep -E 'FATAL|ERROR'`.{hint} {ESCALATE}"
+                    "SGCluster {namespace}/{name} failed: container {container} of pod {pod} is crash-looping ({restarts} restarts; {quote}): the restore's bootstrap fails each time it starts; {log}. More with `kubectl logs -n {namespace} {pod} -c {container} --previous`.{hint} {ESCALATE}"
                 ),
             }));
         }
