@@ -275,3 +275,55 @@ async fn kill_after_sgcluster_created_then_restart_creates_nothing_twice() {
     assert_eq!(ops.len(), 1, "{ops:#?}");
     assert_eq!(ops[0]["outcome"], "succeeded", "{ops:#?}");
 }
+
+// ---- 3. a restore that fails the way StackGres fails -----------------------------------------
+
+/// The StackGres emulator instead of scripted pods: the archive's last commit is at 09:50,
+/// so a PITR to 09:55 crash-loops on PostgreSQL's FATAL. drbot used to show "Restoring"
+/// forever; now the console reports it failed with the FATAL, and the export shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pitr_past_the_last_commit_is_reported_failed_on_the_console_and_in_the_export() {
+    use support::recovery::t;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = K8sApi::start();
+    seed_cluster(&api, None);
+    api.set_archive_last_commit("orders", t("2026-02-08T09:50:00Z"));
+    let _s3 = offsite_bucket().await;
+    let kubeconfig = write_kubeconfig(dir.path(), &api.url(), true);
+    let env = kubernetes_env(&kubeconfig, &_s3);
+
+    let mut bot = Drbot::console_with(dir.path(), &env, "2026-02-08T10:00:00Z", "alice");
+    bot.ask("/dr declare sev2 data orders wiped", "DISASTER DECLARED");
+    bot.ask(
+        "/dr pitr 2026-02-08T09:55Z",
+        "Confirm with `/dr confirm P1`",
+    );
+    bot.ask("/dr confirm P1", "op1 launched");
+    let mut seen = String::new();
+    for minute in 1..=6 {
+        api.set_stackgres_time(t("2026-02-08T10:00:00Z") + chrono::Duration::minutes(minute));
+        api.run_stackgres();
+        seen.push_str(&bot.say(":advance 1m"));
+        if seen.contains("op1 failed") {
+            break;
+        }
+    }
+    assert!(seen.contains("op1 failed"), "{seen}");
+    assert!(
+        seen.contains("FATAL:  recovery ended before configured recovery target was reached"),
+        "{seen}"
+    );
+    assert!(seen.contains("STOP and escalate"), "{seen}");
+    bot.finish();
+    let json = export_json(dir.path(), &env, "INC-1");
+    let ops = json["incident"]["operations"]
+        .as_array()
+        .expect("operations");
+    assert_eq!(ops[0]["outcome"], "failed", "{ops:#?}");
+    assert!(
+        json.to_string()
+            .contains("recovery ended before configured recovery target"),
+        "{json}"
+    );
+    no_invalid(&api);
+}
