@@ -149,7 +149,8 @@ pub const RESOURCES: &[Resource] = &[
     core("services", "Service", true, true, &[]),
     core("secrets", "Secret", true, false, &["type"]),
     core("configmaps", "ConfigMap", true, false, &[]),
-    // Field selectors as kube-apiserver's `pkg/registry/core/event/strategy.go` ToSelectableFields.
+    // Field selectors of core Events: involvedObject.* is what `kubectl describe` uses; the
+    // rest is kube-apiserver's event strategy as remembered (unverified: not re-read here).
     core("events", "Event", true, false, EVENT_FIELDS),
     Resource {
         group: "coordination.k8s.io",
