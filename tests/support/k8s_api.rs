@@ -596,8 +596,10 @@ impl K8sApi {
             .push(Arc::new(hook));
     }
 
-    /// The StackGres operator's part: each created SGCluster gets its primary pod
-    /// (`{name}-0`, not Ready yet; flip it with [`K8sApi::set_pod_ready`]).
+    /// A shortcut: each created SGCluster gets its primary pod at once (`{name}-0`, already
+    /// labelled `role=primary`, not Ready yet; flip it with [`K8sApi::set_pod_ready`]). Real
+    /// StackGres labels the role only after bootstrap: restores are run on the emulator
+    /// ([`K8sApi::run_stackgres`], `stackgres_controller.rs`).
     pub fn spawn_stackgres_pods(&self) {
         self.on_create("sgclusters", |cluster| {
             vec![stackgres_primary_pod(cluster, false)]
@@ -673,7 +675,8 @@ pub fn pod_status(ready: bool) -> Value {
 }
 
 /// Labels StackGres puts on a cluster's pods (`status.labelSelector` of the SGCluster);
-/// the primary also has `role=primary` (1.18; older releases said `master`).
+/// the primary also has `role=primary`, or `master` under Patroni < 4
+/// (`PatroniMember.getLabelRole`, StackGres ≥ 1.15), once Patroni leads.
 pub fn stackgres_cluster_labels(cluster: &str) -> Value {
     json!({
         "app": "StackGresCluster",
