@@ -110,20 +110,6 @@ const fn crd(
     }
 }
 
-const EVENT_FIELDS: &[&str] = &[
-    "involvedObject.kind",
-    "involvedObject.namespace",
-    "involvedObject.name",
-    "involvedObject.uid",
-    "involvedObject.apiVersion",
-    "involvedObject.resourceVersion",
-    "involvedObject.fieldPath",
-    "reason",
-    "reportingComponent",
-    "source",
-    "type",
-];
-
 /// Every resource served. Status subresources as declared in the upstream CRDs in
 /// `shared/reference/crds` (only the two Flux kinds declare one; SGCluster declares
 /// only `scale`; Argo CD, Velero and SGBackup none).
@@ -149,9 +135,13 @@ pub const RESOURCES: &[Resource] = &[
     core("services", "Service", true, true, &[]),
     core("secrets", "Secret", true, false, &["type"]),
     core("configmaps", "ConfigMap", true, false, &[]),
-    // Field selectors of core Events: involvedObject.* is what `kubectl describe` uses; the
-    // rest is kube-apiserver's event strategy as remembered (unverified: not re-read here).
-    core("events", "Event", true, false, EVENT_FIELDS),
+    core(
+        "events",
+        "Event",
+        true,
+        false,
+        super::stackgres_controller::EVENT_FIELDS,
+    ),
     Resource {
         group: "coordination.k8s.io",
         version: "v1",
@@ -1266,35 +1256,16 @@ async fn handle(
         return reply.into_response();
     }
     // `pods/{name}/log`: what the StackGres emulator's containers wrote.
-    if let ["api", "v1", "namespaces", ns, "pods", pod, "log"] = path
-        .trim_matches('/')
-        .split('/')
-        .collect::<Vec<_>>()
-        .as_slice()
+    if let Some(reply) =
+        super::stackgres_controller::pod_log_route(&path, &shared.origin, |n, p| {
+            let authorizer = shared.authorizer.lock().unwrap().clone();
+            authorizer.is_none_or(|a| a.allows("get", "", "pods/log", Some(n), Some(p)))
+        })
     {
-        let (reply, resource) = super::stackgres_controller::pod_log(&shared.origin, ns, pod);
-        let allowed = shared
-            .authorizer
-            .lock()
-            .unwrap()
-            .clone()
-            .is_none_or(|a| a.allows("get", "", resource, Some(ns), Some(pod)));
-        req.verb = "get".into();
-        req.resource = resource.into();
-        req.status = if allowed { reply.0 } else { 403 };
+        (req.verb, req.resource, req.status) =
+            ("get".into(), "pods/log".into(), reply.status().as_u16());
         shared.recorder.push(req);
-        return match allowed {
-            true => Response::builder()
-                .status(reply.0)
-                .header("content-type", "text/plain")
-                .body(Body::from(reply.1))
-                .expect("log response"),
-            false => json_response(
-                403,
-                &[],
-                &status_body(403, "Forbidden", "pods/log is forbidden", None),
-            ),
-        };
+        return reply;
     }
     let target = match route(&path, &shared.origin) {
         Route::Discovery(body) => {

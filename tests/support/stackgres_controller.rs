@@ -476,21 +476,60 @@ impl K8sApi {
     }
 }
 
-/// The answer to `GET .../pods/{pod}/log` on the stand-in at `origin`: (status, text) and the
-/// RBAC resource it needs. The log of the container's last run, as `--previous` asks; 400 as
-/// kubelet answers when the container has not been restarted (unverified wording).
-pub fn pod_log(origin: &str, namespace: &str, pod: &str) -> ((u16, String), &'static str) {
+/// Field selectors of core Events: `involvedObject.*` is what `kubectl describe` uses; the
+/// rest is kube-apiserver's event strategy as remembered (unverified: not re-read here).
+pub const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
+
+/// `GET /api/v1/namespaces/{ns}/pods/{pod}/log` on the stand-in at `origin`, if `path` is
+/// one: the log of the patroni container's last run, as `--previous` asks (`allowed`: the
+/// stand-in's RBAC for `pods/log`). 400 when the container never ended (kubelet's wording
+/// unverified).
+pub fn pod_log_route(
+    path: &str,
+    origin: &str,
+    allowed: impl Fn(&str, &str) -> bool,
+) -> Option<axum::response::Response> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["api", "v1", "namespaces", ns, "pods", pod, "log"] = parts.as_slice() else {
+        return None;
+    };
     let lines = facts()
         .lock()
         .unwrap()
         .get(origin)
-        .and_then(|f| f.logs.get(&format!("{namespace}/{pod}")).cloned());
-    let reply = match lines {
-        Some(lines) => (200, lines.join("\n") + "\n"),
-        None => (
+        .and_then(|f| f.logs.get(&format!("{ns}/{pod}")).cloned());
+    let (status, kind, body) = match (allowed(ns, pod), lines) {
+        (false, _) => (
+            403,
+            "application/json",
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden",
+                   "code": 403, "message": format!("pods \"{pod}\" is forbidden: cannot get resource \"pods/log\"")})
+            .to_string(),
+        ),
+        (true, Some(lines)) => (200, "text/plain", lines.join("\n") + "\n"),
+        (true, None) => (
             400,
+            "text/plain",
             format!("previous terminated container \"patroni\" in pod \"{pod}\" not found"),
         ),
     };
-    (reply, "pods/log")
+    Some(
+        axum::response::Response::builder()
+            .status(status)
+            .header("content-type", kind)
+            .body(axum::body::Body::from(body))
+            .expect("log response"),
+    )
 }
