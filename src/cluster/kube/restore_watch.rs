@@ -207,7 +207,16 @@ impl Kube {
     ) -> Result<Option<Trouble>, ClusterError> {
         let name = name_of(cluster);
         let namespace = text(cluster, "/metadata/namespace").unwrap_or_default();
-        let events = self.cluster_events(cluster).await?;
+        // A refused or unserved Events list must not hide a crash loop or the deadline: the
+        // watch goes on without them (`drbot doctor` names the missing permission).
+        let events = match self.cluster_events(cluster).await {
+            Ok(events) => events,
+            Err(ClusterError::Invalid(why)) => {
+                tracing::warn!(cluster = %name, error = %why, "could not read the SGCluster's events");
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
         if let Some((reason, message, count, last)) = config_failure(&events) {
             let pods_note = if pods.is_empty() {
                 "; the operator creates no pods until it reconciles"
