@@ -540,6 +540,9 @@ pub struct KubernetesSettings {
     pub postgres_dsn_template: Option<String>,
     /// Limit for one API request.
     pub timeout_seconds: u64,
+    /// A database restore or drill with no Ready primary this long after its SGCluster was
+    /// created is reported stalled (StackGres reports no progress to compare against).
+    pub restore_deadline_minutes: u64,
 }
 
 impl Default for KubernetesSettings {
@@ -560,6 +563,7 @@ impl Default for KubernetesSettings {
             core_namespaces: vec!["kube-system".into()],
             postgres_dsn_template: None,
             timeout_seconds: 30,
+            restore_deadline_minutes: 240,
         }
     }
 }
@@ -704,6 +708,11 @@ impl KubernetesSettings {
         }
         if !(1..=300).contains(&self.timeout_seconds) {
             return Err("kubernetes.timeout_seconds must be between 1 and 300".into());
+        }
+        if !(10..=10_080).contains(&self.restore_deadline_minutes) {
+            return Err(
+                "kubernetes.restore_deadline_minutes must be between 10 and 10080 (a week)".into(),
+            );
         }
         Ok(())
     }

@@ -446,8 +446,32 @@ async fn kubernetes(settings: &Settings, clock: std::sync::Arc<dyn Clock>) -> Ve
             format!("all {} needed permissions granted", needed.len()),
         ));
     }
+    checks.extend(drill_secrets(&kube).await);
     checks.extend(offsite(settings).await);
     checks
+}
+
+/// StackGres reads a backup's object-storage Secrets in the restored cluster's namespace, so
+/// a drill needs them in the drill namespace; drbot does not copy them.
+async fn drill_secrets(kube: &Kube) -> Option<Check> {
+    let name = "drill storage secrets";
+    Some(match kube.drill_secrets().await {
+        Ok(None) => return None,
+        Ok(Some(missing)) if missing.is_empty() => pass(
+            name,
+            "the drill namespace holds the object-storage Secrets of every Completed SGBackup",
+        ),
+        Ok(Some(missing)) => fail(
+            name,
+            missing.join("; "),
+            "copy each Secret into the drill namespace with the command given (a drill restore cannot start without them)",
+        ),
+        Err(e) => fail(
+            name,
+            e.to_string(),
+            "drbot needs sgbackups list in the database namespace and secrets get in the drill namespace",
+        ),
+    })
 }
 
 async fn offsite(settings: &Settings) -> Vec<Check> {

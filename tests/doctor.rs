@@ -14,7 +14,9 @@ use support::discord_api::DiscordApi;
 use support::http::{DISCORD_APPLICATION_ID, DISCORD_GUILD_ID};
 use support::k8s_api::K8sApi;
 use support::rbac::Authorizer;
-use support::recovery::{kubernetes_env, offsite_bucket, seed_cluster, write_kubeconfig};
+use support::recovery::{
+    STORAGE_SECRET, kubernetes_env, offsite_bucket, seed_cluster, write_kubeconfig,
+};
 use support::slack_api::SlackApi;
 
 /// `drbot doctor` with `env`: (exit code, stdout).
@@ -166,14 +168,18 @@ async fn doctor_against_the_standins_passes_then_names_each_cause() {
         "offsite",
         "offsite versioning",
         "PITR window orders",
+        "drill storage secrets",
     ] {
         assert!(names.contains(&expected), "{expected}: {names:?}");
     }
-    // Nothing was done: only reads and access reviews reached the API server.
+    // Nothing was done: only reads and access reviews reached the API server; the only
+    // objects read are the backups and, in the drill namespace, their storage Secret.
     assert!(
-        api.requests()
-            .iter()
-            .all(|r| r.verb == "discovery" || r.resource == "selfsubjectaccessreviews"),
+        api.requests().iter().all(|r| r.verb == "discovery"
+            || r.resource == "selfsubjectaccessreviews"
+            || (r.verb == "list" && r.resource == "sgbackups")
+            || (r.verb == "get"
+                && r.path == format!("/api/v1/namespaces/dr-drill/secrets/{STORAGE_SECRET}"))),
         "{:#?}",
         api.requests()
     );
@@ -206,6 +212,29 @@ async fn doctor_against_the_standins_passes_then_names_each_cause() {
         "{failed:?}"
     );
     assert!(failed[1].2.contains("`velero` role"), "{failed:?}");
+
+    // The drill namespace without the backups' storage Secret: named, with the copy.
+    api.remove("secrets", "dr-drill", STORAGE_SECRET);
+    let (code, out) = doctor(dir.path(), &env, &guild);
+    assert_eq!(code, 1, "{out}");
+    let report: Value = serde_json::from_str(&out).expect("JSON");
+    let listed = self::failed(&report);
+    let drill = listed
+        .iter()
+        .find(|f| f.0 == "drill storage secrets")
+        .unwrap_or_else(|| panic!("{listed:#?}"));
+    assert!(
+        drill.1.contains(&format!(
+            "Secret {STORAGE_SECRET} (object storage of SGBackup orders-20260207030000) is not in namespace dr-drill"
+        )),
+        "{drill:?}"
+    );
+    assert!(
+        drill.1.contains(&format!(
+            "kubectl get secret {STORAGE_SECRET} -n db -o json"
+        )),
+        "{drill:?}"
+    );
 }
 
 /// The SRE guide's files are checked as drbot loads them at start: the catalog and the

@@ -460,7 +460,6 @@ async fn a_restarted_engine_resumes_the_restore_without_a_second_create() {
     let dir = tempfile::tempdir().expect("tempdir");
     let api = K8sApi::start();
     seed_cluster(&api, Some(json!([orders_backups(true)])));
-    api.spawn_stackgres_pods();
     let (_s3, offsite) = offsite_client().await;
     let clock = ManualClock::new(t0());
     let first = app(
@@ -487,15 +486,14 @@ async fn a_restarted_engine_resumes_the_restore_without_a_second_create() {
     .await;
     second.tick().await.expect("tick");
     assert!(finished(&second, "op1").await.is_none());
-    api.set_status(
-        "sgclusters",
-        "db",
-        "orders-i1-op1",
-        json!({"conditions": [{"type": "Bootstrapped", "status": "True",
-                               "reason": "ClusterBootstrapped",
-                               "lastTransitionTime": "2026-02-08T10:14:00Z"}]}),
+    // The StackGres emulator: pods after the reconcile, then the bootstrap succeeds.
+    api.run_stackgres();
+    second.tick().await.expect("tick");
+    assert!(
+        finished(&second, "op1").await.is_none(),
+        "pods, no primary yet"
     );
-    api.set_pod_ready("db", "orders-i1-op1-0", true);
+    api.run_stackgres();
     second.tick().await.expect("tick");
     second.tick().await.expect("tick");
     let (outcome, _, detail, _) = finished(&second, "op1").await.expect("finished");

@@ -48,7 +48,6 @@ struct World {
 async fn world(dir: &Path) -> World {
     let api = K8sApi::start();
     seed_cluster(&api, None);
-    api.spawn_stackgres_pods();
     let s3 = offsite_bucket().await;
     let kubeconfig = write_kubeconfig(dir, &api.url(), true);
     let env = kubernetes_env(&kubeconfig, &s3);
@@ -87,17 +86,11 @@ fn sgcluster_reads(api: &K8sApi, name: &str) -> usize {
         .count()
 }
 
-/// The primary pod the operator started is Ready and the cluster reports Bootstrapped.
-fn make_ready(api: &K8sApi, name: &str, at: &str) {
-    api.set_status(
-        "sgclusters",
-        "db",
-        name,
-        json!({"conditions": [{"type": "Bootstrapped", "status": "True",
-                               "reason": "ClusterBootstrapped",
-                               "lastTransitionTime": at}]}),
-    );
-    api.set_pod_ready("db", &format!("{name}-0"), true);
+/// The StackGres emulator reconciles (pods, no role yet), then the bootstrap succeeds
+/// (role label, Ready, Bootstrapped).
+fn make_ready(api: &K8sApi) {
+    api.run_stackgres();
+    api.run_stackgres();
 }
 
 // ---- 1. a whole data incident --------------------------------------------------------------
@@ -165,20 +158,15 @@ async fn data_incident_through_the_console_against_the_standins() {
     assert_eq!(sgcluster_posts(&api), 1);
     no_invalid(&api);
 
-    // Watched to ready: Bootstrapped alone is not enough, the primary must be Ready.
+    // Watched to ready: no pods yet, then pods without a primary, then the primary Ready.
     let watching = bot.say(":advance 3m");
     assert!(!watching.contains("op2 succeeded"), "{watching}");
-    api.set_status(
-        "sgclusters",
-        "db",
-        "orders-i1-op2",
-        json!({"conditions": [{"type": "Bootstrapped", "status": "True",
-                               "reason": "ClusterBootstrapped",
-                               "lastTransitionTime": "2026-02-08T10:03:00Z"}]}),
-    );
-    let bootstrapped = bot.say(":advance 8m");
-    assert!(!bootstrapped.contains("op2 succeeded"), "{bootstrapped}");
-    make_ready(&api, "orders-i1-op2", "2026-02-08T10:03:00Z");
+    api.run_stackgres();
+    let restoring = bot.say(":advance 8m");
+    assert!(!restoring.contains("op2 succeeded"), "{restoring}");
+    let pod = api.get("pods", "db", "orders-i1-op2-0").expect("pod");
+    assert!(pod["metadata"]["labels"].get("role").is_none(), "{pod}");
+    api.run_stackgres();
     let done = bot.tick_until("op2 succeeded");
     assert!(done.contains("Next: `/dr verify`"), "{done}");
     assert_eq!(sgcluster_posts(&api), 1);
@@ -253,7 +241,7 @@ async fn kill_after_sgcluster_created_then_restart_creates_nothing_twice() {
         !resumed.contains("`orders-i1-op1` created"),
         "launched again: {resumed}"
     );
-    make_ready(&api, "orders-i1-op1", "2026-02-08T10:14:00Z");
+    make_ready(&api);
     bot.tick_until("op1 succeeded");
     bot.finish();
 
@@ -274,4 +262,56 @@ async fn kill_after_sgcluster_created_then_restart_creates_nothing_twice() {
         .expect("operations");
     assert_eq!(ops.len(), 1, "{ops:#?}");
     assert_eq!(ops[0]["outcome"], "succeeded", "{ops:#?}");
+}
+
+// ---- 3. a restore that fails the way StackGres fails -----------------------------------------
+
+/// The StackGres emulator instead of scripted pods: the archive's last commit is at 09:50,
+/// so a PITR to 09:55 crash-loops on PostgreSQL's FATAL. drbot used to show "Restoring"
+/// forever; now the console reports it failed with the FATAL, and the export shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pitr_past_the_last_commit_is_reported_failed_on_the_console_and_in_the_export() {
+    use support::recovery::t;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = K8sApi::start();
+    seed_cluster(&api, None);
+    api.set_archive_last_commit("orders", t("2026-02-08T09:50:00Z"));
+    let _s3 = offsite_bucket().await;
+    let kubeconfig = write_kubeconfig(dir.path(), &api.url(), true);
+    let env = kubernetes_env(&kubeconfig, &_s3);
+
+    let mut bot = Drbot::console_with(dir.path(), &env, "2026-02-08T10:00:00Z", "alice");
+    bot.ask("/dr declare sev2 data orders wiped", "DISASTER DECLARED");
+    bot.ask(
+        "/dr pitr 2026-02-08T09:55Z",
+        "Confirm with `/dr confirm P1`",
+    );
+    bot.ask("/dr confirm P1", "op1 launched");
+    let mut seen = String::new();
+    for minute in 1..=6 {
+        api.set_stackgres_time(t("2026-02-08T10:00:00Z") + chrono::Duration::minutes(minute));
+        api.run_stackgres();
+        seen.push_str(&bot.say(":advance 1m"));
+        if seen.contains("op1 failed") {
+            break;
+        }
+    }
+    assert!(seen.contains("op1 failed"), "{seen}");
+    assert!(
+        seen.contains("FATAL:  recovery ended before configured recovery target was reached"),
+        "{seen}"
+    );
+    assert!(seen.contains("STOP and escalate"), "{seen}");
+    bot.finish();
+    let json = export_json(dir.path(), &env, "INC-1");
+    let ops = json["incident"]["operations"]
+        .as_array()
+        .expect("operations");
+    assert_eq!(ops[0]["outcome"], "failed", "{ops:#?}");
+    assert!(
+        json.to_string()
+            .contains("recovery ended before configured recovery target"),
+        "{json}"
+    );
+    no_invalid(&api);
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 use support::Drbot;
 use support::k8s_api::K8sApi;
 use support::rbac::Authorizer;
-use support::recovery::{kubernetes_env, offsite_bucket, seed_cluster, write_kubeconfig};
+use support::recovery::{kubernetes_env, offsite_bucket, seed_cluster, t, write_kubeconfig};
 use support::s3::S3Server;
 
 struct World {
@@ -36,7 +36,8 @@ async fn world(dir: &Path) -> World {
         "spec": {"interval": "5m", "chart": {"spec": {"chart": "podinfo",
                  "sourceRef": {"kind": "HelmRepository", "name": "podinfo"}}}},
     }));
-    api.spawn_stackgres_pods();
+    // The StackGres emulator runs the restores; the archive's last commit is at 09:50.
+    api.set_archive_last_commit("orders", t("2026-02-08T09:50:00Z"));
     let rbac = Arc::new(Authorizer::from_chart());
     api.enforce(rbac.clone());
     let s3 = offsite_bucket().await;
@@ -55,17 +56,17 @@ async fn world(dir: &Path) -> World {
     }
 }
 
-/// The restored cluster is Bootstrapped and its primary Ready.
-fn make_ready(api: &K8sApi, namespace: &str, name: &str) {
-    api.set_status(
-        "sgclusters",
-        namespace,
-        name,
-        json!({"conditions": [{"type": "Bootstrapped", "status": "True",
-                               "reason": "ClusterBootstrapped",
-                               "lastTransitionTime": "2026-02-08T10:03:00Z"}]}),
-    );
-    api.set_pod_ready(namespace, &format!("{name}-0"), true);
+/// Step the StackGres emulator and tick until a line contains `marker`.
+fn step_until(bot: &mut Drbot, api: &K8sApi, marker: &str) -> String {
+    let mut seen = String::new();
+    for _ in 0..10 {
+        api.run_stackgres();
+        seen.push_str(&bot.say(":tick"));
+        if seen.contains(marker) {
+            return seen;
+        }
+    }
+    panic!("no `{marker}` after 10 steps:\n{seen}");
 }
 
 fn data_incident(w: &World, dir: &Path) {
@@ -79,13 +80,19 @@ fn data_incident(w: &World, dir: &Path) {
         "Confirm with `/dr confirm P2`",
     );
     bot.ask("/dr confirm P2", "op2 launched");
-    make_ready(&w.api, "db", "orders-i1-op2");
-    bot.tick_until("op2 succeeded");
+    // Past the last archived commit: a crash loop, its log read (pods/log).
+    step_until(&mut bot, &w.api, "op2 failed");
+    bot.ask(
+        "/dr pitr 2026-02-08T09:45Z",
+        "Confirm with `/dr confirm P3`",
+    );
+    bot.ask("/dr confirm P3", "op3 launched");
+    step_until(&mut bot, &w.api, "op3 succeeded");
     bot.ask("/dr verify", "9.1.1");
     bot.ask("/dr backups", "orders");
-    bot.ask("/dr unfreeze", "Confirm with `/dr confirm P3`");
-    bot.ask("/dr confirm P3", "op3 launched");
-    bot.tick_until("op3 succeeded");
+    bot.ask("/dr unfreeze", "Confirm with `/dr confirm P4`");
+    bot.ask("/dr confirm P4", "op4 launched");
+    bot.tick_until("op4 succeeded");
     bot.finish();
 }
 
@@ -111,8 +118,12 @@ fn drill(w: &World, dir: &Path) {
     let mut bot = Drbot::console_with(dir, &w.env, "2026-02-08T10:00:00Z", "alice");
     bot.ask("/dr drill latest", "Confirm with `/dr confirm P1`");
     bot.ask("/dr confirm P1", "op1 launched");
-    make_ready(&w.api, "dr-drill", "orders-i1-op1");
-    bot.tick_until("op1 succeeded");
+    // The copied backup deleted before the operator reconciles: the restore script fails
+    // (RESTORE_BACKUP_ERROR) and its log is read in the drill namespace.
+    w.api
+        .remove("sgbackups", "dr-drill", "orders-20260208030000")
+        .expect("copy");
+    step_until(&mut bot, &w.api, "op1 failed");
     bot.finish();
 }
 

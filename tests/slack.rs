@@ -693,3 +693,55 @@ async fn ssl_check_requests_get_200_before_signature_checking() {
     );
     s.bot.stop().await;
 }
+
+/// The kubernetes backend on the StackGres emulator: a PITR past the archive's last commit
+/// crash-loops on PostgreSQL's FATAL (StackGres writes no `Failed=True`), and the channel
+/// is told it failed, with the FATAL and the next step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_fails_as_stackgres_fails_is_posted_failed_with_its_cause() {
+    use support::k8s_api::K8sApi;
+    use support::recovery::{kubernetes_env, offsite_bucket, seed_cluster, t, write_kubeconfig};
+    let dir = tempfile::tempdir().unwrap();
+    let k8s = K8sApi::start();
+    seed_cluster(&k8s, None);
+    k8s.set_archive_last_commit("orders", t("2026-02-08T09:50:00Z"));
+    let s3 = offsite_bucket().await;
+    let kubeconfig = write_kubeconfig(dir.path(), &k8s.url(), true);
+    let env: Vec<(String, String)> = kubernetes_env(&kubeconfig, &s3).into_iter().collect();
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let s = slack_with(&env).await;
+    s.dr("U1", "declare sev1 data \"orders table wiped\"").await;
+    assert!(s.dr("U1", "pitr 2026-02-08T09:55Z").await.contains("P1"));
+    let preview = s.message_containing("confirm P1").await;
+    s.click(
+        "U2",
+        "dr_confirm",
+        &button_value(&preview, "dr_confirm"),
+        &preview,
+    )
+    .await;
+    s.post_containing("op1 launched").await;
+    // Each look steps the world one minute: the operator, kubelet and drbot's clock.
+    let failed = s
+        .bot
+        .until("op1 failed", async || {
+            k8s.set_stackgres_time(s.bot.clock.now());
+            k8s.run_stackgres();
+            s.bot.advance(Duration::minutes(1));
+            s.posts().into_iter().find(|p| {
+                p["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("op1 failed")
+            })
+        })
+        .await;
+    let text = failed["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("FATAL:  recovery ended before configured recovery target was reached"),
+        "{text}"
+    );
+    assert!(text.contains("STOP and escalate"), "{text}");
+    s.assert_every_call_was_proper();
+    s.bot.stop().await;
+}

@@ -139,6 +139,13 @@ pub const RESOURCES: &[Resource] = &[
     core("services", "Service", true, true, &[]),
     core("secrets", "Secret", true, false, &["type"]),
     core("configmaps", "ConfigMap", true, false, &[]),
+    core(
+        "events",
+        "Event",
+        true,
+        false,
+        super::stackgres_controller::EVENT_FIELDS,
+    ),
     Resource {
         group: "coordination.k8s.io",
         version: "v1",
@@ -602,8 +609,10 @@ impl K8sApi {
             .push(Arc::new(hook));
     }
 
-    /// The StackGres operator's part: each created SGCluster gets its primary pod
-    /// (`{name}-0`, not Ready yet; flip it with [`K8sApi::set_pod_ready`]).
+    /// A shortcut: each created SGCluster gets its primary pod at once (`{name}-0`, already
+    /// labelled `role=primary`, not Ready yet; flip it with [`K8sApi::set_pod_ready`]). Real
+    /// StackGres labels the role only after bootstrap: restores are run on the emulator
+    /// ([`K8sApi::run_stackgres`], `stackgres_controller.rs`).
     pub fn spawn_stackgres_pods(&self) {
         self.on_create("sgclusters", |cluster| {
             vec![stackgres_primary_pod(cluster, false)]
@@ -679,7 +688,8 @@ pub fn pod_status(ready: bool) -> Value {
 }
 
 /// Labels StackGres puts on a cluster's pods (`status.labelSelector` of the SGCluster);
-/// the primary also has `role=primary` (1.18; older releases said `master`).
+/// the primary also has `role=primary`, or `master` under Patroni < 4
+/// (`PatroniMember.getLabelRole`, StackGres ≥ 1.15), once Patroni leads.
 pub fn stackgres_cluster_labels(cluster: &str) -> Value {
     json!({
         "app": "StackGresCluster",
@@ -1210,12 +1220,13 @@ fn self_subject_access_review(shared: &Shared, review: &Value) -> Reply {
         );
     }
     let namespace = attrs["namespace"].as_str().filter(|n| !n.is_empty());
-    let allowed = shared
-        .authorizer
-        .lock()
-        .unwrap()
-        .as_ref()
-        .is_none_or(|a| a.would_allow(&s("verb"), &s("group"), &s("resource"), namespace));
+    let allowed = shared.authorizer.lock().unwrap().as_ref().is_none_or(|a| {
+        let resource = match s("subresource") {
+            sub if sub.is_empty() => s("resource"),
+            sub => format!("{}/{sub}", s("resource")),
+        };
+        a.would_allow(&s("verb"), &s("group"), &resource, namespace)
+    });
     let mut answer = review.clone();
     answer["status"] = json!({ "allowed": allowed });
     Reply::ok(201, answer)
@@ -1266,6 +1277,18 @@ async fn handle(
         req.status = reply.status;
         shared.recorder.push(req);
         return reply.into_response();
+    }
+    // `pods/{name}/log`: what the StackGres emulator's containers wrote.
+    if let Some(reply) =
+        super::stackgres_controller::pod_log_route(&path, &shared.origin, |n, p| {
+            let authorizer = shared.authorizer.lock().unwrap().clone();
+            authorizer.is_none_or(|a| a.allows("get", "", "pods/log", Some(n), Some(p)))
+        })
+    {
+        (req.verb, req.resource, req.status) =
+            ("get".into(), "pods/log".into(), reply.status().as_u16());
+        shared.recorder.push(req);
+        return reply;
     }
     let target = match route(&path, &shared.origin) {
         Route::Discovery(body) => {

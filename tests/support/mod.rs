@@ -17,6 +17,7 @@ pub mod s3;
 pub mod serve;
 pub mod slack_api;
 pub mod slack_socket;
+pub mod stackgres_controller;
 pub mod statuspage_api;
 pub mod velero_controller;
 

@@ -87,7 +87,28 @@ pub fn sgbackup(name: &str, status: &str, start: &str, end: &str) -> Value {
                 "timing": {"start": start, "end": end, "stored": end},
             },
             "backupInformation": {"postgresVersion": "160004", "timeline": "1"},
+            // The storage the backup was taken to, with the Secret StackGres reads in the
+            // namespace of a cluster restored from it.
+            "sgBackupConfig": {"storage": {
+                "type": "s3",
+                "s3": {"bucket": "dr-offsite", "awsCredentials": {"secretKeySelectors": {
+                    "accessKeyId": {"name": STORAGE_SECRET, "key": "accessKeyId"},
+                    "secretAccessKey": {"name": STORAGE_SECRET, "key": "secretAccessKey"},
+                }}},
+            }},
         },
+    })
+}
+
+/// The object-storage Secret of orders' backups.
+pub const STORAGE_SECRET: &str = "offsite-s3-credentials";
+
+/// [`STORAGE_SECRET`] in `namespace`.
+pub fn storage_secret(namespace: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": STORAGE_SECRET, "namespace": namespace},
+        "data": {"accessKeyId": "QUtJQQ==", "secretAccessKey": "c2VjcmV0"},
     })
 }
 
@@ -190,6 +211,9 @@ pub fn seed_cluster(api: &K8sApi, backups: Option<Value>) {
     }
     api.put(orders);
     seed_sgbackups(api);
+    // Copied into the drill namespace beforehand, as drbot requires.
+    api.put(storage_secret("db"));
+    api.put(storage_secret("dr-drill"));
     api.put(velero_backup(
         "nightly-20260207020000",
         "Completed",

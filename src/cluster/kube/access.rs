@@ -102,7 +102,19 @@ pub const SCOPES: &[Scope] = &[
                 "",
                 "pods",
                 &["list"],
-                "watching a restore: the restored cluster's primary pod is Ready",
+                "watching a restore: the restored cluster's primary pod is Ready, or its patroni container crash-looping",
+            ),
+            rule(
+                "",
+                "events",
+                &["list"],
+                "watching a restore: the operator's Warning events on the new SGCluster (ClusterConfigFailed)",
+            ),
+            rule(
+                "",
+                "pods/log",
+                &["get"],
+                "a crash-looping restore: the tail of the patroni container's log, for PostgreSQL's FATAL",
             ),
             rule_when(
                 rule(
@@ -135,16 +147,25 @@ pub const SCOPES: &[Scope] = &[
                 "",
                 "pods",
                 &["list"],
-                "watching a drill restore: its primary pod is Ready",
+                "watching a drill restore: its primary pod is Ready, or its patroni container crash-looping",
             ),
-            rule_when(
-                rule(
-                    "",
-                    "secrets",
-                    &["get"],
-                    "verify after a drill: the superuser password for pg_is_in_recovery()",
-                ),
-                "kubernetes.dsnPasswordFromSecret",
+            rule(
+                "",
+                "events",
+                &["list"],
+                "watching a drill restore: the operator's Warning events on the drill SGCluster",
+            ),
+            rule(
+                "",
+                "pods/log",
+                &["get"],
+                "a crash-looping drill restore: the tail of the patroni container's log",
+            ),
+            rule(
+                "",
+                "secrets",
+                &["get"],
+                "/dr drill and doctor: the backup's object-storage Secrets are in the drill namespace (StackGres reads them there); verify: the superuser password",
             ),
         ],
     },
@@ -574,11 +595,17 @@ impl Kube {
         use k8s_openapi::api::authorization::v1::{
             ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
         };
+        let (resource, subresource) = match need.resource.split_once('/') {
+            Some((r, sub)) => (r, Some(sub)),
+            None => (need.resource, None),
+        };
         let review = SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec {
                 resource_attributes: Some(ResourceAttributes {
                     group: Some(need.group.to_string()),
-                    resource: Some(need.resource.to_string()),
+                    // `pods/log` is asked as resource `pods`, subresource `log`.
+                    resource: Some(resource.to_string()),
+                    subresource: subresource.map(str::to_string),
                     verb: Some(need.verb.to_string()),
                     namespace: need.namespace.clone(),
                     ..ResourceAttributes::default()

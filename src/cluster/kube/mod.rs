@@ -64,10 +64,11 @@ enum Kind {
     HelmRelease,
     Pod,
     Node,
+    Event,
 }
 
 impl Kind {
-    const ALL: [Kind; 12] = [
+    const ALL: [Kind; 13] = [
         Kind::Restore,
         Kind::Backup,
         Kind::Schedule,
@@ -80,6 +81,7 @@ impl Kind {
         Kind::HelmRelease,
         Kind::Pod,
         Kind::Node,
+        Kind::Event,
     ];
 
     /// (group, version, kind, plural).
@@ -112,6 +114,7 @@ impl Kind {
             ),
             Kind::Pod => ("", "v1", "Pod", "pods"),
             Kind::Node => ("", "v1", "Node", "nodes"),
+            Kind::Event => ("", "v1", "Event", "events"),
         }
     }
 
@@ -138,20 +141,24 @@ impl Kind {
             Kind::HelmRelease => "Flux HelmRelease",
             Kind::Pod => "Pod",
             Kind::Node => "Node",
+            Kind::Event => "Event",
         }
     }
 }
 
 pub mod access;
+mod drill_secrets;
 mod freeze;
 mod json;
 mod missing_namespace;
 mod probes;
+mod restore_watch;
 mod stackgres;
 mod velero;
 mod windows;
 
 use access::*;
+pub use drill_secrets::copy_secret_command;
 use json::*;
 use stackgres::*;
 use velero::*;

@@ -244,6 +244,16 @@ impl Kube {
                 }
             })
             .collect();
+        // Another namespace: StackGres reads the backup's storage Secrets there.
+        let missing_secrets = if namespace == source_ns {
+            Vec::new()
+        } else {
+            self.missing_storage_secrets(&chosen.object, &namespace, &source_ns)
+                .await?
+        };
+        if blocked.is_none() && !missing_secrets.is_empty() {
+            blocked = Some(missing_secrets.join("; "));
+        }
         let mut summary = vec![
             format!(
                 "new SGCluster {namespace}/{} restored from {source_ns}/{source} (the source is not touched)",
@@ -322,7 +332,8 @@ impl Kube {
         })
     }
 
-    /// The primary pod of an SGCluster (label `role=primary`, `master` before 1.18).
+    /// The primary pod of an SGCluster: label `role=primary`, or `master` where Patroni's major
+    /// is below 4 (`PatroniMember.getLabelRole`, StackGres ≥ 1.15; 1.14 knew only `master`).
     pub(super) async fn primary_pod(
         &self,
         cluster: &Value,
@@ -381,23 +392,6 @@ impl Kube {
             cluster,
             &format!("{from}/pointInTimeRecovery/restoreToTimestamp"),
         );
-        if condition_true(cluster, "Failed") {
-            let c = condition(cluster, "Failed");
-            let why = c
-                .and_then(|c| c.get("message").or_else(|| c.get("reason")))
-                .and_then(Value::as_str)
-                .unwrap_or("no message");
-            return Ok((
-                Observation {
-                    phase: "Failed".into(),
-                    percent: 0,
-                    detail: format!("SGCluster {namespace}/{name} failed: {why}"),
-                    done: Some(Outcome::Failed),
-                    result: None,
-                },
-                None,
-            ));
-        }
         let bootstrapped = condition_true(cluster, "Bootstrapped");
         let (pods, primary) = self.primary_pod(cluster).await?;
         if bootstrapped && let Some(p) = primary.as_ref().filter(|p| pod_ready(p)) {
@@ -455,6 +449,19 @@ impl Kube {
                 ),
             )
         };
+        // StackGres never writes `Failed=True`: its failures are Events and crash loops.
+        if let Some(t) = self.restore_trouble(cluster, &pods, &detail).await? {
+            return Ok((
+                Observation {
+                    phase: t.phase.into(),
+                    percent,
+                    detail: t.detail,
+                    done: Some(Outcome::Failed),
+                    result: None,
+                },
+                None,
+            ));
+        }
         Ok((
             Observation {
                 phase: phase.into(),
