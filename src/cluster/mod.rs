@@ -6,6 +6,10 @@ pub mod kube;
 pub mod manifests;
 pub mod offsite;
 pub mod sandbox;
+pub mod wal_decompress;
+pub mod wal_records;
+#[doc(hidden)]
+pub mod wal_synth;
 pub mod walg;
 
 use std::future::Future;
