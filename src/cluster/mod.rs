@@ -11,6 +11,7 @@ pub mod wal_records;
 #[doc(hidden)]
 pub mod wal_synth;
 pub mod walg;
+mod walg_end;
 
 use std::future::Future;
 use std::pin::Pin;
