@@ -10,10 +10,13 @@
 //!   (the old timeline's last segment at a promotion), `<TTTTTTTT>.history.<ext>` (timeline
 //!   history) and `<segment>.<offset>.backup.<ext>` (backup history).
 //!
-//! The window runs from the finish time of the oldest complete base backup to the end of the
-//! contiguous WAL run from that backup's start segment, along the latest timeline's history.
-//! WAL-G keeps no time per segment: the end uses the segment object's `LastModified` (its
-//! upload time, at or after its last record) as the proxy.
+//! The window runs from the finish time of the oldest complete base backup to the last
+//! commit/abort record archived in the contiguous WAL run from that backup's start segment,
+//! along the latest timeline's history. WAL-G keeps no time per segment, and a segment's
+//! upload time (`LastModified`) is later than its last commit: PostgreSQL can only stop before
+//! a commit after the target ([`super::walg_end`]), so the end is read from the WAL records of
+//! the run's last segments ([`super::wal_records`]; the caller fetches what
+//! [`segments_to_read`] names into [`Listing::scans`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -277,8 +280,10 @@ pub fn parse_metadata(body: &[u8]) -> Result<BackupDocument, String> {
     Ok(doc)
 }
 
-/// `basebackups_005/<name>_backup_stop_sentinel.json` (`BackupSentinelDto`). Ordinary WAL-G
-/// sentinels carry no times; StackGres's volume-snapshot ones add `StartTime`/`FinishTime`.
+/// `basebackups_005/<name>_backup_stop_sentinel.json`. Since wal-g v2.0.0 the uploaded sentinel
+/// is `BackupSentinelDtoV2`: the DTO plus `Version`, `StartTime`, `FinishTime`, `DateFmt`,
+/// `Hostname`, `DataDir`, `IsPermanent` (wal-g `internal/databases/postgres/
+/// backup_sentinel_dto.go` ~180-205); older ones carry no times. `metadata.json` is preferred.
 pub fn parse_sentinel(body: &[u8]) -> Result<BackupDocument, String> {
     let m = json_object(body)?;
     Ok(BackupDocument {

@@ -15,6 +15,7 @@ pub mod serve;
 pub mod slack_api;
 pub mod slack_socket;
 pub mod statuspage_api;
+pub mod wal;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
