@@ -289,7 +289,10 @@ async fn the_window_is_what_the_bucket_really_holds() {
     assert_eq!(w.last_segment.to_string(), "000000020000000000000032");
     // The last commit archived (30 s before that segment's upload), read from the WAL.
     assert_eq!(w.end, at(485 + 90) - Duration::seconds(30));
-    assert_eq!(w.last_commit.segment.to_string(), "000000020000000000000032");
+    assert_eq!(
+        w.last_commit.segment.to_string(),
+        "000000020000000000000032"
+    );
     assert_eq!(w.complete_backups, 2);
     assert_eq!(w.gaps.len(), 1, "{:?}", w.gaps);
     let gap = &w.gaps[0];
@@ -356,7 +359,10 @@ async fn a_target_after_the_last_archived_commit_is_refused_naming_it() {
     // the target and stop with FATAL.
     for target in [last, last + Duration::seconds(10), at(575)] {
         let e = walg::check_target(&w, target).unwrap_err();
-        assert!(e.contains("at or after the end of the recoverable window"), "{e}");
+        assert!(
+            e.contains("at or after the end of the recoverable window"),
+            "{e}"
+        );
         assert!(
             e.contains("the last archived commit is at 2026-03-01T09:34:30Z"),
             "{e}"
@@ -383,7 +389,10 @@ async fn a_quiet_tail_ends_the_window_at_the_last_segment_with_a_commit() {
     let offsite = Offsite::new(&settings(&server, &[("orders", ORDERS)])).unwrap();
     let w = offsite.window("orders").await.unwrap();
     assert_eq!(w.end, last);
-    assert_eq!(w.last_commit.segment.to_string(), "00000002000000000000002F");
+    assert_eq!(
+        w.last_commit.segment.to_string(),
+        "00000002000000000000002F"
+    );
     assert_eq!(w.last_segment.to_string(), "000000020000000000000032");
     let e = walg::check_target(&w, at(560)).unwrap_err();
     assert!(
@@ -398,14 +407,29 @@ async fn every_wal_g_compression_is_read() {
     for ext in ["lz4", "zst", "br", "lzma"] {
         let server = S3Server::start().await;
         server.create_bucket(BUCKET);
+        // Two segments: each codec compresses 16 MiB per segment, slowly when unoptimised.
         let layout = WalgLayout {
             compression: ext,
-            ..billing_layout()
+            backups: vec![BackupSpec {
+                start: "000000010000000000000002",
+                started: at(60),
+                finished: at(70),
+                complete: true,
+            }],
+            wal: vec![WalRun {
+                timeline: 1,
+                first_segno: 2,
+                count: 2,
+                first_upload: at(65),
+                every: minutes(10),
+            }],
+            ..WalgLayout::default()
         };
         server.seed_walg(BUCKET, BILLING, &layout);
         let offsite = Offsite::new(&settings(&server, &[("billing", BILLING)])).unwrap();
         let w = offsite.window("billing").await.unwrap();
-        assert_eq!(w.end, at(160 + 40) - Duration::seconds(30), "{ext}");
+        assert_eq!(w.end, at(75) - Duration::seconds(30), "{ext}");
+        assert_eq!(w.last_commit.segment, SegmentName::new(1, 3), "{ext}");
     }
 }
 
@@ -431,13 +455,23 @@ async fn a_young_hole_at_the_tail_is_still_uploading() {
     assert_eq!(w.end, at(200) - Duration::seconds(30));
     assert!(w.gaps[0].still_uploading, "{:?}", w.gaps);
     let report = offsite.report().await.lines.join("\n");
-    assert!(report.contains("segment 000000020000000000000010 is missing but still uploading"), "{report}");
-    assert!(!report.contains("unusable until a new base backup"), "{report}");
+    assert!(
+        report.contains("segment 000000020000000000000010 is missing but still uploading"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("unusable until a new base backup"),
+        "{report}"
+    );
     // Still missing ten minutes later: lost.
     clock.advance(minutes(10));
     let w = offsite.window("billing").await.unwrap();
     assert!(!w.gaps[0].still_uploading);
-    assert!(w.gaps[0].describe().contains("unusable until a new base backup"));
+    assert!(
+        w.gaps[0]
+            .describe()
+            .contains("unusable until a new base backup")
+    );
 }
 
 #[tokio::test]

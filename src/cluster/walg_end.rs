@@ -9,7 +9,7 @@
 //! ([`super::wal_records`]), and a target must be strictly before it. The same holds for the
 //! end before each gap, and for the window of one named base backup.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::wal_records::{SegmentScan, XactEnd, XactKind};
 use super::walg::{Lsn, SegmentName, TimelineSpan};
@@ -208,12 +208,12 @@ pub struct Window {
 }
 
 impl Window {
-    /// For the incident's plan, whose window includes its end: the latest accepted target
-    /// is one microsecond (PostgreSQL's precision) before the last commit.
+    /// For the incident's plan. Its check includes the end; the backend's [`check_target`]
+    /// then refuses a target at the last commit itself, naming it.
     pub fn recovery_window(&self) -> RecoveryWindow {
         RecoveryWindow {
             start: self.start,
-            end: self.end - Duration::microseconds(1),
+            end: self.end,
         }
     }
 

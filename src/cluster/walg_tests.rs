@@ -242,7 +242,7 @@ fn window_runs_from_the_oldest_finish_to_the_last_contiguous_segment() {
     assert!(w.gaps.is_empty(), "{:?}", w.gaps);
     assert_eq!(w.complete_backups, 2);
     assert_eq!(w.recovery_window().start, w.start);
-    assert_eq!(w.recovery_window().end, w.end - Duration::microseconds(1));
+    assert_eq!(w.recovery_window().end, w.end);
     assert!(check_target(&w, at(60)).is_ok());
     assert!(check_target(&w, w.end - Duration::microseconds(1)).is_ok());
     assert!(check_target(&w, w.end).is_err());

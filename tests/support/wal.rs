@@ -23,7 +23,9 @@ pub fn compress(ext: &str, data: &[u8]) -> Vec<u8> {
     match ext {
         // pierrec/lz4 v4 `NewWriter`: the frame format.
         "lz4" => lz4_frame(data),
-        "zst" => ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest),
+        "zst" => {
+            ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+        }
         // cbrotli quality 3.
         "br" => {
             let mut out = Vec::new();
