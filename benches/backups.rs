@@ -135,6 +135,21 @@ fn main() -> ExitCode {
             warm.push(t.elapsed());
             assert!(report.ok);
         }
+        // The bare listing of wal_005/ (11 pages), to tell the server's share from drbot's.
+        let mut listing = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            let objects = offsite
+                .list(&format!("{PREFIX}/wal_005/"))
+                .await
+                .expect("list");
+            listing.push(t.elapsed());
+            assert_eq!(objects.len() as u64, SEGMENTS + 30);
+        }
+        println!(
+            "listing wal_005/ alone: {listing:.1?} median {:.1?}",
+            median(listing.clone())
+        );
         let (c, w) = (median(cold.clone()), median(warm.clone()));
         println!("cold: {cold:.1?} median {c:.1?} (target < {COLD_TARGET:?})");
         println!("warm: {warm:.1?} median {w:.1?} (target < {WARM_TARGET:?})");

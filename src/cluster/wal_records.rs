@@ -400,7 +400,7 @@ fn walk(
     scan: &mut SegmentScan,
 ) -> Option<String> {
     loop {
-        if *pos % w.blcksz == 0 {
+        if (*pos).is_multiple_of(w.blcksz) {
             if *pos >= w.data.len() {
                 return None;
             }

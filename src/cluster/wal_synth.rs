@@ -100,7 +100,7 @@ impl SegmentWriter {
     fn put(&mut self, rec: &[u8]) -> bool {
         let mut done = 0;
         while done < rec.len() {
-            if self.pos % BLCKSZ == 0 {
+            if self.pos.is_multiple_of(BLCKSZ) {
                 if self.pos >= self.buf.len() {
                     return false;
                 }
@@ -124,7 +124,7 @@ impl SegmentWriter {
 
     /// Append a record; returns its LSN, or `None` when it would not fit.
     pub fn record(&mut self, rmid: u8, info: u8, blocks: &[Block], main: &[u8]) -> Option<u64> {
-        if self.pos % BLCKSZ == 0 && self.pos < self.buf.len() {
+        if self.pos.is_multiple_of(BLCKSZ) && self.pos < self.buf.len() {
             self.page_header(self.pos, 0);
             self.pos += SHORT;
         }

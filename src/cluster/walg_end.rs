@@ -93,10 +93,7 @@ pub(super) fn last_commit(
 ) -> Lookup {
     let mut why = Vec::new();
     let mut n = from;
-    loop {
-        let Some(&(tli, uploaded)) = segments.get(&n) else {
-            break;
-        };
+    while let Some(&(tli, uploaded)) = segments.get(&n) {
         if not_after.is_some_and(|t| uploaded < t) {
             break;
         }
