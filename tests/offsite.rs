@@ -287,13 +287,18 @@ async fn the_window_is_what_the_bucket_really_holds() {
     assert_eq!(w.start, at(70));
     assert_eq!(w.oldest_backup, "base_000000010000000000000002");
     assert_eq!(w.last_segment.to_string(), "000000020000000000000032");
-    assert_eq!(w.end, at(485 + 90));
+    // The last commit archived (30 s before that segment's upload), read from the WAL.
+    assert_eq!(w.end, at(485 + 90) - Duration::seconds(30));
+    assert_eq!(
+        w.last_commit.segment.to_string(),
+        "000000020000000000000032"
+    );
     assert_eq!(w.complete_backups, 2);
     assert_eq!(w.gaps.len(), 1, "{:?}", w.gaps);
     let gap = &w.gaps[0];
     assert_eq!(gap.first_missing.to_string(), "000000010000000000000015");
     assert_eq!(gap.last_missing.to_string(), "000000010000000000000016");
-    assert_eq!(gap.recoverable_until, at(65 + 180));
+    assert_eq!(gap.recoverable_until, at(65 + 180) - Duration::seconds(30));
     assert_eq!(
         gap.resumes_at,
         Some(("base_000000010000000000000017".to_string(), at(310)))
@@ -319,7 +324,7 @@ async fn a_target_before_the_oldest_backups_finish_is_refused() {
         "{e}"
     );
     assert!(
-        e.contains("2026-03-01T01:10:00Z … 2026-03-01T09:35:00Z"),
+        e.contains("2026-03-01T01:10:00Z … 2026-03-01T09:34:30Z"),
         "{e}"
     );
     assert!(walg::check_target(&w, at(70)).is_ok());
@@ -329,8 +334,8 @@ async fn a_target_before_the_oldest_backups_finish_is_refused() {
 async fn a_target_inside_a_wal_gap_is_refused() {
     let (_server, offsite) = seeded().await;
     let w = offsite.window("orders").await.unwrap();
-    assert!(walg::check_target(&w, at(245)).is_ok());
-    for minute in [246, 280, 309] {
+    assert!(walg::check_target(&w, at(244)).is_ok());
+    for minute in [245, 246, 280, 309] {
         let e = walg::check_target(&w, at(minute)).unwrap_err();
         assert!(e.contains("falls in a WAL gap"), "{e}");
         assert!(
@@ -345,15 +350,128 @@ async fn a_target_inside_a_wal_gap_is_refused() {
 }
 
 #[tokio::test]
-async fn a_target_after_the_last_segment_is_refused_naming_the_proxy() {
+async fn a_target_after_the_last_archived_commit_is_refused_naming_it() {
     let (_server, offsite) = seeded().await;
     let w = offsite.window("orders").await.unwrap();
-    assert!(walg::check_target(&w, at(575)).is_ok());
-    let e = walg::check_target(&w, at(575) + Duration::seconds(1)).unwrap_err();
-    assert!(e.contains("after the recoverable window"), "{e}");
-    assert!(e.contains("000000020000000000000032"), "{e}");
-    assert!(e.contains("LastModified"), "{e}");
-    assert!(e.contains("proxy"), "{e}");
+    let last = at(575) - Duration::seconds(30);
+    assert!(walg::check_target(&w, last - Duration::seconds(1)).is_ok());
+    // Between the last commit and the segment's upload: PostgreSQL would find no commit after
+    // the target and stop with FATAL.
+    for target in [last, last + Duration::seconds(10), at(575)] {
+        let e = walg::check_target(&w, target).unwrap_err();
+        assert!(
+            e.contains("at or after the end of the recoverable window"),
+            "{e}"
+        );
+        assert!(
+            e.contains("the last archived commit is at 2026-03-01T09:34:30Z"),
+            "{e}"
+        );
+        assert!(e.contains("000000020000000000000032"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_quiet_tail_ends_the_window_at_the_last_segment_with_a_commit() {
+    let server = S3Server::start().await;
+    server.create_bucket(BUCKET);
+    let mut layout = orders_layout();
+    // The last three segments on timeline 2 hold no commit (checkpoints, a quiet database);
+    // the one before has two commits, the last at 08:59:59.250.
+    layout.quiet = vec![
+        "000000020000000000000030".into(),
+        "000000020000000000000031".into(),
+        "000000020000000000000032".into(),
+    ];
+    let last = at(539) + Duration::milliseconds(59_250);
+    layout.commits = vec![("00000002000000000000002F".into(), vec![at(530), last])];
+    server.seed_walg(BUCKET, ORDERS, &layout);
+    let offsite = Offsite::new(&settings(&server, &[("orders", ORDERS)])).unwrap();
+    let w = offsite.window("orders").await.unwrap();
+    assert_eq!(w.end, last);
+    assert_eq!(
+        w.last_commit.segment.to_string(),
+        "00000002000000000000002F"
+    );
+    assert_eq!(w.last_segment.to_string(), "000000020000000000000032");
+    let e = walg::check_target(&w, at(560)).unwrap_err();
+    assert!(
+        e.contains("the last archived commit is at 2026-03-01T08:59:59.250000Z"),
+        "{e}"
+    );
+    assert!(walg::check_target(&w, at(539)).is_ok());
+}
+
+#[tokio::test]
+async fn every_wal_g_compression_is_read() {
+    for ext in ["lz4", "zst", "br", "lzma"] {
+        let server = S3Server::start().await;
+        server.create_bucket(BUCKET);
+        // Two segments: each codec compresses 16 MiB per segment, slowly when unoptimised.
+        let layout = WalgLayout {
+            compression: ext,
+            backups: vec![BackupSpec {
+                start: "000000010000000000000002",
+                started: at(60),
+                finished: at(70),
+                complete: true,
+            }],
+            wal: vec![WalRun {
+                timeline: 1,
+                first_segno: 2,
+                count: 2,
+                first_upload: at(65),
+                every: minutes(10),
+            }],
+            ..WalgLayout::default()
+        };
+        server.seed_walg(BUCKET, BILLING, &layout);
+        let offsite = Offsite::new(&settings(&server, &[("billing", BILLING)])).unwrap();
+        let w = offsite.window("billing").await.unwrap();
+        assert_eq!(w.end, at(75) - Duration::seconds(30), "{ext}");
+        assert_eq!(w.last_commit.segment, SegmentName::new(1, 3), "{ext}");
+    }
+}
+
+#[tokio::test]
+async fn a_young_hole_at_the_tail_is_still_uploading() {
+    let server = S3Server::start().await;
+    server.create_bucket(BUCKET);
+    let mut layout = billing_layout();
+    // Segments 0x11 and 0x12 on timeline 2 arrived before 0x10: wal-g's parallel uploads.
+    layout.wal.push(WalRun {
+        timeline: 2,
+        first_segno: 0x11,
+        count: 2,
+        first_upload: at(216),
+        every: minutes(1),
+    });
+    server.seed_walg(BUCKET, BILLING, &layout);
+    let clock = drbot::clock::ManualClock::new(at(219));
+    let offsite = Offsite::new(&settings(&server, &[("billing", BILLING)]))
+        .unwrap()
+        .with_clock(std::sync::Arc::new(clock.clone()));
+    let w = offsite.window("billing").await.unwrap();
+    assert_eq!(w.end, at(200) - Duration::seconds(30));
+    assert!(w.gaps[0].still_uploading, "{:?}", w.gaps);
+    let report = offsite.report().await.lines.join("\n");
+    assert!(
+        report.contains("segment 000000020000000000000010 is missing but still uploading"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("unusable until a new base backup"),
+        "{report}"
+    );
+    // Still missing ten minutes later: lost.
+    clock.advance(minutes(10));
+    let w = offsite.window("billing").await.unwrap();
+    assert!(!w.gaps[0].still_uploading);
+    assert!(
+        w.gaps[0]
+            .describe()
+            .contains("unusable until a new base backup")
+    );
 }
 
 #[tokio::test]
@@ -383,7 +501,7 @@ async fn the_window_runs_across_a_timeline_switch() {
     // The same with the history file compressed: the switch comes from segment names.
     let w = offsite.window("billing").await.unwrap();
     assert_eq!(w.last_segment, SegmentName::new(2, 15));
-    assert_eq!(w.end, at(160 + 40));
+    assert_eq!(w.end, at(160 + 40) - Duration::seconds(30));
     assert_eq!(w.timelines[1].source, SwitchSource::SegmentNames);
     assert_eq!(w.timelines[1].first, 11);
     assert!(
@@ -434,7 +552,7 @@ async fn listings_over_a_thousand_objects_are_followed_to_the_end() {
     assert_eq!(segments, 1101);
     let w = offsite.window("inventory").await.unwrap();
     assert_eq!(w.last_segment, SegmentName::new(1, 1101));
-    assert_eq!(w.end, last);
+    assert_eq!(w.end, last - Duration::seconds(30));
     let report = offsite.report().await;
     assert!(
         report
@@ -524,9 +642,9 @@ async fn the_report_covers_bucket_velero_and_each_cluster() {
         "sample read: read the first",
         "orders: 3 base backups (2 complete), newest base_000000010000000000000017 (finished 2026-03-01T05:10:00Z)",
         "orders: 47 WAL segments on timelines 1, 2, newest 000000020000000000000032 uploaded 2026-03-01T09:35:00Z",
-        "orders: PITR window 2026-03-01T01:10:00Z … 2026-03-01T09:35:00Z (end = LastModified of 000000020000000000000032, the proxy for its last transaction)",
+        "orders: PITR window 2026-03-01T01:10:00Z … 2026-03-01T09:34:30Z (targets before the end: the last archived commit is at 2026-03-01T09:34:30Z (commit record at 0/32000C18 in segment 000000020000000000000032); WAL runs to segment 000000020000000000000032)",
         "orders: WAL gap: segments 000000010000000000000015 … 000000010000000000000016 are missing",
-        "billing: PITR window 2026-03-01T01:10:00Z … 2026-03-01T03:20:00Z",
+        "billing: PITR window 2026-03-01T01:10:00Z … 2026-03-01T03:19:30Z",
         "billing: timeline 2: switch from timeline 1 at segment 00000002000000000000000B taken from segment names",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");

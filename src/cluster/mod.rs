@@ -7,7 +7,12 @@ pub mod manifests;
 pub mod offsite;
 pub mod restore_scope;
 pub mod sandbox;
+pub mod wal_decompress;
+pub mod wal_records;
+#[doc(hidden)]
+pub mod wal_synth;
 pub mod walg;
+mod walg_end;
 
 use std::future::Future;
 use std::pin::Pin;

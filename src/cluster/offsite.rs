@@ -4,6 +4,7 @@
 //! cluster's WAL-G layout, whose recoverable window [`super::walg`] computes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::config::http::HttpResponse;
@@ -18,7 +19,10 @@ use serde_json::Value;
 
 use super::walg::{self, ListedObject, Listing, WalFile, Window};
 use super::{BackupsReport, ClusterError};
+use crate::clock::{Clock, SystemClock};
 use crate::config::OffsiteSettings;
+
+mod tail;
 
 /// Requests in flight at once when fetching many small documents.
 const FETCH_CONCURRENCY: usize = 8;
@@ -91,6 +95,10 @@ pub struct Offsite {
     velero_root: String,
     clusters: Vec<(String, String)>,
     timeout: Duration,
+    /// Tells how old a hole at the WAL tail is ("still uploading" or lost).
+    clock: Arc<dyn Clock>,
+    /// What each WAL segment read so far holds, so a look reads only what is new.
+    scans: tail::ScanCache,
 }
 
 impl std::fmt::Debug for Offsite {
@@ -155,7 +163,15 @@ impl Offsite {
             velero_root: settings.velero_root(),
             clusters,
             timeout,
+            clock: Arc::new(SystemClock),
+            scans: Default::default(),
         })
+    }
+
+    /// Use this clock (the bot's, injected) instead of the system's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Offsite {
+        self.clock = clock;
+        self
     }
 
     pub fn bucket(&self) -> &str {
@@ -382,8 +398,8 @@ impl Offsite {
         Ok(out)
     }
 
-    /// Everything under a WAL-G prefix (keys made relative to it), with the documents the
-    /// window needs.
+    /// Everything under a WAL-G prefix (keys made relative to it), with the documents and
+    /// the WAL tails the window needs.
     pub async fn walg_listing(&self, prefix: &str) -> Result<Listing, ClusterError> {
         let objects: Vec<ListedObject> = self
             .list(prefix)
@@ -410,7 +426,14 @@ impl Offsite {
             .buffer_unordered(FETCH_CONCURRENCY)
             .collect()
             .await;
-        Ok(Listing { objects, bodies })
+        let mut listing = Listing {
+            objects,
+            bodies,
+            scans: BTreeMap::new(),
+            listed_at: Some(self.clock.now()),
+        };
+        self.read_wal_tails(prefix, &mut listing).await;
+        Ok(listing)
     }
 
     fn prefix_of(&self, cluster: &str) -> Result<&str, ClusterError> {
@@ -663,8 +686,9 @@ fn describe_cluster(cluster: &str, listing: &Listing) -> (bool, Vec<String>) {
     match walg::recoverable_window(listing) {
         Ok(w) => {
             lines.push(format!(
-                "{cluster}: PITR window {} (end = LastModified of {}, the proxy for its last transaction)",
+                "{cluster}: PITR window {} (targets before the end: {}; WAL runs to segment {})",
                 w.range(),
+                w.last_commit.describe(),
                 w.last_segment
             ));
             for g in &w.gaps {

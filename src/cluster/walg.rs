@@ -10,10 +10,13 @@
 //!   (the old timeline's last segment at a promotion), `<TTTTTTTT>.history.<ext>` (timeline
 //!   history) and `<segment>.<offset>.backup.<ext>` (backup history).
 //!
-//! The window runs from the finish time of the oldest complete base backup to the end of the
-//! contiguous WAL run from that backup's start segment, along the latest timeline's history.
-//! WAL-G keeps no time per segment: the end uses the segment object's `LastModified` (its
-//! upload time, at or after its last record) as the proxy.
+//! The window runs from the finish time of the oldest complete base backup to the last
+//! commit/abort record archived in the contiguous WAL run from that backup's start segment,
+//! along the latest timeline's history. WAL-G keeps no time per segment, and a segment's
+//! upload time (`LastModified`) is later than its last commit: PostgreSQL can only stop before
+//! a commit after the target ([`super::walg_end`]), so the end is read from the WAL records of
+//! the run's last segments ([`super::wal_records`]; the caller fetches what
+//! [`segments_to_read`] names into [`Listing::scans`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -21,7 +24,12 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::incident::RecoveryWindow;
+use super::wal_records::SegmentScan;
+pub use super::walg_end::{
+    BackupWindow, END_NOTE, Gap, LastCommit, STILL_UPLOADING_SECONDS, Window, check_target,
+    check_target_from, fmt_commit_time,
+};
+use super::walg_end::{Lookup, last_commit};
 
 pub const BASEBACKUPS_DIR: &str = "basebackups_005/";
 pub const WAL_DIR: &str = "wal_005/";
@@ -33,9 +41,6 @@ pub const WAL_SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
 pub const SEGMENTS_PER_LOG: u64 = 0x1_0000_0000 / WAL_SEGMENT_SIZE;
 /// Extensions WAL-G appends for its compression methods (none: no extension).
 pub const COMPRESSION_EXTENSIONS: &[&str] = &["lz4", "lzma", "zst", "br", "gz"];
-
-/// Said wherever a window end is shown.
-pub const END_PROXY_NOTE: &str = "the end is the LastModified (upload time) of the last contiguous WAL segment, used as the proxy for its last transaction: WAL-G stores no time per segment";
 
 fn fmt_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -275,8 +280,10 @@ pub fn parse_metadata(body: &[u8]) -> Result<BackupDocument, String> {
     Ok(doc)
 }
 
-/// `basebackups_005/<name>_backup_stop_sentinel.json` (`BackupSentinelDto`). Ordinary WAL-G
-/// sentinels carry no times; StackGres's volume-snapshot ones add `StartTime`/`FinishTime`.
+/// `basebackups_005/<name>_backup_stop_sentinel.json`. Since wal-g v2.0.0 the uploaded sentinel
+/// is `BackupSentinelDtoV2`: the DTO plus `Version`, `StartTime`, `FinishTime`, `DateFmt`,
+/// `Hostname`, `DataDir`, `IsPermanent` (wal-g `internal/databases/postgres/
+/// backup_sentinel_dto.go` ~180-205); older ones carry no times. `metadata.json` is preferred.
 pub fn parse_sentinel(body: &[u8]) -> Result<BackupDocument, String> {
     let m = json_object(body)?;
     Ok(BackupDocument {
@@ -310,6 +317,12 @@ pub struct ListedObject {
 pub struct Listing {
     pub objects: Vec<ListedObject>,
     pub bodies: BTreeMap<String, Result<Vec<u8>, String>>,
+    /// What the records of the segments [`segments_to_read`] asked for say (a segment that
+    /// could not be fetched, decompressed or read holds its error).
+    pub scans: BTreeMap<SegmentName, Result<SegmentScan, String>>,
+    /// When the listing was taken (the injected clock): a hole whose following segments are
+    /// all younger than [`STILL_UPLOADING_SECONDS`] is still uploading. `None`: never.
+    pub listed_at: Option<DateTime<Utc>>,
 }
 
 /// Whether the window needs this object's content: sentinels, `metadata.json`, and history
@@ -476,86 +489,6 @@ pub struct TimelineSpan {
     pub source: SwitchSource,
 }
 
-/// Segments missing from the chain, and what that does to recovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Gap {
-    pub first_missing: SegmentName,
-    pub last_missing: SegmentName,
-    /// Recovery reaches this far: LastModified of the segment before the gap.
-    pub recoverable_until: DateTime<Utc>,
-    pub last_before: SegmentName,
-    /// Recovery is possible again from the finish of this base backup; `None` = WAL was
-    /// archived after the gap but no base backup followed it, so that WAL is unusable.
-    pub resumes_at: Option<(String, DateTime<Utc>)>,
-}
-
-impl Gap {
-    pub fn describe(&self) -> String {
-        let missing = if self.first_missing == self.last_missing {
-            format!("segment {} is missing", self.first_missing)
-        } else {
-            format!(
-                "segments {} … {} are missing",
-                self.first_missing, self.last_missing
-            )
-        };
-        match &self.resumes_at {
-            Some((backup, at)) => format!(
-                "WAL gap: {missing}; no recovery between {} (LastModified of {}) and {} (base backup {backup} finished)",
-                fmt_time(self.recoverable_until),
-                self.last_before,
-                fmt_time(*at)
-            ),
-            None => format!(
-                "WAL gap: {missing}; WAL archived after it is unusable until a new base backup completes",
-            ),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Window {
-    /// Finish time of the oldest usable complete base backup.
-    pub start: DateTime<Utc>,
-    /// LastModified of `last_segment` (the proxy; see [`END_PROXY_NOTE`]).
-    pub end: DateTime<Utc>,
-    pub oldest_backup: String,
-    pub last_segment: SegmentName,
-    /// Holes inside the window (`resumes_at` set), then one after its end if WAL continues
-    /// past a gap no base backup bridges.
-    pub gaps: Vec<Gap>,
-    /// The latest timeline's history, oldest first.
-    pub timelines: Vec<TimelineSpan>,
-    pub complete_backups: usize,
-    /// Base backups that do not count, inferred switch points, and the like.
-    pub notes: Vec<String>,
-}
-
-impl Window {
-    pub fn recovery_window(&self) -> RecoveryWindow {
-        RecoveryWindow {
-            start: self.start,
-            end: self.end,
-        }
-    }
-
-    /// `2026-03-01T01:00:00Z … 2026-03-02T00:00:00Z`.
-    pub fn range(&self) -> String {
-        format!("{} … {}", fmt_time(self.start), fmt_time(self.end))
-    }
-
-    /// The window with where each bound comes from.
-    pub fn describe(&self) -> String {
-        format!(
-            "recoverable window {} (from the finish of base backup {} to segment {}; {})",
-            self.range(),
-            self.oldest_backup,
-            self.last_segment,
-            END_PROXY_NOTE
-        )
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WindowProblem {
     #[error("no base backup under {BASEBACKUPS_DIR}")]
@@ -572,6 +505,8 @@ pub enum WindowProblem {
 struct Segments {
     /// Full segments: timeline → segno → LastModified (the latest upload if repeated).
     full: BTreeMap<u32, BTreeMap<u64, DateTime<Utc>>>,
+    /// The object holding each full segment (the latest upload).
+    keys: BTreeMap<SegmentName, String>,
     partial: BTreeMap<u32, BTreeSet<u64>>,
     /// Timeline → readable history (`None`: compressed; `Some(Err)`: unreadable).
     history: BTreeMap<u32, Option<Result<Vec<HistoryEntry>, String>>>,
@@ -581,6 +516,7 @@ struct Segments {
 fn segments(listing: &Listing) -> Segments {
     let mut s = Segments {
         full: BTreeMap::new(),
+        keys: BTreeMap::new(),
         partial: BTreeMap::new(),
         history: BTreeMap::new(),
         history_ext: BTreeMap::new(),
@@ -597,6 +533,9 @@ fn segments(listing: &Listing) -> Segments {
                     .or_default()
                     .entry(seg.segno)
                     .or_insert(o.last_modified);
+                if o.last_modified >= *t || !s.keys.contains_key(&seg) {
+                    s.keys.insert(seg, o.key.clone());
+                }
                 *t = (*t).max(o.last_modified);
             }
             WalFile::Partial(seg) => {
@@ -741,7 +680,9 @@ fn timeline_at(spans: &[TimelineSpan], segno: u64) -> Option<u32> {
 /// What one usable base backup makes recoverable.
 struct Coverage {
     from: DateTime<Utc>,
+    /// Exclusive: the last archived commit of its run.
     until: DateTime<Utc>,
+    last: LastCommit,
     backup: String,
     /// Last segment number of the contiguous run from the backup's start.
     run_end: u64,
@@ -753,6 +694,9 @@ struct Chain<'a> {
     present: &'a BTreeMap<u64, (u32, DateTime<Utc>)>,
     /// Names of the complete backups.
     complete: &'a BTreeSet<&'a str>,
+    scans: &'a BTreeMap<SegmentName, Result<SegmentScan, String>>,
+    /// Segments whose records a window end needs and nobody has read yet.
+    unread: std::cell::RefCell<BTreeSet<SegmentName>>,
 }
 
 impl Chain<'_> {
@@ -799,37 +743,105 @@ impl Chain<'_> {
             ));
         }
         let finish = b.finish_time.ok_or("no finish time")?;
-        let (tli, until) = self.present[&end];
-        if finish > until {
-            return Err(format!(
-                "finished at {} but its WAL run ends at {} (LastModified of {})",
-                fmt_time(finish),
-                fmt_time(until),
-                SegmentName::new(tli, end)
-            ));
-        }
+        let last = match last_commit(self.present, self.scans, end, b.start.segno, Some(finish)) {
+            Lookup::Found(c) if c.time > finish => c,
+            Lookup::Found(c) => {
+                return Err(format!(
+                    "no commit archived after it finished at {}: {}; a point-in-time target needs a commit after it (a restore to the latest state does not)",
+                    fmt_time(finish),
+                    c.describe()
+                ));
+            }
+            Lookup::Unread(seg) => {
+                self.unread.borrow_mut().insert(seg);
+                return Err(format!("WAL segment {seg} has not been read yet"));
+            }
+            Lookup::NotFound(why) => {
+                return Err(format!(
+                    "no commit/abort record archived in its WAL run after it finished at {}{}",
+                    fmt_time(finish),
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", why.join("; "))
+                    }
+                ));
+            }
+        };
         Ok(Coverage {
             from: finish,
-            until,
+            until: last.time,
+            last,
             backup: b.name.clone(),
             run_end: end,
         })
     }
+
+    /// The hole after the run ending at `end`, if WAL goes on after it.
+    fn gap_after(
+        &self,
+        end: u64,
+        listed_at: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+        resumes_at: Option<(String, DateTime<Utc>)>,
+    ) -> Option<Gap> {
+        let (&next, _) = self.present.range(end + 1..).next()?;
+        let tli_before = self.present[&end].0;
+        let missing =
+            |n: u64| SegmentName::new(timeline_at(self.spans, n).unwrap_or(tli_before), n);
+        let still_uploading = resumes_at.is_none()
+            && listed_at.is_some_and(|now| {
+                let young = now - chrono::Duration::seconds(STILL_UPLOADING_SECONDS);
+                self.present
+                    .range(next..)
+                    .all(|(_, (_, uploaded))| *uploaded >= young)
+            });
+        Some(Gap {
+            first_missing: missing(end + 1),
+            last_missing: missing(next - 1),
+            recoverable_until: until,
+            last_before: SegmentName::new(tli_before, end),
+            resumes_at,
+            still_uploading,
+        })
+    }
 }
 
-/// The recoverable window of one database cluster, from its listing.
+/// The recoverable window of one database cluster, from its listing and the records of the
+/// segments [`segments_to_read`] named.
 pub fn recoverable_window(listing: &Listing) -> Result<Window, WindowProblem> {
+    compute(listing).0
+}
+
+/// WAL objects (keys under the prefix) whose records the window still needs: the tail of
+/// each WAL run, walking back past segments without a commit. Read them into
+/// [`Listing::scans`] and ask again until none is left.
+pub fn segments_to_read(listing: &Listing) -> Vec<String> {
+    let (_, unread, keys) = compute(listing);
+    unread.iter().filter_map(|s| keys.get(s).cloned()).collect()
+}
+
+type Computed = (
+    Result<Window, WindowProblem>,
+    BTreeSet<SegmentName>,
+    BTreeMap<SegmentName, String>,
+);
+
+fn compute(listing: &Listing) -> Computed {
+    let segs = segments(listing);
     let backups = base_backups(listing);
     if backups.is_empty() {
-        return Err(WindowProblem::NoBaseBackup);
+        return (Err(WindowProblem::NoBaseBackup), BTreeSet::new(), segs.keys);
     }
     let complete: Vec<&BaseBackup> = backups.iter().filter(|b| b.complete).collect();
     if complete.is_empty() {
-        return Err(WindowProblem::NoCompleteBackup {
-            unfinished: backups.iter().map(|b| b.name.clone()).collect(),
-        });
+        let unfinished = backups.iter().map(|b| b.name.clone()).collect();
+        return (
+            Err(WindowProblem::NoCompleteBackup { unfinished }),
+            BTreeSet::new(),
+            segs.keys,
+        );
     }
-    let segs = segments(listing);
     let (spans, mut notes) = timeline_chain(&segs);
 
     // The chain's segments that are archived in full: segno → (timeline, LastModified).
@@ -843,13 +855,16 @@ pub fn recoverable_window(listing: &Listing) -> Result<Window, WindowProblem> {
     }
     let names: BTreeSet<&str> = complete.iter().map(|b| b.name.as_str()).collect();
 
-    // Each usable backup covers [its finish, LastModified of the end of its run].
+    // Each usable backup covers [its finish, its run's last archived commit).
     let chain = Chain {
         spans: &spans,
         present: &present,
         complete: &names,
+        scans: &listing.scans,
+        unread: Default::default(),
     };
     let mut reasons = Vec::new();
+    let mut unusable = Vec::new();
     let mut ranges: Vec<Coverage> = Vec::new();
     for b in &complete {
         for n in &b.notes {
@@ -863,620 +878,83 @@ pub fn recoverable_window(listing: &Listing) -> Result<Window, WindowProblem> {
         }
         match chain.coverage(b) {
             Ok(c) => ranges.push(c),
-            Err(why) => reasons.push(format!("{}: {why}", b.name)),
+            Err(why) => {
+                reasons.push(format!("{}: {why}", b.name));
+                unusable.push((b.name.clone(), why));
+            }
         }
     }
+    let unread = chain.unread.take();
     if ranges.is_empty() {
-        return Err(WindowProblem::NoUsableBackup { reasons });
+        return (
+            Err(WindowProblem::NoUsableBackup { reasons }),
+            unread,
+            segs.keys,
+        );
     }
     for r in &reasons {
         notes.push(format!("not usable: {r}"));
     }
     ranges.sort_by_key(|r| (r.from, r.run_end));
+    let backup_windows = ranges
+        .iter()
+        .map(|r| {
+            // The first usable backup starting after this run's end bridges its hole.
+            let resumes = ranges
+                .iter()
+                .filter(|o| o.run_end > r.run_end)
+                .min_by_key(|o| o.from)
+                .map(|o| (o.backup.clone(), o.from));
+            BackupWindow {
+                name: r.backup.clone(),
+                start: r.from,
+                end: r.until,
+                last_commit: r.last,
+                last_segment: SegmentName::new(present[&r.run_end].0, r.run_end),
+                gap_after: chain.gap_after(r.run_end, listing.listed_at, r.until, resumes),
+            }
+        })
+        .collect();
 
     // Merge; holes between merged ranges are gaps.
     let mut merged: Vec<Coverage> = Vec::new();
-    let mut gaps = Vec::new();
     for r in ranges {
         match merged.last_mut() {
-            Some(last) if r.from <= last.until => {
+            Some(last) if r.from < last.until => {
                 if (r.until, r.run_end) > (last.until, last.run_end) {
                     last.until = r.until;
+                    last.last = r.last;
                     last.run_end = r.run_end;
                 }
             }
             _ => merged.push(r),
         }
     }
-    let gap_after = |end: u64| -> Option<(SegmentName, SegmentName, SegmentName, DateTime<Utc>)> {
-        let (&next, _) = present.range(end + 1..).next()?;
-        let (tli_before, until) = present[&end];
-        let missing = |n: u64| SegmentName::new(timeline_at(&spans, n).unwrap_or(tli_before), n);
-        Some((
-            missing(end + 1),
-            missing(next - 1),
-            SegmentName::new(tli_before, end),
-            until,
-        ))
-    };
+    let mut gaps = Vec::new();
     for pair in merged.windows(2) {
         let (prev, next) = (&pair[0], &pair[1]);
-        if let Some((first_missing, last_missing, last_before, until)) = gap_after(prev.run_end) {
-            gaps.push(Gap {
-                first_missing,
-                last_missing,
-                recoverable_until: until,
-                last_before,
-                resumes_at: Some((next.backup.clone(), next.from)),
-            });
-        }
+        let resumes = Some((next.backup.clone(), next.from));
+        gaps.extend(chain.gap_after(prev.run_end, None, prev.until, resumes));
     }
     let first = &merged[0];
     let last = &merged[merged.len() - 1];
-    if let Some((first_missing, last_missing, last_before, until)) = gap_after(last.run_end) {
-        gaps.push(Gap {
-            first_missing,
-            last_missing,
-            recoverable_until: until,
-            last_before,
-            resumes_at: None,
-        });
-    }
-    Ok(Window {
+    gaps.extend(chain.gap_after(last.run_end, listing.listed_at, last.until, None));
+    let window = Window {
         start: first.from,
         end: last.until,
         oldest_backup: first.backup.clone(),
         last_segment: SegmentName::new(present[&last.run_end].0, last.run_end),
+        last_commit: last.last,
         gaps,
-        timelines: spans,
+        timelines: spans.clone(),
         complete_backups: complete.len(),
+        backups: backup_windows,
+        unusable,
         notes,
-    })
-}
-
-/// Whether a point-in-time target can be reached; the refusal shows the window.
-pub fn check_target(window: &Window, target: DateTime<Utc>) -> Result<(), String> {
-    let t = fmt_time(target);
-    if target < window.start {
-        return Err(format!(
-            "target {t} is before the recoverable window: the oldest complete base backup {} finished at {}, and a restore cannot stop before a base backup's end; {}",
-            window.oldest_backup,
-            fmt_time(window.start),
-            window.describe()
-        ));
-    }
-    if target > window.end {
-        let mut msg = format!(
-            "target {t} is after the recoverable window: the last contiguous WAL segment {} was uploaded at {}; {}",
-            window.last_segment,
-            fmt_time(window.end),
-            window.describe()
-        );
-        if let Some(gap) = window.gaps.iter().find(|g| g.resumes_at.is_none()) {
-            msg.push_str(&format!("; {}", gap.describe()));
-        }
-        return Err(msg);
-    }
-    for gap in &window.gaps {
-        if let Some((_, resumes)) = &gap.resumes_at
-            && gap.recoverable_until < target
-            && target < *resumes
-        {
-            return Err(format!(
-                "target {t} falls in a WAL gap: {}; {}",
-                gap.describe(),
-                window.describe()
-            ));
-        }
-    }
-    Ok(())
+    };
+    (Ok(window), unread, segs.keys)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{Duration, TimeZone};
-
-    fn t0() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
-    }
-
-    fn at(minutes: i64) -> DateTime<Utc> {
-        t0() + Duration::minutes(minutes)
-    }
-
-    /// Builds a listing the way WAL-G lays it out; times in minutes after `t0`.
-    #[derive(Default)]
-    struct Seed {
-        listing: Listing,
-    }
-
-    impl Seed {
-        fn object(&mut self, key: String, minute: i64, body: Option<Vec<u8>>) -> &mut Self {
-            if let Some(b) = body {
-                self.listing.bodies.insert(key.clone(), Ok(b));
-            }
-            self.listing.objects.push(ListedObject {
-                key,
-                last_modified: at(minute),
-                size: 100,
-            });
-            self
-        }
-
-        /// A backup starting at `start` (segment name) finishing at `finish` minutes.
-        fn backup(&mut self, start: &str, finish: i64, complete: bool) -> &mut Self {
-            let seg = SegmentName::parse(start).unwrap();
-            let name = format!("base_{start}");
-            let start_lsn = seg.segno * WAL_SEGMENT_SIZE + 0x28;
-            let meta = serde_json::json!({
-                "start_time": fmt_time(at(finish - 10)),
-                "finish_time": fmt_time(at(finish)),
-                "date_fmt": "%Y-%m-%dT%H:%M:%S.%fZ",
-                "hostname": "orders-0",
-                "data_dir": "/var/lib/postgresql/data",
-                "pg_version": 160004,
-                "start_lsn": start_lsn,
-                "finish_lsn": start_lsn + 0x100,
-                "is_permanent": false,
-            });
-            self.object(
-                format!("{BASEBACKUPS_DIR}{name}/tar_partitions/part_001.tar.lz4"),
-                finish,
-                None,
-            );
-            self.object(
-                format!("{BASEBACKUPS_DIR}{name}/{METADATA_FILE}"),
-                finish,
-                Some(meta.to_string().into_bytes()),
-            );
-            if complete {
-                let sentinel = serde_json::json!({
-                    "LSN": start_lsn, "FinishLSN": start_lsn + 0x100, "PgVersion": 160004,
-                });
-                self.object(
-                    format!("{BASEBACKUPS_DIR}{name}{SENTINEL_SUFFIX}"),
-                    finish + 1,
-                    Some(sentinel.to_string().into_bytes()),
-                );
-            }
-            self
-        }
-
-        /// Segments `from..=to` on `tli`, segment n uploaded at minute `first + (n - from) * step`.
-        fn wal(&mut self, tli: u32, from: u64, to: u64, first: i64, step: i64) -> &mut Self {
-            for n in from..=to {
-                let name = SegmentName::new(tli, n).to_string();
-                self.object(
-                    format!("{WAL_DIR}{name}.lz4"),
-                    first + (n - from) as i64 * step,
-                    None,
-                );
-            }
-            self
-        }
-
-        fn file(&mut self, name: &str, minute: i64, body: Option<&str>) -> &mut Self {
-            self.object(
-                format!("{WAL_DIR}{name}"),
-                minute,
-                body.map(|b| b.as_bytes().to_vec()),
-            )
-        }
-
-        fn window(&self) -> Result<Window, WindowProblem> {
-            recoverable_window(&self.listing)
-        }
-    }
-
-    fn seg(tli: u32, n: u64) -> SegmentName {
-        SegmentName::new(tli, n)
-    }
-
-    #[test]
-    fn segment_names_parse_and_print() {
-        let s = SegmentName::parse("00000002000000010000000A").unwrap();
-        assert_eq!((s.timeline, s.log(), s.seg()), (2, 1, 10));
-        assert_eq!(s.segno, 256 + 10);
-        assert_eq!(s.to_string(), "00000002000000010000000A");
-        assert_eq!(SEGMENTS_PER_LOG, 256);
-        // 0x100 and more is not a 16 MiB segment; timeline 0 does not exist.
-        assert!(SegmentName::parse("000000010000000000000100").is_none());
-        assert!(SegmentName::parse("000000000000000000000001").is_none());
-        assert!(SegmentName::parse("00000001000000000000001").is_none());
-        assert!(SegmentName::parse("00000001000000000000001G").is_none());
-        let lsn = Lsn::parse("1/0A000028").unwrap();
-        assert_eq!(lsn.0, 0x1_0A00_0028);
-        assert_eq!(lsn.to_string(), "1/A000028");
-        assert_eq!(
-            SegmentName::from_lsn(3, lsn).to_string(),
-            "00000003000000010000000A"
-        );
-    }
-
-    #[test]
-    fn wal_file_names_with_compression_partial_history_and_labels() {
-        for (name, want) in [
-            ("000000010000000000000003.lz4", WalFile::Segment(seg(1, 3))),
-            ("000000010000000000000003.br", WalFile::Segment(seg(1, 3))),
-            ("000000010000000000000003.zst", WalFile::Segment(seg(1, 3))),
-            ("000000010000000000000003", WalFile::Segment(seg(1, 3))),
-            (
-                "000000010000000000000003.partial.lz4",
-                WalFile::Partial(seg(1, 3)),
-            ),
-            (
-                "000000010000000000000003.partial",
-                WalFile::Partial(seg(1, 3)),
-            ),
-            ("00000002.history", WalFile::History { timeline: 2 }),
-            ("0000000A.history.br", WalFile::History { timeline: 10 }),
-            (
-                "000000010000000000000002.00000028.backup.lz4",
-                WalFile::BackupLabel(seg(1, 2)),
-            ),
-            ("000000010000000000000003.tmp", WalFile::Other),
-            ("2.history", WalFile::Other),
-        ] {
-            assert_eq!(parse_wal_file(name), want, "{name}");
-        }
-        assert!(needs_body("wal_005/00000002.history"));
-        assert!(!needs_body("wal_005/00000002.history.lz4"));
-        assert!(!needs_body("wal_005/000000010000000000000003.lz4"));
-        assert!(needs_body(
-            "basebackups_005/base_000000010000000000000002_backup_stop_sentinel.json"
-        ));
-        assert!(needs_body(
-            "basebackups_005/base_000000010000000000000002/metadata.json"
-        ));
-        assert!(!needs_body(
-            "basebackups_005/base_000000010000000000000002/files_metadata.json"
-        ));
-    }
-
-    #[test]
-    fn documents_parse() {
-        let m = parse_metadata(
-            br#"{"start_time":"2026-03-01T00:50:00.123456Z","finish_time":"2026-03-01T01:00:06.879707+00:00","start_lsn":33554472,"finish_lsn":33554728,"is_permanent":true}"#,
-        )
-        .unwrap();
-        assert_eq!(m.start_lsn, Some(Lsn(33_554_472)));
-        assert_eq!(m.finish_time.unwrap().timestamp(), at(60).timestamp() + 6);
-        assert!(m.is_permanent);
-        assert!(parse_metadata(b"{\"start_time\":\"2026-03-01T00:00:00Z\"}").is_err());
-        assert!(parse_metadata(b"not json").is_err());
-        let s = parse_sentinel(
-            br#"{"LSN":33554472,"FinishLSN":"0/2000128","DeltaFrom":"base_000000010000000000000001","FinishTime":"2026-03-01T01:00:00Z"}"#,
-        )
-        .unwrap();
-        assert_eq!(s.finish_lsn, Some(Lsn(0x200_0128)));
-        assert_eq!(
-            s.delta_from.as_deref(),
-            Some("base_000000010000000000000001")
-        );
-        assert_eq!(s.finish_time, Some(at(60)));
-        let h =
-            parse_history("1\t0/5000A28\tno recovery target specified\n\n# c\n2\t0/9000000\tx\n")
-                .unwrap();
-        assert_eq!(
-            h,
-            vec![
-                HistoryEntry {
-                    timeline: 1,
-                    switch: Lsn(0x500_0A28)
-                },
-                HistoryEntry {
-                    timeline: 2,
-                    switch: Lsn(0x900_0000)
-                }
-            ]
-        );
-        assert!(parse_history("").is_err());
-        assert!(parse_history("2\t0/9000000\n1\t0/5000000\n").is_err());
-    }
-
-    #[test]
-    fn window_runs_from_the_oldest_finish_to_the_last_contiguous_segment() {
-        let mut s = Seed::default();
-        s.backup("000000010000000000000002", 60, true)
-            .backup("000000010000000000000010", 600, true)
-            .wal(1, 2, 0x20, 50, 30);
-        let w = s.window().unwrap();
-        assert_eq!(w.start, at(60));
-        assert_eq!(w.oldest_backup, "base_000000010000000000000002");
-        assert_eq!(w.last_segment, seg(1, 0x20));
-        assert_eq!(w.end, at(50 + 30 * 30));
-        assert!(w.gaps.is_empty(), "{:?}", w.gaps);
-        assert_eq!(w.complete_backups, 2);
-        assert_eq!(w.recovery_window().start, w.start);
-        assert!(check_target(&w, at(60)).is_ok());
-        assert!(check_target(&w, w.end).is_ok());
-        assert!(check_target(&w, at(300)).is_ok());
-    }
-
-    #[test]
-    fn target_before_the_oldest_finish_is_refused_with_the_window() {
-        let mut s = Seed::default();
-        s.backup("000000010000000000000002", 60, true)
-            .wal(1, 2, 8, 50, 30);
-        let w = s.window().unwrap();
-        // During the backup (it started at minute 50) is not enough.
-        let e = check_target(&w, at(59)).unwrap_err();
-        assert!(e.contains("before the recoverable window"), "{e}");
-        assert!(e.contains("base_000000010000000000000002"), "{e}");
-        assert!(
-            e.contains("2026-03-01T01:00:00Z … 2026-03-01T03:50:00Z"),
-            "{e}"
-        );
-        assert!(e.contains("LastModified"), "{e}");
-    }
-
-    #[test]
-    fn target_after_the_last_segment_is_refused_saying_lastmodified_is_the_proxy() {
-        let mut s = Seed::default();
-        s.backup("000000010000000000000002", 60, true)
-            .wal(1, 2, 8, 50, 30);
-        let w = s.window().unwrap();
-        let e = check_target(&w, w.end + Duration::seconds(1)).unwrap_err();
-        assert!(e.contains("after the recoverable window"), "{e}");
-        assert!(e.contains("000000010000000000000008"), "{e}");
-        assert!(e.contains("LastModified"), "{e}");
-        assert!(e.contains("proxy"), "{e}");
-    }
-
-    #[test]
-    fn a_wal_gap_bridged_by_a_later_backup_is_a_hole_in_the_window() {
-        let mut s = Seed::default();
-        // Segments 2..=6 (last at minute 170), 7 and 8 lost, 9.. again; backup at 9 ends 400.
-        s.backup("000000010000000000000002", 60, true)
-            .backup("000000010000000000000009", 400, true)
-            .wal(1, 2, 6, 50, 30)
-            .wal(1, 9, 12, 390, 30);
-        let w = s.window().unwrap();
-        assert_eq!((w.start, w.end), (at(60), at(390 + 90)));
-        assert_eq!(w.gaps.len(), 1);
-        let g = &w.gaps[0];
-        assert_eq!((g.first_missing, g.last_missing), (seg(1, 7), seg(1, 8)));
-        assert_eq!(g.recoverable_until, at(170));
-        assert_eq!(
-            g.resumes_at,
-            Some(("base_000000010000000000000009".into(), at(400)))
-        );
-        assert!(check_target(&w, at(170)).is_ok());
-        let e = check_target(&w, at(200)).unwrap_err();
-        assert!(e.contains("WAL gap"), "{e}");
-        assert!(
-            e.contains("000000010000000000000007 … 000000010000000000000008"),
-            "{e}"
-        );
-        assert!(e.contains("2026-03-01T06:40:00Z"), "{e}");
-        assert!(check_target(&w, at(400)).is_ok());
-        assert!(check_target(&w, at(450)).is_ok());
-    }
-
-    #[test]
-    fn a_gap_no_backup_bridges_ends_the_window() {
-        let mut s = Seed::default();
-        s.backup("000000010000000000000002", 60, true)
-            .wal(1, 2, 6, 50, 30)
-            .wal(1, 8, 12, 240, 30);
-        let w = s.window().unwrap();
-        assert_eq!(w.end, at(170));
-        assert_eq!(w.last_segment, seg(1, 6));
-        assert_eq!(w.gaps.len(), 1);
-        assert_eq!(w.gaps[0].resumes_at, None);
-        let e = check_target(&w, at(300)).unwrap_err();
-        assert!(e.contains("after the recoverable window"), "{e}");
-        assert!(
-            e.contains("segment 000000010000000000000007 is missing"),
-            "{e}"
-        );
-        assert!(e.contains("new base backup"), "{e}");
-    }
-
-    #[test]
-    fn the_window_follows_a_timeline_switch_from_a_readable_history_file() {
-        let mut s = Seed::default();
-        // Promotion in segment 6 (at 0/6000A28): timeline 1 archives 6 as .partial, timeline 2
-        // starts with its own copy of 6. The old primary kept writing 6..=9 on timeline 1: not
-        // on the latest timeline's history, so not followed.
-        s.backup("000000010000000000000002", 60, true)
-            .wal(1, 2, 5, 50, 30)
-            .file("000000010000000000000006.partial.lz4", 170, None)
-            .wal(1, 7, 9, 200, 30)
-            .file(
-                "00000002.history",
-                171,
-                Some("1\t0/6000A28\tno recovery target specified\n"),
-            )
-            .wal(2, 6, 10, 180, 30);
-        let w = s.window().unwrap();
-        assert_eq!(w.last_segment, seg(2, 10));
-        assert_eq!(w.end, at(180 + 4 * 30));
-        assert!(w.gaps.is_empty(), "{:?}", w.gaps);
-        assert_eq!(
-            w.timelines,
-            vec![
-                TimelineSpan {
-                    timeline: 1,
-                    first: 0,
-                    end: Some(6),
-                    source: SwitchSource::Root
-                },
-                TimelineSpan {
-                    timeline: 2,
-                    first: 6,
-                    end: None,
-                    source: SwitchSource::HistoryFile
-                },
-            ]
-        );
-        // Across the switch: before it, and after it on the new timeline.
-        assert!(check_target(&w, at(150)).is_ok());
-        assert!(check_target(&w, at(250)).is_ok());
-    }
-
-    #[test]
-    fn a_compressed_history_file_is_followed_by_segment_names() {
-        let mut s = Seed::default();
-        s.backup("000000010000000000000002", 60, true)
-            .wal(1, 2, 5, 50, 30)
-            .file("000000010000000000000006.partial.lz4", 170, None)
-            .file("00000002.history.lz4", 171, None)
-            .wal(2, 6, 10, 180, 30);
-        let w = s.window().unwrap();
-        assert_eq!(w.last_segment, seg(2, 10));
-        assert_eq!(w.timelines[1].source, SwitchSource::SegmentNames);
-        assert!(
-            w.notes.iter().any(|n| n.contains("lz4-compressed")),
-            "{:?}",
-            w.notes
-        );
-    }
-
-    #[test]
-    fn a_missing_first_segment_on_the_new_timeline_is_a_gap() {
-        let mut s = Seed::default();
-        // History says timeline 2 starts in segment 6, but only 7.. were archived.
-        s.backup("000000010000000000000002", 60, true)
-            .wal(1, 2, 5, 50, 30)
-            .file("00000002.history", 171, Some("1\t0/6000A28\tx\n"))
-            .wal(2, 7, 10, 210, 30);
-        let w = s.window().unwrap();
-        assert_eq!(w.last_segment, seg(1, 5));
-        assert_eq!(w.gaps[0].first_missing, seg(2, 6));
-        assert_eq!(w.gaps[0].resumes_at, None);
-    }
-
-    #[test]
-    fn three_timelines_from_one_history_file() {
-        let mut s = Seed::default();
-        s.backup("000000010000000000000002", 60, true)
-            .wal(1, 2, 5, 50, 30)
-            .wal(2, 6, 8, 180, 30)
-            .wal(3, 9, 11, 270, 30)
-            .file(
-                "00000003.history",
-                260,
-                Some("1\t0/6000A28\tx\n2\t0/9000000\ty\n"),
-            )
-            // Timeline 2's own history is compressed: timeline 3's lists all ancestors.
-            .file("00000002.history.br", 171, None);
-        let w = s.window().unwrap();
-        let tlis: Vec<(u32, u64)> = w.timelines.iter().map(|t| (t.timeline, t.first)).collect();
-        assert_eq!(tlis, vec![(1, 0), (2, 6), (3, 9)]);
-        assert_eq!(w.last_segment, seg(3, 11));
-        assert!(w.gaps.is_empty());
-    }
-
-    #[test]
-    fn a_backup_on_an_abandoned_timeline_does_not_count() {
-        let mut s = Seed::default();
-        // Timeline 2 branched at segment 6; a backup taken on timeline 1 afterwards (the old
-        // primary) cannot reach timeline 2.
-        s.backup("000000010000000000000002", 60, true)
-            .backup("000000010000000000000008", 300, true)
-            .wal(1, 2, 9, 50, 30)
-            .file("00000002.history", 171, Some("1\t0/6000A28\tx\n"))
-            .wal(2, 6, 10, 180, 30);
-        let w = s.window().unwrap();
-        assert_eq!(w.oldest_backup, "base_000000010000000000000002");
-        assert!(
-            w.notes
-                .iter()
-                .any(|n| n.contains("base_000000010000000000000008") && n.contains("timeline")),
-            "{:?}",
-            w.notes
-        );
-    }
-
-    #[test]
-    fn unfinished_and_unusable_backups() {
-        let mut s = Seed::default();
-        s.backup("000000010000000000000002", 60, false)
-            .wal(1, 2, 4, 50, 30);
-        assert!(matches!(
-            s.window(),
-            Err(WindowProblem::NoCompleteBackup { .. })
-        ));
-        assert_eq!(
-            recoverable_window(&Listing::default()),
-            Err(WindowProblem::NoBaseBackup)
-        );
-
-        // Retention removed the oldest backup's first segments: the next backup starts the window.
-        let mut s = Seed::default();
-        s.backup("000000010000000000000002", 60, true)
-            .backup("000000010000000000000005", 200, true)
-            .wal(1, 4, 9, 150, 30);
-        let w = s.window().unwrap();
-        assert_eq!(w.oldest_backup, "base_000000010000000000000005");
-        assert_eq!(w.start, at(200));
-        assert!(
-            w.notes.iter().any(|n| n.contains("start segment")),
-            "{:?}",
-            w.notes
-        );
-
-        // No WAL at all.
-        let mut s = Seed::default();
-        s.backup("000000010000000000000002", 60, true);
-        let e = s.window().unwrap_err();
-        assert!(e.to_string().contains("start segment"), "{e}");
-    }
-
-    #[test]
-    fn a_backup_whose_own_wal_is_incomplete_does_not_count() {
-        let mut s = Seed::default();
-        // finish_lsn is in segment 2 + 0x100 bytes: still segment 2. Make it segment 3.
-        s.backup("000000010000000000000002", 60, true);
-        let key = format!("{BASEBACKUPS_DIR}base_000000010000000000000002/{METADATA_FILE}");
-        let meta = serde_json::json!({
-            "start_time": fmt_time(at(50)), "finish_time": fmt_time(at(60)),
-            "start_lsn": 2 * WAL_SEGMENT_SIZE, "finish_lsn": 3 * WAL_SEGMENT_SIZE + 8,
-        });
-        s.listing
-            .bodies
-            .insert(key, Ok(meta.to_string().into_bytes()));
-        s.wal(1, 2, 2, 55, 30).wal(1, 4, 6, 120, 30);
-        let e = s.window().unwrap_err();
-        assert!(e.to_string().contains("000000010000000000000003"), "{e}");
-    }
-
-    #[test]
-    fn a_sentinel_without_metadata_uses_its_lastmodified() {
-        let mut s = Seed::default();
-        s.backup("000000010000000000000002", 60, true)
-            .wal(1, 2, 6, 50, 30);
-        s.listing.bodies.retain(|k, _| !k.ends_with(METADATA_FILE));
-        let w = s.window().unwrap();
-        assert_eq!(w.start, at(61));
-        assert!(
-            w.notes.iter().any(|n| n.contains("LastModified")),
-            "{:?}",
-            w.notes
-        );
-    }
-
-    #[test]
-    fn a_delta_backup_needs_its_base() {
-        let mut s = Seed::default();
-        s.backup("000000010000000000000002", 60, true)
-            .wal(1, 2, 12, 50, 30);
-        // A delta whose parent is gone: listed under its own name only.
-        let name = "base_000000010000000000000008_D_000000010000000000000001";
-        s.object(
-            format!("{BASEBACKUPS_DIR}{name}{SENTINEL_SUFFIX}"),
-            300,
-            Some(b"{}".to_vec()),
-        );
-        let w = s.window().unwrap();
-        assert!(
-            w.notes
-                .iter()
-                .any(|n| n.contains(name) && n.contains("delta")),
-            "{:?}",
-            w.notes
-        );
-    }
-}
+#[path = "walg_tests.rs"]
+mod tests;

@@ -20,6 +20,7 @@ pub mod slack_socket;
 pub mod stackgres_controller;
 pub mod statuspage_api;
 pub mod velero_controller;
+pub mod wal;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};

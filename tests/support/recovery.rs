@@ -53,6 +53,9 @@ pub async fn orders_bucket() -> S3Server {
                 first_upload: t("2026-02-07T03:08:00Z"),
                 every: Duration::minutes(10),
             }],
+            // A busy primary: each segment's last commit right at its upload, so the window
+            // ends at the last upload, 2026-02-08T09:58:00Z.
+            commit_lag: Duration::zero(),
             ..WalgLayout::default()
         },
     );

@@ -330,11 +330,18 @@ impl S3Server {
         }
         for run in &layout.wal {
             for i in 0..run.count {
-                let name = SegmentName::new(run.timeline, run.first_segno + i).to_string();
+                let seg = SegmentName::new(run.timeline, run.first_segno + i);
+                let name = seg.to_string();
+                let uploaded = run.first_upload + run.every * i as i32;
+                let commits = match layout.commits.iter().find(|(s, _)| *s == name) {
+                    Some((_, at)) => at.clone(),
+                    None if layout.quiet.contains(&name) => Vec::new(),
+                    None => vec![uploaded - layout.commit_lag],
+                };
                 put(
                     format!("wal_005/{name}.{ext}"),
-                    &compressed(name.as_bytes()),
-                    run.first_upload + run.every * i as i32,
+                    &super::wal::compress(ext, &super::wal::segment(seg, &commits)),
+                    uploaded,
                 );
             }
         }
@@ -432,6 +439,12 @@ pub struct WalgLayout {
     /// `.partial` segments (a promotion's old-timeline copy) and their upload times.
     pub partials: Vec<(String, DateTime<Utc>)>,
     pub histories: Vec<HistorySpec>,
+    /// Each segment's last commit is this long before its upload (unless listed below).
+    pub commit_lag: Duration,
+    /// Segments (24 hex) holding no commit: a quiet database.
+    pub quiet: Vec<String>,
+    /// Segments (24 hex) with these commit times instead.
+    pub commits: Vec<(String, Vec<DateTime<Utc>>)>,
 }
 
 impl Default for WalgLayout {
@@ -442,6 +455,9 @@ impl Default for WalgLayout {
             wal: Vec::new(),
             partials: Vec::new(),
             histories: Vec::new(),
+            commit_lag: Duration::seconds(30),
+            quiet: Vec::new(),
+            commits: Vec::new(),
         }
     }
 }

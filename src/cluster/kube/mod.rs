@@ -253,7 +253,7 @@ impl Kube {
         let client =
             ::kube::Client::try_from(config).map_err(|e| bad(format!("Kubernetes client: {e}")))?;
         let offsite = if settings.offsite.enabled() {
-            Some(Offsite::new(&settings.offsite)?)
+            Some(Offsite::new(&settings.offsite)?.with_clock(clock.clone()))
         } else {
             None
         };

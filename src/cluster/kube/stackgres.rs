@@ -126,10 +126,10 @@ impl Kube {
         match &window {
             Ok(w) => {
                 window_lines.push(format!(
-                    "PITR window {} from the offsite bucket (oldest base backup {} finished … segment {} uploaded)",
+                    "PITR window {} from the offsite bucket (oldest base backup {} finished … targets before the last archived commit, in segment {})",
                     w.range(),
                     w.oldest_backup,
-                    w.last_segment
+                    w.last_commit.segment
                 ));
                 for g in &w.gaps {
                     window_lines.push(g.describe());
@@ -163,7 +163,16 @@ impl Kube {
             None => newest_backup_before(&backups, target, |b| b.completed(), |b| b.ended),
         };
         let mut blocked = match (target, &window) {
-            (Some(t), Ok(w)) => walg::check_target(w, t).err(),
+            // StackGres replays from the named backup only (`RESTORE_BACKUP_NAME` = its
+            // `status.internalName`, SG RestoreConfigMap.java ~88-90): a target past a WAL gap
+            // after it fails even when a later backup bridges the gap.
+            (Some(t), Ok(w)) => walg::check_target(w, t).err().or_else(|| {
+                let named = spec.backup.as_ref().and(chosen)?;
+                let internal = text(&named.object, "/status/internalName")?;
+                walg::check_target_from(w, internal, t)
+                    .err()
+                    .map(|e| format!("SGBackup {}: {e}", named.name))
+            }),
             _ => None,
         };
         let Some(chosen) = chosen else {
