@@ -8,6 +8,7 @@ pub mod discord_api;
 pub mod http;
 pub mod k8s_api;
 pub mod pg;
+pub mod pg_wal;
 pub mod rbac;
 pub mod recovery;
 pub mod s3;
