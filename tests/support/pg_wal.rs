@@ -586,9 +586,10 @@ fn append(pg: &Pg, file: &Path, text: &str) {
 // ---- wal-g's layout in S3 ---------------------------------------------------------------------
 
 /// LZ4 frame as wal-g's lz4 compressor writes it (`internal/compression/lz4/compressor.go`:
-/// `lz4.NewWriter` of github.com/pierrec/lz4): 4 MiB independent blocks, content checksum.
-/// Those are pierrec/lz4's defaults; which major version wal-g pins is unverified here, and
-/// any conforming frame decoder (ours, wal-g's) reads either choice.
+/// `lz4.NewWriter` of github.com/pierrec/lz4): 4 MiB independent blocks, content checksum,
+/// taken as pierrec/lz4's Writer defaults. Unverified: the stored wal-g go.mod pins an old
+/// pierrec/lz4 commit and which version v3.0.9 uses was not checked; any conforming frame
+/// decoder (wal-g's, drbot's) reads either block size or checksum choice.
 pub fn lz4_frame(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let info = lz4_flex::frame::FrameInfo::new()
