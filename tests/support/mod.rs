@@ -11,6 +11,7 @@ pub mod http;
 pub mod k8s_api;
 pub mod k8s_patch;
 pub mod pg;
+pub mod pg_wal;
 pub mod rbac;
 pub mod recovery;
 pub mod s3;
