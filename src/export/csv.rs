@@ -91,3 +91,49 @@ fn csv_field(out: &mut impl Write, field: &str) -> io::Result<()> {
     }
     out.write_all(b"\"")
 }
+
+/// A CSV export: the rows, then the business-impact rows of the incident folded beside them
+/// (only when a catalog could make those rows say something).
+pub(super) struct CsvExport<'a, W: Write> {
+    csv: CsvWriter<W>,
+    impact: Impact<'a>,
+    fold: Fold,
+}
+
+enum Fold {
+    Skipped,
+    Unstarted,
+    Folding(Incident),
+}
+
+impl<'a, W: Write> CsvExport<'a, W> {
+    pub(super) fn begin(out: W, impact: Impact<'a>) -> io::Result<Self> {
+        Ok(CsvExport {
+            csv: CsvWriter::begin(out)?,
+            impact,
+            fold: match impact.continuity.catalog {
+                Some(_) => Fold::Unstarted,
+                None => Fold::Skipped,
+            },
+        })
+    }
+
+    pub(super) fn event(&mut self, event: &Event) -> io::Result<()> {
+        match &mut self.fold {
+            Fold::Skipped => {}
+            // A timeline that does not start with its declaration has no summary rows.
+            Fold::Unstarted => {
+                self.fold = Incident::from_declared(event).map_or(Fold::Skipped, Fold::Folding);
+            }
+            Fold::Folding(state) => state.apply(event),
+        }
+        self.csv.event(event)
+    }
+
+    pub(super) fn finish(mut self) -> io::Result<W> {
+        if let Fold::Folding(state) = &self.fold {
+            self.csv.impact(state, self.impact)?;
+        }
+        self.csv.finish()
+    }
+}

@@ -2,7 +2,6 @@
 
 use std::io::{self, Write};
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::data::Data;
@@ -99,12 +98,7 @@ pub struct JsonWriter<W: Write> {
 impl<W: Write> JsonWriter<W> {
     /// Write everything up to the opening of the `events` array.
     pub fn begin(out: W, incident: &Incident) -> io::Result<Self> {
-        let none = crate::continuity::Continuity::default();
-        let impact = Impact {
-            continuity: &none,
-            now: DateTime::<Utc>::MIN_UTC,
-        };
-        JsonWriter::begin_with(out, incident, impact)
+        JsonWriter::begin_with(out, incident, Impact::NONE)
     }
 
     /// [`JsonWriter::begin`] with the business impact in the header.

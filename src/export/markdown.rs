@@ -2,8 +2,6 @@
 
 use std::io::{self, Write};
 
-use chrono::{DateTime, Utc};
-
 use super::format::{Ts, describe};
 use super::summary::{
     write_checklist, write_key_times, write_pitr_target, write_rto, write_summary,
@@ -33,12 +31,7 @@ impl<W: Write> MarkdownWriter<W> {
 
     /// Write everything that comes before the event table, and the table's header.
     pub fn begin(out: W, overview: &Overview, runbook: &Runbook) -> io::Result<Self> {
-        let none = crate::continuity::Continuity::default();
-        let impact = Impact {
-            continuity: &none,
-            now: DateTime::<Utc>::MIN_UTC,
-        };
-        MarkdownWriter::begin_with(out, overview, runbook, impact)
+        MarkdownWriter::begin_with(out, overview, runbook, Impact::NONE)
     }
 
     /// [`MarkdownWriter::begin`] with the business-impact section after the RTO.

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 
 use crate::command::ExportFormat;
 use crate::incident::decide::incident_ref;
-use crate::incident::{Event, Incident, IncidentId};
+use crate::incident::{Event, IncidentId};
 use crate::sop::Runbook;
 use crate::store::{Store, StoreError};
 
@@ -27,6 +27,7 @@ mod summary;
 #[cfg(test)]
 mod tests;
 
+use csv::CsvExport;
 pub use csv::CsvWriter;
 pub use json::JsonWriter;
 pub use markdown::MarkdownWriter;
@@ -62,6 +63,18 @@ pub struct Impact<'a> {
     pub now: DateTime<Utc>,
 }
 
+impl Impact<'static> {
+    /// No catalog and no plan: the export without business impact.
+    const NONE: Impact<'static> = Impact {
+        continuity: &crate::continuity::Continuity {
+            catalog: None,
+            plan: None,
+            clusters: std::collections::BTreeMap::new(),
+        },
+        now: DateTime::<Utc>::MIN_UTC,
+    };
+}
+
 /// Export the whole timeline of `incident` to `out`, streaming from the store.
 ///
 /// One read of the timeline: Markdown and JSON fold it for the header while their rows go
@@ -73,12 +86,7 @@ pub async fn export<W: Write>(
     runbook: &Runbook,
     out: W,
 ) -> Result<(), ExportError> {
-    let none = crate::continuity::Continuity::default();
-    let impact = Impact {
-        continuity: &none,
-        now: DateTime::<Utc>::MIN_UTC,
-    };
-    export_with(store, incident, format, runbook, impact, out).await
+    export_with(store, incident, format, runbook, Impact::NONE, out).await
 }
 
 /// [`export`] with the business impact (revenue at risk, RTO and RPO achieved per affected
@@ -100,24 +108,10 @@ pub async fn export_with<W: Write>(
                 Some(event) => event?,
                 None => return Err(ExportError::NoSuchIncident(incident)),
             };
-            // Folded only when a catalog could make the summary rows say something.
-            let mut state = impact
-                .continuity
-                .catalog
-                .is_some()
-                .then(|| Incident::from_declared(&first))
-                .flatten();
-            let mut csv = CsvWriter::begin(&mut out)?;
+            let mut csv = CsvExport::begin(&mut out, impact)?;
             csv.event(&first)?;
             while let Some(event) = events.next().await {
-                let event = event?;
-                if let Some(s) = &mut state {
-                    s.apply(&event);
-                }
-                csv.event(&event)?;
-            }
-            if let Some(s) = &state {
-                csv.impact(s, impact)?;
+                csv.event(&event?)?;
             }
             csv.finish()?;
         }
@@ -252,12 +246,7 @@ pub fn write_timeline<W: Write>(
     runbook: &Runbook,
     out: W,
 ) -> Result<(), ExportError> {
-    let none = crate::continuity::Continuity::default();
-    let impact = Impact {
-        continuity: &none,
-        now: DateTime::<Utc>::MIN_UTC,
-    };
-    write_timeline_with(events, format, runbook, impact, out)
+    write_timeline_with(events, format, runbook, Impact::NONE, out)
 }
 
 /// [`write_timeline`] with the business impact; same output as [`export_with`].
@@ -271,14 +260,9 @@ pub fn write_timeline_with<W: Write>(
     let mut out = BufWriter::with_capacity(BUFFER_BYTES, out);
     match format {
         ExportFormat::Csv => {
-            let mut csv = CsvWriter::begin(&mut out)?;
+            let mut csv = CsvExport::begin(&mut out, impact)?;
             for event in events {
                 csv.event(event)?;
-            }
-            if impact.continuity.catalog.is_some()
-                && let Some(s) = Incident::fold(events)
-            {
-                csv.impact(&s, impact)?;
             }
             csv.finish()?;
         }

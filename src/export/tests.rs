@@ -1,7 +1,7 @@
 use super::format::{Ts, human};
 use super::*;
 use crate::incident::{
-    Actor, EventKind, OperationKind, OperationSpec, Outcome, Plan, RecoveryWindow,
+    Actor, EventKind, Incident, OperationKind, OperationSpec, Outcome, Plan, RecoveryWindow,
 };
 use chrono::TimeZone;
 use chrono::{SecondsFormat, TimeDelta};
