@@ -103,7 +103,8 @@ pub(super) struct CsvExport<'a, W: Write> {
 enum Fold {
     Skipped,
     Unstarted,
-    Folding(Incident),
+    /// Boxed: one per export, and it keeps the enum as small as its empty variants.
+    Folding(Box<Incident>),
 }
 
 impl<'a, W: Write> CsvExport<'a, W> {
@@ -123,7 +124,8 @@ impl<'a, W: Write> CsvExport<'a, W> {
             Fold::Skipped => {}
             // A timeline that does not start with its declaration has no summary rows.
             Fold::Unstarted => {
-                self.fold = Incident::from_declared(event).map_or(Fold::Skipped, Fold::Folding);
+                self.fold = Incident::from_declared(event)
+                    .map_or(Fold::Skipped, |state| Fold::Folding(Box::new(state)));
             }
             Fold::Folding(state) => state.apply(event),
         }
