@@ -24,7 +24,7 @@ struct VersionedFs {
     fs: s3s_fs::FileSystem,
     root: PathBuf,
     versioning: Arc<Mutex<HashMap<String, String>>>,
-    stats: Arc<Mutex<Vec<ListObjectsV2Input>>>,
+    stats: Arc<Mutex<Vec<ListRequest>>>,
 }
 
 impl VersionedFs {
@@ -63,8 +63,14 @@ impl S3 for VersionedFs {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.stats.lock().unwrap().push(req.input.clone());
-        list_v2(&self.root, req.input).map(S3Response::new)
+        let (prefix, start_after) = (req.input.prefix.clone(), req.input.start_after.clone());
+        let out = list_v2(&self.root, req.input)?;
+        self.stats.lock().unwrap().push(ListRequest {
+            prefix,
+            start_after,
+            keys: out.key_count.unwrap_or(0),
+        });
+        Ok(S3Response::new(out))
     }
     async fn list_objects(
         &self,
@@ -134,13 +140,21 @@ impl S3 for VersionedFs {
     }
 }
 
+/// One ListObjectsV2 request as the server saw it, and how many keys it answered.
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    pub prefix: Option<String>,
+    pub start_after: Option<String>,
+    pub keys: i32,
+}
+
 /// The running server; stops when dropped.
 pub struct S3Server {
     pub endpoint: String,
     root: tempfile::TempDir,
     versioning: Arc<Mutex<HashMap<String, String>>>,
     /// Every ListObjectsV2 request received, in order.
-    lists: Arc<Mutex<Vec<ListObjectsV2Input>>>,
+    lists: Arc<Mutex<Vec<ListRequest>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -193,7 +207,7 @@ impl S3Server {
     }
 
     /// The ListObjectsV2 requests received so far (and forget them).
-    pub fn take_lists(&self) -> Vec<ListObjectsV2Input> {
+    pub fn take_lists(&self) -> Vec<ListRequest> {
         std::mem::take(&mut *self.lists.lock().unwrap())
     }
 
