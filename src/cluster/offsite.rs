@@ -426,18 +426,22 @@ impl Offsite {
                 ..o
             })
             .collect();
-        let wanted: Vec<String> = objects
+        let wanted: Vec<ListedObject> = objects
             .iter()
             .filter(|o| walg::needs_body(&o.key))
-            .map(|o| o.key.clone())
+            .cloned()
             .collect();
         let bodies = futures_util::stream::iter(wanted)
-            .map(|key| async move {
-                let body = self
-                    .get(&format!("{prefix}{key}"), None)
-                    .await
-                    .map_err(|e| e.to_string());
-                (key, body)
+            .map(|o| async move {
+                let full = format!("{prefix}{}", o.key);
+                if let Some(body) = self.listings.body(&full, &o) {
+                    return (o.key.clone(), Ok(body));
+                }
+                let body = self.get(&full, None).await.map_err(|e| e.to_string());
+                if let Ok(b) = &body {
+                    self.listings.keep_body(&full, &o, b);
+                }
+                (o.key, body)
             })
             .buffer_unordered(FETCH_CONCURRENCY)
             .collect()

@@ -38,6 +38,9 @@ struct Seen {
 #[derive(Debug, Default)]
 pub struct ListingCache {
     by_prefix: Mutex<HashMap<String, Seen>>,
+    /// Documents read (sentinels, metadata), by full key with the LastModified and size they
+    /// were listed with: wal-g writes them once, so an unchanged listing entry is not read again.
+    bodies: Mutex<HashMap<String, (DateTime<Utc>, i64, Vec<u8>)>>,
 }
 
 /// What to list next for a prefix.
@@ -80,6 +83,22 @@ impl ListingCache {
             Some(i) => Plan::After(keys[i].to_string()),
             None => Plan::Full,
         }
+    }
+
+    /// The body read before for this object, if it was listed the same then.
+    pub fn body(&self, key: &str, o: &ListedObject) -> Option<Vec<u8>> {
+        let bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        bodies
+            .get(key)
+            .filter(|(t, size, _)| *t == o.last_modified && *size == o.size)
+            .map(|(_, _, body)| body.clone())
+    }
+
+    pub fn keep_body(&self, key: &str, o: &ListedObject, body: &[u8]) {
+        self.bodies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), (o.last_modified, o.size, body.to_vec()));
     }
 
     /// Keep a full listing of `prefix`.
