@@ -25,6 +25,9 @@ pub const FULL_RELIST_EVERY: Duration = Duration::minutes(15);
 /// later one; re-reading this many keys back sees it arrive and a tail hole close.
 pub const TAIL_OVERLAP: usize = 64;
 
+/// A document's LastModified and size when it was read, and its bytes.
+type Body = (DateTime<Utc>, i64, Vec<u8>);
+
 /// One prefix's listing as last seen.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -40,7 +43,7 @@ pub struct ListingCache {
     by_prefix: Mutex<HashMap<String, Seen>>,
     /// Documents read (sentinels, metadata), by full key with the LastModified and size they
     /// were listed with: wal-g writes them once, so an unchanged listing entry is not read again.
-    bodies: Mutex<HashMap<String, (DateTime<Utc>, i64, Vec<u8>)>>,
+    bodies: Mutex<HashMap<String, Body>>,
 }
 
 /// What to list next for a prefix.
