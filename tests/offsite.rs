@@ -828,3 +828,106 @@ fn bad_offsite_settings_are_named() {
         "{e}"
     );
 }
+
+/// Segments 2..=101 on timeline 1 after one base backup: more WAL than the listing re-reads.
+fn long_layout() -> WalgLayout {
+    WalgLayout {
+        backups: vec![BackupSpec {
+            start: "000000010000000000000002",
+            started: at(0),
+            finished: at(5),
+            complete: true,
+        }],
+        wal: vec![WalRun {
+            timeline: 1,
+            first_segno: 2,
+            count: 100,
+            first_upload: at(1),
+            every: minutes(1),
+        }],
+        ..WalgLayout::default()
+    }
+}
+
+fn wal_key(segno: u64) -> String {
+    format!("{BILLING}/wal_005/{}.lz4", SegmentName::new(1, segno))
+}
+
+#[tokio::test]
+async fn a_second_look_lists_only_the_wal_after_the_last_key_seen() {
+    use drbot::cluster::offsite::FULL_RELIST_EVERY;
+    let server = S3Server::start().await;
+    server.create_bucket(BUCKET);
+    server.seed_walg(BUCKET, BILLING, &long_layout());
+    let clock = drbot::clock::ManualClock::new(at(101));
+    let offsite = Offsite::new(&settings(&server, &[("billing", BILLING)]))
+        .unwrap()
+        .with_clock(std::sync::Arc::new(clock.clone()));
+    let whole = format!("{BILLING}/");
+    let wal = format!("{BILLING}/wal_005/");
+    let backups = format!("{BILLING}/basebackups_005/");
+
+    let w = offsite.window("billing").await.unwrap();
+    assert_eq!(w.last_segment, SegmentName::new(1, 101));
+    let lists = server.take_lists();
+    assert_eq!(lists.len(), 1, "{lists:?}");
+    assert_eq!(lists[0].prefix.as_deref(), Some(whole.as_str()));
+    assert_eq!(lists[0].start_after, None);
+
+    // A new segment: the backups are listed, then wal_005/ only from near its end.
+    let segment = |segno: u64| {
+        support::wal::compress(
+            "lz4",
+            &support::wal::segment(SegmentName::new(1, segno), &[at(101)]),
+        )
+    };
+    server.put(BUCKET, &wal_key(102), &segment(102), at(102));
+    clock.advance(minutes(1));
+    let w = offsite.window("billing").await.unwrap();
+    assert_eq!(w.last_segment, SegmentName::new(1, 102));
+    assert!(w.gaps.is_empty(), "{:?}", w.gaps);
+    let lists = server.take_lists();
+    assert_eq!(lists.len(), 2, "{lists:?}");
+    assert_eq!(lists[0].prefix.as_deref(), Some(backups.as_str()));
+    assert_eq!(lists[1].prefix.as_deref(), Some(wal.as_str()));
+    // The last 64 keys seen are read again (parallel uploads land out of order), not 100+.
+    assert_eq!(lists[1].start_after, Some(wal_key(101 - 64)));
+    assert_eq!(lists[1].keys, 64 + 1);
+
+    // A segment lost in the middle goes unseen until the next full listing...
+    server.remove(BUCKET, &wal_key(0x20));
+    clock.advance(FULL_RELIST_EVERY - minutes(2));
+    let w = offsite.window("billing").await.unwrap();
+    assert!(w.gaps.is_empty(), "{:?}", w.gaps);
+    assert!(server.take_lists()[1].start_after.is_some());
+    // ...which comes FULL_RELIST_EVERY after the last one.
+    clock.advance(minutes(1));
+    let w = offsite.window("billing").await.unwrap();
+    assert_eq!(w.gaps.len(), 1, "{:?}", w.gaps);
+    let lists = server.take_lists();
+    assert_eq!(lists.len(), 1, "{lists:?}");
+    assert_eq!(lists[0].prefix.as_deref(), Some(whole.as_str()));
+
+    // A new base backup (or retention removing one) makes the next look list everything.
+    clock.advance(minutes(1));
+    server.seed_walg(
+        BUCKET,
+        BILLING,
+        &WalgLayout {
+            backups: vec![BackupSpec {
+                start: "000000010000000000000066",
+                started: at(110),
+                finished: at(112),
+                complete: true,
+            }],
+            ..WalgLayout::default()
+        },
+    );
+    offsite.window("billing").await.unwrap();
+    let lists = server.take_lists();
+    assert_eq!(lists.len(), 3, "{lists:?}");
+    assert_eq!(lists[0].prefix.as_deref(), Some(backups.as_str()));
+    assert_eq!(lists[1].prefix.as_deref(), Some(wal.as_str()));
+    assert_eq!(lists[2].prefix.as_deref(), Some(whole.as_str()));
+    assert_eq!(lists[2].start_after, None);
+}

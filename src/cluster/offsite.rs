@@ -22,7 +22,10 @@ use super::{BackupsReport, ClusterError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::OffsiteSettings;
 
+mod listing;
 mod tail;
+
+pub use listing::FULL_RELIST_EVERY;
 
 /// Requests in flight at once when fetching many small documents.
 const FETCH_CONCURRENCY: usize = 8;
@@ -99,6 +102,8 @@ pub struct Offsite {
     clock: Arc<dyn Clock>,
     /// What each WAL segment read so far holds, so a look reads only what is new.
     scans: tail::ScanCache,
+    /// Each WAL-G prefix's listing as last seen, so a look lists only what is new.
+    listings: listing::ListingCache,
 }
 
 impl std::fmt::Debug for Offsite {
@@ -165,6 +170,7 @@ impl Offsite {
             timeout,
             clock: Arc::new(SystemClock),
             scans: Default::default(),
+            listings: Default::default(),
         })
     }
 
@@ -280,6 +286,15 @@ impl Offsite {
 
     /// Every object under `prefix`, following continuation tokens; keys are full keys.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, ClusterError> {
+        self.list_after(prefix, None).await
+    }
+
+    /// The objects under `prefix` whose keys sort after `start_after` (S3 `StartAfter`).
+    async fn list_after(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> Result<Vec<ListedObject>, ClusterError> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -288,6 +303,7 @@ impl Offsite {
                 .list_objects_v2()
                 .bucket(&self.bucket)
                 .prefix(prefix)
+                .set_start_after(start_after.map(str::to_string))
                 .set_continuation_token(token.clone())
                 .send()
                 .await
@@ -402,7 +418,7 @@ impl Offsite {
     /// the WAL tails the window needs.
     pub async fn walg_listing(&self, prefix: &str) -> Result<Listing, ClusterError> {
         let objects: Vec<ListedObject> = self
-            .list(prefix)
+            .list_walg(prefix)
             .await?
             .into_iter()
             .map(|o| ListedObject {
@@ -410,18 +426,22 @@ impl Offsite {
                 ..o
             })
             .collect();
-        let wanted: Vec<String> = objects
+        let wanted: Vec<ListedObject> = objects
             .iter()
             .filter(|o| walg::needs_body(&o.key))
-            .map(|o| o.key.clone())
+            .cloned()
             .collect();
         let bodies = futures_util::stream::iter(wanted)
-            .map(|key| async move {
-                let body = self
-                    .get(&format!("{prefix}{key}"), None)
-                    .await
-                    .map_err(|e| e.to_string());
-                (key, body)
+            .map(|o| async move {
+                let full = format!("{prefix}{}", o.key);
+                if let Some(body) = self.listings.body(&full, &o) {
+                    return (o.key.clone(), Ok(body));
+                }
+                let body = self.get(&full, None).await.map_err(|e| e.to_string());
+                if let Ok(b) = &body {
+                    self.listings.keep_body(&full, &o, b);
+                }
+                (o.key, body)
             })
             .buffer_unordered(FETCH_CONCURRENCY)
             .collect()
@@ -434,6 +454,31 @@ impl Offsite {
         };
         self.read_wal_tails(prefix, &mut listing).await;
         Ok(listing)
+    }
+
+    /// Everything under a WAL-G prefix (full keys): `basebackups_005/` listed whole and
+    /// `wal_005/` from near the last key seen, or everything when [`listing::ListingCache`]
+    /// says a full listing is due (first look, backups changed, [`FULL_RELIST_EVERY`]).
+    async fn list_walg(&self, prefix: &str) -> Result<Vec<ListedObject>, ClusterError> {
+        let now = self.clock.now();
+        if let listing::Plan::After(after) = self.listings.plan(prefix, now) {
+            let backups = self
+                .list(&format!("{prefix}{}", walg::BASEBACKUPS_DIR))
+                .await?;
+            let tail = self
+                .list_after(&format!("{prefix}{}", walg::WAL_DIR), Some(&after))
+                .await?;
+            if let Some(objects) = self.listings.merge(prefix, &backups, &after, tail) {
+                return Ok(objects);
+            }
+            tracing::debug!(
+                prefix,
+                "base backups changed: listing the WAL-G prefix whole"
+            );
+        }
+        let objects = self.list(prefix).await?;
+        self.listings.full(prefix, objects.clone(), now);
+        Ok(objects)
     }
 
     fn prefix_of(&self, cluster: &str) -> Result<&str, ClusterError> {

@@ -6,7 +6,7 @@
 //! as the object's LastModified, so tests control the times a window is computed from.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -24,6 +24,7 @@ struct VersionedFs {
     fs: s3s_fs::FileSystem,
     root: PathBuf,
     versioning: Arc<Mutex<HashMap<String, String>>>,
+    stats: Arc<Mutex<Vec<ListRequest>>>,
 }
 
 impl VersionedFs {
@@ -62,7 +63,14 @@ impl S3 for VersionedFs {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.fs.list_objects_v2(req).await
+        let (prefix, start_after) = (req.input.prefix.clone(), req.input.start_after.clone());
+        let out = list_v2(&self.root, req.input)?;
+        self.stats.lock().unwrap().push(ListRequest {
+            prefix,
+            start_after,
+            keys: out.key_count.unwrap_or(0),
+        });
+        Ok(S3Response::new(out))
     }
     async fn list_objects(
         &self,
@@ -132,11 +140,21 @@ impl S3 for VersionedFs {
     }
 }
 
+/// One ListObjectsV2 request as the server saw it, and how many keys it answered.
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    pub prefix: Option<String>,
+    pub start_after: Option<String>,
+    pub keys: i32,
+}
+
 /// The running server; stops when dropped.
 pub struct S3Server {
     pub endpoint: String,
     root: tempfile::TempDir,
     versioning: Arc<Mutex<HashMap<String, String>>>,
+    /// Every ListObjectsV2 request received, in order.
+    lists: Arc<Mutex<Vec<ListRequest>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -150,10 +168,12 @@ impl S3Server {
     pub async fn start() -> S3Server {
         let root = tempfile::tempdir().expect("tempdir");
         let versioning = Arc::new(Mutex::new(HashMap::new()));
+        let lists = Arc::new(Mutex::new(Vec::new()));
         let backend = VersionedFs {
             fs: s3s_fs::FileSystem::new(root.path()).expect("s3s-fs root"),
             root: root.path().to_path_buf(),
             versioning: versioning.clone(),
+            stats: lists.clone(),
         };
         let mut builder = s3s::service::S3ServiceBuilder::new(backend);
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
@@ -181,8 +201,14 @@ impl S3Server {
             endpoint: format!("http://{addr}"),
             root,
             versioning,
+            lists,
             task,
         }
+    }
+
+    /// The ListObjectsV2 requests received so far (and forget them).
+    pub fn take_lists(&self) -> Vec<ListRequest> {
+        std::mem::take(&mut *self.lists.lock().unwrap())
     }
 
     pub fn create_bucket(&self, bucket: &str) {
@@ -428,6 +454,154 @@ impl S3Server {
             completed + Duration::seconds(1),
         );
     }
+}
+
+/// Most keys a ListObjectsV2 page holds, whatever MaxKeys asks: "returns up to 1,000 key
+/// names" (S3 API reference, ListObjectsV2, MaxKeys).
+const MAX_KEYS: i32 = 1000;
+
+/// ListObjectsV2 as S3 answers it, from one sorted index built per request: the keys under
+/// the prefix's directory (names only), sorted in UTF-8 binary order; only the page's own
+/// objects are then stat'ed and hashed. s3s-fs 0.14.1 (`list_objects_v2` in src/s3.rs)
+/// instead stats every object of the bucket for every page, which made a 10 000-object
+/// listing cost seconds on loopback where S3 answers from its index.
+///
+/// Semantics from the S3 API reference (ListObjectsV2) and the s3s 0.14.1 DTOs: keys after
+/// `ContinuationToken` (opaque to clients; here the page's last key, as s3s-fs does), else
+/// after `StartAfter`; with a `Delimiter`, keys holding it past the prefix roll up into one
+/// `CommonPrefixes` entry, which counts once towards MaxKeys and KeyCount; `IsTruncated` and
+/// `NextContinuationToken` when more remain; ETag is the quoted MD5 of the body (a
+/// single-part, unencrypted upload's); StorageClass STANDARD.
+fn list_v2(root: &Path, input: ListObjectsV2Input) -> S3Result<ListObjectsV2Output> {
+    let bucket_root = root.join(&input.bucket);
+    if input.bucket.is_empty() || input.bucket.contains(['/', '\\']) || !bucket_root.is_dir() {
+        return Err(s3_error!(NoSuchBucket));
+    }
+    let max_keys = match input.max_keys {
+        None => MAX_KEYS,
+        Some(n) if n < 0 => {
+            return Err(s3_error!(InvalidArgument, "MaxKeys must not be negative"));
+        }
+        Some(n) => n.min(MAX_KEYS),
+    };
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+    // S3 ignores StartAfter once a continuation token is given: the token is further on.
+    let after = input
+        .continuation_token
+        .clone()
+        .or_else(|| input.start_after.clone());
+
+    // Only the directory the prefix names can hold its keys.
+    let dir = match prefix.rfind('/') {
+        Some(i) => bucket_root.join(&prefix[..i]),
+        None => bucket_root.clone(),
+    };
+    let mut keys = Vec::new();
+    walk(&bucket_root, &dir, &prefix, &mut keys).map_err(|e| s3_error!(InternalError, "{e}"))?;
+    keys.sort_unstable();
+
+    // Objects and rolled-up prefixes, in key order, past the resume point.
+    let mut entries: Vec<(String, bool)> = Vec::new();
+    for key in keys {
+        let rolled = delimiter.as_deref().and_then(|d| {
+            key[prefix.len()..]
+                .find(d)
+                .map(|i| key[..prefix.len() + i + d.len()].to_string())
+        });
+        let (name, is_prefix) = match rolled {
+            Some(p) => (p, true),
+            None => (key, false),
+        };
+        if after.as_deref().is_some_and(|a| name.as_str() <= a) {
+            continue;
+        }
+        if entries.last().is_some_and(|(last, _)| *last == name) {
+            continue;
+        }
+        entries.push((name, is_prefix));
+    }
+    let truncated = entries.len() > max_keys as usize;
+    entries.truncate(max_keys as usize);
+    let next = truncated
+        .then(|| entries.last().map(|(k, _)| k.clone()))
+        .flatten();
+    let mut contents = Vec::new();
+    let mut common = Vec::new();
+    for (name, is_prefix) in &entries {
+        if *is_prefix {
+            common.push(CommonPrefix {
+                prefix: Some(name.clone()),
+            });
+            continue;
+        }
+        let path = bucket_root.join(name);
+        let body = std::fs::read(&path).map_err(|e| s3_error!(InternalError, "{e}"))?;
+        let modified = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .map_err(|e| s3_error!(InternalError, "{e}"))?;
+        let md5 = <md5::Md5 as md5::Digest>::digest(&body);
+        let hex: String = md5.iter().map(|b| format!("{b:02x}")).collect();
+        contents.push(Object {
+            key: Some(name.clone()),
+            last_modified: Some(Timestamp::from(modified)),
+            size: Some(body.len() as i64),
+            e_tag: Some(ETag::Strong(hex)),
+            storage_class: Some(ObjectStorageClass::from_static(
+                ObjectStorageClass::STANDARD,
+            )),
+            ..Default::default()
+        });
+    }
+    Ok(ListObjectsV2Output {
+        name: Some(input.bucket),
+        prefix: input.prefix,
+        delimiter: input.delimiter,
+        max_keys: Some(max_keys),
+        key_count: Some(entries.len() as i32),
+        is_truncated: Some(truncated),
+        contents: (!contents.is_empty()).then_some(contents),
+        common_prefixes: (!common.is_empty()).then_some(common),
+        continuation_token: input.continuation_token,
+        next_continuation_token: next,
+        start_after: input.start_after,
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    })
+}
+
+/// Keys (bucket-relative, `/`-separated) of the files under `dir` that start with `prefix`.
+fn walk(
+    bucket_root: &Path,
+    dir: &Path,
+    prefix: &str,
+    keys: &mut Vec<String>,
+) -> std::io::Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let Some(key) = path
+            .strip_prefix(bucket_root)
+            .ok()
+            .and_then(|k| k.to_str())
+            .map(|k| k.replace(std::path::MAIN_SEPARATOR, "/"))
+        else {
+            continue;
+        };
+        if entry.file_type()?.is_dir() {
+            // Descend only where keys under the prefix can be.
+            let as_prefix = format!("{key}/");
+            if as_prefix.starts_with(prefix) || prefix.starts_with(&as_prefix) {
+                walk(bucket_root, &path, prefix, keys)?;
+            }
+        } else if key.starts_with(prefix) {
+            keys.push(key);
+        }
+    }
+    Ok(())
 }
 
 /// One database cluster's WAL-G objects.
