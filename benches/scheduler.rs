@@ -28,7 +28,7 @@ use drbot::app::{App, Reply, TickReport};
 use drbot::clock::ManualClock;
 use drbot::config::Settings;
 use drbot::incident::Actor;
-use drbot::incident::decide::Caller;
+use drbot::incident::Caller;
 
 const INCIDENTS: u64 = 1_000;
 const PASSES: u64 = 20;

@@ -32,8 +32,8 @@ use crate::cluster::kube::Kube;
 use crate::cluster::sandbox::{Sandbox, SandboxConfig};
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::Settings;
-use crate::incident::decide::Policy;
-use crate::incident::messages::Render;
+use crate::decide::posts::Render;
+use crate::incident::Policy;
 use crate::sop::Runbook;
 use crate::store::{Store, StoreError};
 
@@ -74,7 +74,7 @@ pub struct App {
     pub runbook: Runbook,
     pub policy: Policy,
     /// The service catalog and DR plan, loaded at start.
-    pub continuity: crate::continuity::Continuity,
+    pub continuity: crate::catalog::Continuity,
     /// Drill reminders, clusters to report, the tabletop directory.
     pub drills: DrillConfig,
     pub memo: Memo,
@@ -116,7 +116,7 @@ pub enum BuildError {
     #[error("cluster backend: {0}")]
     Cluster(#[from] ClusterError),
     #[error("[continuity] {0}")]
-    Continuity(#[from] crate::continuity::ContinuityError),
+    Continuity(#[from] crate::catalog::ContinuityError),
 }
 
 impl App {
@@ -127,7 +127,7 @@ impl App {
             Some(path) => Runbook::load(std::path::Path::new(path))?,
             None => Runbook::embedded(),
         };
-        let continuity = crate::continuity::Continuity::load(
+        let continuity = crate::catalog::Continuity::load(
             settings.continuity.catalog.as_deref(),
             settings.continuity.plan.as_deref(),
             &settings.continuity.clusters,
@@ -161,7 +161,7 @@ impl App {
             drill_namespace: safety.drill_namespace.clone(),
             status_page: settings.statuspage.enabled(),
         };
-        let statuspage = crate::comms::statuspage::Statuspage::new(&settings.statuspage)
+        let statuspage = crate::chat::statuspage::Statuspage::new(&settings.statuspage)
             .map(|s| Arc::new(s) as Arc<dyn ChatSink>);
         Ok(App {
             store,

@@ -6,10 +6,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::chat::http::HttpClient;
+use crate::chat::manifest;
 use crate::clock::Clock;
 use crate::cluster::kube::Kube;
 use crate::cluster::kube::access::{self, Needed};
-use crate::command::manifest;
 use crate::config::Settings;
 use crate::store::Store;
 
@@ -140,11 +140,8 @@ fn continuity(settings: &Settings, today: chrono::NaiveDate) -> Vec<Check> {
     let named = |p: &Option<String>| p.as_deref().is_some_and(|p| !p.trim().is_empty());
     let mut checks = Vec::new();
     if named(&c.catalog) || named(&c.plan) || !c.clusters.is_empty() {
-        match crate::continuity::Continuity::load(
-            c.catalog.as_deref(),
-            c.plan.as_deref(),
-            &c.clusters,
-        ) {
+        match crate::catalog::Continuity::load(c.catalog.as_deref(), c.plan.as_deref(), &c.clusters)
+        {
             Err(e) => checks.push(fail(
                 "continuity",
                 e.to_string(),
@@ -162,7 +159,7 @@ fn continuity(settings: &Settings, today: chrono::NaiveDate) -> Vec<Check> {
                     ));
                 }
                 if let Some(plan) = &loaded.plan {
-                    let review = crate::incident::drills::review_line(plan.next_review, today);
+                    let review = crate::features::drills::review_line(plan.next_review, today);
                     checks.push(match (plan.next_review, review) {
                         (Some(due), Some(line)) if due < today => fail(
                             "DR plan",

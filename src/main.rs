@@ -7,10 +7,10 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use drbot::app::App;
-use drbot::chat::console::{Console, ConsoleOptions};
 use drbot::clock::{Clock, ManualClock, SystemClock};
 use drbot::command::ExportFormat;
 use drbot::config::Settings;
+use drbot::server::console::{Console, ConsoleOptions};
 
 #[derive(Parser)]
 #[command(
@@ -178,12 +178,12 @@ enum TimelineCmd {
 enum CommandsCmd {
     /// Write the files, generated from the command grammar.
     Print {
-        #[arg(long, default_value = drbot::command::manifest::COMMANDS_DIR)]
+        #[arg(long, default_value = drbot::chat::manifest::COMMANDS_DIR)]
         dir: PathBuf,
     },
     /// Fail, showing the differences, when the files are not what the grammar generates.
     Check {
-        #[arg(long, default_value = drbot::command::manifest::COMMANDS_DIR)]
+        #[arg(long, default_value = drbot::chat::manifest::COMMANDS_DIR)]
         dir: PathBuf,
     },
     /// Register `/dr` with Discord (globally, or in one guild where it applies at once).
@@ -382,7 +382,7 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn commands(command: CommandsCmd, settings: &Settings) -> Result<()> {
-    use drbot::command::manifest;
+    use drbot::chat::manifest;
     match command {
         CommandsCmd::Print { dir } => {
             manifest::write(&dir).with_context(|| format!("writing {}", dir.display()))?;

@@ -8,7 +8,7 @@ use drbot::app::App;
 use drbot::clock::ManualClock;
 use drbot::config::Settings;
 use drbot::incident::Actor;
-use drbot::incident::decide::Caller;
+use drbot::incident::Caller;
 
 async fn app(dir: &std::path::Path, clock: &ManualClock) -> App {
     let env: HashMap<String, String> = [

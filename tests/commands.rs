@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use drbot::chat::manifest::{COMMANDS_DIR, check, discord_commands, discord_path, files};
 use drbot::command::grammar::VERBS;
-use drbot::command::manifest::{COMMANDS_DIR, check, discord_commands, discord_path, files};
 use serde_json::Value;
 
 fn checked_in() -> PathBuf {

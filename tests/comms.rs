@@ -7,11 +7,12 @@ mod support;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use drbot::chat::statuspage::Statuspage;
 use drbot::chat::{ChatSink, Outgoing};
-use drbot::comms::statuspage::Statuspage;
-use drbot::comms::{Publication, internal_terms_in};
 use drbot::config::StatuspageSettings;
-use drbot::incident::messages::{Post, PostKind};
+use drbot::features::comms::internal_terms_in;
+use drbot::incident::post::Publication;
+use drbot::incident::post::{Post, PostKind};
 use drbot::store::Store;
 use serde_json::json;
 use support::Drbot;
@@ -236,7 +237,7 @@ fn outgoing<'a>(post: &'a Post, known: Option<&'a str>, id: i64) -> Outgoing<'a>
     Outgoing {
         outbox_id: id,
         incident: Some(4),
-        channel: drbot::comms::STATUSPAGE_CHANNEL,
+        channel: drbot::features::comms::STATUSPAGE_CHANNEL,
         post,
         status_message: known,
         earlier_sends: 0,

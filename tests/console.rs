@@ -261,7 +261,7 @@ async fn the_readme_example_works_as_printed() {
     let store = Store::open(&url).await.unwrap();
     let mut seen = 0;
     for line in lines {
-        let typed = drbot::chat::console::strip_comment(line).trim();
+        let typed = drbot::server::console::strip_comment(line).trim();
         let out = bot.say(line);
         if typed.starts_with(':') {
             // (`say` ends at the answer to an unknown control, so only that one may appear.)

@@ -883,7 +883,7 @@ async fn status_message_is_not_doubled_when_the_answer_is_lost() {
     use drbot::chat::discord::Discord;
     use drbot::chat::{ChatSink, Outgoing};
     use drbot::config::DiscordSettings;
-    use drbot::incident::messages::{Post, PostKind};
+    use drbot::incident::post::{Post, PostKind};
 
     let api = DiscordApi::start(DISCORD_TOKEN, DISCORD_APPLICATION_ID);
     let settings = DiscordSettings {

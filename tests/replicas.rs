@@ -15,7 +15,7 @@ use chrono::Duration;
 use drbot::app::App;
 use drbot::clock::ManualClock;
 use drbot::config::Settings;
-use drbot::incident::decide::Caller;
+use drbot::incident::Caller;
 use drbot::incident::{Actor, EventKind};
 use serde_json::Value;
 use support::bot::{Bot, SLACK_SECRET, SLACK_TOKEN, t0};

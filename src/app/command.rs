@@ -9,8 +9,9 @@ use super::state::Trust;
 use super::{App, AppError, MAX_ATTEMPTS, Reply};
 use crate::cluster::{ClusterError, ProbeContext};
 use crate::command::{self, Command, grammar};
-use crate::incident::decide::{Caller, Ctx, Draft, Facts, Refusal, decide, draft_operation};
-use crate::incident::messages::{self, Render};
+use crate::decide::posts::{self as messages, Render};
+use crate::decide::{decide, draft_operation};
+use crate::incident::{Caller, Ctx, Draft, Facts, Refusal};
 use crate::incident::{Event, Incident, IncidentId, OperationSpec};
 use crate::store::{StoreError, Target};
 
@@ -255,7 +256,7 @@ impl App {
             .checklist_items()
             .filter(|(sec, item)| section.is_none_or(|want| want == sec.id || want == item.id))
             .filter(|(sec, item)| {
-                crate::incident::checklist::checklist_item_state(&state, sec, item).is_open()
+                crate::features::checklist::checklist_item_state(&state, sec, item).is_open()
             })
             .map(|(_, item)| (item.id.clone(), item.text.clone()))
             .collect();

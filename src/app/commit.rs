@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{App, AppError};
-use crate::incident::decide::Draft;
-use crate::incident::messages;
+use crate::decide::posts;
+use crate::incident::Draft;
+use crate::incident::Post;
 use crate::incident::state::Pending;
 use crate::incident::{Actor, Event, EventKind, Incident};
 use crate::store::{
@@ -70,14 +71,10 @@ impl App {
             .as_ref()
             .filter(|s| {
                 drafts.iter().any(|(d, _)| {
-                    messages::may_change_status(
-                        &d.kind,
-                        d.occurred_at.unwrap_or(now),
-                        s.declared_at,
-                    )
+                    posts::may_change_status(&d.kind, d.occurred_at.unwrap_or(now), s.declared_at)
                 })
             })
-            .map(|s| messages::Post::status(s, &render).text);
+            .map(|s| Post::status(s, &render).text);
         let status_may_change = before.is_none() || before_status.is_some();
         let chain = Chain::on(before.as_ref().and_then(|s| s.pending.0));
         let mut state = before;
@@ -100,7 +97,7 @@ impl App {
                 None => state = Incident::from_declared(&event),
             }
             let Some(s) = &state else { continue };
-            for post in messages::posts_for(s, &event, &render) {
+            for post in posts::posts_for(s, &event, &render) {
                 let body = serde_json::to_string(&post).unwrap_or_default();
                 posts.push(NewPost {
                     channel: channel.clone(),
@@ -109,9 +106,9 @@ impl App {
                     status: false,
                 });
             }
-            if let Some(publication) = crate::comms::publication_post(s, &event) {
+            if let Some(publication) = crate::features::comms::publication_post(s, &event) {
                 posts.push(NewPost {
-                    channel: crate::comms::STATUSPAGE_CHANNEL.to_string(),
+                    channel: crate::features::comms::STATUSPAGE_CHANNEL.to_string(),
                     body: serde_json::to_string(&publication).unwrap_or_default(),
                     created_at: now,
                     status: false,
@@ -161,7 +158,7 @@ impl App {
         // The pinned status message follows every change it shows (a note changes nothing
         // there); the outbox sends only the newest of several pending.
         if status_may_change {
-            let status = messages::Post::status(&after, &render);
+            let status = Post::status(&after, &render);
             if before_status.as_ref() != Some(&status.text) {
                 posts.push(NewPost {
                     channel: channel.clone(),

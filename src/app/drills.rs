@@ -9,10 +9,11 @@ use tracing::warn;
 
 use super::{App, AppError};
 use crate::config::Settings;
-use crate::incident::decide::{Draft, Policy};
-use crate::incident::drills::{self, DrillRun, Quarter};
-use crate::incident::messages::{Post, PostKind};
-use crate::incident::{Incident, tabletop};
+use crate::features::drills::{self, DrillRun, Quarter};
+use crate::features::tabletop;
+use crate::incident::post::{Post, PostKind};
+use crate::incident::{Draft, Policy};
+use crate::incident::{Incident, exercise};
 use crate::store::NewPost;
 
 /// Largest exercise file read.
@@ -141,7 +142,7 @@ impl App {
     }
 
     /// Read and check an exercise file for `/dr tabletop start`; the error says what to fix.
-    pub(super) fn load_exercise(&self, file: &str) -> Result<tabletop::Exercise, String> {
+    pub(super) fn load_exercise(&self, file: &str) -> Result<exercise::Exercise, String> {
         let path = inside(&self.drills.tabletop_dir, file)?;
         let meta = std::fs::metadata(&path).map_err(|e| {
             format!(
@@ -158,7 +159,7 @@ impl App {
             warn!(file, error = %e, "could not read a tabletop file");
             format!("cannot read {file} ({e}).")
         })?;
-        tabletop::load(file, &text).map_err(|e| e.0)
+        exercise::load(file, &text).map_err(|e| e.0)
     }
 }
 

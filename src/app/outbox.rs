@@ -8,8 +8,8 @@ use tracing::{info, warn};
 use super::commit::Alongside;
 use super::{App, AppError, MAX_ATTEMPTS};
 use crate::chat::{ChatSink, DeliveryError, Outgoing, Platform};
-use crate::incident::decide::Draft;
-use crate::incident::messages;
+use crate::incident::Draft;
+use crate::incident::Post;
 use crate::incident::{Actor, EventKind, IncidentId};
 use crate::store::{GiveUp, OutboxRow, StoreError, Target};
 
@@ -127,7 +127,7 @@ impl App {
             self.deliveries.count(platform, "takeover");
             info!(outbox = row.id, channel = %row.channel, "taking over a post whose send was never recorded; checking the channel before posting");
         }
-        let Ok(post) = serde_json::from_str::<messages::Post>(&row.body) else {
+        let Ok(post) = serde_json::from_str::<Post>(&row.body) else {
             // Only a bug writes one; holding the channel for it would lose everything after.
             tracing::error!(outbox = row.id, "unreadable post body; skipped");
             self.store
@@ -178,7 +178,7 @@ impl App {
     async fn delivery_failed(
         &self,
         row: &OutboxRow,
-        post: &messages::Post,
+        post: &Post,
         platform: &'static str,
         e: DeliveryError,
     ) -> Result<bool, AppError> {
@@ -217,7 +217,7 @@ impl App {
         &self,
         incident: IncidentId,
         row: &OutboxRow,
-        post: &messages::Post,
+        post: &Post,
         platform: &'static str,
         attempts: i64,
         e: &DeliveryError,

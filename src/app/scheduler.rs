@@ -8,9 +8,9 @@ use tracing::{info, warn};
 use super::commit::Alongside;
 use super::{App, AppError, MAX_ATTEMPTS};
 use crate::cluster::ClusterError;
-use crate::incident::cadence::{self, Due};
-use crate::incident::decide::Draft;
-use crate::incident::messages;
+use crate::decide::posts;
+use crate::features::cadence::{self, Due};
+use crate::incident::Draft;
 use crate::incident::{Actor, EventKind, Incident, IncidentId, OperationSpec, Outcome};
 use crate::store::{StoreError, Target};
 
@@ -217,7 +217,7 @@ impl App {
                 let due = cadence::due_work(state, &self.runbook.cadence, now)?;
                 let (kind, key) = match &due {
                     Due::Update { slots } => {
-                        let text = messages::automatic_update(state, &self.render(now), slots);
+                        let text = posts::automatic_update(state, &self.render(now), slots);
                         let last = slots.iter().max().copied().unwrap_or(now);
                         (
                             EventKind::UpdatePosted {
@@ -262,7 +262,7 @@ impl App {
         };
         let landed = self
             .commit_owed(state, 3, |state, now| {
-                let due = crate::continuity::impact::due_thresholds(state, catalog, now);
+                let due = crate::features::continuity::impact::due_thresholds(state, catalog, now);
                 let count = due.len();
                 let drafts: Vec<_> = due
                     .into_iter()

@@ -10,10 +10,10 @@ use tracing::warn;
 use super::http::{HttpClient, HttpError, Response};
 use super::slack::clip;
 use super::{ChatSink, DeliveryError, Outgoing, Platform};
-use crate::cluster::BoxFuture;
 use crate::config::DiscordSettings;
 use crate::incident::IncidentId;
-use crate::incident::messages::{Post, PostKind};
+use crate::incident::post::{Post, PostKind};
+use futures_util::future::BoxFuture;
 
 const MAX_CONTENT: usize = 2000;
 const MAX_EMBED_DESCRIPTION: usize = 4096;

@@ -2,18 +2,19 @@
 //! neutral posts. Channels are keyed `slack:<id>`, `discord:<id>`, or anything else for the
 //! console, so one store and one outbox serve every platform.
 
-pub mod console;
 pub mod discord;
 pub mod http;
+pub mod manifest;
 pub mod slack;
+pub mod statuspage;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::cluster::BoxFuture;
 use crate::incident::IncidentId;
-use crate::incident::messages::Post;
+use crate::incident::post::Post;
+use futures_util::future::BoxFuture;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -78,7 +79,7 @@ pub enum Platform {
     Slack,
     Discord,
     Console,
-    /// The customer status page's lane (`crate::comms::STATUSPAGE_CHANNEL`).
+    /// The customer status page's lane (`crate::features::comms::STATUSPAGE_CHANNEL`).
     Statuspage,
 }
 
@@ -88,7 +89,7 @@ impl Platform {
             (Platform::Slack, id)
         } else if let Some(id) = channel.strip_prefix("discord:") {
             (Platform::Discord, id)
-        } else if channel == crate::comms::STATUSPAGE_CHANNEL {
+        } else if channel == crate::features::comms::STATUSPAGE_CHANNEL {
             (Platform::Statuspage, channel)
         } else {
             (Platform::Console, channel)

@@ -18,10 +18,10 @@ use tracing::warn;
 
 use super::http::{CALL_TIMEOUT, HttpClient, connector};
 use super::{ChatSink, DeliveryError, Outgoing, Platform};
-use crate::cluster::BoxFuture;
 use crate::config::SlackSettings;
 use crate::incident::IncidentId;
-use crate::incident::messages::{Post, PostKind};
+use crate::incident::post::{Post, PostKind};
+use futures_util::future::BoxFuture;
 
 const METADATA_EVENT: &str = "drbot_post";
 const GROUP_CACHE: Duration = Duration::from_secs(300);

@@ -233,7 +233,7 @@ pub static VERBS: &[VerbSpec] = &[
         summary: "compose customer text for the status page from the incident (guide templates)",
         args: &[req(
             "stage",
-            ArgKind::Enum(crate::comms::Stage::WORDS),
+            ArgKind::Enum(super::Stage::WORDS),
             "which template",
         )],
         options: &[],

@@ -1,9 +1,10 @@
 //! `/dr` commands: the grammar ([`grammar`]), the parser, and the typed [`Command`].
 
+pub mod comms;
 pub mod grammar;
-pub mod manifest;
 pub mod timestamp;
 
+pub use comms::{CommsCommand, Stage};
 use grammar::{ArgKind, ArgSpec, OptSpec, VERBS, VerbSpec};
 pub use timestamp::{TimeInput, parse_timestamp};
 
@@ -167,8 +168,8 @@ pub enum Command {
     Help {
         verb: Option<String>,
     },
-    /// `/dr comms draft|edit|publish` (customer communication, `crate::comms`).
-    Comms(crate::comms::CommsCommand),
+    /// `/dr comms draft|edit|publish` (customer communication, `crate::features::comms`).
+    Comms(CommsCommand),
 }
 
 impl Command {
@@ -604,7 +605,7 @@ fn build(spec: &'static VerbSpec, p: Parsed) -> Result<Command, UsageError> {
             since: p.time("since"),
         },
         "impact" => Command::Impact {
-            services: crate::continuity::impact::split_names(&word("services")),
+            services: split_names(&word("services")),
         },
         "severity" => Command::Severity(lower("severity")),
         "type" => Command::Type(lower("type")),
@@ -680,15 +681,14 @@ fn build(spec: &'static VerbSpec, p: Parsed) -> Result<Command, UsageError> {
         "help" => Command::Help {
             verb: p.word("verb"),
         },
-        "comms draft" => Command::Comms(crate::comms::CommsCommand::Draft(
-            crate::comms::Stage::parse(&word("stage"))
-                .ok_or_else(|| UsageError::new("bad stage", Some(spec)))?,
+        "comms draft" => Command::Comms(CommsCommand::Draft(
+            Stage::parse(&word("stage")).ok_or_else(|| UsageError::new("bad stage", Some(spec)))?,
         )),
-        "comms edit" => Command::Comms(crate::comms::CommsCommand::Edit {
+        "comms edit" => Command::Comms(CommsCommand::Edit {
             id: word("id"),
             text: word("text"),
         }),
-        "comms publish" => Command::Comms(crate::comms::CommsCommand::Publish { id: word("id") }),
+        "comms publish" => Command::Comms(CommsCommand::Publish { id: word("id") }),
         other => {
             return Err(UsageError::new(
                 format!("`{other}` is not implemented"),
@@ -697,6 +697,15 @@ fn build(spec: &'static VerbSpec, p: Parsed) -> Result<Command, UsageError> {
         }
     };
     Ok(cmd)
+}
+
+/// Split `a,b c` into names.
+pub fn split_names(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]

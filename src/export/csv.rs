@@ -57,7 +57,7 @@ impl<W: Write> CsvWriter<W> {
     /// drbot, kind `revenue_at_risk` or `service_targets`.
     pub fn impact(&mut self, incident: &Incident, impact: Impact<'_>) -> io::Result<()> {
         for (kind, summary, data) in
-            crate::continuity::view::csv_rows(incident, impact.continuity, impact.now)
+            crate::features::continuity::view::csv_rows(incident, impact.continuity, impact.now)
         {
             let out = &mut self.out;
             write!(out, ",,,drbot,drbot,drbot,{kind},")?;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::data::Data;
 use super::format::{Ts, describe, last_successful_restore, seconds, time_to_restore, ts};
 use super::{Impact, JSON_SCHEMA};
-use crate::incident::decide::incident_ref;
+use crate::incident::incident_ref;
 use crate::incident::state::Operation;
 use crate::incident::{Actor, Event, Incident, IncidentId, OperationKind, Outcome};
 
@@ -34,7 +34,7 @@ struct JsonIncident<'a> {
     operations: Vec<JsonOperation<'a>>,
     /// Affected services with RTO and RPO achieved against their targets; revenue at risk.
     #[serde(skip_serializing_if = "Option::is_none")]
-    business_impact: Option<crate::continuity::view::Report>,
+    business_impact: Option<crate::features::continuity::view::Report>,
 }
 
 #[derive(Serialize)]
@@ -121,7 +121,7 @@ impl<W: Write> JsonWriter<W> {
             rto_seconds: last_successful_restore(incident)
                 .map(|(_, at)| seconds(at - incident.declared_at)),
             operations: incident.operations.iter().map(JsonOperation::new).collect(),
-            business_impact: crate::continuity::view::report(
+            business_impact: crate::features::continuity::view::report(
                 incident,
                 impact.continuity,
                 impact.now,

@@ -8,7 +8,7 @@ use super::summary::{
     write_time_to_restore,
 };
 use super::{Impact, Overview};
-use crate::incident::decide::incident_ref;
+use crate::incident::incident_ref;
 use crate::incident::{Actor, Event};
 use crate::sop::Runbook;
 
@@ -62,7 +62,8 @@ impl<W: Write> MarkdownWriter<W> {
         write_time_to_restore(o, inc, impact.continuity)?;
         write_rto(o, inc)?;
         o.write_all(
-            crate::continuity::view::markdown(inc, impact.continuity, impact.now).as_bytes(),
+            crate::features::continuity::view::markdown(inc, impact.continuity, impact.now)
+                .as_bytes(),
         )?;
         write_pitr_target(o, inc)?;
         write_checklist(o, inc, runbook)?;

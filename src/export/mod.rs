@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use crate::command::ExportFormat;
-use crate::incident::decide::incident_ref;
+use crate::incident::incident_ref;
 use crate::incident::{Event, IncidentId};
 use crate::sop::Runbook;
 use crate::store::{Store, StoreError};
@@ -59,14 +59,14 @@ pub enum ExportError {
 /// open incident's revenue at risk is counted up to.
 #[derive(Clone, Copy)]
 pub struct Impact<'a> {
-    pub continuity: &'a crate::continuity::Continuity,
+    pub continuity: &'a crate::catalog::Continuity,
     pub now: DateTime<Utc>,
 }
 
 impl Impact<'static> {
     /// No catalog and no plan: the export without business impact.
     const NONE: Impact<'static> = Impact {
-        continuity: &crate::continuity::Continuity {
+        continuity: &crate::catalog::Continuity {
             catalog: None,
             plan: None,
             clusters: std::collections::BTreeMap::new(),

@@ -9,7 +9,7 @@ use super::Overview;
 use super::format::{Ts, human, last_successful_restore, outcome_word, time_to_restore};
 use super::markdown::{md, md_actor};
 use crate::command::Role;
-use crate::incident::checklist::{ItemState, checklist_item_state};
+use crate::features::checklist::{ItemState, checklist_item_state};
 use crate::incident::state::Operation;
 use crate::incident::{Actor, Incident, OperationKind, Outcome};
 use crate::sop::{ChecklistItem, ChecklistSection, Runbook};
@@ -132,7 +132,7 @@ pub(super) fn write_key_times(o: &mut impl Write, inc: &Incident) -> io::Result<
 pub(super) fn write_time_to_restore(
     o: &mut impl Write,
     inc: &Incident,
-    continuity: &crate::continuity::Continuity,
+    continuity: &crate::catalog::Continuity,
 ) -> io::Result<()> {
     o.write_all(b"## Time to restore per operation\n\n")?;
     let restores: Vec<&Operation> = inc
@@ -160,7 +160,7 @@ pub(super) fn write_time_to_restore(
         if inc.drill
             && let Some(service) = service
             && let Some(line) = time_to_restore(op)
-                .and_then(|ttr| crate::incident::drills::rto_comparison(ttr, Some(service.rto)))
+                .and_then(|ttr| crate::features::drills::rto_comparison(ttr, Some(service.rto)))
         {
             let cluster = op.spec.cluster.as_deref().unwrap_or_default();
             against_rto.push((

@@ -314,7 +314,7 @@ pub enum EventKind {
         infrastructure: Vec<String>,
         /// Services pulled in because something they depend on is affected.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        pulled_in: Vec<crate::continuity::impact::PulledIn>,
+        pulled_in: Vec<crate::incident::impact::PulledIn>,
     },
     /// A service reached `percent` of its RTO target (posted once: `rto:<service>:<percent>`).
     RtoThreshold {
@@ -324,7 +324,7 @@ pub enum EventKind {
     },
     /// A tabletop exercise began: its scenario as loaded (see `tabletop.rs`).
     TabletopStarted {
-        scenario: super::tabletop::Exercise,
+        scenario: super::exercise::Exercise,
     },
     /// Inject `n` (1-based) of the tabletop was posted.
     InjectPosted {
@@ -334,12 +334,12 @@ pub enum EventKind {
     TabletopEnded {
         automatic: bool,
     },
-    /// Customer text composed from the incident (`/dr comms draft`), see `crate::comms`.
+    /// Customer text composed from the incident (`/dr comms draft`), see `crate::features::comms`.
     CommsDrafted {
         /// `C1`, `C2`… unique within the incident.
         draft: String,
-        stage: crate::comms::Stage,
-        status: crate::comms::CustomerStatus,
+        stage: crate::command::Stage,
+        status: crate::incident::customer::CustomerStatus,
         statuspage_status: String,
         component_status: String,
         title: String,
@@ -558,7 +558,7 @@ impl EventKind {
                 services,
                 infrastructure,
                 pulled_in,
-            } => out.write_str(&crate::continuity::view::describe_impact(
+            } => out.write_str(&crate::incident::impact::describe_impact(
                 services,
                 infrastructure,
                 pulled_in,
@@ -585,7 +585,7 @@ impl EventKind {
                     ""
                 }
             ),
-            comms => out.write_str(&crate::comms::describe(comms).unwrap_or_default()),
+            comms => out.write_str(&super::customer::describe_comms(comms).unwrap_or_default()),
         }
     }
 }

@@ -1,21 +1,44 @@
-//! The heart: events, state as a fold of events, `decide`, cadence and the checklist.
-//! Nothing here reads a clock, touches the network, or knows a chat platform.
+//! The incident core: events, the state as a fold of them, and the contract `decide` and the
+//! features speak (context, caller, drafts, refusals, posts). Nothing here reads a clock,
+//! touches the network, or knows a chat platform; nothing here imports a feature.
 
-pub mod cadence;
-pub mod checklist;
-pub mod decide;
-pub mod drills;
+pub mod customer;
+pub mod decision;
 pub mod event;
-pub mod messages;
+pub mod exercise;
+pub mod impact;
+pub mod post;
 pub mod state;
-pub mod tabletop;
 
-#[cfg(test)]
-mod tests;
+use chrono::{DateTime, SecondsFormat, Utc};
 
-pub use decide::{Caller, Ctx, Decision, Draft, Facts, Policy, Refusal, decide, draft_operation};
+pub use decision::{Caller, Ctx, Decision, Draft, Facts, Policy, Refusal};
 pub use event::{
     Actor, Event, EventKind, IncidentId, OperationKind, OperationSpec, Outcome, Plan,
     RecoveryWindow,
 };
+pub use post::{Post, PostKind};
 pub use state::Incident;
+
+/// Times as drbot writes them everywhere: RFC 3339, whole seconds, `Z`.
+pub fn fmt_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Display id of an incident.
+pub fn incident_ref(id: i64) -> String {
+    format!("INC-{id}")
+}
+
+/// `12 m 30 s`, `1 h 05 m`.
+pub fn duration_text(d: chrono::Duration) -> String {
+    let secs = d.num_seconds().max(0);
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h} h {m:02} m")
+    } else if m > 0 {
+        format!("{m} m {s:02} s")
+    } else {
+        format!("{s} s")
+    }
+}

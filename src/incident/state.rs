@@ -114,11 +114,11 @@ pub struct Incident {
     pub resolved_by: Option<Actor>,
     pub final_summary_posted: bool,
     /// Affected services, onset, RTO thresholds announced (issue 11 §2–3).
-    pub continuity: crate::continuity::ContinuityState,
+    pub continuity: crate::incident::impact::ContinuityState,
     /// A tabletop exercise played in this (drill) incident.
-    pub tabletop: Option<super::tabletop::Tabletop>,
-    /// Customer updates drafted and published (`crate::comms`).
-    pub comms: crate::comms::CommsLog,
+    pub tabletop: Option<super::exercise::Tabletop>,
+    /// Customer updates drafted and published (`crate::features::comms`).
+    pub comms: crate::incident::customer::CommsLog,
     /// Sequence number of the last event folded in.
     pub seq: i64,
     /// Not a fact of the incident: which of this process's commits the state includes
@@ -248,7 +248,7 @@ impl Incident {
 
     pub fn apply(&mut self, event: &Event) {
         self.seq = event.seq;
-        super::tabletop::apply(&mut self.tabletop, event);
+        super::exercise::apply(&mut self.tabletop, event);
         let at = event.at();
         // Most events do not record who did them: the actor is copied only where one does.
         let by = || event.actor.clone();

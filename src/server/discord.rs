@@ -18,10 +18,11 @@ use tracing::warn;
 use super::{Ack, Panicked, Server, engine_failure, outcome_of, verb_of};
 use crate::app::Reply;
 use crate::chat::discord::{Discord, checklist_components};
+use crate::chat::manifest;
 use crate::chat::slack::clip;
-use crate::command::{Command, manifest};
+use crate::command::Command;
 use crate::incident::Actor;
-use crate::incident::decide::Caller;
+use crate::incident::Caller;
 
 const PLATFORM: &str = "discord";
 const EPHEMERAL: u64 = 64;

@@ -4,6 +4,7 @@
 //! the outbox or a follow-up. Shutdown stops accepting, lets in-flight requests and their
 //! follow-ups finish, stops the workers between passes, then closes the store.
 
+pub mod console;
 pub mod discord;
 pub mod listener;
 pub mod metrics;

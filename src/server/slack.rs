@@ -24,7 +24,7 @@ use crate::chat::slack::{
 };
 use crate::command::Command;
 use crate::incident::Actor;
-use crate::incident::decide::Caller;
+use crate::incident::Caller;
 
 pub(super) const PLATFORM: &str = "slack";
 

@@ -4,7 +4,6 @@
 //! The default runbook is embedded; a team can point `runbook.path` at its own file.
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use chrono::Duration;
 use serde::Deserialize;
@@ -201,14 +200,6 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
 impl Runbook {
     pub fn embedded() -> Runbook {
         Runbook::from_toml(DEFAULT_RUNBOOK).expect("the embedded runbook is valid (tested)")
-    }
-
-    pub fn load(path: &Path) -> Result<Runbook, RunbookError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RunbookError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Runbook::from_toml(&text)
     }
 
     pub fn from_toml(text: &str) -> Result<Runbook, RunbookError> {

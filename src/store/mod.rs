@@ -796,7 +796,7 @@ impl Store {
     }
 
     /// The Statuspage incident of an incident: the receipt of its first delivered
-    /// publication (`crate::comms::statuspage`), once there is one.
+    /// publication (`crate::chat::statuspage`), once there is one.
     pub async fn statuspage_incident(
         &self,
         incident: IncidentId,

@@ -143,7 +143,7 @@ impl SlackApi {
             gates: Mutex::default(),
             opened: tokio::sync::Notify::new(),
             world: Mutex::new(World {
-                scopes: drbot::command::manifest::SLACK_BOT_SCOPES
+                scopes: drbot::chat::manifest::SLACK_BOT_SCOPES
                     .iter()
                     .map(|s| s.to_string())
                     .collect(),

@@ -2,110 +2,15 @@
 //! (named, or pulled in through their dependencies), when the impact began, which RTO
 //! thresholds were announced, and what was achieved against the targets. Pure.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::catalog::{Catalog, Service};
+use crate::catalog::{Catalog, Service};
 use crate::incident::event::{EventKind, OperationKind};
+use crate::incident::impact::{Affected, ContinuityState, PulledIn};
 use crate::incident::state::Incident;
 
 /// RTO thresholds announced to the incident commander and the comms lead, in percent.
 pub const THRESHOLDS: [u8; 2] = [50, 100];
-
-/// A service affected because something it depends on is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PulledIn {
-    pub service: String,
-    /// The affected service or infrastructure it depends on.
-    pub via: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Affected {
-    pub name: String,
-    /// Set when it was pulled in through a dependency.
-    pub via: Option<String>,
-    pub recorded_at: DateTime<Utc>,
-}
-
-/// The part of the incident's state this module derives (see `Incident::apply`).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ContinuityState {
-    pub services: Vec<Affected>,
-    /// Named dependencies that are not services (`postgresql-primary`).
-    pub infrastructure: Vec<String>,
-    /// The earliest back-dated moment before the declaration (`declare … since=`, a note
-    /// with `at=`): when things went bad.
-    pub earliest_before_declared: Option<DateTime<Utc>>,
-    /// (service, percent) → when it was announced.
-    pub thresholds: BTreeMap<(String, u8), DateTime<Utc>>,
-}
-
-impl ContinuityState {
-    /// Fold one event in; `at` is its time, `declared_at` the incident's.
-    pub fn apply(&mut self, kind: &EventKind, at: DateTime<Utc>, declared_at: DateTime<Utc>) {
-        match kind {
-            EventKind::ServicesAffected {
-                services,
-                infrastructure,
-                pulled_in,
-            } => {
-                for name in services {
-                    self.add(name, None, at);
-                }
-                for p in pulled_in {
-                    self.add(&p.service, Some(&p.via), at);
-                }
-                for i in infrastructure {
-                    if !self
-                        .infrastructure
-                        .iter()
-                        .any(|o| o.eq_ignore_ascii_case(i))
-                    {
-                        self.infrastructure.push(i.clone());
-                    }
-                }
-            }
-            EventKind::RtoThreshold {
-                service, percent, ..
-            } => {
-                self.thresholds
-                    .entry((service.clone(), *percent))
-                    .or_insert(at);
-            }
-            EventKind::NoteAdded { .. }
-                if at < declared_at && self.earliest_before_declared.is_none_or(|e| at < e) =>
-            {
-                self.earliest_before_declared = Some(at);
-            }
-            _ => {}
-        }
-    }
-
-    fn add(&mut self, name: &str, via: Option<&str>, at: DateTime<Utc>) {
-        if !self.is_affected(name) {
-            self.services.push(Affected {
-                name: name.to_string(),
-                via: via.map(str::to_string),
-                recorded_at: at,
-            });
-        }
-    }
-
-    pub fn is_affected(&self, name: &str) -> bool {
-        self.services
-            .iter()
-            .any(|s| s.name.eq_ignore_ascii_case(name))
-    }
-
-    pub fn announced(&self, service: &str, percent: u8) -> Option<DateTime<Utc>> {
-        self.thresholds
-            .get(&(service.to_string(), percent))
-            .copied()
-    }
-}
 
 /// When the impact began: `since=` or the earliest back-dated note, else the declaration.
 pub fn onset(s: &Incident) -> DateTime<Utc> {
@@ -130,15 +35,6 @@ impl NewImpact {
             pulled_in: self.pulled_in,
         }
     }
-}
-
-/// Split `a,b c` into names.
-pub fn split_names(text: &str) -> Vec<String> {
-    text.split(|c: char| c == ',' || c.is_whitespace())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// Resolve named services and infrastructure against the catalog, following dependencies:
@@ -323,11 +219,7 @@ pub fn data_lost(s: &Incident) -> Option<DataLoss> {
             let t = op.spec.target?;
             (
                 t,
-                format!(
-                    "PITR {} to {}",
-                    op.spec.id,
-                    crate::incident::decide::fmt_time(t)
-                ),
+                format!("PITR {} to {}", op.spec.id, crate::incident::fmt_time(t)),
             )
         }
         _ => {
@@ -338,7 +230,7 @@ pub fn data_lost(s: &Incident) -> Option<DataLoss> {
                     "restore latest {} from backup {} (ended {})",
                     op.spec.id,
                     op.backup.as_deref().unwrap_or("?"),
-                    crate::incident::decide::fmt_time(end)
+                    crate::incident::fmt_time(end)
                 ),
             )
         }

@@ -99,7 +99,7 @@ impl DrPlan {
         let mut recovery_priority: Vec<PriorityTier> = Vec::new();
         for (i, t) in raw.recovery_priority.into_iter().enumerate() {
             if recovery_priority.iter().any(|o| o.tier == t.tier) {
-                let at = super::catalog::line_of(text, &format!("tier: {}", t.tier), 1)
+                let at = super::services::line_of(text, &format!("tier: {}", t.tier), 1)
                     .map_or(String::new(), |l| format!(" at line {l}"));
                 return Err(invalid(format!(
                     "recovery_priority[{i}].tier: tier {} is listed twice{at}",

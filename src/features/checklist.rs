@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::event::{Actor, OperationKind};
-use super::state::{Incident, Mark};
+use crate::incident::event::{Actor, OperationKind};
+use crate::incident::state::{Incident, Mark};
 use crate::sop::{ChecklistItem, ChecklistSection, Runbook};
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 
 use super::*;
-use crate::incident::decide::Caller;
+use crate::incident::Caller;
 use crate::incident::event::{Actor, Event, EventKind, OperationSpec, Outcome, Plan};
 
 fn t(hm: &str) -> DateTime<Utc> {

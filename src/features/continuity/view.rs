@@ -3,36 +3,15 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::impact::{self, PulledIn, ServiceReport, onset};
-use super::units::{money_words, span_words};
-use super::{Continuity, NO_CATALOG, NO_PLAN};
-use crate::incident::decide::{fmt_time, incident_ref};
+use super::impact::{self, ServiceReport, onset};
+use crate::catalog::units::{money_words, span_words};
+use crate::catalog::{Continuity, NO_CATALOG, NO_PLAN};
+use crate::incident::impact::PulledIn;
 use crate::incident::state::Incident;
+use crate::incident::{fmt_time, incident_ref};
 
 fn hm(t: DateTime<Utc>) -> String {
     t.format("%H:%MZ").to_string()
-}
-
-/// One line for timelines and exports.
-pub fn describe_impact(
-    services: &[String],
-    infrastructure: &[String],
-    pulled_in: &[PulledIn],
-) -> String {
-    let mut parts = Vec::new();
-    if !services.is_empty() {
-        parts.push(format!("affected: {}", services.join(", ")));
-    }
-    if !infrastructure.is_empty() {
-        parts.push(format!(
-            "infrastructure affected: {}",
-            infrastructure.join(", ")
-        ));
-    }
-    for p in pulled_in {
-        parts.push(format!("{} depends on {}: added", p.service, p.via));
-    }
-    parts.join("; ")
 }
 
 /// The reply to `/dr impact` and `declare … services=`.

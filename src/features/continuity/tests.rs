@@ -5,16 +5,19 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::impact::{self, ContinuityState, onset};
-use super::{Catalog, Continuity, ContinuityError, DrPlan};
+use super::impact::{self, onset};
+use crate::catalog::{Catalog, Continuity, ContinuityError, DrPlan};
 use crate::command::parse;
-use crate::incident::decide::{Caller, Ctx, Facts, Policy, decide};
+use crate::decide::decide;
 use crate::incident::event::{Actor, Event, EventKind};
+use crate::incident::impact::ContinuityState;
 use crate::incident::state::Incident;
+use crate::incident::{Caller, Ctx, Facts, Policy};
 use crate::sop::Runbook;
 
-const CATALOG: &str = include_str!("../../tests/fixtures/continuity/business-impact-analysis.yaml");
-const PLAN: &str = include_str!("../../tests/fixtures/continuity/disaster-recovery-plan.yaml");
+const CATALOG: &str =
+    include_str!("../../../tests/fixtures/continuity/business-impact-analysis.yaml");
+const PLAN: &str = include_str!("../../../tests/fixtures/continuity/disaster-recovery-plan.yaml");
 
 fn t(hm: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(&format!("2026-02-08T{hm}:00Z"))
@@ -331,7 +334,7 @@ fn declare_with_services_records_them_and_follows_dependencies() {
             ("internal-tools", "postgresql-primary")
         ]
     );
-    let text = crate::incident::messages::reply_for(&w.state(), &w.events[2..]);
+    let text = crate::decide::posts::reply_for(&w.state(), &w.events[2..]);
     assert!(
         text.contains("blog depends on postgresql-primary: added."),
         "{text}"
@@ -644,7 +647,8 @@ fn rpo_achieved_after_a_latest_backup_restore_runs_from_the_backups_end() {
 /// holds only while a note dated at or after the declaration changes nothing it shows.
 #[test]
 fn a_note_after_the_declaration_leaves_the_pinned_status_as_it_was() {
-    use crate::incident::messages::{Post, Render, may_change_status};
+    use crate::decide::posts::{Render, may_change_status};
+    use crate::incident::Post;
     let mut w = World::new(guide());
     w.run("/dr declare sev1 data x services=user-api since=2026-02-08T09:40Z")
         .unwrap();

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
-use super::event::{IncidentId, OperationKind};
-use super::state::Incident;
+use crate::incident::duration_text;
+use crate::incident::event::{IncidentId, OperationKind};
+use crate::incident::state::Incident;
 
 /// A calendar quarter (UTC dates).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -274,19 +275,6 @@ fn days(n: i64) -> String {
         "1 day".into()
     } else {
         format!("{n} days")
-    }
-}
-
-/// `12 m 30 s`, `1 h 05 m`.
-pub fn duration_text(d: chrono::Duration) -> String {
-    let secs = d.num_seconds().max(0);
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    if h > 0 {
-        format!("{h} h {m:02} m")
-    } else if m > 0 {
-        format!("{m} m {s:02} s")
-    } else {
-        format!("{s} s")
     }
 }
 

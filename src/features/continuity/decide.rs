@@ -1,11 +1,13 @@
 //! The decisions of issue 11 §2–3, called from `incident::decide`: pure.
 
 use crate::command::TimeInput;
-use crate::incident::decide::{Ctx, Draft, Refusal, fmt_time, resolve_time};
+use crate::incident::decision::resolve_time;
 use crate::incident::event::EventKind;
 use crate::incident::state::Incident;
+use crate::incident::{Ctx, Draft, Refusal, fmt_time};
 
-use super::impact::{self, ContinuityState};
+use super::impact;
+use crate::incident::impact::ContinuityState;
 
 /// What `declare … services=… since=…` adds after the declaration.
 pub fn on_declare(

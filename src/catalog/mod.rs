@@ -1,20 +1,15 @@
-//! Business continuity from the team's SRE guide: the service catalog (tiers, RTO, RPO,
-//! revenue impact, dependencies), the DR plan's recovery priority, and what an incident
-//! means for each affected service. Loading reads files; everything else is pure.
+//! The team's service catalog and DR plan (the SRE guide's business-continuity section) as
+//! data: tiers, RTO, RPO, revenue impact, dependencies, recovery priority. Pure: the files'
+//! text comes in (`crate::documents` reads them).
 
-pub mod catalog;
-pub mod decide;
-pub mod impact;
 pub mod plan;
+pub mod services;
 pub mod units;
-pub mod view;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-pub use catalog::{Catalog, Service};
-pub use impact::{Affected, ContinuityState};
 pub use plan::{DrPlan, PriorityTier};
+pub use services::{Catalog, Service};
 
 /// Said whenever a feature needs the catalog and none is configured.
 pub const NO_CATALOG: &str =
@@ -43,39 +38,13 @@ pub struct Continuity {
     pub clusters: BTreeMap<String, String>,
 }
 
-/// A settings path: absolute, or relative to the working directory (like `runbook.path`).
-fn resolve(path: &str) -> PathBuf {
-    PathBuf::from(path)
-}
-
-fn read(path: &Path) -> Result<(String, String), ContinuityError> {
-    let file = path.display().to_string();
-    std::fs::read_to_string(path)
-        .map(|text| (text, file.clone()))
-        .map_err(|source| ContinuityError::Read { file, source })
-}
-
 impl Continuity {
-    /// Load what the settings name; nothing named loads nothing.
-    pub fn load(
-        catalog: Option<&str>,
-        plan: Option<&str>,
+    /// The catalog and plan as parsed, with `[continuity] clusters` checked against the catalog.
+    pub fn new(
+        catalog: Option<Catalog>,
+        plan: Option<DrPlan>,
         clusters: &BTreeMap<String, String>,
     ) -> Result<Continuity, ContinuityError> {
-        let catalog = match catalog.filter(|p| !p.trim().is_empty()) {
-            Some(p) => {
-                let (text, file) = read(&resolve(p))?;
-                Some(Catalog::parse(&text, &file)?)
-            }
-            None => None,
-        };
-        let plan = match plan.filter(|p| !p.trim().is_empty()) {
-            Some(p) => {
-                let (text, file) = read(&resolve(p))?;
-                Some(DrPlan::parse(&text, &file)?)
-            }
-            None => None,
-        };
         let clusters = map_clusters(catalog.as_ref(), clusters)?;
         Ok(Continuity {
             catalog,
@@ -138,6 +107,3 @@ fn map_clusters(
         })
         .collect()
 }
-
-#[cfg(test)]
-mod tests;

@@ -2,113 +2,15 @@
 //! out. Pure: no clock, no I/O. Facts that need I/O (a backend's plan, probe results, the
 //! backup report) are gathered by the caller beforehand and passed in.
 
-use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, Utc};
+pub mod posts;
 
-use super::checklist;
-use super::event::{Actor, EventKind, OperationKind, OperationSpec, Plan};
-use super::state::{Incident, PreviewStatus};
-use crate::command::{BackupChoice, Command, TimeInput};
+use crate::command::{BackupChoice, Command};
+use crate::features::{checklist, tabletop};
+use crate::incident::decision::{refuse, resolve_time};
+use crate::incident::event::{EventKind, OperationKind, OperationSpec};
+use crate::incident::state::{Incident, PreviewStatus};
+use crate::incident::{Caller, Ctx, Decision, Draft, Facts, Refusal, fmt_time, incident_ref};
 use crate::sop::{Action, Runbook};
-
-/// Safety settings from the configuration.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    /// Severities whose launches need a second operator to confirm.
-    pub two_person_severities: Vec<String>,
-    pub preview_ttl: Duration,
-    /// Zone for timestamps typed without one; `None` refuses them.
-    pub default_zone: Option<FixedOffset>,
-    /// Database cluster restored when a command names none.
-    pub default_cluster: Option<String>,
-    /// Non-production namespace drills restore into (SOP §10).
-    pub drill_namespace: String,
-    /// A status page is configured: `/dr comms publish` can send.
-    pub status_page: bool,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            two_person_severities: vec!["sev1".into()],
-            preview_ttl: Duration::minutes(10),
-            default_zone: None,
-            default_cluster: None,
-            drill_namespace: "dr-drill".into(),
-            status_page: false,
-        }
-    }
-}
-
-pub struct Ctx<'a> {
-    /// Channel the command came from (incidents live in their channel).
-    pub channel: &'a str,
-    pub runbook: &'a Runbook,
-    pub policy: &'a Policy,
-    pub now: DateTime<Utc>,
-    /// The service catalog and DR plan (issue 11), as data.
-    pub continuity: &'a crate::continuity::Continuity,
-}
-
-/// The person issuing a command; the adapter decides whether they are an operator.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub actor: Actor,
-    pub operator: bool,
-}
-
-/// Results of I/O gathered before deciding.
-#[derive(Debug, Clone, Default)]
-pub struct Facts {
-    pub backend: String,
-    pub plan: Option<Plan>,
-    /// (item id, probe name, passed, evidence) for `verify`.
-    pub probes: Vec<(String, String, bool, String)>,
-    /// (all good, report lines) for `backups`.
-    pub backups: Option<(bool, Vec<String>)>,
-    /// The exercise file for `tabletop start`, or why it could not be loaded.
-    pub exercise: Option<Result<super::tabletop::Exercise, String>>,
-}
-
-/// An event to append, with the time it happened when that is not "now".
-#[derive(Debug, Clone, PartialEq)]
-pub struct Draft {
-    pub kind: EventKind,
-    pub occurred_at: Option<DateTime<Utc>>,
-}
-
-impl From<EventKind> for Draft {
-    fn from(kind: EventKind) -> Self {
-        Draft {
-            kind,
-            occurred_at: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Decision {
-    pub events: Vec<Draft>,
-    /// The command should be decided again once these events are stored (a drill in a
-    /// channel without an incident first opens a drill incident).
-    pub then_retry: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
-
-fn refuse<T>(msg: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal(msg.into()))
-}
-
-pub fn fmt_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// Display id of an incident.
-pub fn incident_ref(id: i64) -> String {
-    format!("INC-{id}")
-}
 
 fn action_of(cmd: &Command) -> Option<Action> {
     Some(match cmd {
@@ -159,30 +61,6 @@ fn ic_or_operator(s: &Incident, caller: &Caller, what: &str) -> Result<(), Refus
             s.role("ic").unwrap_or("?")
         ))
     }
-}
-
-/// Resolve a typed timestamp to UTC, refusing one without a zone unless a default is set.
-pub(crate) fn resolve_time(
-    input: &TimeInput,
-    ctx: &Ctx,
-) -> Result<(DateTime<Utc>, Option<String>), Refusal> {
-    let Some(t) = input.resolve(ctx.policy.default_zone) else {
-        return refuse(format!(
-            "`{input}` has no time zone. Add one: `{}Z` for UTC or an offset like `+01:00`.",
-            match input {
-                TimeInput::Naive(n) => n.format("%Y-%m-%dT%H:%M").to_string(),
-                TimeInput::Zoned(z) => z.to_rfc3339(),
-            }
-        ));
-    };
-    let echo = match (input, ctx.policy.default_zone) {
-        (TimeInput::Naive(_), Some(zone)) => Some(format!(
-            "`{input}` has no zone; read it in the configured zone {zone}: {}",
-            fmt_time(t)
-        )),
-        _ => None,
-    };
-    Ok((t, echo))
 }
 
 /// Checks shared by every action verb (spec §4), then the operation it would launch.
@@ -439,7 +317,7 @@ pub fn decide(
                 }
                 .into(),
             ];
-            drafts.extend(crate::continuity::decide::on_declare(
+            drafts.extend(crate::features::continuity::decide::on_declare(
                 services,
                 since.as_ref(),
                 ctx,
@@ -451,7 +329,9 @@ pub fn decide(
         }
         Command::Impact { services } => {
             let s = open(state)?;
-            events(vec![crate::continuity::decide::impact(s, services, ctx)?])
+            events(vec![crate::features::continuity::decide::impact(
+                s, services, ctx,
+            )?])
         }
         Command::Severity(to) => {
             let s = open(state)?;
@@ -709,15 +589,15 @@ pub fn decide(
         | Command::Help { .. }
         | Command::Drills => Ok(Decision::default()),
         Command::TabletopStart { .. } | Command::TabletopEnd => {
-            super::tabletop::decide(state, cmd, ctx, facts)
+            tabletop::decide(state, cmd, ctx, facts)
         }
         // Also on a resolved incident: customers hear "Resolved" after the incident closes.
         Command::Comms(c) => match state {
-            Some(s) => events(crate::comms::decide(
+            Some(s) => events(crate::features::comms::decide(
                 s,
                 c,
                 caller,
-                &crate::comms::CommsCtx {
+                &crate::features::comms::CommsCtx {
                     now: ctx.now,
                     status_page: ctx.policy.status_page,
                     default_cluster: ctx.policy.default_cluster.as_deref(),
@@ -787,7 +667,10 @@ fn preview(
     })
 }
 
-fn pending_preview<'s>(s: &'s Incident, id: &str) -> Result<&'s super::state::Preview, Refusal> {
+fn pending_preview<'s>(
+    s: &'s Incident,
+    id: &str,
+) -> Result<&'s crate::incident::state::Preview, Refusal> {
     let Some(p) = s.preview(id) else {
         let pending: Vec<&str> = s
             .previews
@@ -932,7 +815,7 @@ fn known_item(item: &str, runbook: &Runbook) -> Result<String, Refusal> {
 }
 
 fn current_mark(s: &Incident, item: &str, runbook: &Runbook) -> Option<String> {
-    use super::state::Mark;
+    use crate::incident::state::Mark;
     match s.marks.get(item) {
         Some(Mark::Done { by, at, .. }) => {
             Some(format!("checked by {} at {}", by.name, fmt_time(*at)))
@@ -952,3 +835,6 @@ fn current_mark(s: &Incident, item: &str, runbook: &Runbook) -> Option<String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,13 +10,13 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::{ChatSink, DeliveryError, Outgoing};
 use crate::app::{App, AppError, Reply};
+use crate::chat::{ChatSink, DeliveryError, Outgoing};
 use crate::clock::ManualClock;
-use crate::cluster::BoxFuture;
 use crate::incident::Actor;
-use crate::incident::decide::Caller;
-use crate::incident::messages::{Post, PostKind};
+use crate::incident::Caller;
+use crate::incident::post::{Post, PostKind};
+use futures_util::future::BoxFuture;
 
 pub struct ConsoleOptions {
     pub channel: String,
@@ -181,7 +181,7 @@ impl<'a, W: Write> Console<'a, W> {
                     writeln!(
                         self.out,
                         "(clock {})",
-                        crate::incident::decide::fmt_time(crate::clock::Clock::now(&clock))
+                        crate::incident::fmt_time(crate::clock::Clock::now(&clock))
                     )?;
                 }
                 (None, _) => writeln!(
@@ -208,7 +208,10 @@ impl<'a, W: Write> Console<'a, W> {
             .await?;
         if let Some(statuspage) = &self.app.statuspage {
             self.app
-                .deliver_to(&**statuspage, Some(crate::comms::STATUSPAGE_CHANNEL))
+                .deliver_to(
+                    &**statuspage,
+                    Some(crate::features::comms::STATUSPAGE_CHANNEL),
+                )
                 .await?;
         }
         let posts =

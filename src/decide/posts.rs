@@ -3,92 +3,18 @@
 //! both Slack and Discord understand; the console prints them as `@id`.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::cadence;
-use super::checklist::{self, ItemState};
-use super::decide::{fmt_time, incident_ref};
-use super::event::{Event, EventKind, Outcome};
-use super::state::Incident;
+use crate::features::checklist::{self, ItemState};
+use crate::features::{cadence, tabletop};
+use crate::incident::event::{Event, EventKind, Outcome};
+use crate::incident::state::Incident;
+use crate::incident::{Post, PostKind, fmt_time, incident_ref};
 use crate::sop::{Runbook, fill};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PostKind {
-    Announcement,
-    Preview,
-    Progress,
-    Update,
-    Reminder,
-    Summary,
-    /// The incident's status message: posted and pinned once, then edited in place.
-    Status,
-    /// drbot telling the channel about itself (a post it could not deliver).
-    Notice,
-    /// Customer text for the status page (the `statuspage` lane, see `crate::comms`).
-    Publication,
-}
-
-impl PostKind {
-    /// The word for it in logs, metrics and the timeline.
-    pub fn label(self) -> &'static str {
-        match self {
-            PostKind::Announcement => "announcement",
-            PostKind::Preview => "preview",
-            PostKind::Progress => "progress",
-            PostKind::Update => "update",
-            PostKind::Reminder => "reminder",
-            PostKind::Summary => "summary",
-            PostKind::Status => "status",
-            PostKind::Notice => "notice",
-            PostKind::Publication => "publication",
-        }
-    }
-}
-
-/// A message for the incident channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Post {
-    pub kind: PostKind,
-    pub text: String,
-    /// Caused by the sandbox backend: shown with a SANDBOX label.
-    #[serde(default)]
-    pub sandbox: bool,
-    /// Belongs in the thread under the status message where the platform has threads.
-    #[serde(default)]
-    pub in_thread: bool,
-    /// The preview this message asks to confirm (platforms render Confirm/Cancel buttons).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preview: Option<String>,
-    /// What the status page receives, on the `statuspage` lane.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publication: Option<crate::comms::Publication>,
-}
 
 impl Post {
     /// The pinned status message's content as of `r.now`.
     pub fn status(s: &Incident, r: &Render) -> Post {
         Post::new(PostKind::Status, status_text(s, r, false))
-    }
-
-    pub fn new(kind: PostKind, text: String) -> Post {
-        Post {
-            kind,
-            text,
-            sandbox: false,
-            in_thread: false,
-            preview: None,
-            publication: None,
-        }
-    }
-
-    /// Plain text with the SANDBOX label where it applies.
-    pub fn plain(&self) -> String {
-        if self.sandbox {
-            format!("[SANDBOX] {}", self.text)
-        } else {
-            self.text.clone()
-        }
     }
 }
 
@@ -150,7 +76,7 @@ pub struct Render<'a> {
     pub two_person_severities: &'a [String],
     pub now: DateTime<Utc>,
     /// The service catalog and DR plan (issue 11).
-    pub continuity: &'a crate::continuity::Continuity,
+    pub continuity: &'a crate::catalog::Continuity,
 }
 
 /// Channel posts an event causes, rendered from the state after it.
@@ -401,19 +327,19 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
             service, percent, ..
         } => post(
             PostKind::Reminder,
-            crate::continuity::view::threshold_post(s, r.continuity, service, *percent),
+            crate::features::continuity::view::threshold_post(s, r.continuity, service, *percent),
         ),
         EventKind::ServicesAffected { .. } => vec![],
         EventKind::TabletopStarted { .. }
         | EventKind::InjectPosted { .. }
-        | EventKind::TabletopEnded { .. } => super::tabletop::post_text(s, event)
+        | EventKind::TabletopEnded { .. } => tabletop::post_text(s, event)
             .map(|text| Post::new(PostKind::Announcement, text))
             .into_iter()
             .collect(),
         EventKind::CommsDrafted { .. }
         | EventKind::CommsEdited { .. }
         | EventKind::CommsPublished { .. }
-        | EventKind::CommsReminderSent { .. } => crate::comms::posts_for(s, event),
+        | EventKind::CommsReminderSent { .. } => crate::features::comms::posts_for(s, event),
         EventKind::Checked { .. }
         | EventKind::Unchecked { .. }
         | EventKind::MarkedNotApplicable { .. }
@@ -444,7 +370,7 @@ pub fn automatic_update(s: &Incident, r: &Render, slots: &[DateTime<Utc>]) -> St
     let (done, na, open) = checklist::counts(s, r.runbook);
     changes.push(format!("• checklist: {done} done, {na} n/a, {open} open"));
     changes.extend(
-        crate::continuity::view::status_lines(s, r.continuity, r.now, true)
+        crate::features::continuity::view::status_lines(s, r.continuity, r.now, true)
             .into_iter()
             .map(|l| match l.strip_prefix("• ") {
                 Some(rest) => format!("  ◦ {rest}"),
@@ -560,7 +486,7 @@ pub fn reply_for(s: &Incident, events: &[Event]) -> String {
                 lines.push(format!("{} {item}: {evidence}", if *passed { "✓" } else { "✗" }))
             }
             EventKind::ServicesAffected { services, infrastructure, pulled_in } => lines.push(
-                crate::continuity::view::impact_reply(s, services, infrastructure, pulled_in),
+                crate::features::continuity::view::impact_reply(s, services, infrastructure, pulled_in),
             ),
             other => lines.push(format!("{}: {}", incident_ref(s.id), other.describe())),
         }
@@ -622,11 +548,9 @@ fn status_text(s: &Incident, r: &Render, with_age: bool) -> String {
         )),
         None => out.push_str("Deployments: not frozen by drbot\n"),
     }
-    for p in s
-        .previews
-        .iter()
-        .filter(|p| p.status == super::state::PreviewStatus::Pending && p.expires_at >= r.now)
-    {
+    for p in s.previews.iter().filter(|p| {
+        p.status == crate::incident::state::PreviewStatus::Pending && p.expires_at >= r.now
+    }) {
         out.push_str(&format!(
             "Pending preview {}: {} `{}` (expires {})\n",
             p.id,
@@ -658,7 +582,7 @@ fn status_text(s: &Incident, r: &Render, with_age: bool) -> String {
     if let Some(t) = s.pitr_target {
         out.push_str(&format!("PITR target: {}\n", fmt_time(t)));
     }
-    for line in crate::continuity::view::status_lines(s, r.continuity, r.now, with_age) {
+    for line in crate::features::continuity::view::status_lines(s, r.continuity, r.now, with_age) {
         out.push_str(&line);
         out.push('\n');
     }
@@ -677,7 +601,7 @@ fn status_text(s: &Incident, r: &Render, with_age: bool) -> String {
 pub fn path_view(s: &Incident, r: &Render) -> String {
     let Some(t) = s.incident_type.as_deref() else {
         let mut out = "No recovery path yet: classify the incident with `/dr type <infra|data|combined>` (SOP §4).".to_string();
-        for line in crate::continuity::view::path_lines(s, r.continuity) {
+        for line in crate::features::continuity::view::path_lines(s, r.continuity) {
             out.push('\n');
             out.push_str(&line);
         }
@@ -703,7 +627,7 @@ pub fn path_view(s: &Incident, r: &Render) -> String {
             item_suffix(&state)
         ));
     }
-    for line in crate::continuity::view::path_lines(s, r.continuity) {
+    for line in crate::features::continuity::view::path_lines(s, r.continuity) {
         out.push_str(&line);
         out.push('\n');
     }

@@ -1,20 +1,20 @@
 //! Customer communication, kept apart from the incident channel as the SRE guide insists.
 //!
-//! This module is pure like `incident/`: the composer turns the incident's state into the
+//! This module is pure like the core: the composer turns the incident's state into the
 //! guide's status-page templates (initial, update, resolved) in plain language, the
 //! denylist check keeps internal words out, and [`decide`] turns `/dr comms …` into
 //! timeline events. Drafts and publications are events; [`CommsLog`] is their fold.
-//! Publishing goes through the outbox on the `statuspage` lane; [`statuspage`] is the
-//! adapter that sends it (Atlassian Statuspage REST API v1).
-
-pub mod statuspage;
+//! Publishing goes through the outbox on the `statuspage` lane; `crate::chat::statuspage`
+//! is the adapter that sends it (Atlassian Statuspage REST API v1).
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
-use crate::incident::decide::{Caller, Refusal, incident_ref};
+use crate::command::{CommsCommand, Stage};
+use crate::incident::customer::{CustomerStatus, Draft};
+use crate::incident::decision::refuse;
 use crate::incident::event::{EventKind, OperationKind};
-use crate::incident::messages::{Post, PostKind};
+use crate::incident::post::{Post, PostKind, Publication};
+use crate::incident::{Caller, Refusal, incident_ref};
 use crate::incident::{Event, Incident};
 
 /// The outbox channel of status-page publications: one lane, in commit order.
@@ -65,75 +65,6 @@ pub const INTERNAL_TERMS: &[&str] = &[
     "sop",
     "checklist",
 ];
-
-/// Which of the guide's templates a draft uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Initial,
-    Update,
-    Resolved,
-}
-
-impl Stage {
-    pub const WORDS: &'static [&'static str] = &["initial", "update", "resolved"];
-
-    pub fn parse(s: &str) -> Option<Stage> {
-        match s.to_ascii_lowercase().as_str() {
-            "initial" => Some(Stage::Initial),
-            "update" => Some(Stage::Update),
-            "resolved" => Some(Stage::Resolved),
-            _ => None,
-        }
-    }
-
-    pub fn word(self) -> &'static str {
-        match self {
-            Stage::Initial => "initial",
-            Stage::Update => "update",
-            Stage::Resolved => "resolved",
-        }
-    }
-}
-
-/// What customers are told the incident is at (the guide's Status line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CustomerStatus {
-    Investigating,
-    Identified,
-    Recovering,
-    Resolved,
-}
-
-impl CustomerStatus {
-    pub fn label(self) -> &'static str {
-        match self {
-            CustomerStatus::Investigating => "Investigating",
-            CustomerStatus::Identified => "Identified",
-            CustomerStatus::Recovering => "Recovering",
-            CustomerStatus::Resolved => "Resolved",
-        }
-    }
-}
-
-/// `/dr comms …`
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommsCommand {
-    Draft(Stage),
-    Edit { id: String, text: String },
-    Publish { id: String },
-}
-
-impl CommsCommand {
-    pub fn verb(&self) -> &'static str {
-        match self {
-            CommsCommand::Draft(_) => "comms draft",
-            CommsCommand::Edit { .. } => "comms edit",
-            CommsCommand::Publish { .. } => "comms publish",
-        }
-    }
-}
 
 /// A composed customer message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -434,115 +365,12 @@ pub fn internal_terms_in(text: &str, extra: &[String]) -> Vec<String> {
     found
 }
 
-/// A draft of customer text, as the timeline records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Draft {
-    pub id: String,
-    pub stage: Stage,
-    pub title: String,
-    pub status: CustomerStatus,
-    pub statuspage_status: String,
-    pub component_status: String,
-    pub body: String,
-    pub services: Vec<String>,
-    pub next_update_at: Option<DateTime<Utc>>,
-    pub edited_by: Option<String>,
-    pub published_at: Option<DateTime<Utc>>,
-}
-
-impl Draft {
-    /// The draft as the comms lead reads it.
-    pub fn text(&self) -> String {
-        format!(
-            "Title: {}\nStatus: {}\n{}",
-            self.title,
-            self.status.label(),
-            self.body
-        )
-    }
-}
-
-/// Drafts and publications of an incident: a fold of its comms events.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CommsLog {
-    pub drafts: Vec<Draft>,
-    /// Draft ids in the order they were published.
-    pub published: Vec<String>,
-    /// Publications whose promised update the comms lead was reminded of.
-    pub reminded: Vec<String>,
-}
-
-impl CommsLog {
-    pub fn draft(&self, id: &str) -> Option<&Draft> {
-        self.drafts.iter().find(|d| d.id.eq_ignore_ascii_case(id))
-    }
-
-    /// The last publication.
-    pub fn last_published(&self) -> Option<&Draft> {
-        self.published.last().and_then(|id| self.draft(id))
-    }
-
-    /// The update promised by the last publication, when it is due and not yet reminded of.
-    pub fn due(&self, now: DateTime<Utc>) -> Option<(&Draft, DateTime<Utc>)> {
-        let last = self.last_published()?;
-        let due = last.next_update_at?;
-        (due <= now && !self.reminded.contains(&last.id)).then_some((last, due))
-    }
-
-    /// Fold one event in (others are ignored).
-    pub fn apply(&mut self, event: &Event) {
-        match &event.kind {
-            EventKind::CommsDrafted {
-                draft,
-                stage,
-                status,
-                statuspage_status,
-                component_status,
-                title,
-                body,
-                services,
-                next_update_at,
-            } => self.drafts.push(Draft {
-                id: draft.clone(),
-                stage: *stage,
-                title: title.clone(),
-                status: *status,
-                statuspage_status: statuspage_status.clone(),
-                component_status: component_status.clone(),
-                body: body.clone(),
-                services: services.clone(),
-                next_update_at: *next_update_at,
-                edited_by: None,
-                published_at: None,
-            }),
-            EventKind::CommsEdited { draft, body, .. } => {
-                if let Some(d) = self.drafts.iter_mut().find(|d| &d.id == draft) {
-                    d.body = body.clone();
-                    d.edited_by = Some(event.actor.name.clone());
-                }
-            }
-            EventKind::CommsPublished { draft, .. } => {
-                if let Some(d) = self.drafts.iter_mut().find(|d| &d.id == draft) {
-                    d.published_at = Some(event.at());
-                    self.published.push(d.id.clone());
-                }
-            }
-            EventKind::CommsReminderSent { draft, .. } => self.reminded.push(draft.clone()),
-            _ => {}
-        }
-    }
-}
-
 /// What the decision needs besides the state: the time, whether a status page is set up,
 /// and the internal names to keep out of customer text.
 pub struct CommsCtx<'a> {
     pub now: DateTime<Utc>,
     pub status_page: bool,
     pub default_cluster: Option<&'a str>,
-}
-
-fn refuse<T>(msg: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal(msg.into()))
 }
 
 /// Who may speak to customers: the communications lead; the incident commander too while no
@@ -664,22 +492,6 @@ pub fn decide(
     }
 }
 
-/// What the status-page lane carries: everything the adapter sends, fixed at commit time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Publication {
-    /// `INC-3`
-    pub incident: String,
-    /// When the incident was declared: with `incident`, the marker a retried create looks
-    /// for on the status page (incident numbers start again on a new database).
-    pub declared_at: DateTime<Utc>,
-    pub draft: String,
-    pub title: String,
-    pub status: String,
-    pub body: String,
-    pub services: Vec<String>,
-    pub component_status: String,
-}
-
 /// Channel posts for the comms events, and the status-page row of a publication.
 pub fn posts_for(s: &Incident, event: &Event) -> Vec<Post> {
     let by = &event.actor.name;
@@ -781,36 +593,6 @@ pub fn publication_post(s: &Incident, event: &Event) -> Option<Post> {
         component_status: d.component_status.clone(),
     });
     Some(post)
-}
-
-/// One line for timelines and exports.
-pub fn describe(kind: &EventKind) -> Option<String> {
-    Some(match kind {
-        EventKind::CommsDrafted {
-            draft,
-            stage,
-            status,
-            ..
-        } => format!(
-            "customer update {draft} drafted ({}, {})",
-            stage.word(),
-            status.label()
-        ),
-        EventKind::CommsEdited { draft, body, .. } => {
-            format!(
-                "customer update {draft} edited: {}",
-                body.lines().next().unwrap_or("")
-            )
-        }
-        EventKind::CommsPublished { draft, .. } => {
-            format!("customer update {draft} published to the status page")
-        }
-        EventKind::CommsReminderSent { draft, due } => format!(
-            "communications lead reminded: the update promised in {draft} for {} is due",
-            clock(*due)
-        ),
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

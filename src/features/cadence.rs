@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::state::Incident;
+use crate::incident::state::Incident;
 use crate::sop::CadencePolicy;
 
 /// The next update's due time after `anchor` (the last update, or the declaration).

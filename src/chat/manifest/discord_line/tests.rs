@@ -1,5 +1,5 @@
 use super::*;
-use crate::command::manifest::discord::{STRING, USER, discord_commands, discord_path};
+use crate::chat::manifest::discord::{STRING, USER, discord_commands, discord_path};
 use crate::command::{Command, parse};
 use proptest::prelude::*;
 use serde_json::json;

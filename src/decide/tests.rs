@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::decide::{Caller, Ctx, Decision, Facts, Policy, decide};
-use super::event::{Actor, Event, EventKind, Outcome, Plan, RecoveryWindow};
-use super::state::Incident;
+use super::decide;
 use crate::command::{Command, parse};
+use crate::incident::event::{Actor, Event, EventKind, Outcome, Plan, RecoveryWindow};
+use crate::incident::state::Incident;
+use crate::incident::{Caller, Ctx, Decision, Facts, Policy};
 use crate::sop::Runbook;
 
 fn t(hm: &str) -> DateTime<Utc> {
@@ -82,7 +83,7 @@ impl World {
             runbook: &self.runbook,
             policy: &self.policy,
             now: self.now,
-            continuity: &crate::continuity::Continuity::default(),
+            continuity: &crate::catalog::Continuity::default(),
         };
         let decision =
             decide(state.as_ref(), &cmd, who, &ctx, &self.facts(&cmd)).map_err(|r| r.0)?;
@@ -348,7 +349,7 @@ fn checklist_rules_and_resolve() {
     for (section, item) in runbook.checklist_items() {
         let s = w.state().unwrap();
         if section.required
-            && super::checklist::checklist_item_state(&s, section, item).is_open()
+            && crate::features::checklist::checklist_item_state(&s, section, item).is_open()
             && item.auto.as_deref() != Some("resolve")
         {
             w.ok(&guest, &format!("/dr check {}", item.id));

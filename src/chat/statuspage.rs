@@ -14,11 +14,11 @@ use std::collections::BTreeMap;
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::Publication;
 use crate::chat::http::{HttpClient, HttpError, Response};
 use crate::chat::{ChatSink, DeliveryError, Outgoing};
-use crate::cluster::BoxFuture;
 use crate::config::StatuspageSettings;
+use crate::incident::post::Publication;
+use futures_util::future::BoxFuture;
 
 pub struct Statuspage {
     http: HttpClient,
