@@ -2,12 +2,14 @@
 //! data: tiers, RTO, RPO, revenue impact, dependencies, recovery priority. Pure: the files'
 //! text comes in (`crate::documents` reads them).
 
+pub mod error;
 pub mod plan;
 pub mod services;
 pub mod units;
 
 use std::collections::BTreeMap;
 
+pub use error::ContinuityError;
 pub use plan::{DrPlan, PriorityTier};
 pub use services::{Catalog, Service};
 
@@ -17,17 +19,6 @@ pub const NO_CATALOG: &str =
 /// Said when the recovery order needs the DR plan and none is configured.
 pub const NO_PLAN: &str =
     "no DR plan configured; set [continuity] plan = \"<file>\" in the drbot settings";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ContinuityError {
-    #[error("cannot read {file}: {source}")]
-    Read {
-        file: String,
-        source: std::io::Error,
-    },
-    #[error("{file}: {message}")]
-    Invalid { file: String, message: String },
-}
 
 /// The catalog and the plan, each optional.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration, NaiveDate};
 use serde::Deserialize;
 
-use super::ContinuityError;
+use super::error::ContinuityError;
 use super::units::Span;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@
 use chrono::Duration;
 use serde::Deserialize;
 
-use super::ContinuityError;
+use super::error::ContinuityError;
 use super::units::{Money, Span};
 
 #[derive(Debug, Clone, PartialEq)]

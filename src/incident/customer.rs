@@ -2,31 +2,10 @@
 //! into the incident's state (`features::comms` composes and decides them).
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
+pub use super::event::CustomerStatus;
 use super::event::{Event, EventKind};
 use crate::command::Stage;
-
-/// What customers are told the incident is at (the guide's Status line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CustomerStatus {
-    Investigating,
-    Identified,
-    Recovering,
-    Resolved,
-}
-
-impl CustomerStatus {
-    pub fn label(self) -> &'static str {
-        match self {
-            CustomerStatus::Investigating => "Investigating",
-            CustomerStatus::Identified => "Identified",
-            CustomerStatus::Recovering => "Recovering",
-            CustomerStatus::Resolved => "Resolved",
-        }
-    }
-}
 
 /// A draft of customer text, as the timeline records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,34 +104,4 @@ impl CommsLog {
             _ => {}
         }
     }
-}
-
-/// One line for timelines and exports.
-pub fn describe_comms(kind: &EventKind) -> Option<String> {
-    Some(match kind {
-        EventKind::CommsDrafted {
-            draft,
-            stage,
-            status,
-            ..
-        } => format!(
-            "customer update {draft} drafted ({}, {})",
-            stage.word(),
-            status.label()
-        ),
-        EventKind::CommsEdited { draft, body, .. } => {
-            format!(
-                "customer update {draft} edited: {}",
-                body.lines().next().unwrap_or("")
-            )
-        }
-        EventKind::CommsPublished { draft, .. } => {
-            format!("customer update {draft} published to the status page")
-        }
-        EventKind::CommsReminderSent { draft, due } => format!(
-            "communications lead reminded: the update promised in {draft} for {} is due",
-            due.format("%H:%M UTC")
-        ),
-        _ => return None,
-    })
 }

@@ -314,7 +314,7 @@ pub enum EventKind {
         infrastructure: Vec<String>,
         /// Services pulled in because something they depend on is affected.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        pulled_in: Vec<crate::incident::impact::PulledIn>,
+        pulled_in: Vec<PulledIn>,
     },
     /// A service reached `percent` of its RTO target (posted once: `rto:<service>:<percent>`).
     RtoThreshold {
@@ -324,7 +324,7 @@ pub enum EventKind {
     },
     /// A tabletop exercise began: its scenario as loaded (see `tabletop.rs`).
     TabletopStarted {
-        scenario: super::exercise::Exercise,
+        scenario: Exercise,
     },
     /// Inject `n` (1-based) of the tabletop was posted.
     InjectPosted {
@@ -339,7 +339,7 @@ pub enum EventKind {
         /// `C1`, `C2`… unique within the incident.
         draft: String,
         stage: crate::command::Stage,
-        status: crate::incident::customer::CustomerStatus,
+        status: CustomerStatus,
         statuspage_status: String,
         component_status: String,
         title: String,
@@ -558,11 +558,7 @@ impl EventKind {
                 services,
                 infrastructure,
                 pulled_in,
-            } => out.write_str(&crate::incident::impact::describe_impact(
-                services,
-                infrastructure,
-                pulled_in,
-            )),
+            } => out.write_str(&describe_impact(services, infrastructure, pulled_in)),
             EventKind::RtoThreshold {
                 service, percent, ..
             } => match percent {
@@ -585,7 +581,112 @@ impl EventKind {
                     ""
                 }
             ),
-            comms => out.write_str(&super::customer::describe_comms(comms).unwrap_or_default()),
+            comms => out.write_str(&describe_comms(comms).unwrap_or_default()),
         }
     }
+}
+
+/// A service affected because something it depends on is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PulledIn {
+    pub service: String,
+    /// The affected service or infrastructure it depends on.
+    pub via: String,
+}
+
+/// One inject of the scenario, as recorded on the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inject {
+    /// As written: `T+5min`.
+    pub time: String,
+    pub minutes: i64,
+    pub event: String,
+    pub question: String,
+}
+
+/// A loaded exercise: what `TabletopStarted` records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exercise {
+    pub name: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facilitator: Option<String>,
+    pub injects: Vec<Inject>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discussion: Vec<String>,
+}
+
+/// What customers are told the incident is at (the guide's Status line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerStatus {
+    Investigating,
+    Identified,
+    Recovering,
+    Resolved,
+}
+
+impl CustomerStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            CustomerStatus::Investigating => "Investigating",
+            CustomerStatus::Identified => "Identified",
+            CustomerStatus::Recovering => "Recovering",
+            CustomerStatus::Resolved => "Resolved",
+        }
+    }
+}
+
+/// One line for timelines and exports.
+pub fn describe_impact(
+    services: &[String],
+    infrastructure: &[String],
+    pulled_in: &[PulledIn],
+) -> String {
+    let mut parts = Vec::new();
+    if !services.is_empty() {
+        parts.push(format!("affected: {}", services.join(", ")));
+    }
+    if !infrastructure.is_empty() {
+        parts.push(format!(
+            "infrastructure affected: {}",
+            infrastructure.join(", ")
+        ));
+    }
+    for p in pulled_in {
+        parts.push(format!("{} depends on {}: added", p.service, p.via));
+    }
+    parts.join("; ")
+}
+
+/// One line for timelines and exports.
+pub fn describe_comms(kind: &EventKind) -> Option<String> {
+    Some(match kind {
+        EventKind::CommsDrafted {
+            draft,
+            stage,
+            status,
+            ..
+        } => format!(
+            "customer update {draft} drafted ({}, {})",
+            stage.word(),
+            status.label()
+        ),
+        EventKind::CommsEdited { draft, body, .. } => {
+            format!(
+                "customer update {draft} edited: {}",
+                body.lines().next().unwrap_or("")
+            )
+        }
+        EventKind::CommsPublished { draft, .. } => {
+            format!("customer update {draft} published to the status page")
+        }
+        EventKind::CommsReminderSent { draft, due } => format!(
+            "communications lead reminded: the update promised in {draft} for {} is due",
+            due.format("%H:%M UTC")
+        ),
+        _ => return None,
+    })
 }

@@ -2,9 +2,10 @@
 //! parsed (pure: the file's text comes in), and its fold from the timeline.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::event::{Event, EventKind};
+pub use super::event::{Exercise, Inject};
 
 /// The file as the guide writes it.
 #[derive(Debug, Deserialize)]
@@ -74,30 +75,6 @@ pub fn parse_offset(text: &str) -> Option<i64> {
         _ => return None,
     };
     n.checked_mul(factor).filter(|m| *m <= 7 * 24 * 60)
-}
-
-/// One inject of the scenario, as recorded on the timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Inject {
-    /// As written: `T+5min`.
-    pub time: String,
-    pub minutes: i64,
-    pub event: String,
-    pub question: String,
-}
-
-/// A loaded exercise: what `TabletopStarted` records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Exercise {
-    pub name: String,
-    pub description: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub participants: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub facilitator: Option<String>,
-    pub injects: Vec<Inject>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub discussion: Vec<String>,
 }
 
 /// What is wrong with a file, naming where (line, field) when the parser knows it.

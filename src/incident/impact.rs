@@ -4,17 +4,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::event::EventKind;
-
-/// A service affected because something it depends on is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PulledIn {
-    pub service: String,
-    /// The affected service or infrastructure it depends on.
-    pub via: String,
-}
+pub use super::event::PulledIn;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Affected {
@@ -99,26 +91,4 @@ impl ContinuityState {
             .get(&(service.to_string(), percent))
             .copied()
     }
-}
-
-/// One line for timelines and exports.
-pub fn describe_impact(
-    services: &[String],
-    infrastructure: &[String],
-    pulled_in: &[PulledIn],
-) -> String {
-    let mut parts = Vec::new();
-    if !services.is_empty() {
-        parts.push(format!("affected: {}", services.join(", ")));
-    }
-    if !infrastructure.is_empty() {
-        parts.push(format!(
-            "infrastructure affected: {}",
-            infrastructure.join(", ")
-        ));
-    }
-    for p in pulled_in {
-        parts.push(format!("{} depends on {}: added", p.service, p.via));
-    }
-    parts.join("; ")
 }
