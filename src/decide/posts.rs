@@ -82,7 +82,6 @@ pub struct Render<'a> {
 /// Channel posts an event causes, rendered from the state after it.
 pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
     let t = &r.runbook.templates;
-    let op_sandbox = |id: &str| s.operation(id).is_some_and(|o| o.backend == "sandbox");
     let by = &event.actor.name;
     let post = |kind, text: String| vec![Post::new(kind, text)];
     match &event.kind {
@@ -181,6 +180,85 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
             PostKind::Announcement,
             format!("Halt lifted by {by}; actions are allowed again."),
         ),
+        EventKind::LaunchPreviewed { .. }
+        | EventKind::LaunchConfirmed { .. }
+        | EventKind::LaunchCancelled { .. }
+        | EventKind::OperationLaunched { .. }
+        | EventKind::OperationProgressed { .. }
+        | EventKind::OperationFinished { .. } => operation_posts(s, event, r),
+        EventKind::Resolved => {
+            let summary_due = s
+                .resolved_at
+                .map(|at| fmt_time(at + r.runbook.cadence.final_summary_after()))
+                .unwrap_or_default();
+            post(
+                PostKind::Announcement,
+                fill(
+                    &t.resolution,
+                    &[
+                        ("incident", &incident_ref(s.id)),
+                        ("severity", &severity(s)),
+                        ("type", s.incident_type.as_deref().unwrap_or("unclassified")),
+                        (
+                            "duration",
+                            &duration_words(s.resolved_at.unwrap_or(r.now) - s.declared_at),
+                        ),
+                        ("title", &s.title),
+                        ("summary_due", &summary_due),
+                    ],
+                ),
+            )
+        }
+        EventKind::FinalSummaryPosted => post(PostKind::Summary, final_summary(s, r)),
+        // A notice that itself could not be delivered is on the timeline; no notice of it.
+        EventKind::DeliveryGaveUp { post: kind, .. } if kind == "notice" => vec![],
+        EventKind::DeliveryGaveUp {
+            post: kind,
+            excerpt,
+            attempts,
+            error,
+            ..
+        } => post(
+            PostKind::Notice,
+            format!(
+                "⚠ drbot could not deliver a {kind} message of {} after {attempts} attempt(s) \
+                 and gave up ({error}). It is on the timeline (`/dr timeline`); `/dr status` \
+                 shows where things stand. It began: “{excerpt}”",
+                incident_ref(s.id)
+            ),
+        ),
+        EventKind::RtoThreshold {
+            service, percent, ..
+        } => post(
+            PostKind::Reminder,
+            crate::features::continuity::view::threshold_post(s, r.continuity, service, *percent),
+        ),
+        EventKind::ServicesAffected { .. } => vec![],
+        EventKind::TabletopStarted { .. }
+        | EventKind::InjectPosted { .. }
+        | EventKind::TabletopEnded { .. } => tabletop::post_text(s, event)
+            .map(|text| Post::new(PostKind::Announcement, text))
+            .into_iter()
+            .collect(),
+        EventKind::CommsDrafted { .. }
+        | EventKind::CommsEdited { .. }
+        | EventKind::CommsPublished { .. }
+        | EventKind::CommsReminderSent { .. } => crate::features::comms::posts_for(s, event),
+        EventKind::Checked { .. }
+        | EventKind::Unchecked { .. }
+        | EventKind::MarkedNotApplicable { .. }
+        | EventKind::NoteAdded { .. }
+        | EventKind::BackupsChecked { .. }
+        | EventKind::ProbeRecorded { .. } => vec![],
+    }
+}
+
+/// Channel posts of the recovery actions: previews, launches, progress, outcomes.
+fn operation_posts(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
+    let op_sandbox = |id: &str| s.operation(id).is_some_and(|o| o.backend == "sandbox");
+    let by = &event.actor.name;
+    let post = |kind, text: String| vec![Post::new(kind, text)];
+    match &event.kind {
         EventKind::LaunchPreviewed { preview, .. } => {
             let Some(p) = s.preview(preview) else {
                 return vec![];
@@ -282,70 +360,7 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
             post.sandbox = op.backend == "sandbox";
             vec![post]
         }
-        EventKind::Resolved => {
-            let summary_due = s
-                .resolved_at
-                .map(|at| fmt_time(at + r.runbook.cadence.final_summary_after()))
-                .unwrap_or_default();
-            post(
-                PostKind::Announcement,
-                fill(
-                    &t.resolution,
-                    &[
-                        ("incident", &incident_ref(s.id)),
-                        ("severity", &severity(s)),
-                        ("type", s.incident_type.as_deref().unwrap_or("unclassified")),
-                        (
-                            "duration",
-                            &duration_words(s.resolved_at.unwrap_or(r.now) - s.declared_at),
-                        ),
-                        ("title", &s.title),
-                        ("summary_due", &summary_due),
-                    ],
-                ),
-            )
-        }
-        EventKind::FinalSummaryPosted => post(PostKind::Summary, final_summary(s, r)),
-        // A notice that itself could not be delivered is on the timeline; no notice of it.
-        EventKind::DeliveryGaveUp { post: kind, .. } if kind == "notice" => vec![],
-        EventKind::DeliveryGaveUp {
-            post: kind,
-            excerpt,
-            attempts,
-            error,
-            ..
-        } => post(
-            PostKind::Notice,
-            format!(
-                "⚠ drbot could not deliver a {kind} message of {} after {attempts} attempt(s) \
-                 and gave up ({error}). It is on the timeline (`/dr timeline`); `/dr status` \
-                 shows where things stand. It began: “{excerpt}”",
-                incident_ref(s.id)
-            ),
-        ),
-        EventKind::RtoThreshold {
-            service, percent, ..
-        } => post(
-            PostKind::Reminder,
-            crate::features::continuity::view::threshold_post(s, r.continuity, service, *percent),
-        ),
-        EventKind::ServicesAffected { .. } => vec![],
-        EventKind::TabletopStarted { .. }
-        | EventKind::InjectPosted { .. }
-        | EventKind::TabletopEnded { .. } => tabletop::post_text(s, event)
-            .map(|text| Post::new(PostKind::Announcement, text))
-            .into_iter()
-            .collect(),
-        EventKind::CommsDrafted { .. }
-        | EventKind::CommsEdited { .. }
-        | EventKind::CommsPublished { .. }
-        | EventKind::CommsReminderSent { .. } => crate::features::comms::posts_for(s, event),
-        EventKind::Checked { .. }
-        | EventKind::Unchecked { .. }
-        | EventKind::MarkedNotApplicable { .. }
-        | EventKind::NoteAdded { .. }
-        | EventKind::BackupsChecked { .. }
-        | EventKind::ProbeRecorded { .. } => vec![],
+        _ => Vec::new(),
     }
 }
 

@@ -311,6 +311,58 @@ impl Incident {
                 });
             }
             EventKind::Resumed => self.halt = None,
+            EventKind::LaunchPreviewed { .. } => {
+                self.apply_operation(event, at);
+                // A preview is not a change of the status message (`note_change`).
+                return;
+            }
+            EventKind::LaunchConfirmed { .. }
+            | EventKind::LaunchCancelled { .. }
+            | EventKind::OperationLaunched { .. }
+            | EventKind::OperationProgressed { .. }
+            | EventKind::OperationFinished { .. } => self.apply_operation(event, at),
+            EventKind::BackupsChecked { .. } => {}
+            EventKind::ProbeRecorded {
+                item,
+                passed,
+                evidence,
+                ..
+            } => {
+                self.probes
+                    .insert(item.clone(), (*passed, evidence.clone()));
+                if *passed {
+                    self.marks.insert(
+                        item.clone(),
+                        Mark::Done {
+                            by: by(),
+                            at,
+                            note: Some(evidence.clone()),
+                        },
+                    );
+                }
+            }
+            EventKind::Resolved => {
+                self.resolved_at = Some(at);
+                self.resolved_by = Some(by());
+            }
+            EventKind::FinalSummaryPosted => self.final_summary_posted = true,
+            EventKind::DeliveryGaveUp { .. } => {}
+            EventKind::ServicesAffected { .. } | EventKind::RtoThreshold { .. } => {}
+            EventKind::TabletopStarted { .. }
+            | EventKind::InjectPosted { .. }
+            | EventKind::TabletopEnded { .. } => {}
+            EventKind::CommsDrafted { .. }
+            | EventKind::CommsEdited { .. }
+            | EventKind::CommsPublished { .. }
+            | EventKind::CommsReminderSent { .. } => self.comms.apply(event),
+        }
+        self.note_change(&event.kind);
+    }
+
+    /// Fold a recovery action's event: its preview, launch, progress and outcome.
+    fn apply_operation(&mut self, event: &Event, at: DateTime<Utc>) {
+        let by = || event.actor.clone();
+        match &event.kind {
             EventKind::LaunchPreviewed {
                 preview,
                 operation,
@@ -330,7 +382,6 @@ impl Incident {
                     warnings: warnings.clone(),
                     status: PreviewStatus::Pending,
                 });
-                return;
             }
             EventKind::LaunchConfirmed { preview, .. } => {
                 if let Some(p) = self.previews.iter_mut().find(|p| &p.id == preview) {
@@ -411,41 +462,7 @@ impl Incident {
                     _ => {}
                 }
             }
-            EventKind::BackupsChecked { .. } => {}
-            EventKind::ProbeRecorded {
-                item,
-                passed,
-                evidence,
-                ..
-            } => {
-                self.probes
-                    .insert(item.clone(), (*passed, evidence.clone()));
-                if *passed {
-                    self.marks.insert(
-                        item.clone(),
-                        Mark::Done {
-                            by: by(),
-                            at,
-                            note: Some(evidence.clone()),
-                        },
-                    );
-                }
-            }
-            EventKind::Resolved => {
-                self.resolved_at = Some(at);
-                self.resolved_by = Some(by());
-            }
-            EventKind::FinalSummaryPosted => self.final_summary_posted = true,
-            EventKind::DeliveryGaveUp { .. } => {}
-            EventKind::ServicesAffected { .. } | EventKind::RtoThreshold { .. } => {}
-            EventKind::TabletopStarted { .. }
-            | EventKind::InjectPosted { .. }
-            | EventKind::TabletopEnded { .. } => {}
-            EventKind::CommsDrafted { .. }
-            | EventKind::CommsEdited { .. }
-            | EventKind::CommsPublished { .. }
-            | EventKind::CommsReminderSent { .. } => self.comms.apply(event),
+            _ => {}
         }
-        self.note_change(&event.kind);
     }
 }
