@@ -9,8 +9,9 @@
 //! connections); PostgreSQL through sqlx's native driver. The SQL text is shared (`sql.rs`).
 
 mod linger;
-mod pg_script;
+mod plan;
 mod postgres;
+mod rows;
 mod sql;
 mod sqlite;
 
@@ -452,6 +453,15 @@ fn migrator(backend: Backend) -> Migrator {
             })
             .collect(),
     )
+}
+
+/// The migrations of [`MIGRATIONS`] not in `applied`, by version.
+fn unapplied(applied: &[i64]) -> Vec<i64> {
+    MIGRATIONS
+        .iter()
+        .map(|m| m.0)
+        .filter(|v| !applied.contains(v))
+        .collect()
 }
 
 fn fmt_time(t: DateTime<Utc>) -> String {

@@ -16,30 +16,17 @@
 
 use std::fmt::Write;
 
-use super::{Commit, Committed, GiveUp, OperationChange, Target, fmt_time, refuse_nul, sql};
-
-enum Lit<'a> {
-    Int(i64),
-    Text(&'a str),
-    Owned(String),
-    Null,
-    Bool(bool),
-}
-
-impl<'a> From<Option<&'a str>> for Lit<'a> {
-    fn from(value: Option<&'a str>) -> Self {
-        value.map_or(Lit::Null, Lit::Text)
-    }
-}
+use crate::store::plan::{Arg, EventInserts, Plan};
+use crate::store::{Commit, Committed, sql};
 
 #[derive(Default)]
-pub(super) struct Script {
+pub(in crate::store) struct Script {
     text: String,
 }
 
 impl Script {
     /// `sql` with each `$n` replaced by the literal `args[n - 1]`.
-    fn push(&mut self, sql: &str, args: &[Lit<'_>]) {
+    fn push(&mut self, sql: &str, args: &[Arg<'_>]) {
         let mut rest = sql;
         while let Some(at) = rest.find('$') {
             self.text.push_str(&rest[..at]);
@@ -59,7 +46,7 @@ impl Script {
     }
 
     /// Like [`Script::push`], and an error when the statement changes no row.
-    fn push_must_change(&mut self, sql: &str, args: &[Lit<'_>]) {
+    fn push_must_change(&mut self, sql: &str, args: &[Arg<'_>]) {
         self.text.push_str("WITH changed AS (");
         let returning = sql.contains(" RETURNING ");
         self.push(sql, args);
@@ -70,15 +57,14 @@ impl Script {
         self.text.push_str(") SELECT 1 / COUNT(*) FROM changed;\n");
     }
 
-    fn literal(&mut self, arg: &Lit<'_>) {
+    fn literal(&mut self, arg: &Arg<'_>) {
         match arg {
-            Lit::Int(n) => {
+            Arg::Int(n) => {
                 let _ = write!(self.text, "{n}");
             }
-            Lit::Text(s) => self.quoted(s),
-            Lit::Owned(s) => self.quoted(s),
-            Lit::Null => self.text.push_str("NULL"),
-            Lit::Bool(b) => self.text.push_str(if *b { "TRUE" } else { "FALSE" }),
+            Arg::Text(s) => self.quoted(s),
+            Arg::Null => self.text.push_str("NULL"),
+            Arg::Bool(b) => self.text.push_str(if *b { "TRUE" } else { "FALSE" }),
         }
     }
 
@@ -96,13 +82,13 @@ impl Script {
 
     /// The script for `commits` and what each would return, or `None` when one of them needs
     /// the savepoint path (it would be refused: let that path say why).
-    pub(super) fn batch<'c>(
+    pub(in crate::store) fn batch<'c>(
         commits: impl Iterator<Item = &'c Commit>,
     ) -> Option<(String, Vec<Committed>)> {
         let commits: Vec<&Commit> = commits.collect();
         let mut script = Script::default();
         script.text.push_str("BEGIN;\n");
-        let locked = super::incidents_to_lock(commits.iter().copied());
+        let locked = crate::store::incidents_to_lock(commits.iter().copied());
         if !locked.is_empty() {
             let ids: Vec<String> = locked.iter().map(i64::to_string).collect();
             let array = format!("ARRAY[{}]::BIGINT[]", ids.join(","));
@@ -116,166 +102,17 @@ impl Script {
         Some((script.text, results))
     }
 
-    /// The statements of [`super::postgres`]'s `apply`, in its order.
+    /// The statements of a commit's [`Plan`], those that must change a row wrapped to fail
+    /// when they change none.
     fn commit(&mut self, commit: &Commit) -> Option<Committed> {
-        let Commit {
-            target,
-            events,
-            posts,
-            operations,
-            projection: p,
-            request_key,
-            gave_up,
-            chain: _,
-        } = commit;
-        refuse_nul(target, events, posts, p, request_key.as_deref()).ok()?;
-        let count = i64::try_from(events.len()).ok()?;
-        let resolved = p.resolved_at.map(fmt_time);
-        let declared = fmt_time(p.declared_at);
-        let (id, first_seq) = match target {
-            Target::New {
-                id,
-                channel,
-                platform,
-            } => {
-                self.push(
-                    sql::INSERT_INCIDENT,
-                    &[
-                        Lit::Int(*id),
-                        Lit::Text(channel),
-                        Lit::Text(platform),
-                        Lit::Text(&p.severity),
-                        p.incident_type.as_deref().into(),
-                        Lit::Text(&p.title),
-                        Lit::Bool(p.drill),
-                        Lit::Text(&declared),
-                        resolved.as_deref().into(),
-                        Lit::Bool(p.final_summary_posted),
-                        Lit::Int(count),
-                    ],
-                );
-                (*id, 1)
-            }
-            Target::Existing { id, expected_seq } => {
-                self.push_must_change(
-                    sql::CLAIM_SEQUENCE,
-                    &[
-                        Lit::Int(expected_seq + count),
-                        Lit::Int(*id),
-                        Lit::Int(*expected_seq),
-                    ],
-                );
-                self.push(
-                    sql::UPDATE_PROJECTION,
-                    &[
-                        Lit::Text(&p.severity),
-                        p.incident_type.as_deref().into(),
-                        Lit::Text(&p.title),
-                        Lit::Bool(p.drill),
-                        Lit::Text(&declared),
-                        resolved.as_deref().into(),
-                        Lit::Bool(p.final_summary_posted),
-                        Lit::Int(*id),
-                    ],
-                );
-                (*id, expected_seq + 1)
-            }
-        };
-        let at = fmt_time(events.first().map_or(p.declared_at, |e| e.recorded_at));
-        if let Some(key) = request_key {
-            self.push(
-                sql::INSERT_REQUEST,
-                &[Lit::Text(key), Lit::Int(id), Lit::Text(&at)],
-            );
-        }
-        if let Some(GiveUp {
-            outbox,
-            claim_token,
-            error,
-        }) = gave_up
-        {
-            self.push_must_change(
-                sql::GIVE_UP,
-                &[
-                    Lit::Text(&at),
-                    Lit::Text(error),
-                    Lit::Int(*outbox),
-                    Lit::Text(claim_token),
-                ],
-            );
-        }
-        let seqs: Vec<i64> = (first_seq..).take(events.len()).collect();
-        if !events.is_empty() {
-            let mut args = Vec::with_capacity(events.len() * sql::EVENT_COLUMNS);
-            for (ev, seq) in events.iter().zip(&seqs) {
-                let data = serde_json::to_string(&ev.kind).ok()?;
-                args.extend([
-                    Lit::Int(id),
-                    Lit::Int(*seq),
-                    Lit::Owned(fmt_time(ev.recorded_at)),
-                    ev.occurred_at.map(fmt_time).map_or(Lit::Null, Lit::Owned),
-                    Lit::Text(&ev.actor.platform),
-                    Lit::Text(&ev.actor.id),
-                    Lit::Text(&ev.actor.name),
-                    Lit::Text(ev.kind.name()),
-                    Lit::Owned(data),
-                    ev.dedupe_key.as_deref().into(),
-                ]);
-            }
-            self.push(&sql::event_insert_sql(events.len()), &args);
-        }
-        for post in posts {
-            let created = fmt_time(post.created_at);
-            self.push(
-                sql::INSERT_POST,
-                &[
-                    Lit::Int(id),
-                    Lit::Text(&post.channel),
-                    Lit::Text(&post.body),
-                    Lit::Text(&created),
-                    Lit::Text(&created),
-                    Lit::Text(if post.status { "status" } else { "post" }),
-                ],
-            );
-        }
-        for change in operations {
-            match change {
-                OperationChange::Queue {
-                    operation,
-                    kind,
-                    object_name,
-                    backend,
-                    spec,
-                } => self.push(
-                    sql::QUEUE_OPERATION,
-                    &[
-                        Lit::Int(id),
-                        Lit::Text(operation),
-                        Lit::Text(kind),
-                        Lit::Text(object_name),
-                        Lit::Text(backend),
-                        Lit::Text(spec),
-                    ],
-                ),
-                OperationChange::Launched { operation, at }
-                | OperationChange::Finished { operation, at } => {
-                    let (status, text) = match change {
-                        OperationChange::Launched { .. } => ("launched", sql::OPERATION_LAUNCHED),
-                        _ => ("finished", sql::OPERATION_FINISHED),
-                    };
-                    self.push_must_change(
-                        text,
-                        &[
-                            Lit::Text(status),
-                            Lit::Owned(fmt_time(*at)),
-                            Lit::Int(id),
-                            Lit::Text(operation),
-                        ],
-                    );
-                }
+        let plan = Plan::of(commit, EventInserts::One).ok()?;
+        for step in &plan.steps {
+            match step.must_change {
+                Some(_) => self.push_must_change(&step.text, &step.args),
+                None => self.push(&step.text, &step.args),
             }
         }
-        Some(Committed { incident: id, seqs })
+        Some(plan.committed)
     }
 }
 
@@ -283,7 +120,7 @@ impl Script {
 mod tests {
     use super::*;
 
-    fn text(sql: &str, args: &[Lit<'_>]) -> String {
+    fn text(sql: &str, args: &[Arg<'_>]) -> String {
         let mut s = Script::default();
         s.push(sql, args);
         s.text
@@ -295,16 +132,16 @@ mod tests {
             text(
                 "INSERT INTO t VALUES ($1, $2, $10, $3, $4)",
                 &[
-                    Lit::Int(-7),
-                    Lit::Text("it's \\n"),
-                    Lit::Null,
-                    Lit::Bool(true),
-                    Lit::Owned("''".into()),
-                    Lit::Null,
-                    Lit::Null,
-                    Lit::Null,
-                    Lit::Null,
-                    Lit::Text("tenth"),
+                    Arg::Int(-7),
+                    "it's \\n".into(),
+                    Arg::Null,
+                    Arg::Bool(true),
+                    String::from("''").into(),
+                    Arg::Null,
+                    Arg::Null,
+                    Arg::Null,
+                    Arg::Null,
+                    "tenth".into(),
                 ]
             ),
             "INSERT INTO t VALUES (-7, 'it''s \\n', 'tenth', NULL, TRUE);\n"
@@ -316,7 +153,7 @@ mod tests {
         let mut s = Script::default();
         s.push_must_change(
             "UPDATE t SET a = $1 WHERE id = $2",
-            &[Lit::Int(1), Lit::Int(2)],
+            &[Arg::Int(1), Arg::Int(2)],
         );
         assert_eq!(
             s.text,

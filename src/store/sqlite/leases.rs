@@ -1,0 +1,55 @@
+//! Operations and leases: which replica launches and watches each operation, and letting
+//! go of every claim when this process takes the database over.
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::Lite;
+use super::rows::{all, exec};
+use crate::store::{OperationRow, StoreError, fmt_time, rows, sql};
+
+impl Lite {
+    pub(in crate::store) async fn release_all_leases(&self) -> Result<(), StoreError> {
+        self.write(|c| {
+            exec(c, sql::RELEASE_OUTBOX_LEASES, [])?;
+            exec(c, sql::RELEASE_OPERATION_LEASES, [])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(in crate::store) async fn claim_operations(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<OperationRow>, StoreError> {
+        let token = token.to_owned();
+        self.write(move |c| {
+            all(
+                c,
+                sql::CLAIM_OPERATIONS,
+                params![token, fmt_time(lease_until), fmt_time(now)],
+                |r| rows::operation(r, true),
+            )
+        })
+        .await
+    }
+
+    pub(in crate::store) async fn release_operations(
+        &self,
+        token: &str,
+    ) -> Result<u64, StoreError> {
+        let token = token.to_owned();
+        self.write(move |c| Ok(exec(c, sql::RELEASE_OPERATIONS, [token])? as u64))
+            .await
+    }
+
+    pub(in crate::store) fn unfinished_operations(&self) -> Result<Vec<OperationRow>, StoreError> {
+        self.read(|c| {
+            all(c, sql::UNFINISHED_OPERATIONS, [], |r| {
+                rows::operation(r, false)
+            })
+        })
+    }
+}
