@@ -802,7 +802,7 @@ impl Store {
 
     /// The platform id of the incident's pinned status message, once posted.
     pub async fn status_message(&self, incident: IncidentId) -> Result<Option<String>, StoreError> {
-        on_backend!(self, b => b.status_message(incident))
+        on_backend!(self, b => b.incident_text(sql::STATUS_MESSAGE, incident, "status_message"))
     }
 
     /// The Statuspage incident of an incident: the receipt of its first delivered
@@ -811,7 +811,7 @@ impl Store {
         &self,
         incident: IncidentId,
     ) -> Result<Option<String>, StoreError> {
-        on_backend!(self, b => b.statuspage_incident(incident))
+        on_backend!(self, b => b.incident_text(sql::STATUSPAGE_INCIDENT, incident, "receipt"))
     }
 
     /// Undelivered posts and the age of the oldest: outbox depth for metrics.

@@ -216,8 +216,16 @@ impl<'a> Plan<'a> {
         refuse_nul(target, events, posts, p, request_key.as_deref())?;
         let count = i64::try_from(events.len())
             .map_err(|_| StoreError::Corrupt("too many events in one commit".into()))?;
-        let resolved = p.resolved_at.map(fmt_time);
-        let declared = fmt_time(p.declared_at);
+        // The projection's columns, in the order both the insert and the update take them.
+        let projection: [Arg<'a>; 7] = [
+            p.severity.as_str().into(),
+            p.incident_type.as_deref().into(),
+            p.title.as_str().into(),
+            Arg::Bool(p.drill),
+            fmt_time(p.declared_at).into(),
+            p.resolved_at.map(fmt_time).into(),
+            Arg::Bool(p.final_summary_posted),
+        ];
         let mut steps = Vec::with_capacity(4 + events.len() + posts.len() + operations.len());
         let (id, first_seq) = match target {
             Target::New {
@@ -225,19 +233,13 @@ impl<'a> Plan<'a> {
                 channel,
                 platform,
             } => {
-                let args = vec![
+                let mut args = vec![
                     Arg::Int(*id),
                     channel.as_str().into(),
                     platform.as_str().into(),
-                    p.severity.as_str().into(),
-                    p.incident_type.as_deref().into(),
-                    p.title.as_str().into(),
-                    Arg::Bool(p.drill),
-                    declared.into(),
-                    resolved.into(),
-                    Arg::Bool(p.final_summary_posted),
-                    Arg::Int(count),
                 ];
+                args.extend(projection);
+                args.push(Arg::Int(count));
                 steps.push(
                     Step::new(sql::INSERT_INCIDENT, args).unique(OnUnique::Declare {
                         channel: channel.as_str(),
@@ -254,16 +256,8 @@ impl<'a> Plan<'a> {
                 steps.push(
                     Step::new(sql::CLAIM_SEQUENCE, claim).must_change(MustChange::Sequence(*id)),
                 );
-                let args = vec![
-                    p.severity.as_str().into(),
-                    p.incident_type.as_deref().into(),
-                    p.title.as_str().into(),
-                    Arg::Bool(p.drill),
-                    declared.into(),
-                    resolved.into(),
-                    Arg::Bool(p.final_summary_posted),
-                    Arg::Int(*id),
-                ];
+                let mut args = Vec::from(projection);
+                args.push(Arg::Int(*id));
                 steps.push(Step::new(sql::UPDATE_PROJECTION, args).unique(OnUnique::Reopen));
                 (*id, expected_seq + 1)
             }

@@ -166,30 +166,19 @@ impl Pg {
             .collect()
     }
 
-    pub(in crate::store) async fn status_message(
+    /// The text in `column` of the row `sql_text` finds for the incident, if any.
+    pub(in crate::store) async fn incident_text(
         &self,
+        sql_text: &'static str,
         incident: IncidentId,
+        column: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(sql::STATUS_MESSAGE)
+        let row = sqlx::query(sql_text)
             .bind(incident)
             .fetch_optional(&self.pool)
             .await?;
         match row {
-            Some(row) => get(&row, "status_message"),
-            None => Ok(None),
-        }
-    }
-
-    pub(in crate::store) async fn statuspage_incident(
-        &self,
-        incident: IncidentId,
-    ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(sql::STATUSPAGE_INCIDENT)
-            .bind(incident)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(row) => get(&row, "receipt"),
+            Some(row) => get(&row, column),
             None => Ok(None),
         }
     }

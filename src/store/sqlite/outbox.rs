@@ -137,25 +137,16 @@ impl Lite {
         self.read(|c| all(c, sql::GIVEN_UP, [], |r| rows::given_up(r)))
     }
 
-    pub(in crate::store) fn status_message(
+    /// The text in `column` of the row `sql_text` finds for the incident, if any.
+    pub(in crate::store) fn incident_text(
         &self,
+        sql_text: &str,
         incident: IncidentId,
+        column: &str,
     ) -> Result<Option<String>, StoreError> {
         self.read(|c| {
-            Ok(optional(c, sql::STATUS_MESSAGE, [incident], |r| {
-                col::<Option<String>>(r, "status_message")
-            })?
-            .flatten())
-        })
-    }
-
-    pub(in crate::store) fn statuspage_incident(
-        &self,
-        incident: IncidentId,
-    ) -> Result<Option<String>, StoreError> {
-        self.read(|c| {
-            Ok(optional(c, sql::STATUSPAGE_INCIDENT, [incident], |r| {
-                col::<Option<String>>(r, "receipt")
+            Ok(optional(c, sql_text, [incident], |r| {
+                col::<Option<String>>(r, column)
             })?
             .flatten())
         })
