@@ -364,6 +364,23 @@ pub struct ActiveIncident {
     pub seq: i64,
 }
 
+/// A claim's holder and its term, as both backends write them.
+struct Lease {
+    token: String,
+    now: String,
+    until: String,
+}
+
+impl Lease {
+    fn new(token: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Lease {
+        Lease {
+            token: token.to_owned(),
+            now: fmt_time(now),
+            until: fmt_time(until),
+        }
+    }
+}
+
 /// The store: a handle to one backend, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -722,7 +739,8 @@ impl Store {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<OperationRow>, StoreError> {
-        let mut rows = on_backend!(async self, b => b.claim_operations(token, now, lease_until))?;
+        let lease = Lease::new(token, now, lease_until);
+        let mut rows = on_backend!(async self, b => b.claim_operations(lease))?;
         rows.sort_by(|a, b| (a.incident, &a.operation).cmp(&(b.incident, &b.operation)));
         Ok(rows)
     }
@@ -750,7 +768,8 @@ impl Store {
         limit: i64,
         channel: Option<&str>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        on_backend!(async self, b => b.claim_posts(token, now, lease_until, limit, channel))
+        let lease = Lease::new(token, now, lease_until);
+        on_backend!(async self, b => b.claim_posts(lease, limit, channel))
     }
 
     /// Record a delivery under the claim; for a status post, also remember the status message

@@ -1,10 +1,8 @@
 //! Operations and leases: which replica launches and watches each operation, and letting
 //! go of every claim when this process takes the database over.
 
-use chrono::{DateTime, Utc};
-
 use super::Pg;
-use crate::store::{OperationRow, StoreError, fmt_time, rows, sql};
+use crate::store::{Lease, OperationRow, StoreError, rows, sql};
 
 impl Pg {
     pub(in crate::store) async fn release_all_leases(&self) -> Result<(), StoreError> {
@@ -21,14 +19,12 @@ impl Pg {
 
     pub(in crate::store) async fn claim_operations(
         &self,
-        token: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: Lease,
     ) -> Result<Vec<OperationRow>, StoreError> {
         sqlx::query(sql::CLAIM_OPERATIONS)
-            .bind(token)
-            .bind(fmt_time(lease_until))
-            .bind(fmt_time(now))
+            .bind(lease.token)
+            .bind(lease.until)
+            .bind(lease.now)
             .fetch_all(&self.pool)
             .await?
             .iter()

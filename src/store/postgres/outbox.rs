@@ -6,7 +6,7 @@ use super::Pg;
 use super::rows::get;
 use crate::incident::IncidentId;
 use crate::store::rows::Columns;
-use crate::store::{OutboxRow, PendingPost, StoreError, fmt_time, rows, sql};
+use crate::store::{Lease, OutboxRow, PendingPost, StoreError, fmt_time, rows, sql};
 
 impl Pg {
     pub(in crate::store) async fn post_notice(
@@ -40,20 +40,18 @@ impl Pg {
 
     pub(in crate::store) async fn claim_posts(
         &self,
-        token: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: Lease,
         limit: i64,
         channel: Option<&str>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let (lease, now_text) = (fmt_time(lease_until), fmt_time(now));
+        let Lease { token, now, until } = &lease;
         let mut claimed = Vec::new();
         for text in &sql::CLAIMS[1] {
             let rows = sqlx::query(text.as_str())
                 .bind(token)
-                .bind(&lease)
-                .bind(&now_text)
+                .bind(until)
+                .bind(now)
                 .bind(limit)
                 .bind(channel)
                 .fetch_all(&mut *tx)
@@ -69,7 +67,7 @@ impl Pg {
                 continue;
             };
             let carried = sqlx::query(sql::CARRIED_ATTEMPTS)
-                .bind(&now_text)
+                .bind(now)
                 .bind(incident)
                 .bind(row.id)
                 .fetch_one(&mut *tx)
@@ -85,7 +83,7 @@ impl Pg {
                 row.earlier_sends += carried;
             }
             sqlx::query(sql::SUPERSEDE_STATUS)
-                .bind(&now_text)
+                .bind(now)
                 .bind(incident)
                 .bind(row.id)
                 .execute(&mut *tx)

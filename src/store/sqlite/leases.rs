@@ -1,12 +1,11 @@
 //! Operations and leases: which replica launches and watches each operation, and letting
 //! go of every claim when this process takes the database over.
 
-use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use super::Lite;
 use super::rows::{all, exec};
-use crate::store::{OperationRow, StoreError, fmt_time, rows, sql};
+use crate::store::{Lease, OperationRow, StoreError, rows, sql};
 
 impl Lite {
     pub(in crate::store) async fn release_all_leases(&self) -> Result<(), StoreError> {
@@ -20,16 +19,13 @@ impl Lite {
 
     pub(in crate::store) async fn claim_operations(
         &self,
-        token: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: Lease,
     ) -> Result<Vec<OperationRow>, StoreError> {
-        let token = token.to_owned();
         self.write(move |c| {
             all(
                 c,
                 sql::CLAIM_OPERATIONS,
-                params![token, fmt_time(lease_until), fmt_time(now)],
+                params![lease.token, lease.until, lease.now],
                 |r| rows::operation(r, true),
             )
         })

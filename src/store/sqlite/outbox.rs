@@ -6,7 +6,7 @@ use rusqlite::params;
 use super::Lite;
 use super::rows::{all, col, exec, lite, optional};
 use crate::incident::IncidentId;
-use crate::store::{OutboxRow, PendingPost, StoreError, fmt_time, parse_time, rows, sql};
+use crate::store::{Lease, OutboxRow, PendingPost, StoreError, fmt_time, parse_time, rows, sql};
 
 impl Lite {
     pub(in crate::store) async fn post_notice(
@@ -39,21 +39,19 @@ impl Lite {
 
     pub(in crate::store) async fn claim_posts(
         &self,
-        token: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: Lease,
         limit: i64,
         channel: Option<&str>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let (token, channel) = (token.to_owned(), channel.map(str::to_owned));
+        let channel = channel.map(str::to_owned);
         self.write(move |c| {
-            let (lease, now_text) = (fmt_time(lease_until), fmt_time(now));
+            let Lease { token, now, until } = lease;
             let mut claimed = Vec::new();
             for text in &sql::CLAIMS[0] {
                 claimed.extend(all(
                     c,
                     text,
-                    params![token, lease, now_text, limit, channel],
+                    params![token, until, now, limit, channel],
                     |r| rows::outbox(r),
                 )?);
             }
@@ -63,17 +61,13 @@ impl Lite {
                 };
                 let carried: i64 = c
                     .prepare_cached(&lite(sql::CARRIED_ATTEMPTS))?
-                    .query_row(params![now_text, incident, row.id], |r| r.get(0))?;
+                    .query_row(params![now, incident, row.id], |r| r.get(0))?;
                 if carried > 0 {
                     exec(c, sql::CARRY_ATTEMPTS, params![carried, row.id])?;
                     row.attempts += carried;
                     row.earlier_sends += carried;
                 }
-                exec(
-                    c,
-                    sql::SUPERSEDE_STATUS,
-                    params![now_text, incident, row.id],
-                )?;
+                exec(c, sql::SUPERSEDE_STATUS, params![now, incident, row.id])?;
                 let claims: Option<i64> = optional(c, sql::COUNT_STATUS_CLAIM, [incident], |r| {
                     col(r, "status_claims")
                 })?;
