@@ -9,6 +9,7 @@
 //! connections); PostgreSQL through sqlx's native driver. The SQL text is shared (`sql.rs`).
 
 mod linger;
+mod migrations;
 mod plan;
 mod postgres;
 mod rows;
@@ -18,11 +19,10 @@ mod sqlite;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::incident::{Actor, Event, EventKind, IncidentId};
 use linger::{LINGER, Linger};
+use migrations::{MIGRATIONS, migrator, unapplied};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -403,82 +403,6 @@ impl std::fmt::Debug for Store {
             .field("backend", &self.backend())
             .finish()
     }
-}
-
-/// Migrations by version: (version, name, SQLite text, PostgreSQL text).
-const MIGRATIONS: [(i64, &str, &str, &str); 7] = [
-    (
-        20260101000000,
-        "init",
-        include_str!("../../migrations/sqlite/20260101000000_init.sql"),
-        include_str!("../../migrations/postgres/20260101000000_init.sql"),
-    ),
-    (
-        20261121000000,
-        "chat",
-        include_str!("../../migrations/sqlite/20261121000000_chat.sql"),
-        include_str!("../../migrations/postgres/20261121000000_chat.sql"),
-    ),
-    (
-        20261201000000,
-        "replicas",
-        include_str!("../../migrations/sqlite/20261201000000_replicas.sql"),
-        include_str!("../../migrations/postgres/20261201000000_replicas.sql"),
-    ),
-    (
-        20261202000000,
-        "drills",
-        include_str!("../../migrations/sqlite/20261202000000_drills.sql"),
-        include_str!("../../migrations/postgres/20261202000000_drills.sql"),
-    ),
-    (
-        20261202000100,
-        "comms",
-        include_str!("../../migrations/sqlite/20261202000100_comms.sql"),
-        include_str!("../../migrations/postgres/20261202000100_comms.sql"),
-    ),
-    (
-        20261203000000,
-        "pages",
-        include_str!("../../migrations/sqlite/20261203000000_pages.sql"),
-        include_str!("../../migrations/postgres/20261203000000_pages.sql"),
-    ),
-    (
-        20261203000100,
-        "requests",
-        include_str!("../../migrations/sqlite/20261203000100_requests.sql"),
-        include_str!("../../migrations/postgres/20261203000100_requests.sql"),
-    ),
-];
-
-fn migrator(backend: Backend) -> Migrator {
-    Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
-            .map(|&(version, name, sqlite, postgres)| {
-                let text = match backend {
-                    Backend::Sqlite => sqlite,
-                    Backend::Postgres => postgres,
-                };
-                Migration::new(
-                    version,
-                    name.to_owned().into(),
-                    MigrationType::Simple,
-                    text.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    )
-}
-
-/// The migrations of [`MIGRATIONS`] not in `applied`, by version.
-fn unapplied(applied: &[i64]) -> Vec<i64> {
-    MIGRATIONS
-        .iter()
-        .map(|m| m.0)
-        .filter(|v| !applied.contains(v))
-        .collect()
 }
 
 fn fmt_time(t: DateTime<Utc>) -> String {
