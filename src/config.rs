@@ -914,68 +914,49 @@ mod tests {
         assert_eq!(s.safety.two_person_severities, vec!["sev1", "sev2"]);
     }
 
+    /// The error text of settings that must be refused.
+    fn refusal(file: Option<&Path>, pairs: &[(&str, &str)]) -> String {
+        match Settings::load_from(file, env(pairs)) {
+            Ok(_) => panic!("accepted: {pairs:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
     #[test]
     fn bad_settings_are_named() {
-        let e = Settings::load_from(None, env(&[("DRBOT__CLUSTER__BACKEND", "nomad")]))
-            .err()
-            .unwrap();
-        assert!(e.to_string().contains("cluster.backend"), "{e}");
-        let e = Settings::load_from(None, env(&[("DRBOT__SAFETY__DEFAULT_ZONE", "Mars/Base")]))
-            .err()
-            .unwrap();
-        assert!(e.to_string().contains("default_zone"), "{e}");
-        let e = Settings::load_from(None, env(&[("DRBOT__HTTP__IDLE_TIMEOUT_MS", "0")]))
-            .err()
-            .unwrap();
-        assert!(e.to_string().contains("idle_timeout_ms"), "{e}");
-        let e = Settings::load_from(Some(Path::new("/nonexistent/drbot.toml")), env(&[]))
-            .err()
-            .unwrap();
-        assert!(e.to_string().contains("does not exist"), "{e}");
+        for (pair, named) in [
+            (("DRBOT__CLUSTER__BACKEND", "nomad"), "cluster.backend"),
+            (("DRBOT__SAFETY__DEFAULT_ZONE", "Mars/Base"), "default_zone"),
+            (("DRBOT__HTTP__IDLE_TIMEOUT_MS", "0"), "idle_timeout_ms"),
+        ] {
+            let e = refusal(None, &[pair]);
+            assert!(e.contains(named), "{e}");
+        }
+        let e = refusal(Some(Path::new("/nonexistent/drbot.toml")), &[]);
+        assert!(e.contains("does not exist"), "{e}");
     }
 
     #[test]
     fn socket_mode_needs_an_app_token_and_a_bot_token_but_no_signing_secret() {
-        let e = Settings::load_from(
-            None,
-            env(&[
-                ("DRBOT__SLACK__SOCKET_MODE", "true"),
-                ("DRBOT__SLACK__BOT_TOKEN", "xoxb-1"),
-            ]),
-        )
-        .err()
-        .unwrap();
-        assert!(e.to_string().contains("slack.app_token"), "{e}");
-        let e = Settings::load_from(
-            None,
-            env(&[
-                ("DRBOT__SLACK__SOCKET_MODE", "true"),
-                ("DRBOT__SLACK__APP_TOKEN", "xoxb-not-an-app-token"),
-                ("DRBOT__SLACK__BOT_TOKEN", "xoxb-1"),
-            ]),
-        )
-        .err()
-        .unwrap();
-        assert!(e.to_string().contains("slack.app_token"), "{e}");
-        let e = Settings::load_from(
-            None,
-            env(&[
-                ("DRBOT__SLACK__SOCKET_MODE", "true"),
-                ("DRBOT__SLACK__APP_TOKEN", "xapp-1"),
-            ]),
-        )
-        .err()
-        .unwrap();
-        assert!(e.to_string().contains("slack.bot_token"), "{e}");
-        let s = Settings::load_from(
-            None,
-            env(&[
-                ("DRBOT__SLACK__SOCKET_MODE", "true"),
-                ("DRBOT__SLACK__APP_TOKEN", "xapp-1"),
-                ("DRBOT__SLACK__BOT_TOKEN", "xoxb-1"),
-            ]),
-        )
-        .unwrap();
+        const ON: (&str, &str) = ("DRBOT__SLACK__SOCKET_MODE", "true");
+        const BOT: (&str, &str) = ("DRBOT__SLACK__BOT_TOKEN", "xoxb-1");
+        const APP: (&str, &str) = ("DRBOT__SLACK__APP_TOKEN", "xapp-1");
+        for (pairs, named) in [
+            (&[ON, BOT][..], "slack.app_token"),
+            (
+                &[
+                    ON,
+                    ("DRBOT__SLACK__APP_TOKEN", "xoxb-not-an-app-token"),
+                    BOT,
+                ][..],
+                "slack.app_token",
+            ),
+            (&[ON, APP][..], "slack.bot_token"),
+        ] {
+            let e = refusal(None, pairs);
+            assert!(e.contains(named), "{e}");
+        }
+        let s = Settings::load_from(None, env(&[ON, APP, BOT])).unwrap();
         assert!(s.slack.socket_mode);
         assert!(s.slack.signing_secret.is_none());
         // Off by default: an app token alone changes nothing.

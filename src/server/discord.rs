@@ -120,7 +120,6 @@ pub async fn interaction(
     let answer = match interaction {
         Interaction::Ping(_) => Json(json!({ "type": 1 })).into_response(),
         Interaction::Command(cmd) => {
-            let (actor, roles) = who(cmd.member.as_deref(), &cmd.user);
             let options = raw.pointer("/data/options").cloned().unwrap_or(Value::Null);
             let line = match manifest::discord_line(&options) {
                 Ok(line) => line,
@@ -130,26 +129,13 @@ pub async fn interaction(
                         .into_response();
                 }
             };
-            let request = Request {
-                channel: format!("discord:{}", cmd.channel_id),
-                discord_channel: cmd.channel_id.to_string(),
-                operator: discord.is_operator(&actor.id, &roles),
-                actor,
-                key: format!("discord:{}", cmd.id),
-                token: cmd.token.clone(),
-            };
+            let from = who(cmd.member.as_deref(), &cmd.user);
+            let request = Request::new(discord, from, cmd.channel_id, cmd.id, &cmd.token);
             respond(&s, discord.clone(), request, Pressed::Line(line)).await
         }
         Interaction::Component(c) => {
-            let (actor, roles) = who(c.member.as_ref(), &c.user);
-            let request = Request {
-                channel: format!("discord:{}", c.channel_id),
-                discord_channel: c.channel_id.to_string(),
-                operator: discord.is_operator(&actor.id, &roles),
-                actor,
-                key: format!("discord:{}", c.id),
-                token: c.token.clone(),
-            };
+            let from = who(c.member.as_ref(), &c.user);
+            let request = Request::new(discord, from, c.channel_id, c.id, &c.token);
             respond(
                 &s,
                 discord.clone(),
@@ -172,6 +158,26 @@ struct Request {
     operator: bool,
     key: String,
     token: String,
+}
+
+impl Request {
+    /// A request from the user `from` (with their roles) by interaction `id` in `channel_id`.
+    fn new(
+        discord: &Discord,
+        (actor, roles): (Actor, Vec<String>),
+        channel_id: impl std::fmt::Display,
+        id: impl std::fmt::Display,
+        token: &str,
+    ) -> Request {
+        Request {
+            channel: format!("discord:{channel_id}"),
+            discord_channel: channel_id.to_string(),
+            operator: discord.is_operator(&actor.id, &roles),
+            actor,
+            key: format!("discord:{id}"),
+            token: token.to_owned(),
+        }
+    }
 }
 
 enum Pressed {

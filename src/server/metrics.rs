@@ -84,44 +84,44 @@ impl Connections {
 
     fn render(&self, out: &mut String) {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        out.push_str("# HELP drbot_http_connections_open Client connections open now.\n");
-        out.push_str("# TYPE drbot_http_connections_open gauge\n");
+        head(
+            out,
+            "drbot_http_connections_open",
+            "gauge",
+            "Client connections open now.",
+        );
         let _ = writeln!(out, "drbot_http_connections_open {}", get(&self.open));
-        out.push_str(
-            "# HELP drbot_http_connections_limit Most client connections kept open (http.max_connections, lowered to fit the file limit).\n",
+        head(
+            out,
+            "drbot_http_connections_limit",
+            "gauge",
+            "Most client connections kept open (http.max_connections, lowered to fit the file limit).",
         );
-        out.push_str("# TYPE drbot_http_connections_limit gauge\n");
         let _ = writeln!(out, "drbot_http_connections_limit {}", get(&self.limit));
-        out.push_str(
-            "# HELP drbot_http_connections_shed_total Connections closed at the limit: the oldest idle one, or the new one when all were busy.\n",
+        by_label(
+            out,
+            ("drbot_http_connections_shed_total", "closed"),
+            "Connections closed at the limit: the oldest idle one, or the new one when all were busy.",
+            [(Shed::Idle, "idle"), (Shed::New, "new")]
+                .map(|(which, label)| (label, get(&self.shed[which as usize]))),
         );
-        out.push_str("# TYPE drbot_http_connections_shed_total counter\n");
-        for (which, label) in [(Shed::Idle, "idle"), (Shed::New, "new")] {
-            let _ = writeln!(
-                out,
-                "drbot_http_connections_shed_total{{closed=\"{label}\"}} {}",
-                get(&self.shed[which as usize])
-            );
-        }
-        out.push_str(
-            "# HELP drbot_http_timeouts_total Connections closed (header, idle) or requests answered 408 (body) for being too slow.\n",
+        by_label(
+            out,
+            ("drbot_http_timeouts_total", "phase"),
+            "Connections closed (header, idle) or requests answered 408 (body) for being too slow.",
+            [
+                (Timeout::Header, "header"),
+                (Timeout::Idle, "idle"),
+                (Timeout::Body, "body"),
+            ]
+            .map(|(phase, label)| (label, get(&self.timeouts[phase as usize]))),
         );
-        out.push_str("# TYPE drbot_http_timeouts_total counter\n");
-        for (phase, label) in [
-            (Timeout::Header, "header"),
-            (Timeout::Idle, "idle"),
-            (Timeout::Body, "body"),
-        ] {
-            let _ = writeln!(
-                out,
-                "drbot_http_timeouts_total{{phase=\"{label}\"}} {}",
-                get(&self.timeouts[phase as usize])
-            );
-        }
-        out.push_str(
-            "# HELP drbot_http_accept_errors_total Failed accepts (out of file descriptors, mostly).\n",
+        head(
+            out,
+            "drbot_http_accept_errors_total",
+            "counter",
+            "Failed accepts (out of file descriptors, mostly).",
         );
-        out.push_str("# TYPE drbot_http_accept_errors_total counter\n");
         let _ = writeln!(
             out,
             "drbot_http_accept_errors_total {}",
@@ -137,6 +137,24 @@ pub struct Gauges {
     pub cadence_lag: Duration,
     /// The engine's delivery counters: ((platform or `operations`, event), count).
     pub deliveries: Vec<((&'static str, &'static str), u64)>,
+}
+
+/// A metric's HELP and TYPE lines.
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A counter with one label (`(name, label)`), a sample for each value of the label.
+fn by_label<'l>(
+    out: &mut String,
+    (name, label): (&str, &str),
+    help: &str,
+    samples: impl IntoIterator<Item = (&'l str, u64)>,
+) {
+    head(out, name, "counter", help);
+    for (value, n) in samples {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -171,28 +189,36 @@ impl Metrics {
 
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::new();
-        out.push_str(
-            "# HELP drbot_commands_total Commands answered, by platform, verb and outcome.\n",
+        head(
+            &mut out,
+            "drbot_commands_total",
+            "counter",
+            "Commands answered, by platform, verb and outcome.",
         );
-        out.push_str("# TYPE drbot_commands_total counter\n");
         for ((platform, verb, outcome), n) in lock(&self.commands).iter() {
             let _ = writeln!(
                 out,
                 "drbot_commands_total{{platform=\"{platform}\",verb=\"{verb}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        out.push_str(
-            "# HELP drbot_requests_rejected_total Requests refused before reaching the engine.\n",
+        head(
+            &mut out,
+            "drbot_requests_rejected_total",
+            "counter",
+            "Requests refused before reaching the engine.",
         );
-        out.push_str("# TYPE drbot_requests_rejected_total counter\n");
         for ((platform, reason), n) in lock(&self.rejected).iter() {
             let _ = writeln!(
                 out,
                 "drbot_requests_rejected_total{{platform=\"{platform}\",reason=\"{reason}\"}} {n}"
             );
         }
-        out.push_str("# HELP drbot_ack_seconds Time from request received to HTTP answer.\n");
-        out.push_str("# TYPE drbot_ack_seconds histogram\n");
+        head(
+            &mut out,
+            "drbot_ack_seconds",
+            "histogram",
+            "Time from request received to HTTP answer.",
+        );
         for (platform, h) in lock(&self.ack).iter() {
             for (bound, n) in ACK_BUCKETS.iter().zip(h.counts) {
                 let _ = writeln!(
@@ -216,31 +242,51 @@ impl Metrics {
                 h.count
             );
         }
-        out.push_str("# HELP drbot_outbox_depth Posts waiting for delivery.\n");
-        out.push_str("# TYPE drbot_outbox_depth gauge\n");
+        head(
+            &mut out,
+            "drbot_outbox_depth",
+            "gauge",
+            "Posts waiting for delivery.",
+        );
         let _ = writeln!(out, "drbot_outbox_depth {}", g.outbox_depth);
-        out.push_str("# HELP drbot_outbox_oldest_seconds Age of the oldest undelivered post.\n");
-        out.push_str("# TYPE drbot_outbox_oldest_seconds gauge\n");
+        head(
+            &mut out,
+            "drbot_outbox_oldest_seconds",
+            "gauge",
+            "Age of the oldest undelivered post.",
+        );
         let _ = writeln!(
             out,
             "drbot_outbox_oldest_seconds {}",
             g.outbox_oldest.unwrap_or_default().as_secs_f64()
         );
-        out.push_str("# HELP drbot_outbox_total Outbox rows claimed, delivered, failed, taken over from a stopped worker, given up, or finished after the claim was lost, by platform.\n");
-        out.push_str("# TYPE drbot_outbox_total counter\n");
+        head(
+            &mut out,
+            "drbot_outbox_total",
+            "counter",
+            "Outbox rows claimed, delivered, failed, taken over from a stopped worker, given up, or finished after the claim was lost, by platform.",
+        );
         for ((platform, event), n) in g.deliveries.iter().filter(|((p, _), _)| *p != "operations") {
             let _ = writeln!(
                 out,
                 "drbot_outbox_total{{platform=\"{platform}\",event=\"{event}\"}} {n}"
             );
         }
-        out.push_str("# HELP drbot_operation_claims_total Operation watches claimed (renewals included) and taken over from a replica that stopped.\n");
-        out.push_str("# TYPE drbot_operation_claims_total counter\n");
+        head(
+            &mut out,
+            "drbot_operation_claims_total",
+            "counter",
+            "Operation watches claimed (renewals included) and taken over from a replica that stopped.",
+        );
         for ((_, event), n) in g.deliveries.iter().filter(|((p, _), _)| *p == "operations") {
             let _ = writeln!(out, "drbot_operation_claims_total{{event=\"{event}\"}} {n}");
         }
-        out.push_str("# HELP drbot_cadence_lag_seconds How far the most overdue incident update is behind.\n");
-        out.push_str("# TYPE drbot_cadence_lag_seconds gauge\n");
+        head(
+            &mut out,
+            "drbot_cadence_lag_seconds",
+            "gauge",
+            "How far the most overdue incident update is behind.",
+        );
         let _ = writeln!(
             out,
             "drbot_cadence_lag_seconds {}",

@@ -9,19 +9,20 @@
 //! connections); PostgreSQL through sqlx's native driver. The SQL text is shared (`sql.rs`).
 
 mod linger;
-mod pg_script;
+mod migrations;
+mod plan;
 mod postgres;
+mod rows;
 mod sql;
 mod sqlite;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::incident::{Actor, Event, EventKind, IncidentId};
 use linger::{LINGER, Linger};
+use migrations::{MIGRATIONS, migrator, unapplied};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -363,6 +364,23 @@ pub struct ActiveIncident {
     pub seq: i64,
 }
 
+/// A claim's holder and its term, as both backends write them.
+struct Lease {
+    token: String,
+    now: String,
+    until: String,
+}
+
+impl Lease {
+    fn new(token: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Lease {
+        Lease {
+            token: token.to_owned(),
+            now: fmt_time(now),
+            until: fmt_time(until),
+        }
+    }
+}
+
 /// The store: a handle to one backend, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -385,73 +403,6 @@ impl std::fmt::Debug for Store {
             .field("backend", &self.backend())
             .finish()
     }
-}
-
-/// Migrations by version: (version, name, SQLite text, PostgreSQL text).
-const MIGRATIONS: [(i64, &str, &str, &str); 7] = [
-    (
-        20260101000000,
-        "init",
-        include_str!("../../migrations/sqlite/20260101000000_init.sql"),
-        include_str!("../../migrations/postgres/20260101000000_init.sql"),
-    ),
-    (
-        20261121000000,
-        "chat",
-        include_str!("../../migrations/sqlite/20261121000000_chat.sql"),
-        include_str!("../../migrations/postgres/20261121000000_chat.sql"),
-    ),
-    (
-        20261201000000,
-        "replicas",
-        include_str!("../../migrations/sqlite/20261201000000_replicas.sql"),
-        include_str!("../../migrations/postgres/20261201000000_replicas.sql"),
-    ),
-    (
-        20261202000000,
-        "drills",
-        include_str!("../../migrations/sqlite/20261202000000_drills.sql"),
-        include_str!("../../migrations/postgres/20261202000000_drills.sql"),
-    ),
-    (
-        20261202000100,
-        "comms",
-        include_str!("../../migrations/sqlite/20261202000100_comms.sql"),
-        include_str!("../../migrations/postgres/20261202000100_comms.sql"),
-    ),
-    (
-        20261203000000,
-        "pages",
-        include_str!("../../migrations/sqlite/20261203000000_pages.sql"),
-        include_str!("../../migrations/postgres/20261203000000_pages.sql"),
-    ),
-    (
-        20261203000100,
-        "requests",
-        include_str!("../../migrations/sqlite/20261203000100_requests.sql"),
-        include_str!("../../migrations/postgres/20261203000100_requests.sql"),
-    ),
-];
-
-fn migrator(backend: Backend) -> Migrator {
-    Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
-            .map(|&(version, name, sqlite, postgres)| {
-                let text = match backend {
-                    Backend::Sqlite => sqlite,
-                    Backend::Postgres => postgres,
-                };
-                Migration::new(
-                    version,
-                    name.to_owned().into(),
-                    MigrationType::Simple,
-                    text.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    )
 }
 
 fn fmt_time(t: DateTime<Utc>) -> String {
@@ -712,7 +663,8 @@ impl Store {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<OperationRow>, StoreError> {
-        let mut rows = on_backend!(async self, b => b.claim_operations(token, now, lease_until))?;
+        let lease = Lease::new(token, now, lease_until);
+        let mut rows = on_backend!(async self, b => b.claim_operations(lease))?;
         rows.sort_by(|a, b| (a.incident, &a.operation).cmp(&(b.incident, &b.operation)));
         Ok(rows)
     }
@@ -740,7 +692,8 @@ impl Store {
         limit: i64,
         channel: Option<&str>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        on_backend!(async self, b => b.claim_posts(token, now, lease_until, limit, channel))
+        let lease = Lease::new(token, now, lease_until);
+        on_backend!(async self, b => b.claim_posts(lease, limit, channel))
     }
 
     /// Record a delivery under the claim; for a status post, also remember the status message
@@ -792,7 +745,7 @@ impl Store {
 
     /// The platform id of the incident's pinned status message, once posted.
     pub async fn status_message(&self, incident: IncidentId) -> Result<Option<String>, StoreError> {
-        on_backend!(self, b => b.status_message(incident))
+        on_backend!(self, b => b.incident_text(sql::STATUS_MESSAGE, incident, "status_message"))
     }
 
     /// The Statuspage incident of an incident: the receipt of its first delivered
@@ -801,7 +754,7 @@ impl Store {
         &self,
         incident: IncidentId,
     ) -> Result<Option<String>, StoreError> {
-        on_backend!(self, b => b.statuspage_incident(incident))
+        on_backend!(self, b => b.incident_text(sql::STATUSPAGE_INCIDENT, incident, "receipt"))
     }
 
     /// Undelivered posts and the age of the oldest: outbox depth for metrics.

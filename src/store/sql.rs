@@ -75,23 +75,36 @@ fn pending(alias: &str) -> String {
     format!("{alias}.delivered_at IS NULL AND {alias}.gave_up_at IS NULL")
 }
 
-/// The head of each channel's post lane: nothing older of the channel is pending, so posts
-/// leave in commit order however many workers claim. `lock` is PostgreSQL's
-/// ` FOR UPDATE SKIP LOCKED` (rows another worker holds are skipped, not waited for); SQLite
-/// has one writer, so its UPDATE is atomic without it.
-fn claim_posts_text(lock: &str) -> String {
+/// The claim of the due rows of `lane` that nothing holds back (`held_back`: conditions on the
+/// candidate `o`, each starting with `AND`). `lock` is PostgreSQL's ` FOR UPDATE SKIP LOCKED`
+/// (rows another worker holds are skipped, not waited for); SQLite has one writer, so its
+/// UPDATE is atomic without it.
+fn claim_text(lane: &str, held_back: &str, lock: &str) -> String {
     format!(
         "UPDATE outbox SET claim_token = $1, lease_until = $2, sends = sends + 1 \
-         WHERE id IN (SELECT o.id FROM outbox o WHERE o.lane = 'post' AND {o} \
+         WHERE id IN (SELECT o.id FROM outbox o WHERE o.lane = '{lane}' AND {o} \
              AND o.next_attempt_at <= $3 AND (o.lease_until IS NULL OR o.lease_until < $3) \
-             AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.channel = o.channel \
-                 AND e.lane = 'post' AND {e} AND e.id < o.id) \
-             AND o.channel = COALESCE($5, o.channel) \
+             {held_back}AND o.channel = COALESCE($5, o.channel) \
              ORDER BY o.id LIMIT CAST($4 AS BIGINT){lock}) \
          RETURNING id, incident_id, channel, body, attempts, sends, created_at, lane, claim_token",
         o = pending("o"),
-        e = pending("e"),
     )
+}
+
+/// A post of the candidate's channel committed before it is still pending (`alias` names
+/// that post's row).
+fn earlier_post_pending(alias: &str) -> String {
+    format!(
+        "AND NOT EXISTS (SELECT 1 FROM outbox {alias} WHERE {alias}.channel = o.channel \
+         AND {alias}.lane = 'post' AND {pending} AND {alias}.id < o.id) ",
+        pending = pending(alias),
+    )
+}
+
+/// The head of each channel's post lane: nothing older of the channel is pending, so posts
+/// leave in commit order however many workers claim.
+fn claim_posts_text(lock: &str) -> String {
+    claim_text("post", &earlier_post_pending("e"), lock)
 }
 
 /// The newest pending status post of each incident, unless one of its status posts is in
@@ -99,21 +112,15 @@ fn claim_posts_text(lock: &str) -> String {
 /// before it is still pending (the status follows what it reports). Posts never wait for a
 /// status post.
 fn claim_status_text(lock: &str) -> String {
-    format!(
-        "UPDATE outbox SET claim_token = $1, lease_until = $2, sends = sends + 1 \
-         WHERE id IN (SELECT o.id FROM outbox o WHERE o.lane = 'status' AND {o} \
-             AND o.next_attempt_at <= $3 AND (o.lease_until IS NULL OR o.lease_until < $3) \
-             AND NOT EXISTS (SELECT 1 FROM outbox n WHERE n.incident_id = o.incident_id \
-                 AND n.lane = 'status' AND {n} \
-                 AND (n.id > o.id OR n.lease_until >= $3)) \
-             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel \
-                 AND p.lane = 'post' AND {p} AND p.id < o.id) \
-             AND o.channel = COALESCE($5, o.channel) \
-             ORDER BY o.id LIMIT CAST($4 AS BIGINT){lock}) \
-         RETURNING id, incident_id, channel, body, attempts, sends, created_at, lane, claim_token",
-        o = pending("o"),
+    let newer_or_in_flight = format!(
+        "AND NOT EXISTS (SELECT 1 FROM outbox n WHERE n.incident_id = o.incident_id \
+         AND n.lane = 'status' AND {n} AND (n.id > o.id OR n.lease_until >= $3)) ",
         n = pending("n"),
-        p = pending("p"),
+    );
+    claim_text(
+        "status",
+        &(newer_or_in_flight + &earlier_post_pending("p")),
+        lock,
     )
 }
 
