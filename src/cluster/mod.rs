@@ -8,6 +8,7 @@ pub mod offsite;
 pub mod restore_scope;
 pub mod sandbox;
 pub mod wal_decompress;
+mod wal_names;
 pub mod wal_records;
 #[doc(hidden)]
 pub mod wal_synth;

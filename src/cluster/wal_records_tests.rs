@@ -115,7 +115,7 @@ fn a_record_left_over_after_the_valid_end_is_not_read() {
     let mut data = w.finish();
     // The second commit comes from an older life of the file: valid CRC, but its xl_prev does
     // not point at the record before it.
-    let off = (second - 3 * crate::cluster::walg::WAL_SEGMENT_SIZE) as usize;
+    let off = (second - 3 * WAL_SEGMENT_SIZE) as usize;
     data[off + 8..off + 16].copy_from_slice(&0x0200_0028u64.to_le_bytes());
     let len = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) as usize;
     let crc = crc32c::crc32c_append(
@@ -134,7 +134,7 @@ fn a_bad_crc_ends_the_walk() {
     w.commit(at(1, 0)).unwrap();
     let second = w.commit(at(2, 0)).unwrap();
     let mut data = w.finish();
-    let off = (second - 3 * crate::cluster::walg::WAL_SEGMENT_SIZE) as usize;
+    let off = (second - 3 * WAL_SEGMENT_SIZE) as usize;
     data[off + 24] ^= 0xFF;
     let scan = scan_segment(&data, seg(3)).unwrap();
     assert_eq!(scan.last_xact_end.map(|x| x.time), Some(at(1, 0)));

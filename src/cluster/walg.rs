@@ -19,113 +19,26 @@
 //! [`segments_to_read`] names into [`Listing::scans`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub use super::wal_names::{
+    Lsn, SEGMENTS_PER_LOG, SegmentName, SwitchSource, TimelineSpan, WAL_SEGMENT_SIZE,
+};
 use super::wal_records::SegmentScan;
 pub use super::walg_end::{
     BackupWindow, END_NOTE, Gap, LastCommit, STILL_UPLOADING_SECONDS, Window, check_target,
     check_target_from, fmt_commit_time,
 };
-use super::walg_end::{Lookup, last_commit};
+use super::walg_end::{Lookup, fmt_time, last_commit};
 
 pub const BASEBACKUPS_DIR: &str = "basebackups_005/";
 pub const WAL_DIR: &str = "wal_005/";
 pub const SENTINEL_SUFFIX: &str = "_backup_stop_sentinel.json";
 pub const METADATA_FILE: &str = "metadata.json";
-/// PostgreSQL's default `wal_segment_size`; StackGres does not change it.
-pub const WAL_SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
-/// Segments per 4 GiB "log id": the middle 8 hex digits of a segment name.
-pub const SEGMENTS_PER_LOG: u64 = 0x1_0000_0000 / WAL_SEGMENT_SIZE;
 /// Extensions WAL-G appends for its compression methods (none: no extension).
 pub const COMPRESSION_EXTENSIONS: &[&str] = &["lz4", "lzma", "zst", "br", "gz"];
-
-fn fmt_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// A PostgreSQL log sequence number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Lsn(pub u64);
-
-impl Lsn {
-    /// `16/B374D848` (the form `pg_lsn` and history files use).
-    pub fn parse(s: &str) -> Option<Lsn> {
-        let (hi, lo) = s.trim().split_once('/')?;
-        let hi = u32::from_str_radix(hi, 16).ok()?;
-        let lo = u32::from_str_radix(lo, 16).ok()?;
-        Some(Lsn((u64::from(hi) << 32) | u64::from(lo)))
-    }
-
-    /// The number of the segment holding this position.
-    pub fn segno(self) -> u64 {
-        self.0 / WAL_SEGMENT_SIZE
-    }
-}
-
-impl fmt::Display for Lsn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
-    }
-}
-
-/// A 16 MiB WAL segment: timeline plus segment number (`log id * 256 + seg`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SegmentName {
-    pub timeline: u32,
-    pub segno: u64,
-}
-
-impl SegmentName {
-    pub fn new(timeline: u32, segno: u64) -> SegmentName {
-        SegmentName { timeline, segno }
-    }
-
-    /// `TTTTTTTTXXXXXXXXYYYYYYYY`: 24 hex digits, timeline / log id / segment. A last part of
-    /// 0x100 or more is not a 16 MiB segment and is refused.
-    pub fn parse(s: &str) -> Option<SegmentName> {
-        if s.len() != 24 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let timeline = u32::from_str_radix(&s[0..8], 16).ok()?;
-        let log = u64::from_str_radix(&s[8..16], 16).ok()?;
-        let seg = u64::from_str_radix(&s[16..24], 16).ok()?;
-        if timeline == 0 || seg >= SEGMENTS_PER_LOG {
-            return None;
-        }
-        Some(SegmentName {
-            timeline,
-            segno: log * SEGMENTS_PER_LOG + seg,
-        })
-    }
-
-    /// The segment holding `lsn` on `timeline`.
-    pub fn from_lsn(timeline: u32, lsn: Lsn) -> SegmentName {
-        SegmentName::new(timeline, lsn.segno())
-    }
-
-    pub fn log(self) -> u64 {
-        self.segno / SEGMENTS_PER_LOG
-    }
-
-    pub fn seg(self) -> u64 {
-        self.segno % SEGMENTS_PER_LOG
-    }
-}
-
-impl fmt::Display for SegmentName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:08X}{:08X}{:08X}",
-            self.timeline,
-            self.log(),
-            self.seg()
-        )
-    }
-}
 
 /// What a file under `wal_005/` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,28 +378,6 @@ pub fn base_backups(listing: &Listing) -> Vec<BaseBackup> {
     }
     out.sort_by(|a, b| (a.start.segno, &a.name).cmp(&(b.start.segno, &b.name)));
     out
-}
-
-/// How a timeline's first segment on the chain was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SwitchSource {
-    /// The first timeline of the chain.
-    Root,
-    /// Read from an uncompressed history file.
-    HistoryFile,
-    /// From segment names: the timeline's first archived segment (its history file is
-    /// compressed, unreadable or missing).
-    SegmentNames,
-}
-
-/// A stretch of the chain: segments `[first, end)` are read from `timeline`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimelineSpan {
-    pub timeline: u32,
-    pub first: u64,
-    /// Exclusive; `None` for the latest timeline.
-    pub end: Option<u64>,
-    pub source: SwitchSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
