@@ -174,6 +174,24 @@ struct Prepared {
     existing: bool,
 }
 
+impl Prepared {
+    /// A plan whose launch applies `steps`, and nothing else yet known about it; `nothing`
+    /// tells the manifest why there is nothing to apply when `steps` is empty.
+    fn applying(summary: Vec<String>, steps: Vec<Step>, nothing: &str) -> Prepared {
+        Prepared {
+            plan: Plan {
+                summary,
+                manifest: Kube::manifest(&steps, nothing),
+                backup: None,
+                window: None,
+            },
+            steps,
+            blocked: None,
+            existing: false,
+        }
+    }
+}
+
 struct Step {
     kind: Kind,
     create: bool,

@@ -141,17 +141,10 @@ impl Kube {
             doc,
             undo: None,
         }];
-        Ok(Prepared {
-            plan: Plan {
-                summary,
-                manifest: Kube::manifest(&steps, ""),
-                backup: Some(chosen.name.clone()),
-                window: None,
-            },
-            steps,
-            blocked: None,
-            existing: existing.is_some(),
-        })
+        let mut prepared = Prepared::applying(summary, steps, "");
+        prepared.plan.backup = Some(chosen.name.clone());
+        prepared.existing = existing.is_some();
+        Ok(prepared)
     }
 
     pub(super) async fn observe_velero(
