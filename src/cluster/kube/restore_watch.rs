@@ -144,19 +144,9 @@ impl Kube {
             fields.push_str(&format!(",involvedObject.uid={uid}"));
         }
         let what = format!("listing the Events of SGCluster {namespace}/{name}");
-        let list = self
-            .timed(
-                &what,
-                Some(Access::of("list", Kind::Event, Some(namespace))),
-                self.api(Kind::Event, Some(namespace))
-                    .list(&ListParams::default().fields(&fields)),
-            )
-            .await?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter_map(|o| serde_json::to_value(o).ok())
-            .collect())
+        let params = ListParams::default().fields(&fields);
+        self.list_with(&what, Kind::Event, Some(namespace), &params)
+            .await
     }
 
     /// The lines of a container's previous run that say why it ended: PostgreSQL's FATAL /

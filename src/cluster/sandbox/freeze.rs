@@ -157,17 +157,7 @@ impl Sandbox {
             ),
         ];
         record.prior = Some(current.snapshot());
-        Planned {
-            plan: Plan {
-                summary,
-                manifest: to_yaml(&docs),
-                backup: None,
-                window: None,
-            },
-            record,
-            gitops_after: Some(after),
-            blocked: None,
-        }
+        gitops_planned(summary, &docs, record, after)
     }
 
     pub(super) fn plan_unfreeze(
@@ -227,17 +217,27 @@ impl Sandbox {
             summary.push("the targets already match the recorded state: nothing changes".into());
         }
         record.put_back = Some(put_back.to_json());
-        Ok(Planned {
-            plan: Plan {
-                summary,
-                manifest: to_yaml(&docs),
-                backup: None,
-                window: None,
-            },
-            record,
-            gitops_after: Some(after),
-            blocked: None,
-        })
+        Ok(gitops_planned(summary, &docs, record, after))
+    }
+}
+
+/// A freeze's or unfreeze's plan: its patches, and the GitOps state they leave.
+fn gitops_planned(
+    summary: Vec<String>,
+    docs: &[(&str, Value)],
+    record: Record,
+    after: GitOps,
+) -> Planned {
+    Planned {
+        plan: Plan {
+            summary,
+            manifest: to_yaml(docs),
+            backup: None,
+            window: None,
+        },
+        record,
+        gitops_after: Some(after),
+        blocked: None,
     }
 }
 
