@@ -269,8 +269,7 @@ mod tests {
 
     #[tokio::test]
     async fn freeze_records_prior_state_and_unfreeze_puts_it_back() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let mut freeze = spec(OperationKind::Freeze, "drbot-inc1-op1-freeze");
         freeze.reason = Some("INC-1 orders outage".into());
         let plan = sb.plan(&freeze).await.expect("plan");

@@ -217,8 +217,7 @@ mod tests {
 
     #[tokio::test]
     async fn pitr_plan_picks_newest_backup_that_ended_before_the_target() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let plan = sb
             .plan(&pitr("orders", "2026-02-08T09:55:00Z"))
             .await
@@ -261,8 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_cluster_names_the_known_ones() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let m = invalid(sb.plan(&pitr("inventory", "2026-02-08T09:55:00Z")).await);
         assert_eq!(m, "unknown cluster inventory; known: orders, payments");
         let m = invalid(sb.launch(&pitr("inventory", "2026-02-08T09:55:00Z")).await);
@@ -276,8 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn window_runs_from_oldest_backup_end_to_a_minute_ago() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (c, sb) = sandbox_on_clock(1.0);
         let plan = sb
             .plan(&pitr("orders", "2026-02-08T09:55:00Z"))
             .await
@@ -309,8 +306,7 @@ mod tests {
 
     #[tokio::test]
     async fn pitr_outside_the_window_is_planned_but_not_launched() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let before = pitr("orders", "2026-01-20T00:00:00Z");
         let plan = sb.plan(&before).await.expect("plan shows the window");
         assert_eq!(plan.backup, None);
@@ -325,8 +321,7 @@ mod tests {
 
     #[tokio::test]
     async fn database_restore_progresses_and_finishes_on_time() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (c, sb) = sandbox_on_clock(1.0);
         let s = pitr("orders", "2026-02-08T09:55:00Z");
         sb.launch(&s).await.expect("launch");
         assert_eq!(sb.observe(&s).await.expect("observe").phase, "Pending");
@@ -357,8 +352,7 @@ mod tests {
 
     #[tokio::test]
     async fn faster_speed_finishes_in_seconds() {
-        let c = clock();
-        let sb = sandbox(&c, 60.0);
+        let (c, sb) = sandbox_on_clock(60.0);
         let s = latest("orders-i3-op4");
         sb.launch(&s).await.expect("launch");
         assert_eq!(run_to_completion(&sb, &c, &s).await, Duration::seconds(20));
@@ -377,8 +371,7 @@ mod tests {
 
     #[tokio::test]
     async fn drill_restores_into_its_namespace_with_a_backup_copy() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let mut s = spec(OperationKind::DrillLatest, "orders-i2-op1");
         s.cluster = Some("orders".into());
         s.namespace = Some("dr-drill".into());

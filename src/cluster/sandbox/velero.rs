@@ -132,8 +132,7 @@ mod tests {
 
     #[tokio::test]
     async fn velero_restore_progresses_and_finishes_on_time() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (c, sb) = sandbox_on_clock(1.0);
         let s = spec(OperationKind::InfraRestore, "drbot-inc1-op2-infra");
         sb.launch(&s).await.expect("launch");
         assert_eq!(sb.observe(&s).await.expect("observe").phase, "New");
@@ -155,8 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn infra_restore_excludes_database_namespaces_when_asked() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let mut s = spec(OperationKind::InfraRestore, "drbot-inc1-op2-infra");
         let plan = sb.plan(&s).await.expect("plan");
         assert_eq!(plan.backup.as_deref(), Some("nightly-20260208020000"));
