@@ -444,12 +444,7 @@ impl Kube {
             let secret = self
                 .timed(
                     &what,
-                    Some(Access {
-                        verb: "get",
-                        group: "",
-                        resource: "secrets",
-                        namespace: Some(namespace),
-                    }),
+                    Some(Access::core_get("secrets", namespace)),
                     secrets.get_opt(name),
                 )
                 .await

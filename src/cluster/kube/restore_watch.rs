@@ -168,12 +168,7 @@ impl Kube {
             ..LogParams::default()
         };
         let what = format!("reading the log of {namespace}/{pod} ({container})");
-        let access = Access {
-            verb: "get",
-            group: "",
-            resource: "pods/log",
-            namespace: Some(namespace),
-        };
+        let access = Access::core_get("pods/log", namespace);
         let log = self
             .timed(&what, Some(access), pods.logs(pod, &params))
             .await
