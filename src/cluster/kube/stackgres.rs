@@ -299,12 +299,10 @@ impl Kube {
             let pod = name_of(p).to_string();
             let instances = cluster.pointer("/spec/instances").cloned();
             return Ok((
-                Observation {
-                    phase: "Bootstrapped".into(),
-                    percent: 100,
-                    detail: format!("primary {pod} Ready"),
-                    done: Some(Outcome::Succeeded),
-                    result: Some(json!({
+                Observation::succeeded(
+                    "Bootstrapped",
+                    format!("primary {pod} Ready"),
+                    json!({
                         "cluster": format!("{namespace}/{name}"),
                         "primary": pod,
                         "endpoint": format!("{name}.{namespace}.svc:5432"),
@@ -312,8 +310,8 @@ impl Kube {
                         "fromBackup": backup,
                         "recoveredTo": recovered_to,
                         "readyAt": fmt(self.clock.now()),
-                    })),
-                },
+                    }),
+                ),
                 Some(pod),
             ));
         }

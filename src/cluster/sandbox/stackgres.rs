@@ -156,36 +156,30 @@ impl Sandbox {
             .map(fmt)
             .unwrap_or_else(|| "the end of the archive".into());
         if ms < pending_ms {
-            return Observation {
-                phase: "Pending".into(),
-                percent: 0,
-                detail: "waiting for the StackGres operator to create the pods".into(),
-                done: None,
-                result: None,
-            };
+            return Observation::running(
+                "Pending",
+                0,
+                "waiting for the StackGres operator to create the pods",
+            );
         }
         if ms < base_ms {
             let frac = (ms - pending_ms) / (base_ms - pending_ms);
-            return Observation {
-                phase: "Restoring".into(),
-                percent: 1 + (frac * 69.0).floor() as u8,
-                detail: format!(
+            return Observation::running(
+                "Restoring",
+                1 + (frac * 69.0).floor() as u8,
+                format!(
                     "restoring base backup {backup} {}%",
                     (frac * 100.0).floor() as u8
                 ),
-                done: None,
-                result: None,
-            };
+            );
         }
         if ms < ready_ms {
             let frac = (ms - base_ms) / (ready_ms - base_ms);
-            return Observation {
-                phase: "Restoring".into(),
-                percent: 70 + (frac * 29.0).floor() as u8,
-                detail: format!("replaying WAL to {replay_to}"),
-                done: None,
-                result: None,
-            };
+            return Observation::running(
+                "Restoring",
+                70 + (frac * 29.0).floor() as u8,
+                format!("replaying WAL to {replay_to}"),
+            );
         }
         let namespace = record.namespace.as_deref().unwrap_or("db");
         let instances = record

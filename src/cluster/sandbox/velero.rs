@@ -89,24 +89,16 @@ impl Sandbox {
         let new_ms = (VELERO_NEW_S * 1000) as f64;
         let done_ms = (VELERO_DONE_S * 1000) as f64;
         if ms < new_ms {
-            return Observation {
-                phase: "New".into(),
-                percent: 0,
-                detail: "waiting for the Velero server to pick it up".into(),
-                done: None,
-                result: None,
-            };
+            return Observation::running("New", 0, "waiting for the Velero server to pick it up");
         }
         if ms < done_ms {
             let frac = (ms - new_ms) / (done_ms - new_ms);
             let items = (f64::from(RESTORE_ITEMS) * frac).floor() as u32;
-            return Observation {
-                phase: "InProgress".into(),
-                percent: 1 + (frac * 98.0).floor() as u8,
-                detail: format!("{items}/{RESTORE_ITEMS} items restored"),
-                done: None,
-                result: None,
-            };
+            return Observation::running(
+                "InProgress",
+                1 + (frac * 98.0).floor() as u8,
+                format!("{items}/{RESTORE_ITEMS} items restored"),
+            );
         }
         let completed_at = record.created_at + self.real(VELERO_DONE_S);
         Observation {
