@@ -298,6 +298,22 @@ pub struct BaseBackup {
     pub notes: Vec<String>,
 }
 
+/// A backup's document `key` as `parse` reads it: `Ok(None)` when it was not fetched, `Err`
+/// the note on why `what` is unreadable.
+fn read_document(
+    listing: &Listing,
+    key: &str,
+    what: &str,
+    parse: fn(&[u8]) -> Result<BackupDocument, String>,
+) -> Result<Option<BackupDocument>, String> {
+    match listing.bodies.get(key) {
+        Some(Ok(body)) => parse(body).map(Some),
+        Some(Err(e)) => Err(e.clone()),
+        None => Ok(None),
+    }
+    .map_err(|e| format!("{what} unreadable: {e}"))
+}
+
 /// The base backups under `basebackups_005/`, oldest start first.
 pub fn base_backups(listing: &Listing) -> Vec<BaseBackup> {
     let mut names: BTreeMap<String, Option<DateTime<Utc>>> = BTreeMap::new();
@@ -317,40 +333,21 @@ pub fn base_backups(listing: &Listing) -> Vec<BaseBackup> {
             continue;
         };
         let mut notes = Vec::new();
-        let body = |key: String| listing.bodies.get(&key);
-        let sentinel = match body(format!("{BASEBACKUPS_DIR}{name}{SENTINEL_SUFFIX}")) {
-            Some(Ok(b)) => match parse_sentinel(b) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    notes.push(format!("sentinel unreadable: {e}"));
-                    None
-                }
-            },
-            Some(Err(e)) => {
-                notes.push(format!("sentinel unreadable: {e}"));
+        let sentinel_key = format!("{BASEBACKUPS_DIR}{name}{SENTINEL_SUFFIX}");
+        let sentinel = read_document(listing, &sentinel_key, "sentinel", parse_sentinel)
+            .unwrap_or_else(|e| {
+                notes.push(e);
                 None
-            }
-            None => None,
-        };
-        let metadata = match body(format!("{BASEBACKUPS_DIR}{name}/{METADATA_FILE}")) {
-            Some(Ok(b)) => match parse_metadata(b) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    notes.push(format!("metadata.json unreadable: {e}"));
-                    None
-                }
-            },
-            Some(Err(e)) => {
-                notes.push(format!("metadata.json unreadable: {e}"));
+            });
+        let metadata_key = format!("{BASEBACKUPS_DIR}{name}/{METADATA_FILE}");
+        let metadata = read_document(listing, &metadata_key, "metadata.json", parse_metadata)
+            .unwrap_or_else(|e| {
+                notes.push(e);
                 None
-            }
-            None => {
-                if stored.is_some() {
-                    notes.push("no metadata.json".into());
-                }
-                None
-            }
-        };
+            });
+        if stored.is_some() && !listing.bodies.contains_key(&metadata_key) {
+            notes.push("no metadata.json".into());
+        }
         let s = sentinel.unwrap_or_default();
         let m = metadata.unwrap_or_default();
         let (finish_time, finish_source) = if let Some(t) = m.finish_time {

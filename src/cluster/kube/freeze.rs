@@ -224,13 +224,12 @@ impl Kube {
             "the state each change replaces is recorded (annotation {FREEZE_ANNOTATION} on the object and the incident timeline); unfreeze puts back exactly that"
         ));
         let existing = steps.is_empty() && held > 0;
-        let mut prepared = Prepared::applying(
+        Ok(Prepared::applying(
             summary,
             steps,
             "every target is already frozen or needs no change",
-        );
-        prepared.existing = existing;
-        Ok(prepared)
+            existing,
+        ))
     }
 
     pub(super) async fn observe_freeze(
@@ -351,13 +350,12 @@ impl Kube {
             ));
         }
         let existing = steps.is_empty();
-        let mut prepared = Prepared::applying(
+        Ok(Prepared::applying(
             summary,
             steps,
             "every target already matches the recorded state",
-        );
-        prepared.existing = existing;
-        Ok(prepared)
+            existing,
+        ))
     }
 
     pub(super) async fn observe_unfreeze(

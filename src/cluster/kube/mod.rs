@@ -175,9 +175,9 @@ struct Prepared {
 }
 
 impl Prepared {
-    /// A plan whose launch applies `steps`, and nothing else yet known about it; `nothing`
-    /// tells the manifest why there is nothing to apply when `steps` is empty.
-    fn applying(summary: Vec<String>, steps: Vec<Step>, nothing: &str) -> Prepared {
+    /// A plan whose launch applies `steps` (`existing`: or adopts the object already there);
+    /// `nothing` tells the manifest why there is nothing to apply when `steps` is empty.
+    fn applying(summary: Vec<String>, steps: Vec<Step>, nothing: &str, existing: bool) -> Prepared {
         Prepared {
             plan: Plan {
                 summary,
@@ -187,7 +187,7 @@ impl Prepared {
             },
             steps,
             blocked: None,
-            existing: false,
+            existing,
         }
     }
 }

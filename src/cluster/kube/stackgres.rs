@@ -114,7 +114,7 @@ impl Kube {
             };
             let mut summary = vec![why.clone()];
             summary.extend(window_lines);
-            let mut prepared = Prepared::applying(summary, Vec::new(), &why);
+            let mut prepared = Prepared::applying(summary, Vec::new(), &why, false);
             prepared.plan.window = recovery_window;
             prepared.blocked = Some(blocked.unwrap_or(why));
             return Ok(prepared);
@@ -164,11 +164,10 @@ impl Kube {
                 text(c, "/metadata/creationTimestamp").unwrap_or("?")
             )
         }));
-        let mut prepared = Prepared::applying(summary, steps, "");
+        let mut prepared = Prepared::applying(summary, steps, "", existing.is_some());
         prepared.plan.backup = Some(chosen.name.clone());
         prepared.plan.window = recovery_window;
         prepared.blocked = blocked;
-        prepared.existing = existing.is_some();
         Ok(prepared)
     }
 

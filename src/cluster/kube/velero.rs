@@ -141,9 +141,8 @@ impl Kube {
             doc,
             undo: None,
         }];
-        let mut prepared = Prepared::applying(summary, steps, "");
+        let mut prepared = Prepared::applying(summary, steps, "", existing.is_some());
         prepared.plan.backup = Some(chosen.name.clone());
-        prepared.existing = existing.is_some();
         Ok(prepared)
     }
 
