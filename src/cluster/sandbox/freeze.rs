@@ -272,7 +272,7 @@ mod tests {
         let (_, sb) = sandbox_on_clock(1.0);
         let mut freeze = spec(OperationKind::Freeze, "drbot-inc1-op1-freeze");
         freeze.reason = Some("INC-1 orders outage".into());
-        let plan = sb.plan(&freeze).await.expect("plan");
+        let plan = planned(&sb, &freeze).await;
         assert!(plan.manifest.contains("kind: deny"), "{}", plan.manifest);
         assert!(plan.manifest.contains("schedule: \"* * * * *\""));
         assert!(plan.manifest.contains("duration: \"24h\""));
@@ -291,10 +291,7 @@ mod tests {
         );
 
         // A second freeze now sees the first one's state.
-        let again = sb
-            .plan(&spec(OperationKind::Freeze, "drbot-inc9-op1-freeze"))
-            .await
-            .expect("plan");
+        let again = planned(&sb, &spec(OperationKind::Freeze, "drbot-inc9-op1-freeze")).await;
         assert!(
             again.summary[0].contains("now: 1 sync window: deny"),
             "{:?}",
@@ -305,7 +302,7 @@ mod tests {
         let m = invalid(sb.plan(&unfreeze).await);
         assert!(m.contains("recorded by the freeze"), "{m}");
         unfreeze.prior = Some(prior.clone());
-        let plan = sb.plan(&unfreeze).await.expect("plan");
+        let plan = planned(&sb, &unfreeze).await;
         assert!(
             plan.manifest.contains("syncWindows: []"),
             "{}",

@@ -294,7 +294,7 @@ mod tests {
         c.advance(Duration::minutes(6));
         let o = sb.observe(&s).await.expect("observe");
         assert_eq!(o.done, Some(Outcome::Succeeded));
-        let plan = sb.plan(&s).await.expect("plan");
+        let plan = planned(&sb, &s).await;
         assert!(plan.summary.iter().any(|l| l.contains("already exists")));
         // Same name, other kind: not the same operation.
         let m = invalid(

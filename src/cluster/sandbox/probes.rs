@@ -370,26 +370,14 @@ mod tests {
             recovered_at: Some(t("2026-02-08T10:00:12Z")),
             restored_objects: vec![s.object_name.clone()],
         };
-        c.advance(Duration::seconds(12));
-        assert!(
-            sb.probe("database_writable", &ctx)
-                .await
-                .expect("probe")
-                .passed
-        );
-        c.advance(Duration::seconds(5));
-        assert!(
-            sb.probe("database_backups_resumed", &ctx)
-                .await
-                .expect("probe")
-                .passed
-        );
-        c.advance(Duration::seconds(5));
-        assert!(
-            sb.probe("velero_backup_after_recovery", &ctx)
-                .await
-                .expect("probe")
-                .passed
-        );
+        for (seconds, probe) in [
+            (12, "database_writable"),
+            (5, "database_backups_resumed"),
+            (5, "velero_backup_after_recovery"),
+        ] {
+            c.advance(Duration::seconds(seconds));
+            let r = sb.probe(probe, &ctx).await.expect("probe");
+            assert!(r.passed, "{probe}: {}", r.evidence);
+        }
     }
 }

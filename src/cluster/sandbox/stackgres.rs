@@ -212,10 +212,7 @@ mod tests {
     #[tokio::test]
     async fn pitr_plan_picks_newest_backup_that_ended_before_the_target() {
         let (_, sb) = sandbox_on_clock(1.0);
-        let plan = sb
-            .plan(&pitr("orders", "2026-02-08T09:55:00Z"))
-            .await
-            .expect("plan");
+        let plan = planned(&sb, &pitr("orders", "2026-02-08T09:55:00Z")).await;
         assert_eq!(plan.backup.as_deref(), Some("orders-20260208030000"));
         assert!(
             plan.manifest
@@ -239,15 +236,9 @@ mod tests {
         );
 
         // Today's backup was still running at 03:30, and recovery cannot stop inside one.
-        let plan = sb
-            .plan(&pitr("orders", "2026-02-08T03:30:00Z"))
-            .await
-            .expect("plan");
+        let plan = planned(&sb, &pitr("orders", "2026-02-08T03:30:00Z")).await;
         assert_eq!(plan.backup.as_deref(), Some("orders-20260207030000"));
-        let plan = sb
-            .plan(&pitr("orders", "2026-02-08T03:41:00Z"))
-            .await
-            .expect("plan");
+        let plan = planned(&sb, &pitr("orders", "2026-02-08T03:41:00Z")).await;
         assert_eq!(plan.backup.as_deref(), Some("orders-20260207030000"));
         assert_eq!(sb.created_objects(), 0);
     }
@@ -269,10 +260,7 @@ mod tests {
     #[tokio::test]
     async fn window_runs_from_oldest_backup_end_to_a_minute_ago() {
         let (c, sb) = sandbox_on_clock(1.0);
-        let plan = sb
-            .plan(&pitr("orders", "2026-02-08T09:55:00Z"))
-            .await
-            .expect("plan");
+        let plan = planned(&sb, &pitr("orders", "2026-02-08T09:55:00Z")).await;
         let w = plan.window.expect("window");
         assert_eq!(w.start, t("2026-02-01T03:41:00Z"));
         assert_eq!(w.end, t("2026-02-08T09:59:00Z"));
@@ -280,17 +268,14 @@ mod tests {
             plan.summary
                 .contains(&"window 2026-02-01T03:41:00Z … 2026-02-08T09:59:00Z".into())
         );
-        let payments = sb
-            .plan(&pitr("payments", "2026-02-08T09:55:00Z"))
-            .await
-            .expect("plan");
+        let payments = planned(&sb, &pitr("payments", "2026-02-08T09:55:00Z")).await;
         assert_eq!(
             payments.window.expect("window").start,
             t("2026-02-01T03:23:00Z")
         );
         // Before today's backup has finished, the oldest one is a day older.
         c.set(t("2026-02-08T03:00:00Z"));
-        let early = sb.plan(&latest("orders-i1-op1")).await.expect("plan");
+        let early = planned(&sb, &latest("orders-i1-op1")).await;
         assert_eq!(early.backup.as_deref(), Some("orders-20260207030000"));
         assert_eq!(
             early.window.expect("window").start,
@@ -369,7 +354,7 @@ mod tests {
         let mut s = spec(OperationKind::DrillLatest, "orders-i2-op1");
         s.cluster = Some("orders".into());
         s.namespace = Some("dr-drill".into());
-        let plan = sb.plan(&s).await.expect("plan");
+        let plan = planned(&sb, &s).await;
         assert!(plan.manifest.contains("kind: SGBackup"));
         assert!(plan.manifest.contains("sgCluster: db.orders"));
         assert!(plan.manifest.contains("namespace: dr-drill"));

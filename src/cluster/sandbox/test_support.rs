@@ -52,6 +52,11 @@ pub(super) fn latest(name: &str) -> OperationSpec {
     s
 }
 
+/// What the sandbox plans for `s`, which must be plannable.
+pub(super) async fn planned(sb: &Sandbox, s: &OperationSpec) -> crate::incident::Plan {
+    sb.plan(s).await.expect("plan")
+}
+
 pub(super) fn invalid(r: Result<impl std::fmt::Debug, ClusterError>) -> String {
     match r {
         Err(ClusterError::Invalid(m)) => m,

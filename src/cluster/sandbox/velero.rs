@@ -148,7 +148,7 @@ mod tests {
     async fn infra_restore_excludes_database_namespaces_when_asked() {
         let (_, sb) = sandbox_on_clock(1.0);
         let mut s = spec(OperationKind::InfraRestore, "drbot-inc1-op2-infra");
-        let plan = sb.plan(&s).await.expect("plan");
+        let plan = planned(&sb, &s).await;
         assert_eq!(plan.backup.as_deref(), Some("nightly-20260208020000"));
         assert!(plan.manifest.contains("backupName: nightly-20260208020000"));
         assert!(plan.manifest.contains("namespace: velero"));
@@ -157,7 +157,7 @@ mod tests {
 
         s.exclude_database_namespaces = true;
         s.include_namespaces = vec!["shop".into(), "web".into()];
-        let plan = sb.plan(&s).await.expect("plan");
+        let plan = planned(&sb, &s).await;
         assert!(
             plan.manifest.contains("excludedNamespaces:\n  - db\n"),
             "{}",
