@@ -173,20 +173,40 @@ fn json_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
         .filter(|t| t.timestamp() > 0)
 }
 
-/// `basebackups_005/<name>/metadata.json` (`ExtendedMetadataDto`).
-pub fn parse_metadata(body: &[u8]) -> Result<BackupDocument, String> {
+/// What one kind of backup document calls the fields both kinds carry: start time, finish
+/// time, start LSN, finish LSN, permanence.
+type DocumentKeys = [&'static str; 5];
+
+/// A backup document's common fields, and the whole object for the rest.
+fn backup_document(
+    body: &[u8],
+    [start_time, finish_time, start_lsn, finish_lsn, is_permanent]: DocumentKeys,
+) -> Result<(BackupDocument, serde_json::Map<String, Value>), String> {
     let m = json_object(body)?;
     let doc = BackupDocument {
-        start_time: json_time(m.get("start_time")),
-        finish_time: json_time(m.get("finish_time")),
-        start_lsn: json_lsn(m.get("start_lsn")),
-        finish_lsn: json_lsn(m.get("finish_lsn")),
+        start_time: json_time(m.get(start_time)),
+        finish_time: json_time(m.get(finish_time)),
+        start_lsn: json_lsn(m.get(start_lsn)),
+        finish_lsn: json_lsn(m.get(finish_lsn)),
         is_permanent: m
-            .get("is_permanent")
+            .get(is_permanent)
             .and_then(Value::as_bool)
             .unwrap_or(false),
         delta_from: None,
     };
+    Ok((doc, m))
+}
+
+/// `basebackups_005/<name>/metadata.json` (`ExtendedMetadataDto`).
+pub fn parse_metadata(body: &[u8]) -> Result<BackupDocument, String> {
+    let keys = [
+        "start_time",
+        "finish_time",
+        "start_lsn",
+        "finish_lsn",
+        "is_permanent",
+    ];
+    let (doc, _) = backup_document(body, keys)?;
     if doc.finish_time.is_none() {
         return Err("no finish_time".into());
     }
@@ -198,22 +218,14 @@ pub fn parse_metadata(body: &[u8]) -> Result<BackupDocument, String> {
 /// `Hostname`, `DataDir`, `IsPermanent` (wal-g `internal/databases/postgres/
 /// backup_sentinel_dto.go` ~180-205); older ones carry no times. `metadata.json` is preferred.
 pub fn parse_sentinel(body: &[u8]) -> Result<BackupDocument, String> {
-    let m = json_object(body)?;
-    Ok(BackupDocument {
-        start_time: json_time(m.get("StartTime")),
-        finish_time: json_time(m.get("FinishTime")),
-        start_lsn: json_lsn(m.get("LSN")),
-        finish_lsn: json_lsn(m.get("FinishLSN")),
-        is_permanent: m
-            .get("IsPermanent")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        delta_from: m
-            .get("DeltaFrom")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-    })
+    let keys = ["StartTime", "FinishTime", "LSN", "FinishLSN", "IsPermanent"];
+    let (mut doc, m) = backup_document(body, keys)?;
+    doc.delta_from = m
+        .get("DeltaFrom")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    Ok(doc)
 }
 
 /// An object as listed: key relative to the cluster's prefix.
