@@ -420,11 +420,7 @@ fn chosen_backup<'a>(
         ClusterError::Invalid(format!(
             "unknown SGBackup {name} of {}; known (newest first): {}",
             req.source,
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                join_limited(&known, 8)
-            }
+            known_names(&known)
         ))
     })?;
     if !b.completed() {

@@ -55,11 +55,7 @@ impl Kube {
         let backups = self.velero_backups().await?;
         let known = || {
             let names: Vec<String> = backups.iter().map(|b| b.name.clone()).collect();
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                join_limited(&names, 8)
-            }
+            known_names(&names)
         };
         let chosen = match &spec.backup {
             Some(name) => {
