@@ -8,6 +8,7 @@ pub mod offsite;
 pub mod restore_scope;
 pub mod sandbox;
 pub mod wal_decompress;
+mod wal_names;
 pub mod wal_records;
 #[doc(hidden)]
 pub mod wal_synth;
@@ -66,6 +67,38 @@ pub struct Observation {
     pub done: Option<Outcome>,
     /// Data to keep on the timeline (a freeze's prior state, warnings, the restored endpoint).
     pub result: Option<serde_json::Value>,
+}
+
+impl Observation {
+    /// Still under way: no outcome, nothing to keep yet.
+    pub(crate) fn running(
+        phase: impl Into<String>,
+        percent: u8,
+        detail: impl Into<String>,
+    ) -> Observation {
+        Observation {
+            phase: phase.into(),
+            percent,
+            detail: detail.into(),
+            done: None,
+            result: None,
+        }
+    }
+
+    /// Finished well, with what to keep on the timeline.
+    pub(crate) fn succeeded(
+        phase: impl Into<String>,
+        detail: impl Into<String>,
+        result: serde_json::Value,
+    ) -> Observation {
+        Observation {
+            phase: phase.into(),
+            percent: 100,
+            detail: detail.into(),
+            done: Some(Outcome::Succeeded),
+            result: Some(result),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

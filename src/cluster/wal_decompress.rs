@@ -15,7 +15,7 @@
 use std::io::Read;
 
 /// No WAL file decompresses to more: a segment is 16 MiB; a little slack for `.partial` oddities.
-pub const MAX_DECOMPRESSED: u64 = super::walg::WAL_SEGMENT_SIZE + 1024 * 1024;
+pub const MAX_DECOMPRESSED: u64 = super::wal_names::WAL_SEGMENT_SIZE + 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

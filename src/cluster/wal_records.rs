@@ -30,7 +30,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::walg::{Lsn, SegmentName, WAL_SEGMENT_SIZE};
+use super::wal_names::{Lsn, SegmentName, WAL_SEGMENT_SIZE};
 
 /// Page magics drbot reads, by PostgreSQL major. 0xD110 (15) is confirmed on real PostgreSQL 15
 /// WAL (fixture tests); 13, 14, 16 and 17 are unverified: taken from copies of

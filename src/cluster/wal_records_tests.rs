@@ -107,15 +107,21 @@ fn synthetic_commits_across_pages_and_a_continued_first_record() {
     );
 }
 
+/// Segment 3 holding a commit at `first`, then one at `second`: its bytes, and where the
+/// second record starts in them.
+fn two_commits(first: DateTime<Utc>, second: DateTime<Utc>) -> (Vec<u8>, usize) {
+    let mut w = SegmentWriter::new(seg(3));
+    w.commit(first).unwrap();
+    let second = w.commit(second).unwrap();
+    let off = (second - 3 * WAL_SEGMENT_SIZE) as usize;
+    (w.finish(), off)
+}
+
 #[test]
 fn a_record_left_over_after_the_valid_end_is_not_read() {
-    let mut w = SegmentWriter::new(seg(3));
-    w.commit(at(1, 0)).unwrap();
-    let second = w.commit(at(9, 0)).unwrap();
-    let mut data = w.finish();
+    let (mut data, off) = two_commits(at(1, 0), at(9, 0));
     // The second commit comes from an older life of the file: valid CRC, but its xl_prev does
     // not point at the record before it.
-    let off = (second - 3 * crate::cluster::walg::WAL_SEGMENT_SIZE) as usize;
     data[off + 8..off + 16].copy_from_slice(&0x0200_0028u64.to_le_bytes());
     let len = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) as usize;
     let crc = crc32c::crc32c_append(
@@ -130,11 +136,7 @@ fn a_record_left_over_after_the_valid_end_is_not_read() {
 
 #[test]
 fn a_bad_crc_ends_the_walk() {
-    let mut w = SegmentWriter::new(seg(3));
-    w.commit(at(1, 0)).unwrap();
-    let second = w.commit(at(2, 0)).unwrap();
-    let mut data = w.finish();
-    let off = (second - 3 * crate::cluster::walg::WAL_SEGMENT_SIZE) as usize;
+    let (mut data, off) = two_commits(at(1, 0), at(2, 0));
     data[off + 24] ^= 0xFF;
     let scan = scan_segment(&data, seg(3)).unwrap();
     assert_eq!(scan.last_xact_end.map(|x| x.time), Some(at(1, 0)));

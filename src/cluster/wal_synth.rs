@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::walg::{SegmentName, WAL_SEGMENT_SIZE};
+use super::wal_names::{SegmentName, WAL_SEGMENT_SIZE};
 
 pub const PG15_MAGIC: u16 = 0xD110;
 pub const BLCKSZ: usize = 8192;

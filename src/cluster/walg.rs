@@ -19,113 +19,26 @@
 //! [`segments_to_read`] names into [`Listing::scans`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub use super::wal_names::{
+    Lsn, SEGMENTS_PER_LOG, SegmentName, SwitchSource, TimelineSpan, WAL_SEGMENT_SIZE,
+};
 use super::wal_records::SegmentScan;
 pub use super::walg_end::{
     BackupWindow, END_NOTE, Gap, LastCommit, STILL_UPLOADING_SECONDS, Window, check_target,
     check_target_from, fmt_commit_time,
 };
-use super::walg_end::{Lookup, last_commit};
+use super::walg_end::{Lookup, fmt_time, last_commit};
 
 pub const BASEBACKUPS_DIR: &str = "basebackups_005/";
 pub const WAL_DIR: &str = "wal_005/";
 pub const SENTINEL_SUFFIX: &str = "_backup_stop_sentinel.json";
 pub const METADATA_FILE: &str = "metadata.json";
-/// PostgreSQL's default `wal_segment_size`; StackGres does not change it.
-pub const WAL_SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
-/// Segments per 4 GiB "log id": the middle 8 hex digits of a segment name.
-pub const SEGMENTS_PER_LOG: u64 = 0x1_0000_0000 / WAL_SEGMENT_SIZE;
 /// Extensions WAL-G appends for its compression methods (none: no extension).
 pub const COMPRESSION_EXTENSIONS: &[&str] = &["lz4", "lzma", "zst", "br", "gz"];
-
-fn fmt_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// A PostgreSQL log sequence number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Lsn(pub u64);
-
-impl Lsn {
-    /// `16/B374D848` (the form `pg_lsn` and history files use).
-    pub fn parse(s: &str) -> Option<Lsn> {
-        let (hi, lo) = s.trim().split_once('/')?;
-        let hi = u32::from_str_radix(hi, 16).ok()?;
-        let lo = u32::from_str_radix(lo, 16).ok()?;
-        Some(Lsn((u64::from(hi) << 32) | u64::from(lo)))
-    }
-
-    /// The number of the segment holding this position.
-    pub fn segno(self) -> u64 {
-        self.0 / WAL_SEGMENT_SIZE
-    }
-}
-
-impl fmt::Display for Lsn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
-    }
-}
-
-/// A 16 MiB WAL segment: timeline plus segment number (`log id * 256 + seg`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SegmentName {
-    pub timeline: u32,
-    pub segno: u64,
-}
-
-impl SegmentName {
-    pub fn new(timeline: u32, segno: u64) -> SegmentName {
-        SegmentName { timeline, segno }
-    }
-
-    /// `TTTTTTTTXXXXXXXXYYYYYYYY`: 24 hex digits, timeline / log id / segment. A last part of
-    /// 0x100 or more is not a 16 MiB segment and is refused.
-    pub fn parse(s: &str) -> Option<SegmentName> {
-        if s.len() != 24 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let timeline = u32::from_str_radix(&s[0..8], 16).ok()?;
-        let log = u64::from_str_radix(&s[8..16], 16).ok()?;
-        let seg = u64::from_str_radix(&s[16..24], 16).ok()?;
-        if timeline == 0 || seg >= SEGMENTS_PER_LOG {
-            return None;
-        }
-        Some(SegmentName {
-            timeline,
-            segno: log * SEGMENTS_PER_LOG + seg,
-        })
-    }
-
-    /// The segment holding `lsn` on `timeline`.
-    pub fn from_lsn(timeline: u32, lsn: Lsn) -> SegmentName {
-        SegmentName::new(timeline, lsn.segno())
-    }
-
-    pub fn log(self) -> u64 {
-        self.segno / SEGMENTS_PER_LOG
-    }
-
-    pub fn seg(self) -> u64 {
-        self.segno % SEGMENTS_PER_LOG
-    }
-}
-
-impl fmt::Display for SegmentName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:08X}{:08X}{:08X}",
-            self.timeline,
-            self.log(),
-            self.seg()
-        )
-    }
-}
 
 /// What a file under `wal_005/` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,20 +173,40 @@ fn json_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
         .filter(|t| t.timestamp() > 0)
 }
 
-/// `basebackups_005/<name>/metadata.json` (`ExtendedMetadataDto`).
-pub fn parse_metadata(body: &[u8]) -> Result<BackupDocument, String> {
+/// What one kind of backup document calls the fields both kinds carry: start time, finish
+/// time, start LSN, finish LSN, permanence.
+type DocumentKeys = [&'static str; 5];
+
+/// A backup document's common fields, and the whole object for the rest.
+fn backup_document(
+    body: &[u8],
+    [start_time, finish_time, start_lsn, finish_lsn, is_permanent]: DocumentKeys,
+) -> Result<(BackupDocument, serde_json::Map<String, Value>), String> {
     let m = json_object(body)?;
     let doc = BackupDocument {
-        start_time: json_time(m.get("start_time")),
-        finish_time: json_time(m.get("finish_time")),
-        start_lsn: json_lsn(m.get("start_lsn")),
-        finish_lsn: json_lsn(m.get("finish_lsn")),
+        start_time: json_time(m.get(start_time)),
+        finish_time: json_time(m.get(finish_time)),
+        start_lsn: json_lsn(m.get(start_lsn)),
+        finish_lsn: json_lsn(m.get(finish_lsn)),
         is_permanent: m
-            .get("is_permanent")
+            .get(is_permanent)
             .and_then(Value::as_bool)
             .unwrap_or(false),
         delta_from: None,
     };
+    Ok((doc, m))
+}
+
+/// `basebackups_005/<name>/metadata.json` (`ExtendedMetadataDto`).
+pub fn parse_metadata(body: &[u8]) -> Result<BackupDocument, String> {
+    let keys = [
+        "start_time",
+        "finish_time",
+        "start_lsn",
+        "finish_lsn",
+        "is_permanent",
+    ];
+    let (doc, _) = backup_document(body, keys)?;
     if doc.finish_time.is_none() {
         return Err("no finish_time".into());
     }
@@ -285,22 +218,14 @@ pub fn parse_metadata(body: &[u8]) -> Result<BackupDocument, String> {
 /// `Hostname`, `DataDir`, `IsPermanent` (wal-g `internal/databases/postgres/
 /// backup_sentinel_dto.go` ~180-205); older ones carry no times. `metadata.json` is preferred.
 pub fn parse_sentinel(body: &[u8]) -> Result<BackupDocument, String> {
-    let m = json_object(body)?;
-    Ok(BackupDocument {
-        start_time: json_time(m.get("StartTime")),
-        finish_time: json_time(m.get("FinishTime")),
-        start_lsn: json_lsn(m.get("LSN")),
-        finish_lsn: json_lsn(m.get("FinishLSN")),
-        is_permanent: m
-            .get("IsPermanent")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        delta_from: m
-            .get("DeltaFrom")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-    })
+    let keys = ["StartTime", "FinishTime", "LSN", "FinishLSN", "IsPermanent"];
+    let (mut doc, m) = backup_document(body, keys)?;
+    doc.delta_from = m
+        .get("DeltaFrom")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    Ok(doc)
 }
 
 /// An object as listed: key relative to the cluster's prefix.
@@ -385,6 +310,22 @@ pub struct BaseBackup {
     pub notes: Vec<String>,
 }
 
+/// A backup's document `key` as `parse` reads it: `Ok(None)` when it was not fetched, `Err`
+/// the note on why `what` is unreadable.
+fn read_document(
+    listing: &Listing,
+    key: &str,
+    what: &str,
+    parse: fn(&[u8]) -> Result<BackupDocument, String>,
+) -> Result<Option<BackupDocument>, String> {
+    match listing.bodies.get(key) {
+        Some(Ok(body)) => parse(body).map(Some),
+        Some(Err(e)) => Err(e.clone()),
+        None => Ok(None),
+    }
+    .map_err(|e| format!("{what} unreadable: {e}"))
+}
+
 /// The base backups under `basebackups_005/`, oldest start first.
 pub fn base_backups(listing: &Listing) -> Vec<BaseBackup> {
     let mut names: BTreeMap<String, Option<DateTime<Utc>>> = BTreeMap::new();
@@ -404,40 +345,21 @@ pub fn base_backups(listing: &Listing) -> Vec<BaseBackup> {
             continue;
         };
         let mut notes = Vec::new();
-        let body = |key: String| listing.bodies.get(&key);
-        let sentinel = match body(format!("{BASEBACKUPS_DIR}{name}{SENTINEL_SUFFIX}")) {
-            Some(Ok(b)) => match parse_sentinel(b) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    notes.push(format!("sentinel unreadable: {e}"));
-                    None
-                }
-            },
-            Some(Err(e)) => {
-                notes.push(format!("sentinel unreadable: {e}"));
+        let sentinel_key = format!("{BASEBACKUPS_DIR}{name}{SENTINEL_SUFFIX}");
+        let sentinel = read_document(listing, &sentinel_key, "sentinel", parse_sentinel)
+            .unwrap_or_else(|e| {
+                notes.push(e);
                 None
-            }
-            None => None,
-        };
-        let metadata = match body(format!("{BASEBACKUPS_DIR}{name}/{METADATA_FILE}")) {
-            Some(Ok(b)) => match parse_metadata(b) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    notes.push(format!("metadata.json unreadable: {e}"));
-                    None
-                }
-            },
-            Some(Err(e)) => {
-                notes.push(format!("metadata.json unreadable: {e}"));
+            });
+        let metadata_key = format!("{BASEBACKUPS_DIR}{name}/{METADATA_FILE}");
+        let metadata = read_document(listing, &metadata_key, "metadata.json", parse_metadata)
+            .unwrap_or_else(|e| {
+                notes.push(e);
                 None
-            }
-            None => {
-                if stored.is_some() {
-                    notes.push("no metadata.json".into());
-                }
-                None
-            }
-        };
+            });
+        if stored.is_some() && !listing.bodies.contains_key(&metadata_key) {
+            notes.push("no metadata.json".into());
+        }
         let s = sentinel.unwrap_or_default();
         let m = metadata.unwrap_or_default();
         let (finish_time, finish_source) = if let Some(t) = m.finish_time {
@@ -465,28 +387,6 @@ pub fn base_backups(listing: &Listing) -> Vec<BaseBackup> {
     }
     out.sort_by(|a, b| (a.start.segno, &a.name).cmp(&(b.start.segno, &b.name)));
     out
-}
-
-/// How a timeline's first segment on the chain was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SwitchSource {
-    /// The first timeline of the chain.
-    Root,
-    /// Read from an uncompressed history file.
-    HistoryFile,
-    /// From segment names: the timeline's first archived segment (its history file is
-    /// compressed, unreadable or missing).
-    SegmentNames,
-}
-
-/// A stretch of the chain: segments `[first, end)` are read from `timeline`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimelineSpan {
-    pub timeline: u32,
-    pub first: u64,
-    /// Exclusive; `None` for the latest timeline.
-    pub end: Option<u64>,
-    pub source: SwitchSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

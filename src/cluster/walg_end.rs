@@ -1,5 +1,5 @@
-//! Where the recoverable window ends, and which targets it accepts. Pure, like [`super::walg`],
-//! which re-exports these names.
+//! Where the recoverable window ends, and which targets it accepts. Pure, like `walg`, which
+//! builds on it and re-exports these names.
 //!
 //! PostgreSQL reaches a `recovery_target_time` only by replaying a commit or abort record whose
 //! `xact_time` is after the target (`recoveryStopsBefore` in xlogrecovery.c, with the default
@@ -11,8 +11,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::wal_names::{Lsn, SegmentName, TimelineSpan};
 use super::wal_records::{SegmentScan, XactEnd, XactKind};
-use super::walg::{Lsn, SegmentName, TimelineSpan};
 use crate::incident::RecoveryWindow;
 
 /// Said wherever a window end is shown.

@@ -32,6 +32,19 @@ impl Seed {
         self
     }
 
+    /// The start most tests share: base backup `…02` on timeline 1, finished at minute 60.
+    fn first_backup() -> Seed {
+        let mut s = Seed::default();
+        s.backup("000000010000000000000002", 60, true);
+        s
+    }
+
+    /// The first backup's WAL run: segments 2 to `to` on timeline 1, one every 30 minutes
+    /// from minute 50.
+    fn first_run(&mut self, to: u64) -> &mut Self {
+        self.wal(1, 2, to, 50, 30)
+    }
+
     /// A backup starting at `start` (segment name) finishing at `finish` minutes.
     fn backup(&mut self, start: &str, finish: i64, complete: bool) -> &mut Self {
         let seg = SegmentName::parse(start).unwrap();
@@ -228,10 +241,9 @@ fn documents_parse() {
 
 #[test]
 fn window_runs_from_the_oldest_finish_to_the_last_contiguous_segment() {
-    let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, true)
-        .backup("000000010000000000000010", 600, true)
-        .wal(1, 2, 0x20, 50, 30);
+    let mut s = Seed::first_backup();
+    s.backup("000000010000000000000010", 600, true)
+        .first_run(0x20);
     let w = s.window().unwrap();
     assert_eq!(w.start, at(60));
     assert_eq!(w.oldest_backup, "base_000000010000000000000002");
@@ -251,9 +263,8 @@ fn window_runs_from_the_oldest_finish_to_the_last_contiguous_segment() {
 
 #[test]
 fn target_before_the_oldest_finish_is_refused_with_the_window() {
-    let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, true)
-        .wal(1, 2, 8, 50, 30);
+    let mut s = Seed::first_backup();
+    s.first_run(8);
     let w = s.window().unwrap();
     // During the backup (it started at minute 50) is not enough.
     let e = check_target(&w, at(59)).unwrap_err();
@@ -268,9 +279,8 @@ fn target_before_the_oldest_finish_is_refused_with_the_window() {
 
 #[test]
 fn a_target_between_the_last_commit_and_the_upload_is_refused_naming_the_commit() {
-    let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, true)
-        .wal(1, 2, 8, 50, 30);
+    let mut s = Seed::first_backup();
+    s.first_run(8);
     // Segment 8 was uploaded at 03:50, its last commit at 03:49:00.5.
     s.commit(seg(1, 8), 229);
     s.listing
@@ -308,11 +318,8 @@ fn a_target_between_the_last_commit_and_the_upload_is_refused_naming_the_commit(
 
 #[test]
 fn a_quiet_segment_sends_the_end_back_to_the_last_commit() {
-    let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, true)
-        .wal(1, 2, 8, 50, 30)
-        .quiet(seg(1, 8))
-        .quiet(seg(1, 7));
+    let mut s = Seed::first_backup();
+    s.first_run(8).quiet(seg(1, 8)).quiet(seg(1, 7));
     let w = s.window().unwrap();
     assert_eq!(w.end, at(50 + 4 * 30 - LAG));
     assert_eq!(w.last_commit.segment, seg(1, 6));
@@ -335,11 +342,8 @@ fn a_quiet_segment_sends_the_end_back_to_the_last_commit() {
 
 #[test]
 fn no_commit_after_the_backup_means_no_point_in_time_target() {
-    let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, true)
-        .wal(1, 2, 4, 50, 30)
-        .quiet(seg(1, 4))
-        .quiet(seg(1, 3));
+    let mut s = Seed::first_backup();
+    s.first_run(4).quiet(seg(1, 4)).quiet(seg(1, 3));
     let e = s.window().unwrap_err().to_string();
     assert!(
         e.contains("no commit/abort record archived in its WAL run after it finished at 2026-03-01T01:00:00Z"),
@@ -357,11 +361,10 @@ fn no_commit_after_the_backup_means_no_point_in_time_target() {
 
 #[test]
 fn a_wal_gap_bridged_by_a_later_backup_is_a_hole_in_the_window() {
-    let mut s = Seed::default();
+    let mut s = Seed::first_backup();
     // Segments 2..=6 (last at minute 170), 7 and 8 lost, 9.. again; backup at 9 ends 400.
-    s.backup("000000010000000000000002", 60, true)
-        .backup("000000010000000000000009", 400, true)
-        .wal(1, 2, 6, 50, 30)
+    s.backup("000000010000000000000009", 400, true)
+        .first_run(6)
         .wal(1, 9, 12, 390, 30);
     let w = s.window().unwrap();
     assert_eq!((w.start, w.end), (at(60), at(390 + 90 - LAG)));
@@ -392,10 +395,8 @@ fn a_wal_gap_bridged_by_a_later_backup_is_a_hole_in_the_window() {
 
 #[test]
 fn a_gap_no_backup_bridges_ends_the_window() {
-    let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, true)
-        .wal(1, 2, 6, 50, 30)
-        .wal(1, 8, 12, 240, 30);
+    let mut s = Seed::first_backup();
+    s.first_run(6).wal(1, 8, 12, 240, 30);
     let w = s.window().unwrap();
     assert_eq!(w.end, at(170 - LAG));
     assert_eq!(w.last_segment, seg(1, 6));
@@ -415,11 +416,9 @@ fn a_gap_no_backup_bridges_ends_the_window() {
 
 #[test]
 fn a_young_hole_at_the_tail_is_still_uploading_not_lost() {
-    let mut s = Seed::default();
+    let mut s = Seed::first_backup();
     // 2..=6, 7 missing, 8..=9 uploaded at minutes 238 and 239.
-    s.backup("000000010000000000000002", 60, true)
-        .wal(1, 2, 6, 50, 30)
-        .wal(1, 8, 9, 238, 1);
+    s.first_run(6).wal(1, 8, 9, 238, 1);
     s.listing.listed_at = Some(at(240));
     let w = s.window().unwrap();
     let g = &w.gaps[0];
@@ -446,11 +445,10 @@ fn a_young_hole_at_the_tail_is_still_uploading_not_lost() {
 
 #[test]
 fn a_named_backup_is_checked_against_its_own_window() {
-    let mut s = Seed::default();
+    let mut s = Seed::first_backup();
     // Backup A's run ends at segment 6 (gap at 7..=8); backup B starts at 9.
-    s.backup("000000010000000000000002", 60, true)
-        .backup("000000010000000000000009", 400, true)
-        .wal(1, 2, 6, 50, 30)
+    s.backup("000000010000000000000009", 400, true)
+        .first_run(6)
         .wal(1, 9, 12, 390, 30);
     let w = s.window().unwrap();
     let a = "base_000000010000000000000002";
@@ -475,12 +473,11 @@ fn a_named_backup_is_checked_against_its_own_window() {
 
 #[test]
 fn the_window_follows_a_timeline_switch_from_a_readable_history_file() {
-    let mut s = Seed::default();
+    let mut s = Seed::first_backup();
     // Promotion in segment 6 (at 0/6000A28): timeline 1 archives 6 as .partial, timeline 2
     // starts with its own copy of 6. The old primary kept writing 6..=9 on timeline 1: not
     // on the latest timeline's history, so not followed.
-    s.backup("000000010000000000000002", 60, true)
-        .wal(1, 2, 5, 50, 30)
+    s.first_run(5)
         .file("000000010000000000000006.partial.lz4", 170, None)
         .wal(1, 7, 9, 200, 30)
         .file(
@@ -517,9 +514,8 @@ fn the_window_follows_a_timeline_switch_from_a_readable_history_file() {
 
 #[test]
 fn a_compressed_history_file_is_followed_by_segment_names() {
-    let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, true)
-        .wal(1, 2, 5, 50, 30)
+    let mut s = Seed::first_backup();
+    s.first_run(5)
         .file("000000010000000000000006.partial.lz4", 170, None)
         .file("00000002.history.lz4", 171, None)
         .wal(2, 6, 10, 180, 30);
@@ -535,10 +531,9 @@ fn a_compressed_history_file_is_followed_by_segment_names() {
 
 #[test]
 fn a_missing_first_segment_on_the_new_timeline_is_a_gap() {
-    let mut s = Seed::default();
+    let mut s = Seed::first_backup();
     // History says timeline 2 starts in segment 6, but only 7.. were archived.
-    s.backup("000000010000000000000002", 60, true)
-        .wal(1, 2, 5, 50, 30)
+    s.first_run(5)
         .file("00000002.history", 171, Some("1\t0/6000A28\tx\n"))
         .wal(2, 7, 10, 210, 30);
     let w = s.window().unwrap();
@@ -549,9 +544,8 @@ fn a_missing_first_segment_on_the_new_timeline_is_a_gap() {
 
 #[test]
 fn three_timelines_from_one_history_file() {
-    let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, true)
-        .wal(1, 2, 5, 50, 30)
+    let mut s = Seed::first_backup();
+    s.first_run(5)
         .wal(2, 6, 8, 180, 30)
         .wal(3, 9, 11, 270, 30)
         .file(
@@ -570,12 +564,11 @@ fn three_timelines_from_one_history_file() {
 
 #[test]
 fn a_backup_on_an_abandoned_timeline_does_not_count() {
-    let mut s = Seed::default();
+    let mut s = Seed::first_backup();
     // Timeline 2 branched at segment 6; a backup taken on timeline 1 afterwards (the old
     // primary) cannot reach timeline 2.
-    s.backup("000000010000000000000002", 60, true)
-        .backup("000000010000000000000008", 300, true)
-        .wal(1, 2, 9, 50, 30)
+    s.backup("000000010000000000000008", 300, true)
+        .first_run(9)
         .file("00000002.history", 171, Some("1\t0/6000A28\tx\n"))
         .wal(2, 6, 10, 180, 30);
     let w = s.window().unwrap();
@@ -592,8 +585,7 @@ fn a_backup_on_an_abandoned_timeline_does_not_count() {
 #[test]
 fn unfinished_and_unusable_backups() {
     let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, false)
-        .wal(1, 2, 4, 50, 30);
+    s.backup("000000010000000000000002", 60, false).first_run(4);
     assert!(matches!(
         s.window(),
         Err(WindowProblem::NoCompleteBackup { .. })
@@ -604,9 +596,8 @@ fn unfinished_and_unusable_backups() {
     );
 
     // Retention removed the oldest backup's first segments: the next backup starts the window.
-    let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, true)
-        .backup("000000010000000000000005", 200, true)
+    let mut s = Seed::first_backup();
+    s.backup("000000010000000000000005", 200, true)
         .wal(1, 4, 9, 150, 30);
     let w = s.window().unwrap();
     assert_eq!(w.oldest_backup, "base_000000010000000000000005");
@@ -618,17 +609,15 @@ fn unfinished_and_unusable_backups() {
     );
 
     // No WAL at all.
-    let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, true);
+    let s = Seed::first_backup();
     let e = s.window().unwrap_err();
     assert!(e.to_string().contains("start segment"), "{e}");
 }
 
 #[test]
 fn a_backup_whose_own_wal_is_incomplete_does_not_count() {
-    let mut s = Seed::default();
     // finish_lsn is in segment 2 + 0x100 bytes: still segment 2. Make it segment 3.
-    s.backup("000000010000000000000002", 60, true);
+    let mut s = Seed::first_backup();
     let key = format!("{BASEBACKUPS_DIR}base_000000010000000000000002/{METADATA_FILE}");
     let meta = serde_json::json!({
         "start_time": fmt_time(at(50)), "finish_time": fmt_time(at(60)),
@@ -644,9 +633,8 @@ fn a_backup_whose_own_wal_is_incomplete_does_not_count() {
 
 #[test]
 fn a_sentinel_without_metadata_uses_its_lastmodified() {
-    let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, true)
-        .wal(1, 2, 6, 50, 30);
+    let mut s = Seed::first_backup();
+    s.first_run(6);
     s.listing.bodies.retain(|k, _| !k.ends_with(METADATA_FILE));
     let w = s.window().unwrap();
     assert_eq!(w.start, at(61));
@@ -659,9 +647,8 @@ fn a_sentinel_without_metadata_uses_its_lastmodified() {
 
 #[test]
 fn a_delta_backup_needs_its_base() {
-    let mut s = Seed::default();
-    s.backup("000000010000000000000002", 60, true)
-        .wal(1, 2, 12, 50, 30);
+    let mut s = Seed::first_backup();
+    s.first_run(12);
     // A delta whose parent is gone: listed under its own name only.
     let name = "base_000000010000000000000008_D_000000010000000000000001";
     s.object(

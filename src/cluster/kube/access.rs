@@ -288,6 +288,16 @@ impl Access<'_> {
         }
     }
 
+    /// Reading a core-group resource that is no [`Kind`] (`secrets`, `pods/log`).
+    pub(super) fn core_get<'a>(resource: &'static str, namespace: &'a str) -> Access<'a> {
+        Access {
+            verb: "get",
+            group: "",
+            resource,
+            namespace: Some(namespace),
+        }
+    }
+
     /// The scopes whose rules grant this request.
     fn scopes(&self) -> Vec<&'static Scope> {
         SCOPES

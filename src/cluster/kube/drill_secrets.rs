@@ -80,12 +80,7 @@ impl Kube {
         let mut missing = Vec::new();
         for name in names {
             let what = format!("reading Secret {namespace}/{name}");
-            let access = Access {
-                verb: "get",
-                group: "",
-                resource: "secrets",
-                namespace: Some(namespace),
-            };
+            let access = Access::core_get("secrets", namespace);
             let found = self
                 .timed(&what, Some(access), secrets.get_opt(name))
                 .await?;

@@ -223,18 +223,13 @@ impl Kube {
         summary.push(format!(
             "the state each change replaces is recorded (annotation {FREEZE_ANNOTATION} on the object and the incident timeline); unfreeze puts back exactly that"
         ));
-        let manifest = Kube::manifest(&steps, "every target is already frozen or needs no change");
-        Ok(Prepared {
-            plan: Plan {
-                summary,
-                manifest,
-                backup: None,
-                window: None,
-            },
-            existing: steps.is_empty() && held > 0,
+        let existing = steps.is_empty() && held > 0;
+        Ok(Prepared::applying(
+            summary,
             steps,
-            blocked: None,
-        })
+            "every target is already frozen or needs no change",
+            existing,
+        ))
     }
 
     pub(super) async fn observe_freeze(
@@ -354,18 +349,13 @@ impl Kube {
                 "the freeze annotation {FREEZE_ANNOTATION} is removed; nothing else is touched"
             ));
         }
-        let manifest = Kube::manifest(&steps, "every target already matches the recorded state");
-        Ok(Prepared {
-            plan: Plan {
-                summary,
-                manifest,
-                backup: None,
-                window: None,
-            },
-            existing: steps.is_empty(),
+        let existing = steps.is_empty();
+        Ok(Prepared::applying(
+            summary,
             steps,
-            blocked: None,
-        })
+            "every target already matches the recorded state",
+            existing,
+        ))
     }
 
     pub(super) async fn observe_unfreeze(

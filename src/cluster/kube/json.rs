@@ -172,3 +172,12 @@ pub(super) fn join_limited(items: &[String], max: usize) -> String {
         format!("{} and {} more", items[..max].join(", "), items.len() - max)
     }
 }
+
+/// The names an error offers instead of an unknown one: the first eight, or `none`.
+pub(super) fn known_names(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        join_limited(names, 8)
+    }
+}

@@ -174,6 +174,24 @@ struct Prepared {
     existing: bool,
 }
 
+impl Prepared {
+    /// A plan whose launch applies `steps` (`existing`: or adopts the object already there);
+    /// `nothing` tells the manifest why there is nothing to apply when `steps` is empty.
+    fn applying(summary: Vec<String>, steps: Vec<Step>, nothing: &str, existing: bool) -> Prepared {
+        Prepared {
+            plan: Plan {
+                summary,
+                manifest: Kube::manifest(&steps, nothing),
+                backup: None,
+                window: None,
+            },
+            steps,
+            blocked: None,
+            existing,
+        }
+    }
+}
+
 struct Step {
     kind: Kind,
     create: bool,
@@ -318,11 +336,21 @@ impl Kube {
         }
         let place = namespace.map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
         let what = format!("listing {}s in {place}", kind.label());
+        self.list_with(&what, kind, namespace, &params).await
+    }
+
+    async fn list_with(
+        &self,
+        what: &str,
+        kind: Kind,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<Vec<Value>, ClusterError> {
         let list = self
             .timed(
-                &what,
+                what,
                 Some(Access::of("list", kind, namespace)),
-                self.api(kind, namespace).list(&params),
+                self.api(kind, namespace).list(params),
             )
             .await?;
         Ok(list
@@ -330,6 +358,26 @@ impl Kube {
             .into_iter()
             .filter_map(|o| serde_json::to_value(o).ok())
             .collect())
+    }
+
+    /// [`Kube::timed`] for a write the API may refuse with 409 Conflict: `Ok(false)` when
+    /// `expected(reason)` says that refusal is an answer (the object exists already, or changed
+    /// since it was read), not an error.
+    async fn timed_write<T>(
+        &self,
+        what: &str,
+        access: Access<'_>,
+        request: impl Future<Output = Result<T, ::kube::Error>>,
+        expected: impl Fn(&str) -> bool,
+    ) -> Result<bool, ClusterError> {
+        let written = async {
+            match request.await {
+                Ok(_) => Ok(true),
+                Err(::kube::Error::Api(s)) if s.code == 409 && expected(&s.reason) => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        self.timed(what, Some(access), written).await
     }
 
     /// Create; `false` when an object of that name exists already.
@@ -343,24 +391,26 @@ impl Kube {
             ..PostParams::default()
         };
         let api = self.api(kind, Some(namespace));
-        match tokio::time::timeout(self.timeout, api.create(&params, &object)).await {
-            Ok(Ok(_)) => Ok(true),
-            Ok(Err(::kube::Error::Api(s))) if s.code == 409 && s.reason == "AlreadyExists" => {
-                Ok(false)
-            }
-            Ok(Err(e)) => Err(api_error(
-                &what,
-                Some(Access::of("create", kind, Some(namespace))),
-                e,
-            )),
-            Err(_) => Err(ClusterError::Unavailable(format!(
-                "{what}: no answer from the Kubernetes API within {} s",
-                self.timeout.as_secs()
-            ))),
-        }
+        self.timed_write(
+            &what,
+            Access::of("create", kind, Some(namespace)),
+            api.create(&params, &object),
+            |reason| reason == "AlreadyExists",
+        )
+        .await
     }
 
     async fn merge_patch(&self, kind: Kind, doc: &Value) -> Result<(), ClusterError> {
+        self.merge_patch_or(kind, doc, |_| false).await.map(|_| ())
+    }
+
+    /// A merge patch; `Ok(false)` on a 409 Conflict whose reason `expected` accepts.
+    async fn merge_patch_or(
+        &self,
+        kind: Kind,
+        doc: &Value,
+        expected: impl Fn(&str) -> bool,
+    ) -> Result<bool, ClusterError> {
         let namespace = text(doc, "/metadata/namespace").unwrap_or("");
         let name = name_of(doc);
         let what = format!("patching {} {namespace}/{name}", kind.label());
@@ -369,14 +419,13 @@ impl Kube {
             ..PatchParams::default()
         };
         let api = self.api(kind, Some(namespace));
-        let access = Access::of("patch", kind, Some(namespace));
-        self.timed(
+        self.timed_write(
             &what,
-            Some(access),
+            Access::of("patch", kind, Some(namespace)),
             api.patch(name, &params, &Patch::Merge(doc)),
+            expected,
         )
         .await
-        .map(|_| ())
     }
 
     /// Namespaces left out of infra restores on data incidents: `database_namespace` and

@@ -390,48 +390,34 @@ impl Kube {
         &self,
         ctx: &ProbeContext,
     ) -> Result<ProbeResult, ClusterError> {
-        let clusters = self.restored_clusters(ctx).await?;
-        if clusters.is_empty() {
-            return Ok(no_restored_cluster(ctx));
+        let mut lines = Vec::new();
+        for c in &self.restored_clusters(ctx).await? {
+            lines.push(self.writable(c).await?);
         }
-        let mut passed = true;
-        let mut evidence = Vec::new();
-        for c in &clusters {
-            let name = name_of(c);
-            let (seen, primary) = self.cluster_progress(c).await?;
-            let Some(primary) = primary else {
-                passed = false;
-                evidence.push(format!(
-                    "{name} is not ready: {} ({})",
-                    seen.phase, seen.detail
-                ));
-                continue;
-            };
-            match self.in_recovery(c).await {
-                Ok(Ok(false)) => evidence.push(format!(
-                    "pg_is_in_recovery() = false on {name} (primary {primary})"
-                )),
-                Ok(Ok(true)) => {
-                    passed = false;
-                    evidence.push(format!(
-                        "pg_is_in_recovery() = true on {name}: still replaying WAL, not accepting writes"
-                    ));
-                }
-                Ok(Err(why)) => {
-                    passed = false;
-                    evidence.push(format!(
-                        "not checked: {why}; SGCluster {name} Bootstrapped, primary {primary} Ready"
-                    ));
-                }
-                Err(why) => {
-                    passed = false;
-                    evidence.push(format!("not checked on {name}: {why}"));
-                }
-            }
-        }
-        Ok(ProbeResult {
-            passed,
-            evidence: evidence.join("; "),
+        Ok(each_restored_cluster(ctx, lines))
+    }
+
+    /// Whether a restored cluster's primary accepts writes.
+    async fn writable(&self, c: &Value) -> Result<Result<String, String>, ClusterError> {
+        let name = name_of(c);
+        let (seen, primary) = self.cluster_progress(c).await?;
+        let Some(primary) = primary else {
+            return Ok(Err(format!(
+                "{name} is not ready: {} ({})",
+                seen.phase, seen.detail
+            )));
+        };
+        Ok(match self.in_recovery(c).await {
+            Ok(Ok(false)) => Ok(format!(
+                "pg_is_in_recovery() = false on {name} (primary {primary})"
+            )),
+            Ok(Ok(true)) => Err(format!(
+                "pg_is_in_recovery() = true on {name}: still replaying WAL, not accepting writes"
+            )),
+            Ok(Err(why)) => Err(format!(
+                "not checked: {why}; SGCluster {name} Bootstrapped, primary {primary} Ready"
+            )),
+            Err(why) => Err(format!("not checked on {name}: {why}")),
         })
     }
 
@@ -458,12 +444,7 @@ impl Kube {
             let secret = self
                 .timed(
                     &what,
-                    Some(Access {
-                        verb: "get",
-                        group: "",
-                        resource: "secrets",
-                        namespace: Some(namespace),
-                    }),
+                    Some(Access::core_get("secrets", namespace)),
                     secrets.get_opt(name),
                 )
                 .await
@@ -507,52 +488,49 @@ impl Kube {
         &self,
         ctx: &ProbeContext,
     ) -> Result<ProbeResult, ClusterError> {
-        let clusters = self.restored_clusters(ctx).await?;
-        if clusters.is_empty() {
-            return Ok(no_restored_cluster(ctx));
+        let mut lines = Vec::new();
+        for c in &self.restored_clusters(ctx).await? {
+            lines.push(self.backups_resumed(c, ctx.recovered_at).await?);
         }
-        let since = ctx.recovered_at;
-        let mut passed = true;
-        let mut evidence = Vec::new();
-        for c in &clusters {
-            let name = name_of(c);
-            let namespace = text(c, "/metadata/namespace").unwrap_or_default();
-            let backups = self.base_backups(namespace, name).await?;
-            let fresh = backups
-                .iter()
-                .find(|b| b.completed() && since.is_none_or(|s| b.ended.is_some_and(|e| e > s)));
-            if let Some(b) = fresh {
-                evidence.push(format!(
-                    "SGBackup {} of {name} completed at {}",
-                    b.name,
-                    b.ended.map_or_else(|| "?".into(), fmt)
-                ));
-                continue;
-            }
-            if let Some(found) = self.archived_wal(c, since).await {
-                evidence.push(found);
-                continue;
-            }
-            passed = false;
-            let configured = c
-                .pointer("/spec/configurations/backups")
-                .and_then(Value::as_array)
-                .is_some_and(|b| !b.is_empty());
-            let after = since
-                .map(|s| format!(" since {}", fmt(s)))
-                .unwrap_or_default();
-            evidence.push(if configured {
-                format!("{name}: no Completed SGBackup and no WAL archived offsite{after} yet")
-            } else {
-                format!(
-                    "{name}: no Completed SGBackup{after}, and it has no spec.configurations.backups: StackGres neither archives WAL nor takes backups of it until one is added"
-                )
-            });
+        Ok(each_restored_cluster(ctx, lines))
+    }
+
+    /// Whether a restored cluster took a base backup or archived WAL after `since`.
+    async fn backups_resumed(
+        &self,
+        c: &Value,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Result<String, String>, ClusterError> {
+        let name = name_of(c);
+        let namespace = text(c, "/metadata/namespace").unwrap_or_default();
+        let backups = self.base_backups(namespace, name).await?;
+        let fresh = backups
+            .iter()
+            .find(|b| b.completed() && since.is_none_or(|s| b.ended.is_some_and(|e| e > s)));
+        if let Some(b) = fresh {
+            return Ok(Ok(format!(
+                "SGBackup {} of {name} completed at {}",
+                b.name,
+                b.ended.map_or_else(|| "?".into(), fmt)
+            )));
         }
-        Ok(ProbeResult {
-            passed,
-            evidence: evidence.join("; "),
-        })
+        if let Some(found) = self.archived_wal(c, since).await {
+            return Ok(Ok(found));
+        }
+        let configured = c
+            .pointer("/spec/configurations/backups")
+            .and_then(Value::as_array)
+            .is_some_and(|b| !b.is_empty());
+        let after = since
+            .map(|s| format!(" since {}", fmt(s)))
+            .unwrap_or_default();
+        Ok(Err(if configured {
+            format!("{name}: no Completed SGBackup and no WAL archived offsite{after} yet")
+        } else {
+            format!(
+                "{name}: no Completed SGBackup{after}, and it has no spec.configurations.backups: StackGres neither archives WAL nor takes backups of it until one is added"
+            )
+        }))
     }
 
     /// The newest WAL segment a restored cluster archived to the offsite bucket (under its
@@ -598,6 +576,20 @@ pub(super) fn fail(evidence: String) -> ProbeResult {
     ProbeResult {
         passed: false,
         evidence,
+    }
+}
+
+/// A probe of the restored database clusters from one line each: passed when each one
+/// passed (`Ok`); failed when the incident restored none.
+fn each_restored_cluster(ctx: &ProbeContext, lines: Vec<Result<String, String>>) -> ProbeResult {
+    if lines.is_empty() {
+        return no_restored_cluster(ctx);
+    }
+    let passed = lines.iter().all(Result::is_ok);
+    let evidence: Vec<String> = lines.into_iter().map(|l| l.unwrap_or_else(|e| e)).collect();
+    ProbeResult {
+        passed,
+        evidence: evidence.join("; "),
     }
 }
 

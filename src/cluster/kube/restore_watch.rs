@@ -144,19 +144,9 @@ impl Kube {
             fields.push_str(&format!(",involvedObject.uid={uid}"));
         }
         let what = format!("listing the Events of SGCluster {namespace}/{name}");
-        let list = self
-            .timed(
-                &what,
-                Some(Access::of("list", Kind::Event, Some(namespace))),
-                self.api(Kind::Event, Some(namespace))
-                    .list(&ListParams::default().fields(&fields)),
-            )
-            .await?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter_map(|o| serde_json::to_value(o).ok())
-            .collect())
+        let params = ListParams::default().fields(&fields);
+        self.list_with(&what, Kind::Event, Some(namespace), &params)
+            .await
     }
 
     /// The lines of a container's previous run that say why it ended: PostgreSQL's FATAL /
@@ -178,12 +168,7 @@ impl Kube {
             ..LogParams::default()
         };
         let what = format!("reading the log of {namespace}/{pod} ({container})");
-        let access = Access {
-            verb: "get",
-            group: "",
-            resource: "pods/log",
-            namespace: Some(namespace),
-        };
+        let access = Access::core_get("pods/log", namespace);
         let log = self
             .timed(&what, Some(access), pods.logs(pod, &params))
             .await

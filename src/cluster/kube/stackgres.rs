@@ -89,6 +89,92 @@ impl Kube {
         &self,
         spec: &OperationSpec,
     ) -> Result<Prepared, ClusterError> {
+        let req = self.restore_request(spec).await?;
+        let backups = self.base_backups(&req.source_ns, &req.source).await?;
+        let window = match self.window(&req.source).await {
+            Ok(w) => w,
+            Err(e) if !req.pitr => Err(e.to_string()),
+            Err(e) => return Err(e),
+        };
+        let window_lines = window_lines(&window);
+        let recovery_window = window.as_ref().ok().map(walg::Window::recovery_window);
+        let chosen = chosen_backup(spec, &req, &backups)?;
+        let mut blocked = match (req.target, &window) {
+            (Some(t), Ok(w)) => target_refused(spec, w, t, chosen),
+            _ => None,
+        };
+        let Some(chosen) = chosen else {
+            let why = match req.target {
+                Some(t) => format!(
+                    "no Completed SGBackup of {} ended before {}",
+                    req.source,
+                    fmt(t)
+                ),
+                None => format!("no Completed SGBackup of {}", req.source),
+            };
+            let mut summary = vec![why.clone()];
+            summary.extend(window_lines);
+            let mut prepared = Prepared::applying(summary, Vec::new(), &why, false);
+            prepared.plan.window = recovery_window;
+            prepared.blocked = Some(blocked.unwrap_or(why));
+            return Ok(prepared);
+        };
+        let restore = database_restore(spec, &req, chosen)?;
+        // Backups resume with the source's configuration, under a path StackGres gives the new
+        // cluster. The SGObjectStorage it names is in the source's namespace, so a cluster
+        // restored into another one (a drill) gets none.
+        let source_backups = manifests::resumed_backups(&req.source_obj);
+        let backups = if req.namespace == req.source_ns {
+            source_backups.clone()
+        } else {
+            Vec::new()
+        };
+        let steps = restore_steps(&restore, &backups, chosen);
+        // Another namespace: StackGres reads the backup's storage Secrets there.
+        let missing_secrets = if req.namespace == req.source_ns {
+            Vec::new()
+        } else {
+            self.missing_storage_secrets(&chosen.object, &req.namespace, &req.source_ns)
+                .await?
+        };
+        if blocked.is_none() && !missing_secrets.is_empty() {
+            blocked = Some(missing_secrets.join("; "));
+        }
+        let mut summary = restore_summary(&restore, chosen, window.as_ref().ok());
+        summary.push(describe_resumed_backups(
+            (&req.source, &req.source_ns),
+            &req.namespace,
+            &source_backups,
+            &backups,
+        ));
+        summary.extend(window_lines);
+        if let Some(why) = &blocked {
+            summary.push(format!("cannot be launched: {why}"));
+        }
+        summary.extend(backup_copy_note(
+            &chosen.name,
+            &req.namespace,
+            &req.source_ns,
+        ));
+        let existing = self.existing_restore(spec, &req.namespace).await?;
+        summary.extend(existing.as_ref().map(|c| {
+            format!(
+                "SGCluster {} already exists (created {}): confirming reports it and creates nothing",
+                spec.object_name,
+                text(c, "/metadata/creationTimestamp").unwrap_or("?")
+            )
+        }));
+        let mut prepared = Prepared::applying(summary, steps, "", existing.is_some());
+        prepared.plan.backup = Some(chosen.name.clone());
+        prepared.plan.window = recovery_window;
+        prepared.blocked = blocked;
+        Ok(prepared)
+    }
+
+    /// The checks on what a database restore names, before anything is listed: the source
+    /// cluster exists, the new one has a valid name, is not the source, and a drill stays out
+    /// of the production namespaces.
+    async fn restore_request(&self, spec: &OperationSpec) -> Result<RestoreRequest, ClusterError> {
         let source_ns = self.settings.database_namespace.clone();
         let Some(source) = spec.cluster.clone() else {
             return Err(ClusterError::Invalid(format!(
@@ -116,229 +202,34 @@ impl Kube {
                 self.known_clusters(&source_ns).await
             )));
         };
-        let backups = self.base_backups(&source_ns, &source).await?;
-        let window = match self.window(&source).await {
-            Ok(w) => w,
-            Err(e) if !pitr => Err(e.to_string()),
-            Err(e) => return Err(e),
-        };
-        let mut window_lines = Vec::new();
-        match &window {
-            Ok(w) => {
-                window_lines.push(format!(
-                    "PITR window {} from the offsite bucket (oldest base backup {} finished … targets before the last archived commit, in segment {})",
-                    w.range(),
-                    w.oldest_backup,
-                    w.last_commit.segment
-                ));
-                for g in &w.gaps {
-                    window_lines.push(g.describe());
-                }
-            }
-            Err(why) => window_lines.push(format!("no recoverable window: {why}")),
-        }
-        let recovery_window = window.as_ref().ok().map(walg::Window::recovery_window);
-        let chosen = match &spec.backup {
-            Some(name) => {
-                let b = backups.iter().find(|b| &b.name == name).ok_or_else(|| {
-                    let known: Vec<String> = backups.iter().map(|b| b.name.clone()).collect();
-                    ClusterError::Invalid(format!(
-                        "unknown SGBackup {name} of {source}; known (newest first): {}",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            join_limited(&known, 8)
-                        }
-                    ))
-                })?;
-                if !b.completed() {
-                    return Err(ClusterError::Invalid(format!(
-                        "SGBackup {name} is {}: StackGres restores only from a Completed backup",
-                        b.status
-                    )));
-                }
-                check_ended_before(name, b.ended, target)?;
-                Some(b)
-            }
-            None => newest_backup_before(&backups, target, |b| b.completed(), |b| b.ended),
-        };
-        let mut blocked = match (target, &window) {
-            // StackGres replays from the named backup only (`RESTORE_BACKUP_NAME` = its
-            // `status.internalName`, SG RestoreConfigMap.java ~88-90): a target past a WAL gap
-            // after it fails even when a later backup bridges the gap.
-            (Some(t), Ok(w)) => walg::check_target(w, t).err().or_else(|| {
-                let named = spec.backup.as_ref().and(chosen)?;
-                let internal = text(&named.object, "/status/internalName")?;
-                walg::check_target_from(w, internal, t)
-                    .err()
-                    .map(|e| format!("SGBackup {}: {e}", named.name))
-            }),
-            _ => None,
-        };
-        let Some(chosen) = chosen else {
-            let why = match target {
-                Some(t) => format!("no Completed SGBackup of {source} ended before {}", fmt(t)),
-                None => format!("no Completed SGBackup of {source}"),
-            };
-            let mut summary = vec![why.clone()];
-            summary.extend(window_lines);
-            return Ok(Prepared {
-                plan: Plan {
-                    summary,
-                    manifest: format!("# nothing to apply: {why}\n"),
-                    backup: None,
-                    window: recovery_window,
-                },
-                steps: Vec::new(),
-                blocked: Some(blocked.take().unwrap_or(why)),
-                existing: false,
-            });
-        };
-        let postgres_version = chosen
-            .pg_major
-            .clone()
-            .or_else(|| text(&source_obj, "/spec/postgres/version").and_then(pg_major))
-            .ok_or_else(|| {
-                ClusterError::Invalid(format!(
-                    "the PostgreSQL major of SGBackup {} is unknown (no status.backupInformation.postgresVersion) and SGCluster {source} names none",
-                    chosen.name
-                ))
-            })?;
-        let instances = source_obj
-            .pointer("/spec/instances")
-            .and_then(Value::as_u64)
-            .map_or(1, |n| n.clamp(1, u64::from(u32::MAX)) as u32);
-        let volume_size = text(&source_obj, "/spec/pods/persistentVolume/size")
-            .unwrap_or("")
-            .to_string();
-        check_volume_size(&volume_size)?;
-        let restore = DatabaseRestore {
-            name: spec.object_name.clone(),
-            namespace: namespace.clone(),
-            source_namespace: source_ns.clone(),
-            source_cluster: source.clone(),
-            backup: chosen.name.clone(),
-            postgres_version: postgres_version.clone(),
-            instances,
-            volume_size: volume_size.clone(),
+        Ok(RestoreRequest {
+            source_ns,
+            source,
+            source_obj,
+            namespace,
+            pitr,
             target,
-        };
-        // Backups resume with the source's configuration, under a path StackGres gives the new
-        // cluster. The SGObjectStorage it names is in the source's namespace, so a cluster
-        // restored into another one (a drill) gets none.
-        let source_backups = manifests::resumed_backups(&source_obj);
-        let backups = if namespace == source_ns {
-            source_backups.clone()
-        } else {
-            Vec::new()
-        };
-        let steps: Vec<Step> = manifests::sgcluster_restore_with_backups(&restore, &backups)
-            .into_iter()
-            .map(|(_, mut doc)| {
-                let kind = if doc["kind"] == "SGBackup" {
-                    // A copy is the object as it is, status included: the operator restores
-                    // only from a backup whose status says Completed.
-                    if let Some(status) = chosen.object.get("status") {
-                        doc["status"] = status.clone();
-                    }
-                    Kind::SgBackup
-                } else {
-                    Kind::SgCluster
-                };
-                Step {
-                    kind,
-                    create: true,
-                    doc,
-                    undo: None,
-                }
-            })
-            .collect();
-        // Another namespace: StackGres reads the backup's storage Secrets there.
-        let missing_secrets = if namespace == source_ns {
-            Vec::new()
-        } else {
-            self.missing_storage_secrets(&chosen.object, &namespace, &source_ns)
-                .await?
-        };
-        if blocked.is_none() && !missing_secrets.is_empty() {
-            blocked = Some(missing_secrets.join("; "));
-        }
-        let mut summary = vec![
-            format!(
-                "new SGCluster {namespace}/{} restored from {source_ns}/{source} (the source is not touched)",
-                spec.object_name
-            ),
-            format!(
-                "from backup {} (ended {})",
-                chosen.name,
-                chosen.ended.map_or_else(|| "?".into(), fmt)
-            ),
-        ];
-        let archived = window.as_ref().ok().map(|w| w.end);
-        match target {
-            Some(t) => {
-                summary.push(format!(
-                    "recover to {} (pointInTimeRecovery.restoreToTimestamp)",
-                    manifests::timestamp(t)
-                ));
-                if let Some(end) = archived
-                    && t > end
-                {
-                    summary.push(format!(
-                        "the target is after the newest archived WAL ({})",
-                        fmt(end)
-                    ));
-                }
-            }
-            None => summary.push(match archived {
-                Some(end) => format!(
-                    "replay all archived WAL (the offsite bucket has it up to {})",
-                    fmt(end)
-                ),
-                None => "replay all archived WAL".into(),
-            }),
-        }
-        summary.push(format!(
-            "PostgreSQL {postgres_version} (the backup's major), {instances} instances, {volume_size} (as {source})"
-        ));
-        summary.push(describe_resumed_backups(
-            (&source, &source_ns),
-            &namespace,
-            &source_backups,
-            &backups,
-        ));
-        summary.extend(window_lines);
-        if let Some(why) = &blocked {
-            summary.push(format!("cannot be launched: {why}"));
-        }
-        summary.extend(backup_copy_note(&chosen.name, &namespace, &source_ns));
-        let existing = self
-            .get(Kind::SgCluster, &namespace, &spec.object_name)
-            .await?;
-        if let Some(c) = &existing {
-            if label(c, MANAGED_BY) != Some("drbot") {
-                return Err(ClusterError::Invalid(format!(
-                    "SGCluster {namespace}/{} exists and was not created by drbot: drbot will not adopt it",
-                    spec.object_name
-                )));
-            }
-            summary.push(format!(
-                "SGCluster {} already exists (created {}): confirming reports it and creates nothing",
-                spec.object_name,
-                text(c, "/metadata/creationTimestamp").unwrap_or("?")
-            ));
-        }
-        Ok(Prepared {
-            plan: Plan {
-                summary,
-                manifest: Kube::manifest(&steps, ""),
-                backup: Some(chosen.name.clone()),
-                window: recovery_window,
-            },
-            steps,
-            blocked,
-            existing: existing.is_some(),
         })
+    }
+
+    /// The SGCluster a launch would create, if it exists already; only drbot's own is adopted.
+    async fn existing_restore(
+        &self,
+        spec: &OperationSpec,
+        namespace: &str,
+    ) -> Result<Option<Value>, ClusterError> {
+        let existing = self
+            .get(Kind::SgCluster, namespace, &spec.object_name)
+            .await?;
+        if let Some(c) = &existing
+            && label(c, MANAGED_BY) != Some("drbot")
+        {
+            return Err(ClusterError::Invalid(format!(
+                "SGCluster {namespace}/{} exists and was not created by drbot: drbot will not adopt it",
+                spec.object_name
+            )));
+        }
+        Ok(existing)
     }
 
     /// The primary pod of an SGCluster: label `role=primary`, or `master` where Patroni's major
@@ -407,12 +298,10 @@ impl Kube {
             let pod = name_of(p).to_string();
             let instances = cluster.pointer("/spec/instances").cloned();
             return Ok((
-                Observation {
-                    phase: "Bootstrapped".into(),
-                    percent: 100,
-                    detail: format!("primary {pod} Ready"),
-                    done: Some(Outcome::Succeeded),
-                    result: Some(json!({
+                Observation::succeeded(
+                    "Bootstrapped",
+                    format!("primary {pod} Ready"),
+                    json!({
                         "cluster": format!("{namespace}/{name}"),
                         "primary": pod,
                         "endpoint": format!("{name}.{namespace}.svc:5432"),
@@ -420,8 +309,8 @@ impl Kube {
                         "fromBackup": backup,
                         "recoveredTo": recovered_to,
                         "readyAt": fmt(self.clock.now()),
-                    })),
-                },
+                    }),
+                ),
                 Some(pod),
             ));
         }
@@ -482,6 +371,206 @@ impl Kube {
             None,
         ))
     }
+}
+
+/// A database restore's source and destination, checked ([`Kube::restore_request`]).
+struct RestoreRequest {
+    source_ns: String,
+    source: String,
+    source_obj: Value,
+    /// Where the new cluster goes.
+    namespace: String,
+    pitr: bool,
+    target: Option<DateTime<Utc>>,
+}
+
+/// The plan's lines on the recoverable window, or on why there is none.
+fn window_lines(window: &Result<walg::Window, String>) -> Vec<String> {
+    let w = match window {
+        Ok(w) => w,
+        Err(why) => return vec![format!("no recoverable window: {why}")],
+    };
+    let mut lines = vec![format!(
+        "PITR window {} from the offsite bucket (oldest base backup {} finished … targets before the last archived commit, in segment {})",
+        w.range(),
+        w.oldest_backup,
+        w.last_commit.segment
+    )];
+    lines.extend(w.gaps.iter().map(walg::Gap::describe));
+    lines
+}
+
+/// The SGBackup to restore from: the named one, which must be Completed and end before the
+/// target, or else the newest that does.
+fn chosen_backup<'a>(
+    spec: &OperationSpec,
+    req: &RestoreRequest,
+    backups: &'a [BaseBackup],
+) -> Result<Option<&'a BaseBackup>, ClusterError> {
+    let Some(name) = &spec.backup else {
+        return Ok(newest_backup_before(
+            backups,
+            req.target,
+            |b| b.completed(),
+            |b| b.ended,
+        ));
+    };
+    let b = backups.iter().find(|b| &b.name == name).ok_or_else(|| {
+        let known: Vec<String> = backups.iter().map(|b| b.name.clone()).collect();
+        ClusterError::Invalid(format!(
+            "unknown SGBackup {name} of {}; known (newest first): {}",
+            req.source,
+            known_names(&known)
+        ))
+    })?;
+    if !b.completed() {
+        return Err(ClusterError::Invalid(format!(
+            "SGBackup {name} is {}: StackGres restores only from a Completed backup",
+            b.status
+        )));
+    }
+    check_ended_before(name, b.ended, req.target)?;
+    Ok(Some(b))
+}
+
+/// Why the window refuses target `t`, if it does. StackGres replays from the named backup only
+/// (`RESTORE_BACKUP_NAME` = its `status.internalName`, SG RestoreConfigMap.java ~88-90): a
+/// target past a WAL gap after it fails even when a later backup bridges the gap.
+fn target_refused(
+    spec: &OperationSpec,
+    window: &walg::Window,
+    t: DateTime<Utc>,
+    chosen: Option<&BaseBackup>,
+) -> Option<String> {
+    walg::check_target(window, t).err().or_else(|| {
+        let named = spec.backup.as_ref().and(chosen)?;
+        let internal = text(&named.object, "/status/internalName")?;
+        walg::check_target_from(window, internal, t)
+            .err()
+            .map(|e| format!("SGBackup {}: {e}", named.name))
+    })
+}
+
+/// The new cluster's shape: the backup's PostgreSQL major, the source's instances and volume.
+fn database_restore(
+    spec: &OperationSpec,
+    req: &RestoreRequest,
+    chosen: &BaseBackup,
+) -> Result<DatabaseRestore, ClusterError> {
+    let source = &req.source;
+    let postgres_version = chosen
+        .pg_major
+        .clone()
+        .or_else(|| text(&req.source_obj, "/spec/postgres/version").and_then(pg_major))
+        .ok_or_else(|| {
+            ClusterError::Invalid(format!(
+                "the PostgreSQL major of SGBackup {} is unknown (no status.backupInformation.postgresVersion) and SGCluster {source} names none",
+                chosen.name
+            ))
+        })?;
+    let instances = req
+        .source_obj
+        .pointer("/spec/instances")
+        .and_then(Value::as_u64)
+        .map_or(1, |n| n.clamp(1, u64::from(u32::MAX)) as u32);
+    let volume_size = text(&req.source_obj, "/spec/pods/persistentVolume/size")
+        .unwrap_or("")
+        .to_string();
+    check_volume_size(&volume_size)?;
+    Ok(DatabaseRestore {
+        name: spec.object_name.clone(),
+        namespace: req.namespace.clone(),
+        source_namespace: req.source_ns.clone(),
+        source_cluster: source.clone(),
+        backup: chosen.name.clone(),
+        postgres_version,
+        instances,
+        volume_size,
+        target: req.target,
+    })
+}
+
+/// The objects a launch creates, in order: the SGCluster, after a copy of the SGBackup when
+/// restoring into another namespace.
+fn restore_steps(restore: &DatabaseRestore, backups: &[Value], chosen: &BaseBackup) -> Vec<Step> {
+    manifests::sgcluster_restore_with_backups(restore, backups)
+        .into_iter()
+        .map(|(_, mut doc)| {
+            let kind = if doc["kind"] == "SGBackup" {
+                // A copy is the object as it is, status included: the operator restores
+                // only from a backup whose status says Completed.
+                if let Some(status) = chosen.object.get("status") {
+                    doc["status"] = status.clone();
+                }
+                Kind::SgBackup
+            } else {
+                Kind::SgCluster
+            };
+            Step {
+                kind,
+                create: true,
+                doc,
+                undo: None,
+            }
+        })
+        .collect()
+}
+
+/// The plan's first lines: what is created from what, recovered to when, and its shape.
+fn restore_summary(
+    restore: &DatabaseRestore,
+    chosen: &BaseBackup,
+    window: Option<&walg::Window>,
+) -> Vec<String> {
+    let DatabaseRestore {
+        name,
+        namespace,
+        source_namespace,
+        source_cluster: source,
+        postgres_version,
+        instances,
+        volume_size,
+        target,
+        ..
+    } = restore;
+    let mut summary = vec![
+        format!(
+            "new SGCluster {namespace}/{name} restored from {source_namespace}/{source} (the source is not touched)"
+        ),
+        format!(
+            "from backup {} (ended {})",
+            chosen.name,
+            chosen.ended.map_or_else(|| "?".into(), fmt)
+        ),
+    ];
+    let archived = window.map(|w| w.end);
+    match target {
+        Some(t) => {
+            summary.push(format!(
+                "recover to {} (pointInTimeRecovery.restoreToTimestamp)",
+                manifests::timestamp(*t)
+            ));
+            if let Some(end) = archived
+                && *t > end
+            {
+                summary.push(format!(
+                    "the target is after the newest archived WAL ({})",
+                    fmt(end)
+                ));
+            }
+        }
+        None => summary.push(match archived {
+            Some(end) => format!(
+                "replay all archived WAL (the offsite bucket has it up to {})",
+                fmt(end)
+            ),
+            None => "replay all archived WAL".into(),
+        }),
+    }
+    summary.push(format!(
+        "PostgreSQL {postgres_version} (the backup's major), {instances} instances, {volume_size} (as {source})"
+    ));
+    summary
 }
 
 /// What a restored cluster does about backups, for the plan.

@@ -55,11 +55,7 @@ impl Kube {
         let backups = self.velero_backups().await?;
         let known = || {
             let names: Vec<String> = backups.iter().map(|b| b.name.clone()).collect();
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                join_limited(&names, 8)
-            }
+            known_names(&names)
         };
         let chosen = match &spec.backup {
             Some(name) => {
@@ -141,17 +137,9 @@ impl Kube {
             doc,
             undo: None,
         }];
-        Ok(Prepared {
-            plan: Plan {
-                summary,
-                manifest: Kube::manifest(&steps, ""),
-                backup: Some(chosen.name.clone()),
-                window: None,
-            },
-            steps,
-            blocked: None,
-            existing: existing.is_some(),
-        })
+        let mut prepared = Prepared::applying(summary, steps, "", existing.is_some());
+        prepared.plan.backup = Some(chosen.name.clone());
+        Ok(prepared)
     }
 
     pub(super) async fn observe_velero(

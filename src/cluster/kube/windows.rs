@@ -317,28 +317,7 @@ pub(super) enum Replan {
 impl Kube {
     /// A merge patch that may meet a 409 Conflict: `Ok(false)` then.
     async fn patch_or_conflict(&self, kind: Kind, doc: &Value) -> Result<bool, ClusterError> {
-        let namespace = text(doc, "/metadata/namespace").unwrap_or("");
-        let name = name_of(doc);
-        let what = format!("patching {} {namespace}/{name}", kind.label());
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        };
-        let api = self.api(kind, Some(namespace));
-        match tokio::time::timeout(self.timeout, api.patch(name, &params, &Patch::Merge(doc))).await
-        {
-            Ok(Ok(_)) => Ok(true),
-            Ok(Err(::kube::Error::Api(s))) if s.code == 409 => Ok(false),
-            Ok(Err(e)) => Err(api_error(
-                &what,
-                Some(Access::of("patch", kind, Some(namespace))),
-                e,
-            )),
-            Err(_) => Err(ClusterError::Unavailable(format!(
-                "{what}: no answer from the Kubernetes API within {} s",
-                self.timeout.as_secs()
-            ))),
-        }
+        self.merge_patch_or(kind, doc, |_| true).await
     }
 
     /// Write `doc` (computed from the object as it was read); on a conflict read the project

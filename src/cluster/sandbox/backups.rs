@@ -241,8 +241,7 @@ mod tests {
 
     #[tokio::test]
     async fn backups_report_is_short_and_complete() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let r = sb.backups().await.expect("backups");
         assert!(r.ok);
         let all = r.lines.join("\n");

@@ -157,17 +157,7 @@ impl Sandbox {
             ),
         ];
         record.prior = Some(current.snapshot());
-        Planned {
-            plan: Plan {
-                summary,
-                manifest: to_yaml(&docs),
-                backup: None,
-                window: None,
-            },
-            record,
-            gitops_after: Some(after),
-            blocked: None,
-        }
+        gitops_planned(summary, &docs, record, after)
     }
 
     pub(super) fn plan_unfreeze(
@@ -227,17 +217,27 @@ impl Sandbox {
             summary.push("the targets already match the recorded state: nothing changes".into());
         }
         record.put_back = Some(put_back.to_json());
-        Ok(Planned {
-            plan: Plan {
-                summary,
-                manifest: to_yaml(&docs),
-                backup: None,
-                window: None,
-            },
-            record,
-            gitops_after: Some(after),
-            blocked: None,
-        })
+        Ok(gitops_planned(summary, &docs, record, after))
+    }
+}
+
+/// A freeze's or unfreeze's plan: its patches, and the GitOps state they leave.
+fn gitops_planned(
+    summary: Vec<String>,
+    docs: &[(&str, Value)],
+    record: Record,
+    after: GitOps,
+) -> Planned {
+    Planned {
+        plan: Plan {
+            summary,
+            manifest: to_yaml(docs),
+            backup: None,
+            window: None,
+        },
+        record,
+        gitops_after: Some(after),
+        blocked: None,
     }
 }
 
@@ -269,11 +269,10 @@ mod tests {
 
     #[tokio::test]
     async fn freeze_records_prior_state_and_unfreeze_puts_it_back() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let mut freeze = spec(OperationKind::Freeze, "drbot-inc1-op1-freeze");
         freeze.reason = Some("INC-1 orders outage".into());
-        let plan = sb.plan(&freeze).await.expect("plan");
+        let plan = planned(&sb, &freeze).await;
         assert!(plan.manifest.contains("kind: deny"), "{}", plan.manifest);
         assert!(plan.manifest.contains("schedule: \"* * * * *\""));
         assert!(plan.manifest.contains("duration: \"24h\""));
@@ -292,10 +291,7 @@ mod tests {
         );
 
         // A second freeze now sees the first one's state.
-        let again = sb
-            .plan(&spec(OperationKind::Freeze, "drbot-inc9-op1-freeze"))
-            .await
-            .expect("plan");
+        let again = planned(&sb, &spec(OperationKind::Freeze, "drbot-inc9-op1-freeze")).await;
         assert!(
             again.summary[0].contains("now: 1 sync window: deny"),
             "{:?}",
@@ -306,7 +302,7 @@ mod tests {
         let m = invalid(sb.plan(&unfreeze).await);
         assert!(m.contains("recorded by the freeze"), "{m}");
         unfreeze.prior = Some(prior.clone());
-        let plan = sb.plan(&unfreeze).await.expect("plan");
+        let plan = planned(&sb, &unfreeze).await;
         assert!(
             plan.manifest.contains("syncWindows: []"),
             "{}",

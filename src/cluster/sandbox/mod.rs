@@ -276,8 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn launching_twice_creates_one_object() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (c, sb) = sandbox_on_clock(1.0);
         let s = latest("orders-i3-op4");
         let first = sb.launch(&s).await.expect("launch");
         assert_eq!(
@@ -295,7 +294,7 @@ mod tests {
         c.advance(Duration::minutes(6));
         let o = sb.observe(&s).await.expect("observe");
         assert_eq!(o.done, Some(Outcome::Succeeded));
-        let plan = sb.plan(&s).await.expect("plan");
+        let plan = planned(&sb, &s).await;
         assert!(plan.summary.iter().any(|l| l.contains("already exists")));
         // Same name, other kind: not the same operation.
         let m = invalid(
@@ -307,8 +306,7 @@ mod tests {
 
     #[tokio::test]
     async fn never_launched_cannot_be_observed() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let m = invalid(sb.observe(&latest("orders-i3-op4")).await);
         assert!(m.contains("was never created"), "{m}");
     }

@@ -156,36 +156,30 @@ impl Sandbox {
             .map(fmt)
             .unwrap_or_else(|| "the end of the archive".into());
         if ms < pending_ms {
-            return Observation {
-                phase: "Pending".into(),
-                percent: 0,
-                detail: "waiting for the StackGres operator to create the pods".into(),
-                done: None,
-                result: None,
-            };
+            return Observation::running(
+                "Pending",
+                0,
+                "waiting for the StackGres operator to create the pods",
+            );
         }
         if ms < base_ms {
             let frac = (ms - pending_ms) / (base_ms - pending_ms);
-            return Observation {
-                phase: "Restoring".into(),
-                percent: 1 + (frac * 69.0).floor() as u8,
-                detail: format!(
+            return Observation::running(
+                "Restoring",
+                1 + (frac * 69.0).floor() as u8,
+                format!(
                     "restoring base backup {backup} {}%",
                     (frac * 100.0).floor() as u8
                 ),
-                done: None,
-                result: None,
-            };
+            );
         }
         if ms < ready_ms {
             let frac = (ms - base_ms) / (ready_ms - base_ms);
-            return Observation {
-                phase: "Restoring".into(),
-                percent: 70 + (frac * 29.0).floor() as u8,
-                detail: format!("replaying WAL to {replay_to}"),
-                done: None,
-                result: None,
-            };
+            return Observation::running(
+                "Restoring",
+                70 + (frac * 29.0).floor() as u8,
+                format!("replaying WAL to {replay_to}"),
+            );
         }
         let namespace = record.namespace.as_deref().unwrap_or("db");
         let instances = record
@@ -217,12 +211,8 @@ mod tests {
 
     #[tokio::test]
     async fn pitr_plan_picks_newest_backup_that_ended_before_the_target() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
-        let plan = sb
-            .plan(&pitr("orders", "2026-02-08T09:55:00Z"))
-            .await
-            .expect("plan");
+        let (_, sb) = sandbox_on_clock(1.0);
+        let plan = planned(&sb, &pitr("orders", "2026-02-08T09:55:00Z")).await;
         assert_eq!(plan.backup.as_deref(), Some("orders-20260208030000"));
         assert!(
             plan.manifest
@@ -246,23 +236,16 @@ mod tests {
         );
 
         // Today's backup was still running at 03:30, and recovery cannot stop inside one.
-        let plan = sb
-            .plan(&pitr("orders", "2026-02-08T03:30:00Z"))
-            .await
-            .expect("plan");
+        let plan = planned(&sb, &pitr("orders", "2026-02-08T03:30:00Z")).await;
         assert_eq!(plan.backup.as_deref(), Some("orders-20260207030000"));
-        let plan = sb
-            .plan(&pitr("orders", "2026-02-08T03:41:00Z"))
-            .await
-            .expect("plan");
+        let plan = planned(&sb, &pitr("orders", "2026-02-08T03:41:00Z")).await;
         assert_eq!(plan.backup.as_deref(), Some("orders-20260207030000"));
         assert_eq!(sb.created_objects(), 0);
     }
 
     #[tokio::test]
     async fn unknown_cluster_names_the_known_ones() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let m = invalid(sb.plan(&pitr("inventory", "2026-02-08T09:55:00Z")).await);
         assert_eq!(m, "unknown cluster inventory; known: orders, payments");
         let m = invalid(sb.launch(&pitr("inventory", "2026-02-08T09:55:00Z")).await);
@@ -276,12 +259,8 @@ mod tests {
 
     #[tokio::test]
     async fn window_runs_from_oldest_backup_end_to_a_minute_ago() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
-        let plan = sb
-            .plan(&pitr("orders", "2026-02-08T09:55:00Z"))
-            .await
-            .expect("plan");
+        let (c, sb) = sandbox_on_clock(1.0);
+        let plan = planned(&sb, &pitr("orders", "2026-02-08T09:55:00Z")).await;
         let w = plan.window.expect("window");
         assert_eq!(w.start, t("2026-02-01T03:41:00Z"));
         assert_eq!(w.end, t("2026-02-08T09:59:00Z"));
@@ -289,17 +268,14 @@ mod tests {
             plan.summary
                 .contains(&"window 2026-02-01T03:41:00Z … 2026-02-08T09:59:00Z".into())
         );
-        let payments = sb
-            .plan(&pitr("payments", "2026-02-08T09:55:00Z"))
-            .await
-            .expect("plan");
+        let payments = planned(&sb, &pitr("payments", "2026-02-08T09:55:00Z")).await;
         assert_eq!(
             payments.window.expect("window").start,
             t("2026-02-01T03:23:00Z")
         );
         // Before today's backup has finished, the oldest one is a day older.
         c.set(t("2026-02-08T03:00:00Z"));
-        let early = sb.plan(&latest("orders-i1-op1")).await.expect("plan");
+        let early = planned(&sb, &latest("orders-i1-op1")).await;
         assert_eq!(early.backup.as_deref(), Some("orders-20260207030000"));
         assert_eq!(
             early.window.expect("window").start,
@@ -309,8 +285,7 @@ mod tests {
 
     #[tokio::test]
     async fn pitr_outside_the_window_is_planned_but_not_launched() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let before = pitr("orders", "2026-01-20T00:00:00Z");
         let plan = sb.plan(&before).await.expect("plan shows the window");
         assert_eq!(plan.backup, None);
@@ -325,8 +300,7 @@ mod tests {
 
     #[tokio::test]
     async fn database_restore_progresses_and_finishes_on_time() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (c, sb) = sandbox_on_clock(1.0);
         let s = pitr("orders", "2026-02-08T09:55:00Z");
         sb.launch(&s).await.expect("launch");
         assert_eq!(sb.observe(&s).await.expect("observe").phase, "Pending");
@@ -357,8 +331,7 @@ mod tests {
 
     #[tokio::test]
     async fn faster_speed_finishes_in_seconds() {
-        let c = clock();
-        let sb = sandbox(&c, 60.0);
+        let (c, sb) = sandbox_on_clock(60.0);
         let s = latest("orders-i3-op4");
         sb.launch(&s).await.expect("launch");
         assert_eq!(run_to_completion(&sb, &c, &s).await, Duration::seconds(20));
@@ -377,12 +350,11 @@ mod tests {
 
     #[tokio::test]
     async fn drill_restores_into_its_namespace_with_a_backup_copy() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let mut s = spec(OperationKind::DrillLatest, "orders-i2-op1");
         s.cluster = Some("orders".into());
         s.namespace = Some("dr-drill".into());
-        let plan = sb.plan(&s).await.expect("plan");
+        let plan = planned(&sb, &s).await;
         assert!(plan.manifest.contains("kind: SGBackup"));
         assert!(plan.manifest.contains("sgCluster: db.orders"));
         assert!(plan.manifest.contains("namespace: dr-drill"));

@@ -28,6 +28,13 @@ pub(super) fn sandbox(clock: &ManualClock, speed: f64) -> Sandbox {
     Sandbox::new(config, Arc::new(clock.clone())).expect("sandbox")
 }
 
+/// A sandbox at `speed` on a fresh [`clock`], and the clock that moves it.
+pub(super) fn sandbox_on_clock(speed: f64) -> (ManualClock, Sandbox) {
+    let c = clock();
+    let sb = sandbox(&c, speed);
+    (c, sb)
+}
+
 pub(super) fn spec(kind: OperationKind, name: &str) -> OperationSpec {
     OperationSpec::new("op1", kind, name)
 }
@@ -43,6 +50,11 @@ pub(super) fn latest(name: &str) -> OperationSpec {
     let mut s = spec(OperationKind::RestoreLatest, name);
     s.cluster = Some("orders".into());
     s
+}
+
+/// What the sandbox plans for `s`, which must be plannable.
+pub(super) async fn planned(sb: &Sandbox, s: &OperationSpec) -> crate::incident::Plan {
+    sb.plan(s).await.expect("plan")
 }
 
 pub(super) fn invalid(r: Result<impl std::fmt::Debug, ClusterError>) -> String {

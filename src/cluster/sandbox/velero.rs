@@ -89,24 +89,16 @@ impl Sandbox {
         let new_ms = (VELERO_NEW_S * 1000) as f64;
         let done_ms = (VELERO_DONE_S * 1000) as f64;
         if ms < new_ms {
-            return Observation {
-                phase: "New".into(),
-                percent: 0,
-                detail: "waiting for the Velero server to pick it up".into(),
-                done: None,
-                result: None,
-            };
+            return Observation::running("New", 0, "waiting for the Velero server to pick it up");
         }
         if ms < done_ms {
             let frac = (ms - new_ms) / (done_ms - new_ms);
             let items = (f64::from(RESTORE_ITEMS) * frac).floor() as u32;
-            return Observation {
-                phase: "InProgress".into(),
-                percent: 1 + (frac * 98.0).floor() as u8,
-                detail: format!("{items}/{RESTORE_ITEMS} items restored"),
-                done: None,
-                result: None,
-            };
+            return Observation::running(
+                "InProgress",
+                1 + (frac * 98.0).floor() as u8,
+                format!("{items}/{RESTORE_ITEMS} items restored"),
+            );
         }
         let completed_at = record.created_at + self.real(VELERO_DONE_S);
         Observation {
@@ -132,8 +124,7 @@ mod tests {
 
     #[tokio::test]
     async fn velero_restore_progresses_and_finishes_on_time() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (c, sb) = sandbox_on_clock(1.0);
         let s = spec(OperationKind::InfraRestore, "drbot-inc1-op2-infra");
         sb.launch(&s).await.expect("launch");
         assert_eq!(sb.observe(&s).await.expect("observe").phase, "New");
@@ -155,10 +146,9 @@ mod tests {
 
     #[tokio::test]
     async fn infra_restore_excludes_database_namespaces_when_asked() {
-        let c = clock();
-        let sb = sandbox(&c, 1.0);
+        let (_, sb) = sandbox_on_clock(1.0);
         let mut s = spec(OperationKind::InfraRestore, "drbot-inc1-op2-infra");
-        let plan = sb.plan(&s).await.expect("plan");
+        let plan = planned(&sb, &s).await;
         assert_eq!(plan.backup.as_deref(), Some("nightly-20260208020000"));
         assert!(plan.manifest.contains("backupName: nightly-20260208020000"));
         assert!(plan.manifest.contains("namespace: velero"));
@@ -167,7 +157,7 @@ mod tests {
 
         s.exclude_database_namespaces = true;
         s.include_namespaces = vec!["shop".into(), "web".into()];
-        let plan = sb.plan(&s).await.expect("plan");
+        let plan = planned(&sb, &s).await;
         assert!(
             plan.manifest.contains("excludedNamespaces:\n  - db\n"),
             "{}",
