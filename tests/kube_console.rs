@@ -8,8 +8,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::Drbot;
+use support::engine::frozen_parts;
 use support::k8s_api::K8sApi;
 use support::recovery::{kubernetes_env, offsite_bucket, seed_cluster, write_kubeconfig};
 use support::s3::S3Server;
@@ -52,16 +53,6 @@ async fn world(dir: &Path) -> World {
     let kubeconfig = write_kubeconfig(dir, &api.url(), true);
     let env = kubernetes_env(&kubeconfig, &s3);
     World { api, _s3: s3, env }
-}
-
-/// What a freeze must leave exactly as it found: the spec and the annotations (an empty
-/// annotation map is no map, as the API server stores it).
-fn frozen_parts(object: &Value) -> Value {
-    let annotations = match &object["metadata"]["annotations"] {
-        Value::Object(m) if m.is_empty() => Value::Null,
-        other => other.clone(),
-    };
-    json!({"spec": object["spec"], "annotations": annotations})
 }
 
 fn no_invalid(api: &K8sApi) {

@@ -85,19 +85,9 @@ impl Bot {
 
     /// Poll `check` (waking the workers each time) until it holds; the deadline is only a
     /// safety net for a broken build, never a timing assertion.
-    pub async fn until<T>(&self, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(v) = check().await {
-                return v;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "gave up waiting for {what}"
-            );
-            self.running.kick();
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    pub async fn until<T>(&self, what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+        let kick = || self.running.kick();
+        super::poll_until(what, Duration::from_secs(30), check, kick).await
     }
 }
 

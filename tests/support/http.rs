@@ -638,6 +638,14 @@ fn skip_crlf(body: &[u8], pos: usize) -> usize {
 // ---------------------------------------------------------------------------------------
 
 /// A bound 127.0.0.1:0 listener (bound synchronously so the port is known up front).
+/// A port nothing listens on now, for a server the test starts itself.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 pub(crate) fn bind_local() -> std::net::TcpListener {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.set_nonblocking(true).expect("nonblocking");
