@@ -14,7 +14,9 @@ use drbot::cluster::{Cluster, ClusterError, ProbeContext};
 use drbot::config::{KubernetesSettings, Settings};
 use drbot::incident::{Event, EventKind, OperationKind, OperationSpec, Outcome, RecoveryWindow};
 use serde_json::{Value, json};
-use support::engine::{app_with_cluster, events, frozen_parts, kube, kube_settings, say};
+use support::engine::{
+    app_with_cluster, events, finished, frozen_parts, kube, kube_settings, previewed_plan, say,
+};
 use support::k8s_api::K8sApi;
 use support::recovery::{ORDERS_PREFIX, offsite_client, seed_cluster, sgbackup, t, velero_backup};
 
@@ -41,32 +43,9 @@ fn orders_backups(with_path: bool) -> Value {
     entry
 }
 
-/// The finish of an operation, once it has one.
-async fn finished(app: &App, op: &str) -> Option<(Outcome, String, String, Option<Value>)> {
-    events(app).await.into_iter().find_map(|e| match e.kind {
-        EventKind::OperationFinished {
-            operation,
-            outcome,
-            phase,
-            detail,
-            result,
-        } if operation == op => Some((outcome, phase, detail, result)),
-        _ => None,
-    })
-}
-
 /// The plan a preview showed.
 async fn previewed_manifest(app: &App, preview: &str) -> String {
-    events(app)
-        .await
-        .into_iter()
-        .find_map(|e| match e.kind {
-            EventKind::LaunchPreviewed {
-                preview: p, plan, ..
-            } if p == preview => Some(plan.manifest),
-            _ => None,
-        })
-        .expect("preview")
+    previewed_plan(app, preview).await.manifest
 }
 
 fn yaml_docs(text: &str) -> Vec<Value> {

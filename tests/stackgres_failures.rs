@@ -67,16 +67,8 @@ impl World {
     }
 
     async fn finished(&self, op: &str) -> Option<(Outcome, String, String)> {
-        self.events().await.into_iter().find_map(|e| match e.kind {
-            EventKind::OperationFinished {
-                operation,
-                outcome,
-                phase,
-                detail,
-                ..
-            } if operation == op => Some((outcome, phase, detail)),
-            _ => None,
-        })
+        let finish = engine::finished(&self.app, op).await;
+        finish.map(|(outcome, phase, detail, _)| (outcome, phase, detail))
     }
 
     /// A minute of the world: the operator and kubelet take a step, drbot looks.

@@ -31,30 +31,16 @@ fn kube(api: &K8sApi, clock: &ManualClock) -> Kube {
 }
 
 async fn finished(app: &App, op: &str) -> Option<(Outcome, String, String)> {
-    events(app).await.into_iter().find_map(|e| match e.kind {
-        EventKind::OperationFinished {
-            operation,
-            outcome,
-            phase,
-            detail,
-            ..
-        } if operation == op => Some((outcome, phase, detail)),
-        _ => None,
-    })
+    let finish = engine::finished(app, op).await;
+    finish.map(|(outcome, phase, detail, _)| (outcome, phase, detail))
 }
 
 /// The summary lines of the plan a preview showed, one per line.
 async fn previewed_summary(app: &App, preview: &str) -> String {
-    events(app)
+    engine::previewed_plan(app, preview)
         .await
-        .into_iter()
-        .find_map(|e| match e.kind {
-            EventKind::LaunchPreviewed {
-                preview: p, plan, ..
-            } if p == preview => Some(plan.summary.join("\n")),
-            _ => None,
-        })
-        .expect("preview")
+        .summary
+        .join("\n")
 }
 
 /// The last progress drbot recorded: (phase, percent, detail).

@@ -11,7 +11,7 @@ use drbot::cluster::Cluster;
 use drbot::cluster::kube::Kube;
 use drbot::cluster::offsite::Offsite;
 use drbot::config::{KubernetesSettings, Settings};
-use drbot::incident::{Actor, Caller, Event};
+use drbot::incident::{Actor, Caller, Event, EventKind, Outcome, Plan};
 use serde_json::{Value, json};
 
 use super::k8s_api::K8sApi;
@@ -81,6 +81,34 @@ pub async fn say(app: &App, line: &str) -> String {
 /// The first incident's events.
 pub async fn events(app: &App) -> Vec<Event> {
     app.store.events(1).await.expect("events")
+}
+
+/// The finish of an operation, once it has one: outcome, phase, detail and result.
+pub async fn finished(app: &App, op: &str) -> Option<(Outcome, String, String, Option<Value>)> {
+    events(app).await.into_iter().find_map(|e| match e.kind {
+        EventKind::OperationFinished {
+            operation,
+            outcome,
+            phase,
+            detail,
+            result,
+        } if operation == op => Some((outcome, phase, detail, result)),
+        _ => None,
+    })
+}
+
+/// The plan a preview showed.
+pub async fn previewed_plan(app: &App, preview: &str) -> Plan {
+    events(app)
+        .await
+        .into_iter()
+        .find_map(|e| match e.kind {
+            EventKind::LaunchPreviewed {
+                preview: p, plan, ..
+            } if p == preview => Some(plan),
+            _ => None,
+        })
+        .expect("preview")
 }
 
 /// The `kubernetes` backend's settings the cluster tests share: both freeze modes, two database
