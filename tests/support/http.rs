@@ -659,7 +659,38 @@ pub(crate) struct Server {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// One request, whole, as a stand-in answers it.
+pub(crate) type Incoming = (
+    axum::http::Method,
+    axum::http::Uri,
+    axum::http::HeaderMap,
+    Bytes,
+);
+
 impl Server {
+    /// A stand-in on `listener`: every request, with a body of up to `body_limit` bytes, goes
+    /// to `handler` with the stand-in's `state`. Must be called inside a tokio runtime.
+    pub fn stand_in<S, H, F>(
+        listener: std::net::TcpListener,
+        state: std::sync::Arc<S>,
+        body_limit: usize,
+        handler: H,
+    ) -> Server
+    where
+        S: Send + Sync + 'static,
+        H: Fn(std::sync::Arc<S>, Incoming) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = axum::response::Response> + Send + 'static,
+    {
+        let route = move |axum::extract::State(state), method, uri, headers, body| {
+            handler(state, (method, uri, headers, body))
+        };
+        let router = axum::Router::new()
+            .fallback(route)
+            .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+            .with_state(state);
+        Server::spawn(listener, router)
+    }
+
     /// Must be called inside a tokio runtime.
     pub fn spawn(listener: std::net::TcpListener, router: axum::Router) -> Server {
         let addr = listener.local_addr().expect("local addr");

@@ -10,14 +10,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State as AxState;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::http::{
-    Part, Recorder, SLACK_APP_ID, SLACK_TEAM_DOMAIN, SLACK_TEAM_ID, Server, bind_local,
+    Incoming, Part, Recorder, SLACK_APP_ID, SLACK_TEAM_DOMAIN, SLACK_TEAM_ID, Server, bind_local,
     header_pairs, json_response, parse_multipart, text_response,
 };
 
@@ -150,11 +148,7 @@ impl SlackApi {
                 ..World::default()
             }),
         });
-        let router = axum::Router::new()
-            .fallback(handle)
-            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
-            .with_state(shared.clone());
-        let server = Server::spawn(listener, router);
+        let server = Server::stand_in(listener, shared.clone(), 64 * 1024 * 1024, handle);
         SlackApi { shared, server }
     }
 
@@ -365,13 +359,7 @@ impl World {
 // Request handling
 // ---------------------------------------------------------------------------------------
 
-async fn handle(
-    AxState(shared): AxState<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(shared: Arc<Shared>, (method, uri, headers, body): Incoming) -> Response {
     let path = uri.path().to_string();
     if let Some(api_method) = path.strip_prefix("/api/") {
         pass_gate(&shared, api_method).await;
