@@ -100,49 +100,22 @@ impl Slack {
     }
 
     async fn post_containing(&self, needle: &str) -> Value {
-        self.bot
-            .until(&format!("a post containing {needle:?}"), async || {
-                self.posts()
-                    .into_iter()
-                    .find(|p| p["text"].as_str().unwrap_or_default().contains(needle))
-            })
-            .await
+        self.bot.post_containing(&self.api, CHANNEL, needle).await
     }
 
     /// The channel message (as it stands, with ts and blocks) whose text contains `needle`.
     async fn message_containing(&self, needle: &str) -> Value {
         self.bot
-            .until(&format!("a message containing {needle:?}"), async || {
-                self.api
-                    .history(CHANNEL)
-                    .into_iter()
-                    .rev()
-                    .find(|m| m["text"].as_str().unwrap_or_default().contains(needle))
-            })
+            .message_containing(&self.api, CHANNEL, needle)
             .await
     }
 
     async fn event_count(&self) -> usize {
-        match self
-            .bot
-            .app()
-            .store
-            .open_incident_in(&format!("slack:{CHANNEL}"))
-            .await
-            .unwrap()
-        {
-            Some(id) => self.bot.app().store.events(id).await.unwrap().len(),
-            None => 0,
-        }
+        self.bot.event_count(&format!("slack:{CHANNEL}")).await
     }
 
     async fn drained(&self) {
-        self.bot
-            .until("the outbox to drain", async || {
-                let (depth, _) = self.bot.app().store.outbox_backlog().await.unwrap();
-                (depth == 0).then_some(())
-            })
-            .await;
+        self.bot.drained().await
     }
 
     fn assert_every_call_was_proper(&self) {

@@ -63,47 +63,21 @@ impl Socket {
     }
 
     async fn post_containing(&self, needle: &str) -> Value {
-        self.bot
-            .until(&format!("a post containing {needle:?}"), async || {
-                self.api
-                    .posts_in(CHANNEL)
-                    .into_iter()
-                    .find(|p| p["text"].as_str().unwrap_or_default().contains(needle))
-            })
-            .await
+        self.bot.post_containing(&self.api, CHANNEL, needle).await
     }
 
     async fn message_containing(&self, needle: &str) -> Value {
         self.bot
-            .until(&format!("a message containing {needle:?}"), async || {
-                self.api
-                    .history(CHANNEL)
-                    .into_iter()
-                    .rev()
-                    .find(|m| m["text"].as_str().unwrap_or_default().contains(needle))
-            })
+            .message_containing(&self.api, CHANNEL, needle)
             .await
     }
 
     async fn event_count(&self) -> usize {
-        let store = &self.bot.app().store;
-        match store
-            .open_incident_in(&format!("slack:{CHANNEL}"))
-            .await
-            .unwrap()
-        {
-            Some(id) => store.events(id).await.unwrap().len(),
-            None => 0,
-        }
+        self.bot.event_count(&format!("slack:{CHANNEL}")).await
     }
 
     async fn drained(&self) {
-        self.bot
-            .until("the outbox to drain", async || {
-                let (depth, _) = self.bot.app().store.outbox_backlog().await.unwrap();
-                (depth == 0).then_some(())
-            })
-            .await;
+        self.bot.drained().await
     }
 
     /// The answers sent to the response_url of envelope `id`, once there are `n`.
