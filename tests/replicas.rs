@@ -123,11 +123,7 @@ async fn two_replicas_post_every_update_once_and_pin_one_status_per_channel() {
 
     for i in 0..CHANNELS {
         let c = channel(i);
-        let texts: Vec<String> = api
-            .history(&c)
-            .iter()
-            .map(|m| m["text"].as_str().unwrap_or_default().to_string())
-            .collect();
+        let texts = api.history_texts(&c);
         let declared = texts
             .iter()
             .filter(|t| t.contains("DISASTER DECLARED"))

@@ -218,15 +218,7 @@ async fn stale_missing_oversized_and_malformed_requests_are_refused() {
     assert_eq!(resp.json()["response_type"], "ephemeral");
     assert!(resp.json()["text"].as_str().unwrap().contains("/dr help"));
 
-    assert_eq!(
-        s.bot
-            .app()
-            .store
-            .latest_incident_in("slack:C1")
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(s.bot.latest_incident_in("slack:C1").await, None);
     let metrics = http::get(&s.bot.url("/metrics"), &[]).await.text();
     assert!(
         metrics.contains("drbot_requests_rejected_total{platform=\"slack\",reason=\"stale\"} 2"),
@@ -481,12 +473,7 @@ async fn a_rate_limit_storm_delays_posts_but_loses_and_doubles_none() {
         .filter(|c| c.answered == 429)
         .count();
     assert_eq!(limited, 4);
-    let texts: Vec<String> = s
-        .api
-        .history(CHANNEL)
-        .iter()
-        .map(|m| m["text"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let texts = s.api.history_texts(CHANNEL);
     let declared = texts
         .iter()
         .filter(|t| t.contains("DISASTER DECLARED"))
@@ -650,12 +637,7 @@ async fn ssl_check_requests_get_200_before_signature_checking() {
     let text = s.dr("U1", "note ssl_check=1").await;
     assert!(text.contains("no open incident"), "{text}");
     assert_eq!(
-        s.bot
-            .app()
-            .store
-            .latest_incident_in("slack:C1")
-            .await
-            .unwrap(),
+        s.bot.latest_incident_in("slack:C1").await,
         None,
         "no incident was opened"
     );

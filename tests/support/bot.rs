@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use drbot::app::App;
 use drbot::clock::{Clock, ManualClock};
 use drbot::config::Settings;
+use drbot::incident::IncidentId;
 use drbot::server::{self, Running, Server};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -115,6 +116,11 @@ impl Bot {
             Some(id) => store.events(id).await.unwrap().len(),
             None => 0,
         }
+    }
+
+    /// The newest incident declared in `channel` (`slack:C1`), open or closed.
+    pub async fn latest_incident_in(&self, channel: &str) -> Option<IncidentId> {
+        self.app().store.latest_incident_in(channel).await.unwrap()
     }
 
     /// Until the outbox has delivered everything.

@@ -271,6 +271,14 @@ impl SlackApi {
             .unwrap_or_default()
     }
 
+    /// The texts of [`SlackApi::history`].
+    pub fn history_texts(&self, channel: &str) -> Vec<String> {
+        self.history(channel)
+            .iter()
+            .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// One message as Slack would embed it in an interaction payload.
     pub fn message(&self, channel: &str, ts: &str) -> Option<Value> {
         self.world()
