@@ -72,7 +72,7 @@ impl Slack {
     async fn click(&self, user: &str, action: &str, value: &str, message: &Value) -> String {
         let url_id = format!("click-{}", http::slack_trigger_id());
         let ts = message["ts"].as_str().unwrap_or_default();
-        let body = http::slack_block_action_body(
+        let payload = http::slack_block_action_payload(
             user,
             CHANNEL,
             ts,
@@ -81,6 +81,7 @@ impl Slack {
             &self.api.response_url(&url_id),
             Some(message),
         );
+        let body = http::slack_interaction_body(&payload);
         let headers = http::slack_signed_headers(SLACK_SECRET, self.bot.now_unix(), &body);
         let resp = http::post(&self.bot.url("/slack/interactions"), &headers, body).await;
         assert_eq!(resp.status, 200, "{}", resp.text());

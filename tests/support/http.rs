@@ -287,37 +287,25 @@ pub fn slack_block_action_payload(
     payload
 }
 
-/// `payload=<urlencoded JSON>`: the form body of a `block_actions` interaction.
-pub fn slack_block_action_body(
-    user_id: &str,
-    channel_id: &str,
-    message_ts: &str,
-    action_id: &str,
-    value: &str,
-    response_url: &str,
-    message: Option<&Value>,
-) -> String {
-    let payload = slack_block_action_payload(
-        user_id,
-        channel_id,
-        message_ts,
-        action_id,
-        value,
-        response_url,
-        message,
-    );
+/// `payload=<urlencoded JSON>`: the form body of an interaction, such as a
+/// [`slack_block_action_payload`].
+pub fn slack_interaction_body(payload: &Value) -> String {
     slack_form(&[("payload", &payload.to_string())])
+}
+
+/// The elements of a Slack block, its `accessory` included.
+pub(crate) fn slack_block_elements(block: &Value) -> impl Iterator<Item = &Value> {
+    block
+        .get("elements")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(block.get("accessory"))
 }
 
 fn find_slack_button(message: &Value, action_id: &str) -> Option<(String, String)> {
     for block in message.get("blocks")?.as_array()? {
-        let elements = block
-            .get("elements")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .chain(block.get("accessory"));
-        for element in elements {
+        for element in slack_block_elements(block) {
             if element.get("action_id").and_then(Value::as_str) == Some(action_id) {
                 let block_id = block
                     .get("block_id")

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::http::{
     Incoming, Part, Recorder, SLACK_APP_ID, SLACK_TEAM_DOMAIN, SLACK_TEAM_ID, Server, bind_local,
-    header_pairs, json_response, parse_multipart, text_response,
+    header_pairs, json_response, parse_multipart, slack_block_elements, text_response,
 };
 
 /// The bot user the stand-in posts as (what `auth.test` returns).
@@ -742,13 +742,7 @@ fn check_blocks(blocks: &Value) -> Result<(), Reject> {
         if too_long {
             return Err(invalid("invalid_blocks"));
         }
-        let elements = block
-            .get("elements")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .chain(block.get("accessory"));
-        for element in elements {
+        for element in slack_block_elements(block) {
             if element.get("type").and_then(Value::as_str) == Some("button") {
                 let label = element.pointer("/text/text").and_then(Value::as_str);
                 let action_id = element.get("action_id").and_then(Value::as_str);
