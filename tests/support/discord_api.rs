@@ -19,8 +19,8 @@ use serde_json::{Map, Value, json};
 pub use super::slack_api::Failure;
 
 use super::http::{
-    Incoming, Part, Recorder, Server, bind_local, header_pairs, json_response, parse_multipart,
-    text_response,
+    Incoming, Part, Recorder, Server, bind_local, discord_bot_author, header_pairs, json_response,
+    parse_multipart, text_response,
 };
 
 pub const MAX_CONTENT_CHARS: usize = 2000;
@@ -444,18 +444,6 @@ fn channel_of_token(token: &str) -> String {
         .map(|(_, channel)| channel.to_string())
         .filter(|c| is_snowflake(c))
         .unwrap_or_else(|| "1".to_string())
-}
-
-fn bot_author(app_id: &str) -> Value {
-    json!({
-        "id": app_id,
-        "username": "drbot",
-        "discriminator": "0000",
-        "global_name": null,
-        "avatar": null,
-        "bot": true,
-        "public_flags": 0,
-    })
 }
 
 fn attachment_objects(files: &[Part], origin: &str, channel: &str, first_id: u64) -> Vec<Value> {
@@ -1635,7 +1623,13 @@ fn create(
         world.next_snowflake();
     }
     let attachments = attachment_objects(files, &shared.origin, channel, first_attachment);
-    let mut message = message_object(&id, channel, body, &attachments, bot_author(&shared.app_id));
+    let mut message = message_object(
+        &id,
+        channel,
+        body,
+        &attachments,
+        discord_bot_author(&shared.app_id),
+    );
     message["application_id"] = json!(shared.app_id);
     if token.is_some() {
         message["webhook_id"] = json!(shared.app_id);

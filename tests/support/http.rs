@@ -328,6 +328,19 @@ fn find_slack_button(message: &Value, action_id: &str) -> Option<(String, String
 // Discord
 // ---------------------------------------------------------------------------------------
 
+/// drbot as the author of the messages it posts as application `app_id`.
+pub fn discord_bot_author(app_id: &str) -> Value {
+    json!({
+        "id": app_id,
+        "username": "drbot",
+        "discriminator": "0000",
+        "global_name": null,
+        "avatar": null,
+        "bot": true,
+        "public_flags": 0,
+    })
+}
+
 /// A signing key from a fixed seed and its public key as hex (the application public key).
 pub fn discord_keypair(seed: [u8; 32]) -> (ed25519_dalek::SigningKey, String) {
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
@@ -480,15 +493,7 @@ pub fn discord_component(
         "id": message_id,
         "type": 0,
         "channel_id": channel_id,
-        "author": {
-            "id": DISCORD_APPLICATION_ID,
-            "username": "drbot",
-            "discriminator": "0000",
-            "global_name": null,
-            "avatar": null,
-            "bot": true,
-            "public_flags": 0,
-        },
+        "author": discord_bot_author(DISCORD_APPLICATION_ID),
         "content": "",
         "embeds": [],
         "attachments": [],

@@ -525,6 +525,15 @@ fn server_error() -> Answer {
 }
 
 /// Record the call with the answer's status/error and build the response.
+/// [`finish`] with Slack's error answer.
+fn refuse(shared: &Shared, call: Call, status: u16, error: &str) -> Response {
+    finish(
+        shared,
+        call,
+        (status, vec![], json!({ "ok": false, "error": error })),
+    )
+}
+
 fn finish(shared: &Shared, mut call: Call, (status, mut headers, body): Answer) -> Response {
     call.answered = status;
     // Slack names the token's scopes on every Web API answer.
@@ -1138,52 +1147,28 @@ fn response_url(shared: &Shared, id: &str, headers: &HeaderMap, body: &[u8]) -> 
         _ => {
             call.body = Value::String(String::from_utf8_lossy(body).into_owned());
             call.valid = false;
-            return Some(finish(
-                shared,
-                call,
-                (
-                    400,
-                    vec![],
-                    json!({ "ok": false, "error": "invalid_payload" }),
-                ),
-            ));
+            return Some(refuse(shared, call, 400, "invalid_payload"));
         }
     };
     call.body = Value::Object(parsed.clone());
     let deleting = parsed.get("delete_original") == Some(&Value::Bool(true));
     if let Err(reject) = check_content(&parsed, !deleting) {
         call.valid = reject.valid;
-        return Some(finish(
-            shared,
-            call,
-            (400, vec![], json!({ "ok": false, "error": reject.code })),
-        ));
+        return Some(refuse(shared, call, 400, reject.code));
     }
     if let Some(kind) = parsed.get("response_type")
         && kind != "in_channel"
         && kind != "ephemeral"
     {
         call.valid = false;
-        return Some(finish(
-            shared,
-            call,
-            (
-                400,
-                vec![],
-                json!({ "ok": false, "error": "invalid_response_type" }),
-            ),
-        ));
+        return Some(refuse(shared, call, 400, "invalid_response_type"));
     }
     let mut world = shared.world.lock().unwrap();
     let used = world.responses.iter().filter(|(i, _)| i == id).count();
     if used >= MAX_RESPONSES_PER_URL {
         drop(world);
         call.valid = false;
-        return Some(finish(
-            shared,
-            call,
-            (404, vec![], json!({ "ok": false, "error": "used_url" })),
-        ));
+        return Some(refuse(shared, call, 404, "used_url"));
     }
     let failure = world.pop_failure("response");
     if matches!(failure, None | Some(Failure::ReplyAfterApplying)) {
