@@ -246,12 +246,7 @@ impl SlackApi {
     /// Bodies of the chat.postMessage calls that posted to `channel`, in order
     /// (including ones answered 500 by `ReplyAfterApplying`).
     pub fn posts_in(&self, channel: &str) -> Vec<Value> {
-        self.world()
-            .posts
-            .iter()
-            .filter(|(c, _)| c == channel)
-            .map(|(_, b)| b.clone())
-            .collect()
+        filed_under(&self.world().posts, channel)
     }
 
     /// The channel's pinned messages, oldest first.
@@ -304,12 +299,7 @@ impl SlackApi {
 
     /// JSON bodies received at `response_url(id)`, in order.
     pub fn responses_to(&self, id: &str) -> Vec<Value> {
-        self.world()
-            .responses
-            .iter()
-            .filter(|(i, _)| i == id)
-            .map(|(_, v)| v.clone())
-            .collect()
+        filed_under(&self.world().responses, id)
     }
 
     /// Forget recorded calls, posts, uploads and responses. Channel history, pins,
@@ -334,6 +324,15 @@ impl SlackApi {
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.shared.world.lock().unwrap()
     }
+}
+
+/// The values in `pairs` filed under `key`, in order.
+fn filed_under(pairs: &[(String, Value)], key: &str) -> Vec<Value> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 impl World {
