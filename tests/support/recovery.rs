@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
+use drbot::cluster::manifests::DatabaseRestore;
 use drbot::cluster::offsite::Offsite;
 use serde_json::{Value, json};
 
@@ -82,6 +83,26 @@ pub async fn offsite_client() -> (S3Server, Offsite) {
     settings.clusters = vec![format!("orders={ORDERS_PREFIX}")];
     let offsite = Offsite::new(&settings).expect("offsite");
     (s3, offsite)
+}
+
+/// A restore of orders' nightly backup from `db` (PostgreSQL 16, one 20Gi instance), as
+/// `name` in `namespace`, to `target` or the backup's end.
+pub fn orders_restore(
+    name: &str,
+    namespace: &str,
+    target: Option<DateTime<Utc>>,
+) -> DatabaseRestore {
+    DatabaseRestore {
+        name: name.into(),
+        namespace: namespace.into(),
+        source_namespace: "db".into(),
+        source_cluster: "orders".into(),
+        backup: "orders-nightly".into(),
+        postgres_version: "16".into(),
+        instances: 1,
+        volume_size: "20Gi".into(),
+        target,
+    }
 }
 
 // ---- Kubernetes objects ----------------------------------------------------------------------
