@@ -290,7 +290,7 @@ async fn run(cli: Cli) -> Result<()> {
                         .map_err(|e| anyhow::anyhow!("--web: {e}"))?;
                     drbot::server::web::bind(app.clone(), &web).await?
                 }
-                None => None,
+                None => drbot::server::web::bind(app.clone(), &settings.web).await?,
             };
             if let Some(web) = &web {
                 eprintln!("web view: http://{}/incidents", web.addr);

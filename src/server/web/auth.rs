@@ -300,6 +300,12 @@ mod tests {
             !set.contains("Secure"),
             "plain http unless public_url is https"
         );
+        let https = Guard::new(&WebSettings {
+            public_url: Some("https://drbot.example.com".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(https.session_cookie(now).ends_with("; Secure"));
     }
 
     #[test]

@@ -246,7 +246,7 @@ fn cadence_section(out: &mut String, app: &App, s: &Incident) -> fmt::Result {
     out.push_str("</dd><dt>next due</dt><dd>");
     match cadence::next_due(s, &app.runbook.cadence).filter(|_| s.is_open()) {
         Some(at) => write!(out, "{}", Time(at))?,
-        None => out.push_str("–"),
+        None => out.push('–'),
     }
     out.push_str("</dd></dl>");
     Ok(())
