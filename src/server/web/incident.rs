@@ -27,16 +27,17 @@ pub struct Loaded {
     pub older: bool,
 }
 
-/// Read the timeline once, as a stream, keeping only the page asked for: a long timeline
-/// never sits in memory whole.
+/// Read the timeline once, as a stream, keeping only the page asked for (`keep` events
+/// before `before`, or the latest): a long timeline never sits in memory whole.
 pub async fn load(
     app: &App,
     id: IncidentId,
     before: Option<i64>,
+    keep: usize,
 ) -> Result<Option<Loaded>, StoreError> {
     let mut stream = pin!(app.store.stream_events(id));
     let mut state: Option<Incident> = None;
-    let mut events = VecDeque::with_capacity(PAGE);
+    let mut events = VecDeque::with_capacity(keep);
     let mut older = false;
     while let Some(event) = stream.next().await {
         let event = event?;
@@ -44,8 +45,8 @@ pub async fn load(
             Some(s) => s.apply(&event),
             None => state = Incident::from_declared(&event),
         }
-        if before.is_none_or(|b| event.seq < b) {
-            if events.len() == PAGE {
+        if keep > 0 && before.is_none_or(|b| event.seq < b) {
+            if events.len() == keep {
                 events.pop_front();
                 older = true;
             }

@@ -69,8 +69,10 @@ pub async fn incidents(app: &App, filter: Filter) -> Result<Vec<Incident>, Store
     let mut open = Vec::new();
     let mut resolved = Vec::new();
     for id in (1..next).rev() {
-        let events = app.store.events(id).await?;
-        let Some(s) = Incident::fold(&events) else {
+        let Some(s) = super::incident::load(app, id, None, 0)
+            .await?
+            .map(|l| l.state)
+        else {
             continue;
         };
         if !filter.keeps(&s) {

@@ -328,7 +328,7 @@ async fn incident_page(
     let Some(n) = incident_id(&id) else {
         return no_incident(&id);
     };
-    let page = match incident::load(&web.app, n, before).await {
+    let page = match incident::load(&web.app, n, before, incident::PAGE).await {
         Ok(Some(page)) => page,
         Ok(None) => return no_incident(&id),
         Err(e) => return unavailable(e),
