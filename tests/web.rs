@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use drbot::config::Settings;
 use drbot::incident::{Actor, Caller};
@@ -433,18 +432,10 @@ async fn every_response_carries_the_security_headers_and_no_secret() {
     v.stop().await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_serves_the_page_with_web() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::http::free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut bot = Drbot::console_args(
         dir.path(),
@@ -457,17 +448,8 @@ async fn the_console_serves_the_page_with_web() {
         "/dr declare sev2 infra \"checkout is down\"",
         "DISASTER DECLARED",
     );
-    let url = format!("http://{listen}/incidents/INC-1");
-    // The listener is up before the console reads its first line; the deadline only guards
-    // a broken build.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let page = loop {
-        match http::send("GET", &url, &[], Vec::new()).await {
-            Ok(r) => break r,
-            Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
-        }
-        tokio::task::yield_now().await;
-    };
+    // The console binds the web view before it reads its first line.
+    let page = http::get(&format!("http://{listen}/incidents/INC-1"), &[]).await;
     assert_eq!(page.status, 200);
     assert!(page.text().contains("checkout is down"), "{}", page.text());
     assert!(page.text().contains("alice"));
