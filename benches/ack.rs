@@ -49,6 +49,10 @@
 //! slow the server down: the report shows the load average. Exits non-zero when any target is
 //! missed, or when the server does not stop cleanly on SIGTERM.
 
+mod support;
+
+use support::{env_number, proc_status_kib};
+
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -101,16 +105,6 @@ const READY_POLL: Duration = Duration::from_millis(2);
 const SETTLE: Duration = Duration::from_secs(1);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-
-fn env_number(name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => match v.trim().parse::<u64>() {
-            Ok(n) if range.contains(&n) => n,
-            _ => panic!("{name} must be an integer in {range:?}, not {v:?}"),
-        },
-        Err(_) => default,
-    }
-}
 
 fn env_text(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -320,12 +314,6 @@ async fn stop(server: &mut Server) -> bool {
             }
         }
     }
-}
-
-fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// User + system CPU time of a process, in ms (Linux fixes clock ticks at 100 per second).
@@ -1489,11 +1477,7 @@ async fn bench_database(kind: &str, s: &Settings, api_url: &str) -> Vec<Check> {
 }
 
 fn main() -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(bench())
+    support::block_on(bench())
 }
 
 async fn bench() -> ExitCode {

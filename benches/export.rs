@@ -9,6 +9,8 @@
 //! misses a target, so CI can run it as a regression check. No env knobs: the timeline size and
 //! the number of runs are fixed so figures compare across commits.
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::io::Write;
@@ -549,11 +551,7 @@ fn check_files(dir: &Path) {
 }
 
 fn main() -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(bench())
+    support::block_on(bench())
 }
 
 async fn bench() -> ExitCode {

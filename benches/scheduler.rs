@@ -17,6 +17,10 @@
 //! Env knobs: `DRBOT_BENCH_INCIDENTS` (default 1000), `DRBOT_BENCH_PASSES` (steady passes per
 //! round, default 20). The targets are fixed.
 
+mod support;
+
+use support::env_number;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
@@ -37,20 +41,8 @@ const MAX_HWM_KIB: u64 = 100 * 1024;
 /// Past the first cadence slot (15 minutes after declaration) and its reminder.
 const ADVANCE: TimeDelta = TimeDelta::minutes(16);
 
-fn env_number(name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => match v.trim().parse::<u64>() {
-            Ok(n) if range.contains(&n) => n,
-            _ => panic!("{name} must be an integer in {range:?}, not {v:?}"),
-        },
-        Err(_) => default,
-    }
-}
-
 fn proc_status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    support::proc_status_kib("self", field)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -122,11 +114,7 @@ fn median(sorted: &[Duration]) -> Duration {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(bench())
+    support::block_on(bench())
 }
 
 async fn bench() -> ExitCode {

@@ -1,44 +1,17 @@
 //! The engine as a library: two processes (two `App`s) on one database see each other's
 //! changes, although each remembers folded incidents between commands.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+mod support;
 
-use drbot::app::App;
 use drbot::clock::ManualClock;
-use drbot::config::Settings;
-use drbot::incident::Actor;
-use drbot::incident::Caller;
-
-async fn app(dir: &std::path::Path, clock: &ManualClock) -> App {
-    let env: HashMap<String, String> = [
-        (
-            "DRBOT__DATABASE__URL".to_string(),
-            format!("sqlite://{}", dir.join("drbot.db").display()),
-        ),
-        ("DRBOT__SANDBOX__STATE_FILE".to_string(), String::new()),
-    ]
-    .into_iter()
-    .collect();
-    let settings = Settings::load_from(None, Some(env)).unwrap();
-    App::build(&settings, Arc::new(clock.clone()))
-        .await
-        .unwrap()
-}
-
-fn alice() -> Caller {
-    Caller {
-        actor: Actor::new("console", "alice", "alice"),
-        operator: true,
-    }
-}
+use support::engine::{alice, sqlite_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remembered_incident_catches_up_with_another_writer() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new("2026-02-08T10:00:00Z".parse().unwrap());
-    let first = app(dir.path(), &clock).await;
-    let second = app(dir.path(), &clock).await;
+    let first = sqlite_app(dir.path(), &clock, &[]).await;
+    let second = sqlite_app(dir.path(), &clock, &[]).await;
     first
         .handle("#ops", &alice(), "/dr declare sev3 data orders wiped")
         .await

@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use support::bot::{SLACK_SECRET, SLACK_TOKEN};
-use support::http;
+use support::http::{self, free_port};
 use support::slack_api::SlackApi;
 
 /// The process file limit the server runs under.
@@ -24,14 +24,6 @@ const EXPECTED_CAP: u64 = 192;
 /// Safety net for anything the server is expected to do; never a timing assertion.
 const PATIENCE: Duration = Duration::from_secs(30);
 const API_TOKEN: &str = "connections-test-token";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

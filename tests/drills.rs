@@ -4,12 +4,11 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use drbot::app::App;
 use drbot::clock::ManualClock;
-use drbot::config::Settings;
 use drbot::store::Store;
+use support::engine::sqlite_app;
 use support::{Drbot, command};
 
 async fn store_of(dir: &std::path::Path) -> Store {
@@ -177,27 +176,11 @@ async fn drill_reminder_two_weeks_before_the_quarter_ends_once() {
 }
 
 async fn engine(dir: &std::path::Path, clock: &ManualClock) -> App {
-    let env = [
-        (
-            "DRBOT__DATABASE__URL".to_string(),
-            format!("sqlite://{}", dir.join("drbot.db").display()),
-        ),
-        ("DRBOT__SANDBOX__STATE_FILE".to_string(), String::new()),
-        (
-            "DRBOT__DRILLS__CHANNEL".to_string(),
-            "slack:C0DRILLS".to_string(),
-        ),
-        (
-            "DRBOT__DRILLS__DAYS_BEFORE_QUARTER_END".to_string(),
-            "10".to_string(),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    let settings = Settings::load_from(None, Some(env)).unwrap();
-    App::build(&settings, Arc::new(clock.clone()))
-        .await
-        .unwrap()
+    let extra = [
+        ("DRBOT__DRILLS__CHANNEL", "slack:C0DRILLS"),
+        ("DRBOT__DRILLS__DAYS_BEFORE_QUARTER_END", "10"),
+    ];
+    sqlite_app(dir, clock, &extra).await
 }
 
 /// Two schedulers on one database, both passing at the same moments: one post per cluster,

@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use drbot::clock::ManualClock;
 use drbot::cluster::kube::{FREEZE_ANNOTATION, Kube};
@@ -17,6 +15,7 @@ use drbot::config::KubernetesSettings;
 use drbot::incident::{OperationKind, OperationSpec, Outcome};
 use serde_json::{Value, json};
 use support::crd_release::{ArgoCd, Releases};
+use support::engine::{self, frozen_parts, kube_settings};
 use support::k8s_api::K8sApi;
 use support::recovery::{app_project, kustomization, t};
 
@@ -39,27 +38,8 @@ fn argocd(release: ArgoCd) -> K8sApi {
     })
 }
 
-fn kube_settings() -> KubernetesSettings {
-    KubernetesSettings {
-        freeze_mode: vec!["argocd-window".into(), "flux".into()],
-        database_namespaces: vec!["db".into(), "pg-analytics".into()],
-        timeout_seconds: 10,
-        ..KubernetesSettings::default()
-    }
-}
-
 fn kube(api: &K8sApi, settings: &KubernetesSettings, clock: &ManualClock) -> Kube {
-    Kube::new(api.client(), settings, None, Arc::new(clock.clone())).expect("kube backend")
-}
-
-/// What a freeze must leave exactly as it found: the spec and the annotations (an empty
-/// annotation map is no map, as the API server stores it).
-fn frozen_parts(object: &Value) -> Value {
-    let annotations = match &object["metadata"]["annotations"] {
-        Value::Object(m) if m.is_empty() => Value::Null,
-        other => other.clone(),
-    };
-    json!({"spec": object["spec"], "annotations": annotations})
+    engine::kube(api, settings, None, clock)
 }
 
 /// Nothing refused; what was pruned from drbot's writes (seeds excluded).

@@ -10,41 +10,26 @@ use chrono::{DateTime, Duration, Utc};
 use drbot::app::App;
 use drbot::clock::ManualClock;
 use drbot::cluster::kube::Kube;
-use drbot::cluster::offsite::Offsite;
 use drbot::cluster::{Cluster, ClusterError, ProbeContext};
 use drbot::config::{KubernetesSettings, Settings};
-use drbot::incident::{
-    Actor, Caller, Event, EventKind, OperationKind, OperationSpec, Outcome, RecoveryWindow,
-};
+use drbot::incident::{Event, EventKind, OperationKind, OperationSpec, Outcome, RecoveryWindow};
 use serde_json::{Value, json};
-use support::k8s_api::K8sApi;
-use support::recovery::{
-    BUCKET, ORDERS_PREFIX, offsite_bucket, seed_cluster, sgbackup, t, velero_backup,
+use support::engine::{
+    app_with_cluster, events, finished, frozen_parts, kube, kube_settings, previewed_plan, say,
 };
-use support::s3::S3Server;
-
-const CHANNEL: &str = "ops";
+use support::k8s_api::K8sApi;
+use support::recovery::{ORDERS_PREFIX, offsite_client, seed_cluster, sgbackup, t, velero_backup};
 
 fn t0() -> DateTime<Utc> {
     t("2026-02-08T10:00:00Z")
 }
 
-fn alice() -> Caller {
-    Caller {
-        actor: Actor::new("console", "alice", "alice"),
-        operator: true,
-    }
-}
-
 // ---- fixtures ------------------------------------------------------------------------------
 
-/// The offsite bucket (see [`offsite_bucket`]) and a client for it, with orders' prefix.
-async fn offsite_client() -> (S3Server, Offsite) {
-    let s3 = offsite_bucket().await;
-    let mut settings = s3.settings(BUCKET);
-    settings.clusters = vec![format!("orders={ORDERS_PREFIX}")];
-    let offsite = Offsite::new(&settings).expect("offsite");
-    (s3, offsite)
+/// The engine on SQLite in `dir`, with the kubernetes backend.
+async fn app(dir: &std::path::Path, cluster: Kube, clock: &ManualClock) -> App {
+    let extra = [("DRBOT__SAFETY__DEFAULT_CLUSTER", "orders")];
+    app_with_cluster(dir, cluster, clock, &extra).await
 }
 
 /// orders' `spec.configurations.backups[]` entry; the operator fills in `path` when it is not
@@ -58,90 +43,9 @@ fn orders_backups(with_path: bool) -> Value {
     entry
 }
 
-fn kube_settings() -> KubernetesSettings {
-    KubernetesSettings {
-        freeze_mode: vec!["argocd-window".into(), "flux".into()],
-        database_namespaces: vec!["db".into(), "pg-analytics".into()],
-        timeout_seconds: 10,
-        ..KubernetesSettings::default()
-    }
-}
-
-fn kube(
-    api: &K8sApi,
-    settings: &KubernetesSettings,
-    offsite: Option<Offsite>,
-    clock: &ManualClock,
-) -> Kube {
-    Kube::new(api.client(), settings, offsite, Arc::new(clock.clone())).expect("kube backend")
-}
-
-/// The engine on SQLite in `dir`, with the kubernetes backend.
-async fn app(dir: &std::path::Path, cluster: Kube, clock: &ManualClock) -> App {
-    let settings = Settings::load_from(
-        None,
-        Some(
-            [
-                (
-                    "DRBOT__DATABASE__URL".to_string(),
-                    format!("sqlite://{}", dir.join("drbot.db").display()),
-                ),
-                ("DRBOT__SANDBOX__STATE_FILE".to_string(), String::new()),
-                (
-                    "DRBOT__SAFETY__DEFAULT_CLUSTER".to_string(),
-                    "orders".to_string(),
-                ),
-            ]
-            .into_iter()
-            .collect(),
-        ),
-    )
-    .expect("settings");
-    let mut app = App::build(&settings, Arc::new(clock.clone()))
-        .await
-        .expect("app");
-    app.cluster = Arc::new(cluster);
-    app
-}
-
-async fn say(app: &App, line: &str) -> String {
-    app.handle(CHANNEL, &alice(), line)
-        .await
-        .expect("handle")
-        .text()
-        .to_string()
-}
-
-async fn events(app: &App) -> Vec<Event> {
-    app.store.events(1).await.expect("events")
-}
-
-/// The finish of an operation, once it has one.
-async fn finished(app: &App, op: &str) -> Option<(Outcome, String, String, Option<Value>)> {
-    events(app).await.into_iter().find_map(|e| match e.kind {
-        EventKind::OperationFinished {
-            operation,
-            outcome,
-            phase,
-            detail,
-            result,
-        } if operation == op => Some((outcome, phase, detail, result)),
-        _ => None,
-    })
-}
-
 /// The plan a preview showed.
 async fn previewed_manifest(app: &App, preview: &str) -> String {
-    events(app)
-        .await
-        .into_iter()
-        .find_map(|e| match e.kind {
-            EventKind::LaunchPreviewed {
-                preview: p, plan, ..
-            } if p == preview => Some(plan.manifest),
-            _ => None,
-        })
-        .expect("preview")
+    previewed_plan(app, preview).await.manifest
 }
 
 fn yaml_docs(text: &str) -> Vec<Value> {
@@ -162,16 +66,6 @@ fn probes(evs: &[Event]) -> Vec<(String, bool, String)> {
             _ => None,
         })
         .collect()
-}
-
-/// What a freeze must leave exactly as it found: the spec and the annotations (an empty
-/// annotation map is no map, as the API server stores it).
-fn frozen_parts(object: &Value) -> Value {
-    let annotations = match &object["metadata"]["annotations"] {
-        Value::Object(m) if m.is_empty() => Value::Null,
-        other => other.clone(),
-    };
-    json!({"spec": object["spec"], "annotations": annotations})
 }
 
 /// Nothing refused, and nothing pruned: on the newest CRDs every field drbot writes is known.

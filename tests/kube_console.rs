@@ -8,8 +8,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::Drbot;
+use support::engine::frozen_parts;
 use support::k8s_api::K8sApi;
 use support::recovery::{kubernetes_env, offsite_bucket, seed_cluster, write_kubeconfig};
 use support::s3::S3Server;
@@ -54,14 +55,16 @@ async fn world(dir: &Path) -> World {
     World { api, _s3: s3, env }
 }
 
-/// What a freeze must leave exactly as it found: the spec and the annotations (an empty
-/// annotation map is no map, as the API server stores it).
-fn frozen_parts(object: &Value) -> Value {
-    let annotations = match &object["metadata"]["annotations"] {
-        Value::Object(m) if m.is_empty() => Value::Null,
-        other => other.clone(),
-    };
-    json!({"spec": object["spec"], "annotations": annotations})
+/// The console at 10:00, with INC-1 declared and a PITR to 09:55 launched as op1.
+fn launch_pitr(dir: &Path, env: &BTreeMap<String, String>) -> Drbot {
+    let mut bot = Drbot::console_with(dir, env, "2026-02-08T10:00:00Z", "alice");
+    bot.ask("/dr declare sev2 data orders wiped", "DISASTER DECLARED");
+    bot.ask(
+        "/dr pitr 2026-02-08T09:55Z",
+        "Confirm with `/dr confirm P1`",
+    );
+    bot.ask("/dr confirm P1", "op1 launched");
+    bot
 }
 
 fn no_invalid(api: &K8sApi) {
@@ -216,13 +219,7 @@ async fn kill_after_sgcluster_created_then_restart_creates_nothing_twice() {
     let dir = tempfile::tempdir().expect("tempdir");
     let World { api, _s3, env } = world(dir.path()).await;
 
-    let mut bot = Drbot::console_with(dir.path(), &env, "2026-02-08T10:00:00Z", "alice");
-    bot.ask("/dr declare sev2 data orders wiped", "DISASTER DECLARED");
-    bot.ask(
-        "/dr pitr 2026-02-08T09:55Z",
-        "Confirm with `/dr confirm P1`",
-    );
-    bot.ask("/dr confirm P1", "op1 launched");
+    let bot = launch_pitr(dir.path(), &env);
     assert!(api.get("sgclusters", "db", "orders-i1-op1").is_some());
     assert_eq!(sgcluster_posts(&api), 1);
     // Crash: nothing more from this process.
@@ -280,13 +277,7 @@ async fn a_pitr_past_the_last_commit_is_reported_failed_on_the_console_and_in_th
     let kubeconfig = write_kubeconfig(dir.path(), &api.url(), true);
     let env = kubernetes_env(&kubeconfig, &_s3);
 
-    let mut bot = Drbot::console_with(dir.path(), &env, "2026-02-08T10:00:00Z", "alice");
-    bot.ask("/dr declare sev2 data orders wiped", "DISASTER DECLARED");
-    bot.ask(
-        "/dr pitr 2026-02-08T09:55Z",
-        "Confirm with `/dr confirm P1`",
-    );
-    bot.ask("/dr confirm P1", "op1 launched");
+    let mut bot = launch_pitr(dir.path(), &env);
     let mut seen = String::new();
     for minute in 1..=6 {
         api.set_stackgres_time(t("2026-02-08T10:00:00Z") + chrono::Duration::minutes(minute));

@@ -4,11 +4,12 @@
 mod support;
 
 use chrono::{DateTime, Utc};
-use drbot::cluster::manifests::{self, DatabaseRestore};
+use drbot::cluster::manifests;
 use drbot::cluster::restore_scope::RestoreScope;
 use serde_json::{Value, json};
 use support::crd_release::{Releases, StackGres, Velero};
 use support::crd_schema::Crds;
+use support::recovery::orders_restore;
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
@@ -33,17 +34,7 @@ fn manifests() -> Vec<Value> {
         "retention": 7, "compression": "lz4", "path": "orders/16"}]);
     let source = json!({"spec": {"configurations": {"backups": backups}}});
     for (namespace, target) in [("db", None), ("dr-drill", Some(t("2026-02-08T09:55:00Z")))] {
-        let r = DatabaseRestore {
-            name: "orders-restore".into(),
-            namespace: namespace.into(),
-            source_namespace: "db".into(),
-            source_cluster: "orders".into(),
-            backup: "orders-nightly".into(),
-            postgres_version: "16".into(),
-            instances: 1,
-            volume_size: "20Gi".into(),
-            target,
-        };
+        let r = orders_restore("orders-restore", namespace, target);
         let resumed = manifests::resumed_backups(&source);
         for (_, doc) in manifests::sgcluster_restore_with_backups(&r, &resumed) {
             out.push(doc);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{Duration, SecondsFormat, Utc};
 use drbot::clock::ManualClock;
 use drbot::cluster::Cluster;
-use drbot::cluster::manifests::{self, DatabaseRestore};
+use drbot::cluster::manifests;
 use drbot::cluster::restore_scope::RestoreScope;
 use drbot::cluster::sandbox::{Sandbox, SandboxConfig};
 use drbot::incident::{OperationKind, OperationSpec};
@@ -18,8 +18,8 @@ use support::command;
 use support::crd_schema::Crds;
 use support::k8s_api::K8sApi;
 use support::recovery::{
-    BUCKET, ORDERS_PREFIX, backup_storage_location, orders_bucket, seed_sgbackups, t,
-    write_kubeconfig,
+    BUCKET, ORDERS_PREFIX, backup_storage_location, orders_bucket, orders_restore, seed_sgbackups,
+    t, write_kubeconfig,
 };
 use support::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 
@@ -805,19 +805,10 @@ async fn every_sandbox_manifest_validates() {
 // ---- the validator itself ----------------------------------------------------------------
 
 fn sgcluster() -> Value {
-    manifests::sgcluster_restore(&DatabaseRestore {
-        name: "orders-restore-202602080955".into(),
-        namespace: "db".into(),
-        source_namespace: "db".into(),
-        source_cluster: "orders".into(),
-        backup: "orders-nightly".into(),
-        postgres_version: "16".into(),
-        instances: 1,
-        volume_size: "20Gi".into(),
-        target: Some(t("2026-02-08T09:55:00Z")),
-    })
-    .remove(0)
-    .1
+    let target = Some(t("2026-02-08T09:55:00Z"));
+    manifests::sgcluster_restore(&orders_restore("orders-restore-202602080955", "db", target))
+        .remove(0)
+        .1
 }
 
 /// The errors of `doc` after `change`; panics when it validates.

@@ -9,16 +9,15 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::Duration;
 use drbot::app::App;
 use drbot::clock::ManualClock;
-use drbot::config::Settings;
 use drbot::incident::Caller;
 use drbot::incident::{Actor, EventKind};
 use serde_json::Value;
 use support::bot::{Bot, SLACK_SECRET, SLACK_TOKEN, t0};
+use support::engine::{build, settings};
 use support::http;
 use support::pg::{PG_ENV, PgDatabase};
 use support::slack_api::{Failure, SlackApi};
@@ -124,11 +123,7 @@ async fn two_replicas_post_every_update_once_and_pin_one_status_per_channel() {
 
     for i in 0..CHANNELS {
         let c = channel(i);
-        let texts: Vec<String> = api
-            .history(&c)
-            .iter()
-            .map(|m| m["text"].as_str().unwrap_or_default().to_string())
-            .collect();
+        let texts = api.history_texts(&c);
         let declared = texts
             .iter()
             .filter(|t| t.contains("DISASTER DECLARED"))
@@ -179,19 +174,8 @@ fn operator(name: &str) -> Caller {
 }
 
 async fn engine(dir: &std::path::Path, database: &str, clock: &ManualClock) -> App {
-    let env = [
-        ("DRBOT__DATABASE__URL".to_string(), database.to_string()),
-        (
-            "DRBOT__SANDBOX__STATE_FILE".to_string(),
-            dir.join("sandbox.json").display().to_string(),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    let settings = Settings::load_from(None, Some(env)).unwrap();
-    App::build(&settings, Arc::new(clock.clone()))
-        .await
-        .unwrap()
+    let state_file = dir.join("sandbox.json").display().to_string();
+    build(&settings(database.to_string(), state_file, &[]), clock).await
 }
 
 async fn kinds(app: &App, name: &str) -> usize {

@@ -7,16 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use support::bot::{SLACK_SECRET, SLACK_TOKEN};
-use support::http;
+use support::http::{self, free_port};
 use support::slack_api::SlackApi;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_and_keeps_what_was_acknowledged() {

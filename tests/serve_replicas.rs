@@ -41,18 +41,8 @@ async fn dr(serve: &Serve, api: &SlackApi, channel: &str, text: &str) -> String 
 }
 
 /// Poll `check` until it holds; the deadline only guards against a hang.
-async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn until<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    support::poll_until(what, Duration::from_secs(60), check, || ()).await
 }
 
 async fn drained(url: &str) {

@@ -72,7 +72,7 @@ impl Slack {
     async fn click(&self, user: &str, action: &str, value: &str, message: &Value) -> String {
         let url_id = format!("click-{}", http::slack_trigger_id());
         let ts = message["ts"].as_str().unwrap_or_default();
-        let body = http::slack_block_action_body(
+        let payload = http::slack_block_action_payload(
             user,
             CHANNEL,
             ts,
@@ -81,6 +81,7 @@ impl Slack {
             &self.api.response_url(&url_id),
             Some(message),
         );
+        let body = http::slack_interaction_body(&payload);
         let headers = http::slack_signed_headers(SLACK_SECRET, self.bot.now_unix(), &body);
         let resp = http::post(&self.bot.url("/slack/interactions"), &headers, body).await;
         assert_eq!(resp.status, 200, "{}", resp.text());
@@ -100,49 +101,22 @@ impl Slack {
     }
 
     async fn post_containing(&self, needle: &str) -> Value {
-        self.bot
-            .until(&format!("a post containing {needle:?}"), async || {
-                self.posts()
-                    .into_iter()
-                    .find(|p| p["text"].as_str().unwrap_or_default().contains(needle))
-            })
-            .await
+        self.bot.post_containing(&self.api, CHANNEL, needle).await
     }
 
     /// The channel message (as it stands, with ts and blocks) whose text contains `needle`.
     async fn message_containing(&self, needle: &str) -> Value {
         self.bot
-            .until(&format!("a message containing {needle:?}"), async || {
-                self.api
-                    .history(CHANNEL)
-                    .into_iter()
-                    .rev()
-                    .find(|m| m["text"].as_str().unwrap_or_default().contains(needle))
-            })
+            .message_containing(&self.api, CHANNEL, needle)
             .await
     }
 
     async fn event_count(&self) -> usize {
-        match self
-            .bot
-            .app()
-            .store
-            .open_incident_in(&format!("slack:{CHANNEL}"))
-            .await
-            .unwrap()
-        {
-            Some(id) => self.bot.app().store.events(id).await.unwrap().len(),
-            None => 0,
-        }
+        self.bot.event_count(&format!("slack:{CHANNEL}")).await
     }
 
     async fn drained(&self) {
-        self.bot
-            .until("the outbox to drain", async || {
-                let (depth, _) = self.bot.app().store.outbox_backlog().await.unwrap();
-                (depth == 0).then_some(())
-            })
-            .await;
+        self.bot.drained().await
     }
 
     fn assert_every_call_was_proper(&self) {
@@ -245,15 +219,7 @@ async fn stale_missing_oversized_and_malformed_requests_are_refused() {
     assert_eq!(resp.json()["response_type"], "ephemeral");
     assert!(resp.json()["text"].as_str().unwrap().contains("/dr help"));
 
-    assert_eq!(
-        s.bot
-            .app()
-            .store
-            .latest_incident_in("slack:C1")
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(s.bot.latest_incident_in("slack:C1").await, None);
     let metrics = http::get(&s.bot.url("/metrics"), &[]).await.text();
     assert!(
         metrics.contains("drbot_requests_rejected_total{platform=\"slack\",reason=\"stale\"} 2"),
@@ -508,12 +474,7 @@ async fn a_rate_limit_storm_delays_posts_but_loses_and_doubles_none() {
         .filter(|c| c.answered == 429)
         .count();
     assert_eq!(limited, 4);
-    let texts: Vec<String> = s
-        .api
-        .history(CHANNEL)
-        .iter()
-        .map(|m| m["text"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let texts = s.api.history_texts(CHANNEL);
     let declared = texts
         .iter()
         .filter(|t| t.contains("DISASTER DECLARED"))
@@ -677,12 +638,7 @@ async fn ssl_check_requests_get_200_before_signature_checking() {
     let text = s.dr("U1", "note ssl_check=1").await;
     assert!(text.contains("no open incident"), "{text}");
     assert_eq!(
-        s.bot
-            .app()
-            .store
-            .latest_incident_in("slack:C1")
-            .await
-            .unwrap(),
+        s.bot.latest_incident_in("slack:C1").await,
         None,
         "no incident was opened"
     );

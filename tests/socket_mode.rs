@@ -13,6 +13,8 @@ use support::slack_socket::{self, SlackSocket};
 
 const CHANNEL: &str = "C1";
 const APP_TOKEN: &str = "xapp-test";
+/// [`CHANNEL`] as the engine names it.
+const SLACK_CHANNEL: &str = "slack:C1";
 
 struct Socket {
     bot: Bot,
@@ -62,50 +64,6 @@ impl Socket {
         self.link.ack(envelope_id).await["payload"].clone()
     }
 
-    async fn post_containing(&self, needle: &str) -> Value {
-        self.bot
-            .until(&format!("a post containing {needle:?}"), async || {
-                self.api
-                    .posts_in(CHANNEL)
-                    .into_iter()
-                    .find(|p| p["text"].as_str().unwrap_or_default().contains(needle))
-            })
-            .await
-    }
-
-    async fn message_containing(&self, needle: &str) -> Value {
-        self.bot
-            .until(&format!("a message containing {needle:?}"), async || {
-                self.api
-                    .history(CHANNEL)
-                    .into_iter()
-                    .rev()
-                    .find(|m| m["text"].as_str().unwrap_or_default().contains(needle))
-            })
-            .await
-    }
-
-    async fn event_count(&self) -> usize {
-        let store = &self.bot.app().store;
-        match store
-            .open_incident_in(&format!("slack:{CHANNEL}"))
-            .await
-            .unwrap()
-        {
-            Some(id) => store.events(id).await.unwrap().len(),
-            None => 0,
-        }
-    }
-
-    async fn drained(&self) {
-        self.bot
-            .until("the outbox to drain", async || {
-                let (depth, _) = self.bot.app().store.outbox_backlog().await.unwrap();
-                (depth == 0).then_some(())
-            })
-            .await;
-    }
-
     /// The answers sent to the response_url of envelope `id`, once there are `n`.
     async fn responses(&self, id: &str, n: usize) -> Vec<Value> {
         self.bot
@@ -138,7 +96,7 @@ impl Socket {
             .filter(|p| text_of(p).contains("DISASTER DECLARED"))
             .count();
         assert_eq!(declared, 1);
-        assert_eq!(self.event_count().await, 1);
+        assert_eq!(self.bot.event_count(SLACK_CHANNEL).await, 1);
     }
 
     fn assert_every_call_was_proper(&self) {
@@ -169,10 +127,10 @@ async fn a_declare_envelope_is_answered_in_its_ack_and_announced() {
     assert_eq!(answer["response_type"], "in_channel", "{answer}");
     assert!(text_of(&answer).contains("INC-1"), "{answer}");
 
-    let announcement = s.post_containing("orders wiped").await;
+    let announcement = s.bot.post_containing(&s.api, CHANNEL, "orders wiped").await;
     assert_eq!(announcement["channel"], CHANNEL);
-    s.drained().await;
-    assert!(s.event_count().await >= 1);
+    s.bot.drained().await;
+    assert!(s.bot.event_count(SLACK_CHANNEL).await >= 1);
     // Answered in the acknowledgement: nothing went to response_url.
     assert!(s.api.responses_to("E1").is_empty());
     s.assert_every_call_was_proper();
@@ -192,7 +150,7 @@ async fn a_redelivered_envelope_makes_one_incident() {
     s.link.deliver(&envelope).await;
     s.assert_handled_once("E2").await;
 
-    s.drained().await;
+    s.bot.drained().await;
     s.assert_declared_once().await;
     let store = &s.bot.app().store;
     assert_eq!(
@@ -209,16 +167,8 @@ async fn an_unknown_verb_gets_a_private_usage_answer_and_stores_nothing() {
     let answer = s.dr("E3", "U1", "explode everything").await;
     assert_eq!(answer["response_type"], "ephemeral", "{answer}");
     assert!(text_of(&answer).contains("/dr help"), "{answer}");
-    assert_eq!(
-        s.bot
-            .app()
-            .store
-            .latest_incident_in("slack:C1")
-            .await
-            .unwrap(),
-        None
-    );
-    s.drained().await;
+    assert_eq!(s.bot.latest_incident_in("slack:C1").await, None);
+    s.bot.drained().await;
     assert!(s.api.posts_in(CHANNEL).is_empty());
     s.bot.stop().await;
 }
@@ -229,7 +179,10 @@ async fn buttons_over_the_socket_are_pressed_once() {
     s.dr("E4", "U1", "declare sev1 data orders wiped").await;
     let freeze = s.dr("E5", "U1", "freeze bad migration").await;
     assert!(text_of(&freeze).contains("P1"), "{freeze}");
-    let preview = s.message_containing("Confirm with `/dr confirm P1`").await;
+    let preview = s
+        .bot
+        .message_containing(&s.api, CHANNEL, "Confirm with `/dr confirm P1`")
+        .await;
     let ts = preview["ts"].as_str().unwrap().to_string();
 
     let press = |envelope_id: &str, user: &str| {
@@ -285,7 +238,7 @@ async fn buttons_over_the_socket_are_pressed_once() {
         .filter(|e| e.kind.name() == "launch_confirmed")
         .count();
     assert_eq!(confirmations, 1);
-    s.drained().await;
+    s.bot.drained().await;
     s.assert_every_call_was_proper();
     s.bot.stop().await;
 }
@@ -306,7 +259,7 @@ async fn after_slack_asks_to_reconnect_commands_still_arrive() {
 
     let answer = s.dr("E6", "U1", "declare sev2 data orders wiped").await;
     assert!(text_of(&answer).contains("INC-1"), "{answer}");
-    s.post_containing("orders wiped").await;
+    s.bot.post_containing(&s.api, CHANNEL, "orders wiped").await;
     s.assert_every_call_was_proper();
     s.bot.stop().await;
 }
@@ -337,7 +290,7 @@ async fn an_envelope_redelivered_to_another_replica_is_handled_once() {
     // replica's connection.
     first.link.deliver_over(1, &envelope);
     first.assert_handled_once("E9").await;
-    first.drained().await;
+    first.bot.drained().await;
     first.assert_declared_once().await;
     second.stop().await;
     first.bot.stop().await;

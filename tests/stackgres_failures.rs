@@ -6,31 +6,19 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Duration, Utc};
 use drbot::app::App;
 use drbot::clock::ManualClock;
-use drbot::cluster::kube::Kube;
-use drbot::cluster::offsite::Offsite;
-use drbot::config::{KubernetesSettings, Settings};
-use drbot::incident::{Actor, Caller, Event, EventKind, Outcome};
+use drbot::config::KubernetesSettings;
+use drbot::incident::{Event, EventKind, Outcome};
 use serde_json::{Value, json};
+use support::engine::{self, app_with_cluster};
 use support::k8s_api::K8sApi;
-use support::recovery::{BUCKET, ORDERS_PREFIX, STORAGE_SECRET, offsite_bucket, seed_cluster, t};
+use support::recovery::{STORAGE_SECRET, offsite_client, seed_cluster, t};
 use support::s3::S3Server;
-
-const CHANNEL: &str = "ops";
 
 fn t0() -> DateTime<Utc> {
     t("2026-02-08T10:00:00Z")
-}
-
-fn alice() -> Caller {
-    Caller {
-        actor: Actor::new("console", "alice", "alice"),
-        operator: true,
-    }
 }
 
 struct World {
@@ -46,51 +34,20 @@ async fn world() -> World {
     let api = K8sApi::start();
     seed_cluster(&api, None);
     api.set_stackgres_time(t0());
-    let s3 = offsite_bucket().await;
-    let mut offsite = s3.settings(BUCKET);
-    offsite.clusters = vec![format!("orders={ORDERS_PREFIX}")];
-    let offsite = Offsite::new(&offsite).expect("offsite");
+    let (s3, offsite) = offsite_client().await;
     let clock = ManualClock::new(t0());
     let settings = KubernetesSettings {
         freeze_mode: vec!["argocd-window".into()],
         timeout_seconds: 10,
         ..KubernetesSettings::default()
     };
-    let kube = Kube::new(
-        api.client(),
-        &settings,
-        Some(offsite),
-        Arc::new(clock.clone()),
-    )
-    .expect("kube")
-    .with_drill_namespace("dr-drill");
-    let settings = Settings::load_from(
-        None,
-        Some(
-            [
-                (
-                    "DRBOT__DATABASE__URL".to_string(),
-                    format!("sqlite://{}", dir.path().join("drbot.db").display()),
-                ),
-                ("DRBOT__SANDBOX__STATE_FILE".to_string(), String::new()),
-                (
-                    "DRBOT__SAFETY__DEFAULT_CLUSTER".to_string(),
-                    "orders".into(),
-                ),
-                (
-                    "DRBOT__SAFETY__DRILL_NAMESPACE".to_string(),
-                    "dr-drill".into(),
-                ),
-            ]
-            .into_iter()
-            .collect(),
-        ),
-    )
-    .expect("settings");
-    let mut app = App::build(&settings, Arc::new(clock.clone()))
-        .await
-        .expect("app");
-    app.cluster = Arc::new(kube);
+    let kube =
+        engine::kube(&api, &settings, Some(offsite), &clock).with_drill_namespace("dr-drill");
+    let extra = [
+        ("DRBOT__SAFETY__DEFAULT_CLUSTER", "orders"),
+        ("DRBOT__SAFETY__DRILL_NAMESPACE", "dr-drill"),
+    ];
+    let app = app_with_cluster(dir.path(), kube, &clock, &extra).await;
     World {
         api,
         app,
@@ -102,29 +59,16 @@ async fn world() -> World {
 
 impl World {
     async fn say(&self, line: &str) -> String {
-        self.app
-            .handle(CHANNEL, &alice(), line)
-            .await
-            .expect("handle")
-            .text()
-            .to_string()
+        engine::say(&self.app, line).await
     }
 
     async fn events(&self) -> Vec<Event> {
-        self.app.store.events(1).await.expect("events")
+        engine::events(&self.app).await
     }
 
     async fn finished(&self, op: &str) -> Option<(Outcome, String, String)> {
-        self.events().await.into_iter().find_map(|e| match e.kind {
-            EventKind::OperationFinished {
-                operation,
-                outcome,
-                phase,
-                detail,
-                ..
-            } if operation == op => Some((outcome, phase, detail)),
-            _ => None,
-        })
+        let finish = engine::finished(&self.app, op).await;
+        finish.map(|(outcome, phase, detail, _)| (outcome, phase, detail))
     }
 
     /// A minute of the world: the operator and kubelet take a step, drbot looks.

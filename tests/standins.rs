@@ -502,7 +502,7 @@ async fn slack_fixtures_parse_with_slack_morphism() {
         .unwrap();
     let message = api.message("C_OPS", posted.ts.as_ref()).unwrap();
     for with_message in [None, Some(&message)] {
-        let body = h::slack_block_action_body(
+        let payload = h::slack_block_action_payload(
             "U_ALICE",
             "C_OPS",
             posted.ts.as_ref(),
@@ -511,6 +511,7 @@ async fn slack_fixtures_parse_with_slack_morphism() {
             &api.response_url("a1"),
             with_message,
         );
+        let body = h::slack_interaction_body(&payload);
         let form: HashMap<String, String> = serde_urlencoded::from_str(&body).unwrap();
         let event: SlackInteractionEvent =
             serde_json::from_str(&form["payload"]).expect("block_actions parses");

@@ -12,14 +12,13 @@ use drbot::app::App;
 use drbot::clock::{Clock, ManualClock};
 use drbot::cluster::kube::Kube;
 use drbot::cluster::{Cluster, ClusterError};
-use drbot::config::{KubernetesSettings, Settings};
-use drbot::incident::{Actor, Caller, Event, EventKind, OperationKind, OperationSpec, Outcome};
+use drbot::incident::{EventKind, OperationKind, OperationSpec, Outcome};
 use serde_json::{Value, json};
+use support::engine::{self, app_with_cluster, events, kube_settings, say};
 use support::k8s_api::K8sApi;
 use support::recovery::{seed_cluster, t};
 use support::velero_controller::{BackupItem, CRDS, backup_item};
 
-const CHANNEL: &str = "ops";
 const LATEST: &str = "nightly-20260208020000";
 const OLDER: &str = "nightly-20260207020000";
 
@@ -27,89 +26,21 @@ fn t0() -> DateTime<Utc> {
     t("2026-02-08T10:00:00Z")
 }
 
-fn kube_settings() -> KubernetesSettings {
-    KubernetesSettings {
-        freeze_mode: vec!["argocd-window".into(), "flux".into()],
-        database_namespaces: vec!["db".into(), "pg-analytics".into()],
-        timeout_seconds: 10,
-        ..KubernetesSettings::default()
-    }
-}
-
 fn kube(api: &K8sApi, clock: &ManualClock) -> Kube {
-    Kube::new(
-        api.client(),
-        &kube_settings(),
-        None,
-        Arc::new(clock.clone()),
-    )
-    .expect("kube")
-}
-
-async fn app(dir: &std::path::Path, cluster: Kube, clock: &ManualClock) -> App {
-    let settings = Settings::load_from(
-        None,
-        Some(
-            [
-                (
-                    "DRBOT__DATABASE__URL".to_string(),
-                    format!("sqlite://{}", dir.join("drbot.db").display()),
-                ),
-                ("DRBOT__SANDBOX__STATE_FILE".to_string(), String::new()),
-            ]
-            .into_iter()
-            .collect(),
-        ),
-    )
-    .expect("settings");
-    let mut app = App::build(&settings, Arc::new(clock.clone()))
-        .await
-        .expect("app");
-    app.cluster = Arc::new(cluster);
-    app
-}
-
-async fn say(app: &App, line: &str) -> String {
-    let alice = Caller {
-        actor: Actor::new("console", "alice", "alice"),
-        operator: true,
-    };
-    app.handle(CHANNEL, &alice, line)
-        .await
-        .expect("handle")
-        .text()
-        .to_string()
-}
-
-async fn events(app: &App) -> Vec<Event> {
-    app.store.events(1).await.expect("events")
+    engine::kube(api, &kube_settings(), None, clock)
 }
 
 async fn finished(app: &App, op: &str) -> Option<(Outcome, String, String)> {
-    events(app).await.into_iter().find_map(|e| match e.kind {
-        EventKind::OperationFinished {
-            operation,
-            outcome,
-            phase,
-            detail,
-            ..
-        } if operation == op => Some((outcome, phase, detail)),
-        _ => None,
-    })
+    let finish = engine::finished(app, op).await;
+    finish.map(|(outcome, phase, detail, _)| (outcome, phase, detail))
 }
 
 /// The summary lines of the plan a preview showed, one per line.
 async fn previewed_summary(app: &App, preview: &str) -> String {
-    events(app)
+    engine::previewed_plan(app, preview)
         .await
-        .into_iter()
-        .find_map(|e| match e.kind {
-            EventKind::LaunchPreviewed {
-                preview: p, plan, ..
-            } if p == preview => Some(plan.summary.join("\n")),
-            _ => None,
-        })
-        .expect("preview")
+        .summary
+        .join("\n")
 }
 
 /// The last progress drbot recorded: (phase, percent, detail).
@@ -196,7 +127,7 @@ fn nightly() -> Vec<BackupItem> {
 async fn combined_incident(dir: &std::path::Path, api: &K8sApi, clock: &ManualClock) -> App {
     seed_cluster(api, None);
     api.seed_velero_backup(LATEST, nightly());
-    let app = app(dir, kube(api, clock), clock).await;
+    let app = app_with_cluster(dir, kube(api, clock), clock, &[]).await;
     say(&app, "/dr declare sev2 combined cluster and orders lost").await;
     app
 }

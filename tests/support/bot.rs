@@ -11,8 +11,12 @@ use chrono::{DateTime, Utc};
 use drbot::app::App;
 use drbot::clock::{Clock, ManualClock};
 use drbot::config::Settings;
+use drbot::incident::IncidentId;
 use drbot::server::{self, Running, Server};
+use serde_json::Value;
 use tokio::net::TcpListener;
+
+use super::slack_api::SlackApi;
 
 pub const T0: &str = "2026-02-08T10:00:00Z";
 pub const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
@@ -83,21 +87,56 @@ impl Bot {
         self.running.stop().await.expect("clean stop");
     }
 
+    /// The first post to `channel` on the Slack stand-in whose text contains `needle`.
+    pub async fn post_containing(&self, api: &SlackApi, channel: &str, needle: &str) -> Value {
+        self.until(&format!("a post containing {needle:?}"), async || {
+            api.posts_in(channel)
+                .into_iter()
+                .find(|p| p["text"].as_str().unwrap_or_default().contains(needle))
+        })
+        .await
+    }
+
+    /// The newest message in `channel` on the Slack stand-in (as it stands, with ts and
+    /// blocks) whose text contains `needle`.
+    pub async fn message_containing(&self, api: &SlackApi, channel: &str, needle: &str) -> Value {
+        self.until(&format!("a message containing {needle:?}"), async || {
+            api.history(channel)
+                .into_iter()
+                .rev()
+                .find(|m| m["text"].as_str().unwrap_or_default().contains(needle))
+        })
+        .await
+    }
+
+    /// Events of the incident open in `channel` (`slack:C1`); 0 with none open.
+    pub async fn event_count(&self, channel: &str) -> usize {
+        let store = &self.app().store;
+        match store.open_incident_in(channel).await.unwrap() {
+            Some(id) => store.events(id).await.unwrap().len(),
+            None => 0,
+        }
+    }
+
+    /// The newest incident declared in `channel` (`slack:C1`), open or closed.
+    pub async fn latest_incident_in(&self, channel: &str) -> Option<IncidentId> {
+        self.app().store.latest_incident_in(channel).await.unwrap()
+    }
+
+    /// Until the outbox has delivered everything.
+    pub async fn drained(&self) {
+        self.until("the outbox to drain", async || {
+            let (depth, _) = self.app().store.outbox_backlog().await.unwrap();
+            (depth == 0).then_some(())
+        })
+        .await;
+    }
+
     /// Poll `check` (waking the workers each time) until it holds; the deadline is only a
     /// safety net for a broken build, never a timing assertion.
-    pub async fn until<T>(&self, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(v) = check().await {
-                return v;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "gave up waiting for {what}"
-            );
-            self.running.kick();
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    pub async fn until<T>(&self, what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+        let kick = || self.running.kick();
+        super::poll_until(what, Duration::from_secs(30), check, kick).await
     }
 }
 

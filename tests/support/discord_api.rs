@@ -12,8 +12,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State as AxState;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
@@ -21,7 +19,8 @@ use serde_json::{Map, Value, json};
 pub use super::slack_api::Failure;
 
 use super::http::{
-    Part, Recorder, Server, bind_local, header_pairs, json_response, parse_multipart, text_response,
+    Incoming, Part, Recorder, Server, bind_local, discord_bot_author, header_pairs, json_response,
+    parse_multipart, text_response,
 };
 
 pub const MAX_CONTENT_CHARS: usize = 2000;
@@ -280,11 +279,7 @@ impl DiscordApi {
             recorder: Recorder::new(),
             world: Mutex::new(World::default()),
         });
-        let router = axum::Router::new()
-            .fallback(handle)
-            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
-            .with_state(shared.clone());
-        let server = Server::spawn(listener, router);
+        let server = Server::stand_in(listener, shared.clone(), 64 * 1024 * 1024, handle);
         DiscordApi { shared, server }
     }
 
@@ -451,18 +446,6 @@ fn channel_of_token(token: &str) -> String {
         .unwrap_or_else(|| "1".to_string())
 }
 
-fn bot_author(app_id: &str) -> Value {
-    json!({
-        "id": app_id,
-        "username": "drbot",
-        "discriminator": "0000",
-        "global_name": null,
-        "avatar": null,
-        "bot": true,
-        "public_flags": 0,
-    })
-}
-
 fn attachment_objects(files: &[Part], origin: &str, channel: &str, first_id: u64) -> Vec<Value> {
     files
         .iter()
@@ -515,13 +498,7 @@ fn message_object(
 // Request handling
 // ---------------------------------------------------------------------------------------
 
-async fn handle(
-    AxState(shared): AxState<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(shared: Arc<Shared>, (method, uri, headers, body): Incoming) -> Response {
     match respond(&shared, &method, &uri, &headers, &body) {
         Some(response) => response,
         // A scripted `Hang`: hold the request until the stand-in is dropped.
@@ -1646,7 +1623,13 @@ fn create(
         world.next_snowflake();
     }
     let attachments = attachment_objects(files, &shared.origin, channel, first_attachment);
-    let mut message = message_object(&id, channel, body, &attachments, bot_author(&shared.app_id));
+    let mut message = message_object(
+        &id,
+        channel,
+        body,
+        &attachments,
+        discord_bot_author(&shared.app_id),
+    );
     message["application_id"] = json!(shared.app_id);
     if token.is_some() {
         message["webhook_id"] = json!(shared.app_id);

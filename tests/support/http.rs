@@ -287,37 +287,25 @@ pub fn slack_block_action_payload(
     payload
 }
 
-/// `payload=<urlencoded JSON>`: the form body of a `block_actions` interaction.
-pub fn slack_block_action_body(
-    user_id: &str,
-    channel_id: &str,
-    message_ts: &str,
-    action_id: &str,
-    value: &str,
-    response_url: &str,
-    message: Option<&Value>,
-) -> String {
-    let payload = slack_block_action_payload(
-        user_id,
-        channel_id,
-        message_ts,
-        action_id,
-        value,
-        response_url,
-        message,
-    );
+/// `payload=<urlencoded JSON>`: the form body of an interaction, such as a
+/// [`slack_block_action_payload`].
+pub fn slack_interaction_body(payload: &Value) -> String {
     slack_form(&[("payload", &payload.to_string())])
+}
+
+/// The elements of a Slack block, its `accessory` included.
+pub(crate) fn slack_block_elements(block: &Value) -> impl Iterator<Item = &Value> {
+    block
+        .get("elements")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(block.get("accessory"))
 }
 
 fn find_slack_button(message: &Value, action_id: &str) -> Option<(String, String)> {
     for block in message.get("blocks")?.as_array()? {
-        let elements = block
-            .get("elements")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .chain(block.get("accessory"));
-        for element in elements {
+        for element in slack_block_elements(block) {
             if element.get("action_id").and_then(Value::as_str) == Some(action_id) {
                 let block_id = block
                     .get("block_id")
@@ -339,6 +327,19 @@ fn find_slack_button(message: &Value, action_id: &str) -> Option<(String, String
 // ---------------------------------------------------------------------------------------
 // Discord
 // ---------------------------------------------------------------------------------------
+
+/// drbot as the author of the messages it posts as application `app_id`.
+pub fn discord_bot_author(app_id: &str) -> Value {
+    json!({
+        "id": app_id,
+        "username": "drbot",
+        "discriminator": "0000",
+        "global_name": null,
+        "avatar": null,
+        "bot": true,
+        "public_flags": 0,
+    })
+}
 
 /// A signing key from a fixed seed and its public key as hex (the application public key).
 pub fn discord_keypair(seed: [u8; 32]) -> (ed25519_dalek::SigningKey, String) {
@@ -492,15 +493,7 @@ pub fn discord_component(
         "id": message_id,
         "type": 0,
         "channel_id": channel_id,
-        "author": {
-            "id": DISCORD_APPLICATION_ID,
-            "username": "drbot",
-            "discriminator": "0000",
-            "global_name": null,
-            "avatar": null,
-            "bot": true,
-            "public_flags": 0,
-        },
+        "author": discord_bot_author(DISCORD_APPLICATION_ID),
         "content": "",
         "embeds": [],
         "attachments": [],
@@ -638,6 +631,14 @@ fn skip_crlf(body: &[u8], pos: usize) -> usize {
 // ---------------------------------------------------------------------------------------
 
 /// A bound 127.0.0.1:0 listener (bound synchronously so the port is known up front).
+/// A port nothing listens on now, for a server the test starts itself.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 pub(crate) fn bind_local() -> std::net::TcpListener {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.set_nonblocking(true).expect("nonblocking");
@@ -651,7 +652,38 @@ pub(crate) struct Server {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// One request, whole, as a stand-in answers it.
+pub(crate) type Incoming = (
+    axum::http::Method,
+    axum::http::Uri,
+    axum::http::HeaderMap,
+    Bytes,
+);
+
 impl Server {
+    /// A stand-in on `listener`: every request, with a body of up to `body_limit` bytes, goes
+    /// to `handler` with the stand-in's `state`. Must be called inside a tokio runtime.
+    pub fn stand_in<S, H, F>(
+        listener: std::net::TcpListener,
+        state: std::sync::Arc<S>,
+        body_limit: usize,
+        handler: H,
+    ) -> Server
+    where
+        S: Send + Sync + 'static,
+        H: Fn(std::sync::Arc<S>, Incoming) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = axum::response::Response> + Send + 'static,
+    {
+        let route = move |axum::extract::State(state), method, uri, headers, body| {
+            handler(state, (method, uri, headers, body))
+        };
+        let router = axum::Router::new()
+            .fallback(route)
+            .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+            .with_state(state);
+        Server::spawn(listener, router)
+    }
+
     /// Must be called inside a tokio runtime.
     pub fn spawn(listener: std::net::TcpListener, router: axum::Router) -> Server {
         let addr = listener.local_addr().expect("local addr");

@@ -40,14 +40,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State as AxState;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::Method;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::crd_release::{Pruned, Releases};
 use super::crd_schema::Crds;
-use super::http::{Recorder, Server, bind_local, json_response};
+use super::http::{Incoming, Recorder, Server, bind_local, json_response};
 use super::k8s_patch::{json_patch, merge_patch};
 
 /// Default namespace of [`K8sApi::client`].
@@ -392,11 +391,7 @@ impl K8sApi {
             bookmark_every: Mutex::new(Duration::from_secs(1)),
             authorizer: Mutex::new(None),
         });
-        let router = axum::Router::new()
-            .fallback(handle)
-            .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
-            .with_state(shared.clone());
-        let server = Server::spawn(listener, router);
+        let server = Server::stand_in(listener, shared.clone(), 16 * 1024 * 1024, handle);
         K8sApi {
             shared,
             server,
@@ -1232,13 +1227,7 @@ fn self_subject_access_review(shared: &Shared, review: &Value) -> Reply {
     Reply::ok(201, answer)
 }
 
-async fn handle(
-    AxState(shared): AxState<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(shared: Arc<Shared>, (method, uri, headers, body): Incoming) -> Response {
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or("").to_string();
     let params: Vec<(String, String)> = serde_urlencoded::from_str(&query).unwrap_or_default();

@@ -7,6 +7,7 @@ pub mod crd_pattern;
 pub mod crd_release;
 pub mod crd_schema;
 pub mod discord_api;
+pub mod engine;
 pub mod http;
 pub mod k8s_api;
 pub mod k8s_patch;
@@ -37,6 +38,28 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// handled.
 const BARRIER: &str = ":barrier";
 const BARRIER_MARK: &str = "(console controls:";
+
+/// Poll `check` until it holds, calling `between` before each retry; `patience` only guards
+/// against a hang, it is never a timing assertion.
+pub async fn poll_until<T>(
+    what: &str,
+    patience: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+    mut between: impl FnMut(),
+) -> T {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        between();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 pub struct Drbot {
     child: Child,

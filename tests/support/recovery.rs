@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
+use drbot::cluster::manifests::DatabaseRestore;
+use drbot::cluster::offsite::Offsite;
 use serde_json::{Value, json};
 
 use super::k8s_api::{K8sApi, node, pod_status};
@@ -72,6 +74,35 @@ pub async fn offsite_bucket() -> S3Server {
         s3.seed_velero(BUCKET, "", name, "Completed", done);
     }
     s3
+}
+
+/// The offsite bucket (see [`offsite_bucket`]) and a client for it, with orders' prefix.
+pub async fn offsite_client() -> (S3Server, Offsite) {
+    let s3 = offsite_bucket().await;
+    let mut settings = s3.settings(BUCKET);
+    settings.clusters = vec![format!("orders={ORDERS_PREFIX}")];
+    let offsite = Offsite::new(&settings).expect("offsite");
+    (s3, offsite)
+}
+
+/// A restore of orders' nightly backup from `db` (PostgreSQL 16, one 20Gi instance), as
+/// `name` in `namespace`, to `target` or the backup's end.
+pub fn orders_restore(
+    name: &str,
+    namespace: &str,
+    target: Option<DateTime<Utc>>,
+) -> DatabaseRestore {
+    DatabaseRestore {
+        name: name.into(),
+        namespace: namespace.into(),
+        source_namespace: "db".into(),
+        source_cluster: "orders".into(),
+        backup: "orders-nightly".into(),
+        postgres_version: "16".into(),
+        instances: 1,
+        volume_size: "20Gi".into(),
+        target,
+    }
 }
 
 // ---- Kubernetes objects ----------------------------------------------------------------------

@@ -10,15 +10,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State as AxState;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::http::{
-    Part, Recorder, SLACK_APP_ID, SLACK_TEAM_DOMAIN, SLACK_TEAM_ID, Server, bind_local,
-    header_pairs, json_response, parse_multipart, text_response,
+    Incoming, Part, Recorder, SLACK_APP_ID, SLACK_TEAM_DOMAIN, SLACK_TEAM_ID, Server, bind_local,
+    header_pairs, json_response, parse_multipart, slack_block_elements, text_response,
 };
 
 /// The bot user the stand-in posts as (what `auth.test` returns).
@@ -150,11 +148,7 @@ impl SlackApi {
                 ..World::default()
             }),
         });
-        let router = axum::Router::new()
-            .fallback(handle)
-            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
-            .with_state(shared.clone());
-        let server = Server::spawn(listener, router);
+        let server = Server::stand_in(listener, shared.clone(), 64 * 1024 * 1024, handle);
         SlackApi { shared, server }
     }
 
@@ -252,12 +246,7 @@ impl SlackApi {
     /// Bodies of the chat.postMessage calls that posted to `channel`, in order
     /// (including ones answered 500 by `ReplyAfterApplying`).
     pub fn posts_in(&self, channel: &str) -> Vec<Value> {
-        self.world()
-            .posts
-            .iter()
-            .filter(|(c, _)| c == channel)
-            .map(|(_, b)| b.clone())
-            .collect()
+        filed_under(&self.world().posts, channel)
     }
 
     /// The channel's pinned messages, oldest first.
@@ -275,6 +264,14 @@ impl SlackApi {
             .get(channel)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The texts of [`SlackApi::history`].
+    pub fn history_texts(&self, channel: &str) -> Vec<String> {
+        self.history(channel)
+            .iter()
+            .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     /// One message as Slack would embed it in an interaction payload.
@@ -302,12 +299,7 @@ impl SlackApi {
 
     /// JSON bodies received at `response_url(id)`, in order.
     pub fn responses_to(&self, id: &str) -> Vec<Value> {
-        self.world()
-            .responses
-            .iter()
-            .filter(|(i, _)| i == id)
-            .map(|(_, v)| v.clone())
-            .collect()
+        filed_under(&self.world().responses, id)
     }
 
     /// Forget recorded calls, posts, uploads and responses. Channel history, pins,
@@ -332,6 +324,15 @@ impl SlackApi {
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.shared.world.lock().unwrap()
     }
+}
+
+/// The values in `pairs` filed under `key`, in order.
+fn filed_under(pairs: &[(String, Value)], key: &str) -> Vec<Value> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 impl World {
@@ -365,13 +366,7 @@ impl World {
 // Request handling
 // ---------------------------------------------------------------------------------------
 
-async fn handle(
-    AxState(shared): AxState<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(shared: Arc<Shared>, (method, uri, headers, body): Incoming) -> Response {
     let path = uri.path().to_string();
     if let Some(api_method) = path.strip_prefix("/api/") {
         pass_gate(&shared, api_method).await;
@@ -529,6 +524,15 @@ fn server_error() -> Answer {
 }
 
 /// Record the call with the answer's status/error and build the response.
+/// [`finish`] with Slack's error answer.
+fn refuse(shared: &Shared, call: Call, status: u16, error: &str) -> Response {
+    finish(
+        shared,
+        call,
+        (status, vec![], json!({ "ok": false, "error": error })),
+    )
+}
+
 fn finish(shared: &Shared, mut call: Call, (status, mut headers, body): Answer) -> Response {
     call.answered = status;
     // Slack names the token's scopes on every Web API answer.
@@ -746,13 +750,7 @@ fn check_blocks(blocks: &Value) -> Result<(), Reject> {
         if too_long {
             return Err(invalid("invalid_blocks"));
         }
-        let elements = block
-            .get("elements")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .chain(block.get("accessory"));
-        for element in elements {
+        for element in slack_block_elements(block) {
             if element.get("type").and_then(Value::as_str) == Some("button") {
                 let label = element.pointer("/text/text").and_then(Value::as_str);
                 let action_id = element.get("action_id").and_then(Value::as_str);
@@ -1148,52 +1146,28 @@ fn response_url(shared: &Shared, id: &str, headers: &HeaderMap, body: &[u8]) -> 
         _ => {
             call.body = Value::String(String::from_utf8_lossy(body).into_owned());
             call.valid = false;
-            return Some(finish(
-                shared,
-                call,
-                (
-                    400,
-                    vec![],
-                    json!({ "ok": false, "error": "invalid_payload" }),
-                ),
-            ));
+            return Some(refuse(shared, call, 400, "invalid_payload"));
         }
     };
     call.body = Value::Object(parsed.clone());
     let deleting = parsed.get("delete_original") == Some(&Value::Bool(true));
     if let Err(reject) = check_content(&parsed, !deleting) {
         call.valid = reject.valid;
-        return Some(finish(
-            shared,
-            call,
-            (400, vec![], json!({ "ok": false, "error": reject.code })),
-        ));
+        return Some(refuse(shared, call, 400, reject.code));
     }
     if let Some(kind) = parsed.get("response_type")
         && kind != "in_channel"
         && kind != "ephemeral"
     {
         call.valid = false;
-        return Some(finish(
-            shared,
-            call,
-            (
-                400,
-                vec![],
-                json!({ "ok": false, "error": "invalid_response_type" }),
-            ),
-        ));
+        return Some(refuse(shared, call, 400, "invalid_response_type"));
     }
     let mut world = shared.world.lock().unwrap();
     let used = world.responses.iter().filter(|(i, _)| i == id).count();
     if used >= MAX_RESPONSES_PER_URL {
         drop(world);
         call.valid = false;
-        return Some(finish(
-            shared,
-            call,
-            (404, vec![], json!({ "ok": false, "error": "used_url" })),
-        ));
+        return Some(refuse(shared, call, 404, "used_url"));
     }
     let failure = world.pop_failure("response");
     if matches!(failure, None | Some(Failure::ReplyAfterApplying)) {

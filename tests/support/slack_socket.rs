@@ -14,9 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State as AxState;
-use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -24,8 +21,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::http::{
-    self, Recorder, SLACK_APP_ID, SLACK_TEAM_DOMAIN, SLACK_TEAM_ID, SLACK_VERIFICATION_TOKEN,
-    Server, bind_local, json_response,
+    self, Incoming, Recorder, SLACK_APP_ID, SLACK_TEAM_DOMAIN, SLACK_TEAM_ID,
+    SLACK_VERIFICATION_TOKEN, Server, bind_local, json_response,
 };
 use super::slack_api::SlackApi;
 
@@ -90,11 +87,7 @@ impl SlackSocket {
             connected: tokio::sync::Notify::new(),
             tickets: AtomicU64::new(1),
         });
-        let router = axum::Router::new()
-            .fallback(handle)
-            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
-            .with_state(shared.clone());
-        let http = Server::spawn(http_listener, router);
+        let http = Server::stand_in(http_listener, shared.clone(), 64 * 1024 * 1024, handle);
         let ws = tokio::spawn(accept(
             tokio::net::TcpListener::from_std(ws_listener).expect("tokio listener"),
             shared.clone(),
@@ -264,13 +257,7 @@ pub fn interactive(envelope_id: &str, payload: Value) -> Value {
 // HTTP: apps.connections.open here, the rest passed through
 // ---------------------------------------------------------------------------------------
 
-async fn handle(
-    AxState(shared): AxState<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(shared: Arc<Shared>, (method, uri, headers, body): Incoming) -> Response {
     if uri.path() == "/api/apps.connections.open" {
         let bearer = headers
             .get("authorization")

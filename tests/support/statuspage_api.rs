@@ -13,13 +13,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use axum::body::Bytes;
-use axum::extract::State as AxState;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::http::{Recorder, Server, bind_local, json_response};
+use super::http::{Incoming, Recorder, Server, bind_local, json_response};
 
 pub const INCIDENT_STATUSES: &[&str] = &["investigating", "identified", "monitoring", "resolved"];
 pub const COMPONENT_STATUSES: &[&str] = &[
@@ -95,11 +93,10 @@ impl StatuspageApi {
             recorder: Recorder::new(),
             world: Mutex::new(World::default()),
         });
-        let router = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone());
+        // axum's own default body limit, which this stand-in has always had.
+        let server = Server::stand_in(listener, shared.clone(), 2 * 1024 * 1024, handle);
         StatuspageApi {
-            _server: Server::spawn(listener, router),
+            _server: server,
             shared,
         }
     }
@@ -205,13 +202,7 @@ fn check_incident(
     Ok(incident.clone())
 }
 
-async fn handle(
-    AxState(shared): AxState<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(shared: Arc<Shared>, (method, uri, headers, body): Incoming) -> Response {
     let path = uri.path().to_string();
     let auth_ok = headers
         .get("authorization")

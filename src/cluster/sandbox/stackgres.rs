@@ -14,7 +14,7 @@ use crate::cluster::manifests::{
     newest_backup_before, restore_target, to_yaml,
 };
 use crate::cluster::{ClusterError, Observation};
-use crate::incident::{OperationKind, OperationSpec, Outcome, Plan};
+use crate::incident::{OperationKind, OperationSpec, Plan};
 
 pub(super) const PG_VERSION: &str = "16";
 
@@ -188,20 +188,18 @@ impl Sandbox {
             .and_then(|c| SOURCE_CLUSTERS.iter().find(|s| s.name == c))
             .map_or(1, |s| s.instances);
         let primary = format!("{}-0", record.name);
-        Observation {
-            phase: "Bootstrapped".into(),
-            percent: 100,
-            detail: format!("primary {primary} Ready"),
-            done: Some(Outcome::Succeeded),
-            result: Some(json!({
+        Observation::succeeded(
+            "Bootstrapped",
+            format!("primary {primary} Ready"),
+            json!({
                 "primary": primary,
                 "endpoint": format!("{}.{namespace}.svc:5432", record.name),
                 "instances": instances,
                 "fromBackup": record.backup,
                 "recoveredTo": record.replay_to.map(fmt),
                 "readyAt": fmt(record.created_at + self.real(SG_READY_S)),
-            })),
-        }
+            }),
+        )
     }
 }
 

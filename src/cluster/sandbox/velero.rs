@@ -10,7 +10,7 @@ use super::{Planned, Sandbox};
 use crate::cluster::manifests::{self, VELERO_RESTORE_POLICY, fmt, to_yaml};
 use crate::cluster::restore_scope::{DATABASES, RestoreScope};
 use crate::cluster::{ClusterError, Observation};
-use crate::incident::{OperationSpec, Outcome, Plan};
+use crate::incident::{OperationSpec, Plan};
 
 // Simulated durations at speed 1.
 pub(super) const VELERO_NEW_S: i64 = 15;
@@ -101,20 +101,18 @@ impl Sandbox {
             );
         }
         let completed_at = record.created_at + self.real(VELERO_DONE_S);
-        Observation {
-            phase: "Completed".into(),
-            percent: 100,
-            detail: format!("{RESTORE_ITEMS}/{RESTORE_ITEMS} items restored, 0 warnings, 0 errors"),
-            done: Some(Outcome::Succeeded),
-            result: Some(json!({
+        Observation::succeeded(
+            "Completed",
+            format!("{RESTORE_ITEMS}/{RESTORE_ITEMS} items restored, 0 warnings, 0 errors"),
+            json!({
                 "backupName": record.backup,
                 "itemsRestored": RESTORE_ITEMS,
                 "totalItems": RESTORE_ITEMS,
                 "warnings": 0,
                 "errors": 0,
                 "completionTimestamp": fmt(completed_at),
-            })),
-        }
+            }),
+        )
     }
 }
 
