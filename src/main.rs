@@ -288,9 +288,9 @@ async fn run(cli: Cli) -> Result<()> {
                         .web
                         .for_console(&listen)
                         .map_err(|e| anyhow::anyhow!("--web: {e}"))?;
-                    drbot::server::web::bind(app.clone(), &web).await?
+                    drbot::server::web::bind(app.clone(), &settings, &web).await?
                 }
-                None => drbot::server::web::bind(app.clone(), &settings.web).await?,
+                None => drbot::server::web::bind(app.clone(), &settings, &settings.web).await?,
             };
             if let Some(web) = &web {
                 eprintln!("web view: http://{}/incidents", web.addr);

@@ -32,7 +32,13 @@ impl View {
         let bot = Bot::start(dir.path(), &vars, t0()).await;
         let settings = Settings::load_from(None, Some(bot.env.clone())).expect("settings");
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let web = web::start(bot.running.server.app.clone(), &settings.web, socket).unwrap();
+        let web = web::start(
+            bot.running.server.app.clone(),
+            &settings,
+            &settings.web,
+            socket,
+        )
+        .unwrap();
         View {
             bot,
             web,

@@ -461,7 +461,7 @@ pub async fn run(
     let socket = TcpListener::bind(listen)
         .await
         .map_err(|e| ServeError::Bind(listen.clone(), e))?;
-    let web = web::bind(app.clone(), &settings.web).await?;
+    let web = web::bind(app.clone(), settings, &settings.web).await?;
     let server = Arc::new(Server::new(app, settings)?);
     let running = start(server, socket, &settings.http)?;
     signal.await;

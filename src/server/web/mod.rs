@@ -26,10 +26,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{ExportFailure, ServeError, content_type, export, incident_id};
+use super::metrics::Connections;
+use super::{ExportFailure, ServeError, content_type, export, incident_id, listener};
 use crate::app::App;
 use crate::command::ExportFormat;
-use crate::config::WebSettings;
+use crate::config::{Settings, WebSettings};
 use auth::{Access, Guard, Refusal};
 
 /// The login form is one short field.
@@ -47,53 +48,54 @@ pub struct Web {
 pub struct WebRunning {
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl WebRunning {
     /// Stop accepting and let requests in progress finish.
     pub async fn stop(self) -> Result<(), ServeError> {
         let _ = self.stop.send(true);
-        match self.task.await {
-            Ok(served) => served.map_err(ServeError::Io),
-            Err(e) => Err(ServeError::Io(std::io::Error::other(e))),
-        }
+        self.task
+            .await
+            .map_err(|e| ServeError::Io(std::io::Error::other(e)))
     }
 }
 
 /// Bind `[web] listen`, when set, and serve the web view on it.
-pub async fn bind(app: Arc<App>, settings: &WebSettings) -> Result<Option<WebRunning>, ServeError> {
-    let Some(listen) = settings.listen.as_deref() else {
+pub async fn bind(
+    app: Arc<App>,
+    settings: &Settings,
+    web: &WebSettings,
+) -> Result<Option<WebRunning>, ServeError> {
+    let Some(listen) = web.listen.as_deref() else {
         return Ok(None);
     };
     let socket = TcpListener::bind(listen)
         .await
         .map_err(|e| ServeError::Bind(listen.to_string(), e))?;
-    start(app, settings, socket).map(Some)
+    start(app, settings, web, socket).map(Some)
 }
 
-/// Serve the web view on `socket`; returns at once.
+/// Serve the web view on `socket` with `[http]`'s connection deadlines and cap; returns at
+/// once.
 pub fn start(
     app: Arc<App>,
-    settings: &WebSettings,
+    settings: &Settings,
+    web: &WebSettings,
     socket: TcpListener,
 ) -> Result<WebRunning, ServeError> {
-    let guard = Guard::new(settings).map_err(|e| ServeError::Config(e.to_string()))?;
+    let guard = Guard::new(web).map_err(|e| ServeError::Config(e.to_string()))?;
     let addr = socket.local_addr()?;
-    let mode = settings.auth.clone();
     let routes = router(Arc::new(Web { app, guard }));
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        axum::serve(
-            socket,
-            routes.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })
-        .await
-    });
-    info!(%addr, auth = %mode, "web view listening");
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(listener::serve(
+        socket,
+        routes,
+        listener::Limits::new(&settings.http),
+        Arc::new(Connections::default()),
+        stopped,
+    ));
+    info!(%addr, auth = %web.auth, "web view listening");
     Ok(WebRunning { addr, stop, task })
 }
 
