@@ -102,6 +102,12 @@ impl WebSettings {
         {
             return Err("web.public_url must be an http(s) URL".into());
         }
+        let h = &self.proxy_header;
+        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(format!(
+                "web.proxy_header {h:?} must be a header name like X-Forwarded-Email"
+            ));
+        }
         if !(1..=24 * 30).contains(&self.session_hours) {
             return Err("web.session_hours must be between 1 and 720".into());
         }
@@ -201,6 +207,10 @@ mod tests {
             ),
             (&[LAN, ("DRBOT__WEB__AUTH", "basic")][..], "web.auth"),
             (&[("DRBOT__WEB__LISTEN", "localhost")][..], "web.listen"),
+            (
+                &[("DRBOT__WEB__PROXY_HEADER", "X Email:")][..],
+                "web.proxy_header",
+            ),
             (
                 &[("DRBOT__WEB__PUBLIC_URL", "drbot.example.com")][..],
                 "web.public_url",
