@@ -7,6 +7,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+mod web;
+pub use web::{WebAuth, WebSettings};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
@@ -33,6 +36,7 @@ pub struct Settings {
     pub drills: DrillsSettings,
     pub tabletop: TabletopSettings,
     pub statuspage: StatuspageSettings,
+    pub web: WebSettings,
 }
 
 /// SOP §10.1 drills: where the "drill due" reminder goes, and how long before a quarter ends.
@@ -760,6 +764,9 @@ impl Settings {
             .with_list_parse_key("kubernetes.flux_kustomizations")
             .with_list_parse_key("kubernetes.flux_helmreleases")
             .with_list_parse_key("kubernetes.core_namespaces")
+            .with_list_parse_key("web.tokens")
+            .with_list_parse_key("web.proxy")
+            .with_list_parse_key("web.allow")
             .source(env);
         let settings: Settings = builder.add_source(env_source).build()?.try_deserialize()?;
         settings.validate()?;
@@ -770,6 +777,7 @@ impl Settings {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         self.offsite.validate().map_err(ConfigError::Invalid)?;
         self.statuspage.validate().map_err(ConfigError::Invalid)?;
+        self.web.validate().map_err(ConfigError::Invalid)?;
         match self.cluster.backend.as_str() {
             "sandbox" => {}
             "kubernetes" => self.kubernetes.validate().map_err(ConfigError::Invalid)?,

@@ -37,6 +37,9 @@ enum Cmd {
         /// Start a simulated clock at this UTC time; `:advance 15m` moves it (tabletop drills).
         #[arg(long)]
         clock: Option<DateTime<Utc>>,
+        /// Also serve the read-only incident web view here (e.g. 127.0.0.1:8081).
+        #[arg(long)]
+        web: Option<String>,
     },
     /// Serve Slack and Discord over HTTP, with the scheduler and the outbox (SIGTERM stops it cleanly).
     Serve,
@@ -267,6 +270,7 @@ async fn run(cli: Cli) -> Result<()> {
             channel,
             user,
             clock,
+            web,
         } => {
             let manual = clock.map(ManualClock::new);
             let clock: Arc<dyn Clock> = match &manual {
@@ -277,6 +281,20 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .context("starting drbot")?;
             app.store.hold_sole_process().await?;
+            let app = Arc::new(app);
+            let web = match web {
+                Some(listen) => {
+                    let web = settings
+                        .web
+                        .for_console(&listen)
+                        .map_err(|e| anyhow::anyhow!("--web: {e}"))?;
+                    drbot::server::web::bind(app.clone(), &settings, &web).await?
+                }
+                None => drbot::server::web::bind(app.clone(), &settings, &settings.web).await?,
+            };
+            if let Some(web) = &web {
+                eprintln!("web view: http://{}/incidents", web.addr);
+            }
             let opts = ConsoleOptions {
                 channel,
                 user,
@@ -287,6 +305,9 @@ async fn run(cli: Cli) -> Result<()> {
             Console::new(&app, opts, manual, std::io::stdout().lock())
                 .run(stdin)
                 .await?;
+            if let Some(web) = web {
+                web.stop().await?;
+            }
         }
         Cmd::Serve => {
             let app = App::build(&settings, Arc::new(SystemClock))

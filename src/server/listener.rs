@@ -351,8 +351,8 @@ pub async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             accepted = listener.accept(), if room => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
                 // Out of descriptors, mostly (EMFILE, ENFILE): give one back and retry.
@@ -402,7 +402,7 @@ pub async fn serve(
         lock(&shared.open).insert(next_id, tracker.clone());
         tasks.spawn(connection(
             next_id,
-            stream,
+            (stream, peer),
             tracker,
             shared.clone(),
             app.clone(),
@@ -438,7 +438,7 @@ enum End {
 
 async fn connection(
     id: u64,
-    stream: TcpStream,
+    (stream, peer): (TcpStream, std::net::SocketAddr),
     tracker: Arc<Tracker>,
     shared: Arc<Shared>,
     app: Router,
@@ -456,7 +456,11 @@ async fn connection(
     });
     let app = TowerToHyperService::new(app);
     let requests = tracker.clone();
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        // The web view believes a proxy's header only from the proxy's own address.
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let in_flight = requests.begin();
         let answer = app.call(request);
         async move {

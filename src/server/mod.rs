@@ -10,6 +10,7 @@ pub mod listener;
 pub mod metrics;
 pub mod slack;
 mod socket_mode;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -270,7 +271,7 @@ async fn timeline(
     if !same_secret(given.as_bytes(), token.as_bytes()) {
         return (StatusCode::UNAUTHORIZED, "bearer token required\n").into_response();
     }
-    let Some(id) = id.strip_prefix("INC-").unwrap_or(&id).parse::<i64>().ok() else {
+    let Some(id) = incident_id(&id) else {
         return (
             StatusCode::BAD_REQUEST,
             "incident id must be like INC-3 or 3\n",
@@ -289,37 +290,62 @@ async fn timeline(
                 .into_response();
         }
     };
-    match s.app.store.incident(id).await {
+    match export(&s.app, id, format).await {
+        Ok(out) => ([(header::CONTENT_TYPE, content_type(format))], out).into_response(),
+        Err(ExportFailure::Unknown) => {
+            (StatusCode::NOT_FOUND, "no such incident\n").into_response()
+        }
+        Err(ExportFailure::Store) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+        Err(ExportFailure::Export) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "export failed\n").into_response()
+        }
+    }
+}
+
+/// `INC-3` or `3`.
+fn incident_id(id: &str) -> Option<i64> {
+    id.strip_prefix("INC-").unwrap_or(id).parse::<i64>().ok()
+}
+
+/// Why an export could not be given (the detail is logged).
+enum ExportFailure {
+    Unknown,
+    Store,
+    Export,
+}
+
+/// An incident's timeline export, whole, as the timeline API and the web view hand it out.
+async fn export(app: &App, id: i64, format: ExportFormat) -> Result<Vec<u8>, ExportFailure> {
+    match app.store.incident(id).await {
         Ok(Some(_)) => {}
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such incident\n").into_response(),
+        Ok(None) => return Err(ExportFailure::Unknown),
         Err(e) => {
-            warn!(error = %e, "timeline API: store");
-            return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response();
+            warn!(error = %e, "export: store");
+            return Err(ExportFailure::Store);
         }
     }
     let mut out = Vec::new();
-    if let Err(e) = crate::export::export_with(
-        &s.app.store,
-        id,
-        format,
-        &s.app.runbook,
-        crate::export::Impact {
-            continuity: &s.app.continuity,
-            now: s.app.clock.now(),
-        },
-        &mut out,
-    )
-    .await
-    {
-        warn!(error = %e, "timeline API: export");
-        return (StatusCode::INTERNAL_SERVER_ERROR, "export failed\n").into_response();
-    }
-    let content_type = match format {
+    let impact = crate::export::Impact {
+        continuity: &app.continuity,
+        now: app.clock.now(),
+    };
+    crate::export::export_with(&app.store, id, format, &app.runbook, impact, &mut out)
+        .await
+        .map_err(|e| {
+            warn!(error = %e, "export");
+            ExportFailure::Export
+        })?;
+    Ok(out)
+}
+
+fn content_type(format: ExportFormat) -> &'static str {
+    match format {
         ExportFormat::Markdown => "text/markdown; charset=utf-8",
         ExportFormat::Json => "application/json",
         ExportFormat::Csv => "text/csv; charset=utf-8",
-    };
-    ([(header::CONTENT_TYPE, content_type)], out).into_response()
+    }
 }
 
 /// Label for metrics: the verb of a parsed line, or `invalid`.
@@ -435,10 +461,14 @@ pub async fn run(
     let socket = TcpListener::bind(listen)
         .await
         .map_err(|e| ServeError::Bind(listen.clone(), e))?;
+    let web = web::bind(app.clone(), settings, &settings.web).await?;
     let server = Arc::new(Server::new(app, settings)?);
     let running = start(server, socket, &settings.http)?;
     signal.await;
     info!("shutting down: finishing in-flight requests");
+    if let Some(web) = web {
+        web.stop().await?;
+    }
     running.stop().await
 }
 

@@ -107,6 +107,17 @@ impl Drbot {
         clock: &str,
         user: &str,
     ) -> Drbot {
+        Drbot::console_args(dir, env, clock, user, &[])
+    }
+
+    /// [`Drbot::console_with`] with more arguments (`--web 127.0.0.1:8081`).
+    pub fn console_args(
+        dir: &Path,
+        env: &BTreeMap<String, String>,
+        clock: &str,
+        user: &str,
+        more: &[&str],
+    ) -> Drbot {
         let mut cmd = command(dir);
         cmd.envs(env)
             .args([
@@ -118,6 +129,7 @@ impl Drbot {
                 "--clock",
                 clock,
             ])
+            .args(more)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -1,0 +1,463 @@
+//! The incident web view (issue 24, first slice) over real HTTP on 127.0.0.1: the bot's
+//! engine in-process (`support::bot`) with the web view on a listener of its own, and the
+//! console binary with `--web`.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use drbot::config::Settings;
+use drbot::incident::{Actor, Caller};
+use drbot::server::web::{self, WebRunning};
+use support::Drbot;
+use support::bot::{Bot, t0};
+use support::http::{self, Response};
+use tokio::net::TcpListener;
+
+const TOKEN: &str = "viewer-token-5f2a9c";
+const CHANNEL: &str = "#inc-orders";
+
+struct View {
+    bot: Bot,
+    web: WebRunning,
+    _dir: tempfile::TempDir,
+}
+
+impl View {
+    /// The bot with the web view on 127.0.0.1 under `env` (`DRBOT__WEB__…`).
+    async fn start(env: &[(&str, &str)]) -> View {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vars: Vec<(&str, String)> = vec![("DRBOT__WEB__LISTEN", "127.0.0.1:0".into())];
+        vars.extend(env.iter().map(|(k, v)| (*k, v.to_string())));
+        let bot = Bot::start(dir.path(), &vars, t0()).await;
+        let settings = Settings::load_from(None, Some(bot.env.clone())).expect("settings");
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let web = web::start(
+            bot.running.server.app.clone(),
+            &settings,
+            &settings.web,
+            socket,
+        )
+        .unwrap();
+        View {
+            bot,
+            web,
+            _dir: dir,
+        }
+    }
+
+    async fn open() -> View {
+        View::start(&[("DRBOT__WEB__AUTH", "none")]).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.web.addr)
+    }
+
+    async fn get(&self, path: &str) -> Response {
+        http::get(&self.url(path), &[]).await
+    }
+
+    async fn get_with(&self, path: &str, headers: &[(&str, String)]) -> Response {
+        http::get(&self.url(path), headers).await
+    }
+
+    async fn say(&self, line: &str) -> String {
+        let alice = Caller {
+            actor: Actor::new("slack", "U1", "alice"),
+            operator: true,
+        };
+        let reply = self.bot.app().handle(CHANNEL, &alice, line).await.unwrap();
+        reply.text().to_string()
+    }
+
+    async fn stop(self) {
+        self.web.stop().await.unwrap();
+        self.bot.stop().await;
+    }
+}
+
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incident_page_shows_what_the_incident_holds() {
+    let v = View::open().await;
+    v.say("/dr declare sev2 data orders database wiped").await;
+    v.say("/dr check 9.1.4 done").await;
+    v.say("/dr note rollback of <script>alert(1)</script> started")
+        .await;
+    let events = v.bot.app().store.events(1).await.unwrap();
+    let last = events.last().unwrap().seq;
+
+    let page = v.get("/incidents/INC-1").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text();
+    for shown in [
+        "INC-1: orders database wiped",
+        "SEV2",
+        "data",
+        "9.1.4",
+        "Network policies enforced",
+        "not frozen",
+        "Update cadence",
+        "next due",
+        "rollback of &lt;script&gt;alert(1)&lt;/script&gt; started",
+        "2026-02-08 10:00:00Z",
+        "export.md",
+    ] {
+        assert!(html.contains(shown), "{shown} missing from:\n{html}");
+    }
+    assert!(!html.contains("<script>"), "markup from the timeline ran");
+    // The tick says who ticked it.
+    let item = html.split("9.1.4").nth(1).unwrap();
+    assert!(
+        item[..item.find("</li>").unwrap()].contains("alice"),
+        "{item}"
+    );
+    // Every event has its anchor and permalink.
+    for e in &events {
+        assert!(html.contains(&format!("<li id=\"ev-{}\">", e.seq)));
+        assert!(html.contains(&format!("href=\"#ev-{}\"", e.seq)));
+    }
+    assert_eq!(count(&html, "<li id=\"ev-"), events.len());
+    assert!(html.contains(&format!("id=\"ev-{last}\"")));
+    // The bare number names the same incident.
+    assert_eq!(v.get("/incidents/1").await.text(), html);
+
+    let list = v.get("/incidents").await;
+    assert_eq!(list.status, 200);
+    let list = list.text();
+    assert!(list.contains("href=\"/incidents/INC-1\""), "{list}");
+    assert!(list.contains("orders database wiped") && list.contains("SEV2"));
+    assert!(list.contains("U1"), "the incident commander: {list}");
+    assert!(!list.contains("DRILL"));
+    let resolved = v.get("/incidents?state=resolved").await.text();
+    assert!(!resolved.contains("INC-1"), "{resolved}");
+    let open = v.get("/incidents?state=open&drill=no").await.text();
+    assert!(open.contains("INC-1"));
+    assert!(!v.get("/incidents?drill=yes").await.text().contains("INC-1"));
+    v.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_timelines_show_the_latest_500_events_and_link_to_older_ones() {
+    let v = View::open().await;
+    v.say("/dr declare sev3 infra ingress down").await;
+    for n in 0..560 {
+        v.say(&format!("/dr note step {n}")).await;
+    }
+    let events = v.bot.app().store.events(1).await.unwrap();
+    let (first, last) = (events[0].seq, events.last().unwrap().seq);
+    assert!(events.len() > 500);
+
+    let html = v.get("/incidents/INC-1").await.text();
+    assert_eq!(count(&html, "<li id=\"ev-"), 500);
+    assert!(html.contains(&format!("id=\"ev-{last}\"")));
+    assert!(!html.contains(&format!("id=\"ev-{first}\"")));
+    let oldest_shown = events[events.len() - 500].seq;
+    let older = format!("/incidents/INC-1?before={oldest_shown}");
+    assert!(
+        html.contains(&format!("href=\"{older}\"")),
+        "no link to older events"
+    );
+
+    let html = v.get(&older).await.text();
+    assert_eq!(
+        count(&html, "<li id=\"ev-"),
+        events.len() - 500,
+        "the older page holds the rest"
+    );
+    assert!(html.contains(&format!("id=\"ev-{first}\"")));
+    assert!(!html.contains(&format!("id=\"ev-{oldest_shown}\"")));
+    assert!(
+        !html.contains("?before="),
+        "nothing older than the first event"
+    );
+    assert!(
+        html.contains("href=\"/incidents/INC-1\""),
+        "a way back to the latest"
+    );
+    v.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_incidents_and_malformed_queries_get_pages_that_say_so() {
+    let v = View::open().await;
+    v.say("/dr declare sev3 infra ingress down").await;
+    for path in [
+        "/incidents/INC-99",
+        "/incidents/99",
+        "/incidents/orders",
+        "/incidents/INC-99/export.md",
+        "/incidents/INC-1/export.pdf",
+        "/nowhere",
+    ] {
+        let r = v.get(path).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert!(
+            r.text().contains("<h1>"),
+            "{path}: a page, not a bare status"
+        );
+        assert!(!r.text().contains("ingress down"), "{path}");
+    }
+    for (path, accepted) in [
+        ("/incidents?state=closed", "state=open|resolved|all"),
+        ("/incidents?drill=maybe", "drill=yes|no"),
+        ("/incidents?sort=id", "state=open|resolved|all"),
+        ("/incidents/INC-1?before=soon", "before="),
+        ("/incidents/INC-1?before=-4", "before="),
+    ] {
+        let r = v.get(path).await;
+        assert_eq!(r.status, 400, "{path}");
+        assert!(r.text().contains(accepted), "{path}: {}", r.text());
+        assert!(!r.text().contains("ingress down"), "{path}");
+    }
+    v.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exports_download_as_files() {
+    let v = View::open().await;
+    v.say("/dr declare sev3 infra ingress down").await;
+    v.say("/dr note restarted the controller").await;
+    for (file, kind, holds) in [
+        ("export.md", "text/markdown", "restarted the controller"),
+        (
+            "export.json",
+            "application/json",
+            "restarted the controller",
+        ),
+        ("export.csv", "text/csv", "restarted the controller"),
+    ] {
+        let r = v.get(&format!("/incidents/INC-1/{file}")).await;
+        assert_eq!(r.status, 200, "{file}");
+        assert!(
+            r.header("content-type").unwrap().starts_with(kind),
+            "{file}"
+        );
+        let disposition = r.header("content-disposition").unwrap();
+        assert!(
+            disposition.starts_with("attachment;") && disposition.contains("INC-1-timeline"),
+            "{disposition}"
+        );
+        assert!(r.text().contains(holds), "{file}");
+    }
+    v.stop().await;
+}
+
+fn cookie_of(r: &Response) -> String {
+    let set = r.header("set-cookie").expect("a cookie");
+    set.split(';').next().unwrap().to_string()
+}
+
+async fn login(v: &View, token: &str, extra: &[(&str, String)]) -> Response {
+    let mut headers = vec![(
+        "content-type",
+        "application/x-www-form-urlencoded".to_string(),
+    )];
+    headers.extend(extra.iter().cloned());
+    http::post(&v.url("/login"), &headers, format!("token={token}")).await
+}
+
+/// Nothing of the incident on a refused answer.
+fn refused(r: &Response, status: u16) {
+    assert_eq!(r.status, status, "{}", r.text());
+    let text = r.text();
+    assert!(!text.contains("ingress down"), "{text}");
+    assert!(!text.contains("INC-1"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_nothing_is_shown_without_a_valid_one() {
+    let v = View::start(&[("DRBOT__WEB__TOKENS", TOKEN)]).await;
+    v.say("/dr declare sev3 infra ingress down").await;
+    let bearer = |t: &str| vec![("authorization", format!("Bearer {t}"))];
+
+    // No credential: the login form, with a 401.
+    let r = v.get("/incidents/INC-1").await;
+    refused(&r, 401);
+    assert!(r.text().contains("name=\"token\""), "{}", r.text());
+    refused(&v.get("/incidents").await, 401);
+    refused(&v.get("/incidents/INC-1/export.json").await, 401);
+    refused(&v.get_with("/incidents/INC-1", &bearer("wrong")).await, 401);
+    assert_eq!(
+        v.get_with("/incidents/INC-1", &bearer(TOKEN)).await.status,
+        200
+    );
+    refused(
+        &v.get_with(
+            "/incidents",
+            &[("cookie", "drbot_web=9999999999.00ff".into())],
+        )
+        .await,
+        401,
+    );
+
+    // A token from another site's form is refused before it is looked at.
+    let r = login(&v, TOKEN, &[("sec-fetch-site", "cross-site".into())]).await;
+    refused(&r, 403);
+    assert!(r.header("set-cookie").is_none());
+    let r = login(&v, TOKEN, &[("origin", "https://evil.example".into())]).await;
+    refused(&r, 403);
+    assert!(r.header("set-cookie").is_none());
+
+    let r = login(&v, TOKEN, &[("sec-fetch-site", "same-origin".into())]).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/incidents"));
+    let set = r.header("set-cookie").unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Max-Age=")
+    );
+    let cookie = vec![("cookie", cookie_of(&r))];
+    let page = v.get_with("/incidents/INC-1", &cookie).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("ingress down"));
+
+    // The session ends on time (the engine's clock, moved by hand).
+    v.bot.clock.advance(chrono::Duration::hours(12));
+    refused(&v.get_with("/incidents/INC-1", &cookie).await, 401);
+
+    // Wrong guesses slow the address down: even the right token waits its turn.
+    for _ in 0..3 {
+        refused(&login(&v, "guess", &[]).await, 401);
+    }
+    let r = login(&v, TOKEN, &[]).await;
+    refused(&r, 429);
+    assert!(r.header("retry-after").is_some());
+    refused(&v.get_with("/incidents/INC-1", &bearer(TOKEN)).await, 429);
+    v.bot.clock.advance(chrono::Duration::seconds(1));
+    assert_eq!(login(&v, TOKEN, &[]).await.status, 303);
+    v.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_header_counts_only_from_the_proxy_and_for_the_allowed() {
+    let from = |who: &str| vec![("x-forwarded-email", who.to_string())];
+    // The proxy is elsewhere: a header sent straight to the listener is forged.
+    let v = View::start(&[
+        ("DRBOT__WEB__AUTH", "proxy"),
+        ("DRBOT__WEB__PROXY", "10.20.30.40"),
+        ("DRBOT__WEB__ALLOW", "@example.com"),
+    ])
+    .await;
+    v.say("/dr declare sev3 infra ingress down").await;
+    refused(
+        &v.get_with("/incidents/INC-1", &from("alice@example.com"))
+            .await,
+        401,
+    );
+    refused(&v.get("/incidents").await, 401);
+    v.stop().await;
+
+    let v = View::start(&[
+        ("DRBOT__WEB__AUTH", "proxy"),
+        ("DRBOT__WEB__PROXY", "127.0.0.1"),
+        ("DRBOT__WEB__ALLOW", "@example.com,bob@partner.org"),
+    ])
+    .await;
+    v.say("/dr declare sev3 infra ingress down").await;
+    for who in ["alice@example.com", "Bob@Partner.org"] {
+        let r = v.get_with("/incidents/INC-1", &from(who)).await;
+        assert_eq!(r.status, 200, "{who}");
+    }
+    for who in ["mallory@evil.org", "carol@partner.org", "example.com"] {
+        refused(&v.get_with("/incidents/INC-1", &from(who)).await, 401);
+    }
+    refused(&v.get("/incidents/INC-1").await, 401);
+    v.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_the_security_headers_and_no_secret() {
+    const SIGNING: &str = "slack-signing-secret-77";
+    const API: &str = "api-token-31";
+    let v = View::start(&[
+        ("DRBOT__WEB__TOKENS", TOKEN),
+        ("DRBOT__HTTP__API_TOKEN", API),
+        ("DRBOT__SLACK__SIGNING_SECRET", SIGNING),
+        ("DRBOT__SLACK__BOT_TOKEN", support::bot::SLACK_TOKEN),
+    ])
+    .await;
+    v.say("/dr declare sev3 infra ingress down").await;
+    v.say("/dr note checked").await;
+    let signed_in = vec![("authorization", format!("Bearer {TOKEN}"))];
+    let mut seen = Vec::new();
+    for path in [
+        "/",
+        "/healthz",
+        "/login",
+        "/static/style.css",
+        "/incidents",
+        "/incidents?state=open",
+        "/incidents?state=bad",
+        "/incidents/INC-1",
+        "/incidents/INC-9",
+        "/incidents/INC-1/export.md",
+        "/incidents/INC-1/export.json",
+        "/incidents/INC-1/export.csv",
+        "/nowhere",
+    ] {
+        seen.push((path, v.get(path).await));
+        seen.push((path, v.get_with(path, &signed_in).await));
+    }
+    seen.push(("/login", login(&v, "wrong", &[]).await));
+    seen.push((
+        "/login",
+        login(&v, TOKEN, &[("origin", "http://evil".into())]).await,
+    ));
+    seen.push(("/logout", http::post(&v.url("/logout"), &[], "").await));
+    let statuses: std::collections::BTreeSet<u16> = seen.iter().map(|(_, r)| r.status).collect();
+    assert!(
+        statuses.is_superset(&[200, 303, 400, 401, 403, 404].into()),
+        "{statuses:?}"
+    );
+    for (path, r) in &seen {
+        let csp = r
+            .header("content-security-policy")
+            .unwrap_or_else(|| panic!("{path}: no CSP"));
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("script-src"),
+            "{path}: {csp}"
+        );
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(r.header("referrer-policy"), Some("same-origin"), "{path}");
+        let all = format!("{:?}{}", r.headers, r.text());
+        for secret in [TOKEN, API, SIGNING, support::bot::SLACK_TOKEN] {
+            assert!(!all.contains(secret), "{path} shows a secret");
+        }
+        assert!(!r.text().contains("<script"), "{path}");
+    }
+    v.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_serves_the_page_with_web() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::http::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut bot = Drbot::console_args(
+        dir.path(),
+        &BTreeMap::new(),
+        "2026-02-08T10:00:00Z",
+        "alice",
+        &["--web", &listen],
+    );
+    bot.ask(
+        "/dr declare sev2 infra \"checkout is down\"",
+        "DISASTER DECLARED",
+    );
+    // The console binds the web view before it reads its first line.
+    let page = http::get(&format!("http://{listen}/incidents/INC-1"), &[]).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("checkout is down"), "{}", page.text());
+    assert!(page.text().contains("alice"));
+    bot.kill();
+}
