@@ -86,6 +86,8 @@ pub struct App {
     pub outbox_ready: tokio::sync::Notify,
     /// Where publications go (`[statuspage]`); `None`: no status page.
     pub statuspage: Option<Arc<dyn ChatSink>>,
+    /// The web view's public address (`[web] public_url`): posts link to incident pages.
+    pub public_url: Option<String>,
     claims: std::sync::atomic::AtomicU64,
 }
 
@@ -176,6 +178,7 @@ impl App {
             deliveries: DeliveryStats::default(),
             outbox_ready: tokio::sync::Notify::new(),
             statuspage,
+            public_url: settings.web.public_url.clone(),
             claims: Default::default(),
         })
     }
@@ -186,6 +189,7 @@ impl App {
             two_person_severities: &self.policy.two_person_severities,
             now,
             continuity: &self.continuity,
+            public_url: self.public_url.as_deref(),
         }
     }
 }

@@ -461,3 +461,22 @@ async fn the_console_serves_the_page_with_web() {
     assert!(page.text().contains("alice"));
     bot.kill();
 }
+
+#[test]
+fn with_a_public_url_the_declaration_and_the_status_link_to_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let env: BTreeMap<String, String> = [(
+        "DRBOT__WEB__PUBLIC_URL".to_string(),
+        "https://drbot.example.com/".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    let mut bot = Drbot::console_with(dir.path(), &env, "2026-02-08T10:00:00Z", "alice");
+    let link = "Incident page: https://drbot.example.com/incidents/INC-1";
+    // The declaration post ends with the link: read up to it, then check it came with the post.
+    let declared = bot.ask("/dr declare sev2 infra \"checkout is down\"", link);
+    assert!(declared.contains("DISASTER DECLARED"), "{declared}");
+    let status = bot.ask("/dr status", "Incident page:");
+    assert!(status.contains(link), "{status}");
+    bot.kill();
+}

@@ -77,6 +77,20 @@ pub struct Render<'a> {
     pub now: DateTime<Utc>,
     /// The service catalog and DR plan (issue 11).
     pub continuity: &'a crate::catalog::Continuity,
+    /// The web view's public address: the declaration, the pinned status and the final
+    /// summary link to the incident's page.
+    pub public_url: Option<&'a str>,
+}
+
+/// "Incident page: https://…/incidents/INC-3", when the web view has a public address.
+fn page_line(s: &Incident, r: &Render) -> Option<String> {
+    r.public_url.map(|base| {
+        format!(
+            "Incident page: {}/incidents/{}",
+            base.trim_end_matches('/'),
+            incident_ref(s.id)
+        )
+    })
 }
 
 /// Channel posts an event causes, rendered from the state after it.
@@ -107,6 +121,9 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
             );
             if s.drill {
                 text = format!("DRILL (kept out of RTO statistics). {text}");
+            }
+            if let Some(line) = page_line(s, r) {
+                text = format!("{text}\n{line}");
             }
             post(PostKind::Announcement, text)
         }
@@ -474,6 +491,9 @@ pub fn final_summary(s: &Incident, r: &Render) -> String {
     if let Some(t) = s.pitr_target {
         text.push_str(&format!("\nPITR target: {}", fmt_time(t)));
     }
+    if let Some(line) = page_line(s, r) {
+        text.push_str(&format!("\n{line}"));
+    }
     text
 }
 
@@ -609,6 +629,10 @@ fn status_text(s: &Incident, r: &Render, with_age: bool) -> String {
             "Resolved {}",
             s.resolved_at.map(fmt_time).unwrap_or_default()
         )),
+    }
+    if let Some(line) = page_line(s, r) {
+        out.push('\n');
+        out.push_str(&line);
     }
     out
 }

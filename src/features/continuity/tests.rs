@@ -660,6 +660,7 @@ fn a_note_after_the_declaration_leaves_the_pinned_status_as_it_was() {
             two_person_severities: &w.policy.two_person_severities,
             now: w.now,
             continuity: &w.continuity,
+            public_url: None,
         };
         Post::status(&w.state(), &render).text
     };
