@@ -27,6 +27,10 @@ pub struct WebSettings {
     pub allow: Vec<String>,
     /// How long a login lasts.
     pub session_hours: i64,
+    /// Secret that signs the login cookie (`DRBOT__WEB__COOKIE_KEY`, 32 characters or more).
+    /// Every replica given the same key accepts the others' logins, and a restart keeps them;
+    /// unset, each process makes its own and a restart signs everyone out.
+    pub cookie_key: Option<String>,
 }
 
 impl Default for WebSettings {
@@ -40,6 +44,7 @@ impl Default for WebSettings {
             proxy: Vec::new(),
             allow: Vec::new(),
             session_hours: 12,
+            cookie_key: None,
         }
     }
 }
@@ -110,6 +115,15 @@ impl WebSettings {
         }
         if !(1..=24 * 30).contains(&self.session_hours) {
             return Err("web.session_hours must be between 1 and 720".into());
+        }
+        if self
+            .cookie_key
+            .as_ref()
+            .is_some_and(|k| k.chars().count() < 32)
+        {
+            return Err(
+                "web.cookie_key must be 32 characters or more (e.g. `openssl rand -hex 32`)".into(),
+            );
         }
         let Some(listen) = &self.listen else {
             return Ok(());
@@ -215,6 +229,7 @@ mod tests {
                 &[("DRBOT__WEB__PUBLIC_URL", "drbot.example.com")][..],
                 "web.public_url",
             ),
+            (&[("DRBOT__WEB__COOKIE_KEY", "short")][..], "web.cookie_key"),
         ] {
             let e = load(pairs)
                 .err()

@@ -63,11 +63,23 @@ pub struct KeyError(std::io::Error);
 
 impl Guard {
     pub fn new(settings: &WebSettings) -> Result<Guard, KeyError> {
-        // A key per process: a restart signs everyone out, which a read-only view can afford.
-        let mut key = [0u8; 32];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut key))
-            .map_err(KeyError)?;
+        let key = match &settings.cookie_key {
+            // Replicas sharing the configured key accept each other's logins.
+            Some(secret) => {
+                let digest = <sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes());
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&digest);
+                key
+            }
+            // A key per process: a restart signs everyone out, which a read-only view can afford.
+            None => {
+                let mut key = [0u8; 32];
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut f| f.read_exact(&mut key))
+                    .map_err(KeyError)?;
+                key
+            }
+        };
         let access = match settings.auth_mode() {
             Some(WebAuth::Proxy) => Access::Proxy {
                 header: HeaderName::try_from(settings.proxy_header.as_str())
@@ -306,6 +318,38 @@ mod tests {
         })
         .unwrap();
         assert!(https.session_cookie(now).ends_with("; Secure"));
+    }
+
+    #[test]
+    fn replicas_with_one_cookie_key_accept_each_others_logins() {
+        let now = at("2026-02-08T10:00:00Z");
+        let value = |g: &Guard| {
+            let set = g.session_cookie(now);
+            set.strip_prefix("drbot_web=")
+                .and_then(|v| v.split(';').next())
+                .unwrap()
+                .to_string()
+        };
+        let keyed = || {
+            Guard::new(&WebSettings {
+                cookie_key: Some("k".repeat(40)),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let (a, b) = (keyed(), keyed());
+        assert!(b.cookie_valid(&value(&a), now));
+        let other = Guard::new(&WebSettings {
+            cookie_key: Some("o".repeat(40)),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(!other.cookie_valid(&value(&a), now));
+        let (c, d) = (guard("token"), guard("token"));
+        assert!(
+            !d.cookie_valid(&value(&c), now),
+            "unkeyed: one process each"
+        );
     }
 
     #[test]
