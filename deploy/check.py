@@ -184,11 +184,14 @@ def objects(manifests: dict[str, str]) -> list[dict]:
 
 
 def config_rs_fields() -> dict[str, set[str]]:
-    """TOML section -> its keys, read from the settings structs in src/config.rs."""
+    """TOML section -> its keys, read from the settings structs in src/config.rs and the
+    sections kept in files of their own under src/config/."""
     src = CONFIG_RS.read_text()
+    sections = CONFIG_RS.with_suffix("")
+    every = src + "".join(f.read_text() for f in sorted(sections.glob("*.rs")))
     structs = {
         m.group(1): set(re.findall(r"^\s*pub (\w+):", m.group(2), flags=re.M))
-        for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", src, flags=re.S)
+        for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", every, flags=re.S)
     }
     top = re.search(r"pub struct Settings \{(.*?)\n\}", src, flags=re.S).group(1)
     return {sec: structs[ty] for sec, ty in re.findall(r"pub (\w+): (\w+),", top)}
