@@ -480,3 +480,29 @@ fn with_a_public_url_the_declaration_and_the_status_link_to_the_page() {
     assert!(status.contains(link), "{status}");
     bot.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drills_page_shows_what_dr_drills_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::http::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut bot = Drbot::console_args(
+        dir.path(),
+        &BTreeMap::new(),
+        "2026-02-08T10:00:00Z",
+        "alice",
+        &["--web", &listen],
+    );
+    let said = bot.say("/dr drills");
+    let page = http::get(&format!("http://{listen}/drills"), &[]).await;
+    assert_eq!(page.status, 200);
+    let first = said
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() > 10)
+        .expect("/dr drills says something");
+    let shown = page.text().replace("&#39;", "'").replace("&amp;", "&");
+    assert!(shown.contains("Drills (SOP §10.1)"), "{shown}");
+    assert!(shown.contains(first), "{first:?} not on the page:\n{shown}");
+    bot.kill();
+}

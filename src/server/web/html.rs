@@ -66,7 +66,7 @@ fn write_page(out: &mut String, title: &str, body: &str) -> fmt::Result {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"color-scheme\" content=\"light dark\">\
          <title>{} · drbot</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head>\
-         <body><header><a href=\"/incidents\">drbot</a> incidents</header><main>{body}</main></body></html>\n",
+         <body><header><a href=\"/incidents\">drbot</a> <a href=\"/incidents\">incidents</a> <a href=\"/drills\">drills</a></header><main>{body}</main></body></html>\n",
         Esc(title)
     )
 }

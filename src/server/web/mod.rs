@@ -104,6 +104,7 @@ fn router(web: Arc<Web>) -> Router {
         .route("/incidents", get(incidents))
         .route("/incidents/{id}", get(incident_page))
         .route("/incidents/{id}/{file}", get(download))
+        .route("/drills", get(drills))
         .route_layer(axum::middleware::from_fn_with_state(web.clone(), signed_in));
     Router::new()
         .route("/", get(|| async { Redirect::to("/incidents") }))
@@ -316,6 +317,20 @@ async fn incidents(State(web): State<Arc<Web>>, RawQuery(query): RawQuery) -> Re
     let mut body = String::new();
     let _ = list::render(&mut body, &web.app, &found, web.app.clock.now());
     html_response(StatusCode::OK, html::page("Incidents", &body))
+}
+
+/// SOP §10.1 per database cluster, as `/dr drills` shows it: each drill kind's standing this
+/// quarter and each drill's time to restore against the RTO.
+async fn drills(State(web): State<Arc<Web>>) -> Response {
+    let view = match web.app.drills_view().await {
+        Ok(view) => view,
+        Err(e) => return unavailable(e),
+    };
+    let body = format!(
+        "<h1>Drills (SOP §10.1)</h1><pre class=\"drills\">{}</pre>",
+        html::Esc(&view)
+    );
+    html_response(StatusCode::OK, html::page("Drills", &body))
 }
 
 async fn incident_page(
