@@ -438,18 +438,23 @@ async fn every_response_carries_the_security_headers_and_no_secret() {
     v.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_serves_the_page_with_web() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = support::http::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut bot = Drbot::console_args(
-        dir.path(),
+/// The console with its web view on a free loopback port, and that address.
+fn console_with_web(dir: &std::path::Path) -> (Drbot, String) {
+    let listen = format!("127.0.0.1:{}", support::http::free_port());
+    let bot = Drbot::console_args(
+        dir,
         &BTreeMap::new(),
         "2026-02-08T10:00:00Z",
         "alice",
         &["--web", &listen],
     );
+    (bot, listen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_serves_the_page_with_web() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut bot, listen) = console_with_web(dir.path());
     bot.ask(
         "/dr declare sev2 infra \"checkout is down\"",
         "DISASTER DECLARED",
@@ -484,15 +489,7 @@ fn with_a_public_url_the_declaration_and_the_status_link_to_the_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drills_page_shows_what_dr_drills_shows() {
     let dir = tempfile::tempdir().unwrap();
-    let port = support::http::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut bot = Drbot::console_args(
-        dir.path(),
-        &BTreeMap::new(),
-        "2026-02-08T10:00:00Z",
-        "alice",
-        &["--web", &listen],
-    );
+    let (mut bot, listen) = console_with_web(dir.path());
     let said = bot.say("/dr drills");
     let page = http::get(&format!("http://{listen}/drills"), &[]).await;
     assert_eq!(page.status, 200);
