@@ -84,6 +84,8 @@ pub struct App {
     pub deliveries: DeliveryStats,
     /// Notified when a commit that queued posts is durable: the outbox has work.
     pub outbox_ready: tokio::sync::Notify,
+    /// Notified when a commit of this process is durable: the web view's live pages read on.
+    pub timeline_changed: tokio::sync::Notify,
     /// Where publications go (`[statuspage]`); `None`: no status page.
     pub statuspage: Option<Arc<dyn ChatSink>>,
     /// The web view's public address (`[web] public_url`): posts link to incident pages.
@@ -177,6 +179,7 @@ impl App {
             replica: replica_name(),
             deliveries: DeliveryStats::default(),
             outbox_ready: tokio::sync::Notify::new(),
+            timeline_changed: tokio::sync::Notify::new(),
             statuspage,
             public_url: settings.web.public_url.clone(),
             claims: Default::default(),

@@ -218,6 +218,7 @@ impl Queued {
                     app.outbox_ready.notify_one();
                 }
                 app.memo.confirm(&self.after);
+                app.timeline_changed.notify_one();
                 Ok((self.after, self.stored))
             }
             Err(e) => {

@@ -91,6 +91,58 @@ impl App {
     }
 }
 
+/// For readers outside the commands (the web view): only what is in the store, never a
+/// commit still in flight.
+impl App {
+    /// The incident as the store holds it. `last_seq`, when the caller read it from the
+    /// incidents table, saves asking for newer events when the remembered fold has them all.
+    /// The first read folds the timeline as a stream, so a long one never sits in memory.
+    pub async fn stored_state(
+        &self,
+        id: IncidentId,
+        last_seq: Option<i64>,
+    ) -> Result<Option<Incident>, AppError> {
+        let Some(mut state) = self.memo.durable(id) else {
+            let mut events = std::pin::pin!(self.store.stream_events(id));
+            let mut state: Option<Incident> = None;
+            while let Some(event) = futures_util::StreamExt::next(&mut events).await {
+                let event = event?;
+                match &mut state {
+                    Some(s) => s.apply(&event),
+                    None => state = Incident::from_declared(&event),
+                }
+            }
+            if let Some(s) = &state {
+                self.memo.remember(s);
+                self.memo.confirm(s);
+            }
+            return Ok(state);
+        };
+        if last_seq.is_some_and(|seq| state.seq >= seq) {
+            return Ok(Some(state));
+        }
+        let newer = self.store.events_after(id, state.seq).await?;
+        if !newer.is_empty() {
+            for event in &newer {
+                state.apply(event);
+            }
+            self.memo.confirm(&state);
+        }
+        Ok(Some(state))
+    }
+
+    /// Every incident as the store holds it, newest first.
+    pub async fn stored_states(&self) -> Result<Vec<Incident>, AppError> {
+        let mut all = Vec::new();
+        for row in self.store.all_incidents().await? {
+            if let Some(state) = self.stored_state(row.id, Some(row.seq)).await? {
+                all.push(state);
+            }
+        }
+        Ok(all)
+    }
+}
+
 /// What a command is decided on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Trust {

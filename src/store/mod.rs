@@ -618,7 +618,27 @@ impl Store {
 
     /// Incidents the scheduler must look at: open, or resolved with the final summary owed.
     pub async fn active_incidents(&self) -> Result<Vec<ActiveIncident>, StoreError> {
-        on_backend!(self, b => b.active_incidents())
+        on_backend!(self, b => b.incident_seqs(sql::ACTIVE_INCIDENTS))
+    }
+
+    /// Every incident with its last sequence number, newest first.
+    pub async fn all_incidents(&self) -> Result<Vec<ActiveIncident>, StoreError> {
+        on_backend!(self, b => b.incident_seqs(sql::ALL_INCIDENTS))
+    }
+
+    /// Up to `limit` events before sequence number `before` (all the latest when `None`),
+    /// oldest first: one page of a long timeline without reading the rest.
+    pub async fn events_before(
+        &self,
+        incident: IncidentId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let before = before.unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut events = on_backend!(self, b => b.events_before(incident, before, limit))?;
+        events.reverse();
+        Ok(events)
     }
 
     pub async fn events(&self, incident: IncidentId) -> Result<Vec<Event>, StoreError> {

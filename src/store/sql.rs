@@ -27,6 +27,9 @@ pub const LAST_SEQS: &str = "SELECT id, last_seq FROM incidents";
 pub const ACTIVE_INCIDENTS: &str = "SELECT id, last_seq FROM incidents \
      WHERE resolved_at IS NULL OR NOT final_summary_posted ORDER BY id";
 
+/// Every incident, newest first (the web view's list).
+pub const ALL_INCIDENTS: &str = "SELECT id, last_seq FROM incidents ORDER BY id DESC";
+
 /// Decoders read these by position.
 const EVENT_SELECT: &str = "SELECT incident_id, seq, recorded_at, occurred_at, actor_platform, \
      actor_id, actor_name, data FROM events";
@@ -46,6 +49,13 @@ pub static EVENTS: LazyLock<String> =
 
 pub static EVENTS_AFTER: LazyLock<String> =
     LazyLock::new(|| format!("{EVENT_SELECT} WHERE incident_id = $1 AND seq > $2 ORDER BY seq"));
+
+/// The latest events before a sequence number, newest first (one page of a timeline).
+pub static EVENTS_BEFORE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{EVENT_SELECT} WHERE incident_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT CAST($3 AS BIGINT)"
+    )
+});
 
 /// A `LIMIT` is written `CAST($n AS BIGINT)`: SQLite plans with the value bound to a bare
 /// `LIMIT $n` and so prepares the statement again each time one is bound (about 350 000

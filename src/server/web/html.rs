@@ -13,13 +13,15 @@ pub struct Esc<'a>(pub &'a str);
 impl fmt::Display for Esc<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut rest = self.0;
-        while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
+        while let Some(i) = rest.find(['&', '<', '>', '"', '\'', '\r']) {
             f.write_str(&rest[..i])?;
             f.write_str(match rest.as_bytes()[i] {
                 b'&' => "&amp;",
                 b'<' => "&lt;",
                 b'>' => "&gt;",
                 b'"' => "&quot;",
+                // The live stream cannot carry a raw carriage return.
+                b'\r' => "&#13;",
                 _ => "&#39;",
             })?;
             rest = &rest[i + 1..];
@@ -52,23 +54,36 @@ pub fn elapsed(d: chrono::TimeDelta) -> String {
     }
 }
 
-/// A whole page around `body` (already HTML).
-pub fn page(title: &str, body: &str) -> String {
-    let mut out = String::with_capacity(body.len() + 512);
-    let _ = write_page(&mut out, title, body);
+/// The script of every page: live updates, the time-zone switch. Pages read the same
+/// without it.
+pub const SCRIPT: &str = include_str!("live.js");
+
+/// A whole page around `body` (already HTML); `signed_in` adds the sign-out button.
+pub fn page(title: &str, body: &str, signed_in: bool) -> String {
+    let mut out = String::with_capacity(body.len() + 768);
+    let _ = write_page(&mut out, title, body, signed_in);
     out
 }
 
-fn write_page(out: &mut String, title: &str, body: &str) -> fmt::Result {
+fn write_page(out: &mut String, title: &str, body: &str, signed_in: bool) -> fmt::Result {
     write!(
         out,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"color-scheme\" content=\"light dark\">\
-         <title>{} · drbot</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head>\
-         <body><header><a href=\"/incidents\">drbot</a> <a href=\"/incidents\">incidents</a> <a href=\"/drills\">drills</a></header><main>{body}</main></body></html>\n",
+         <title>{} · drbot</title><link rel=\"stylesheet\" href=\"/static/style.css\">\
+         <script src=\"/static/live.js\" defer></script></head>\
+         <body><header><a href=\"/incidents\">drbot</a> <a href=\"/incidents\">incidents</a> \
+         <a href=\"/drills\">drills</a><span class=\"tools\">\
+         <button type=\"button\" id=\"tz\" hidden>show local time</button>",
         Esc(title)
-    )
+    )?;
+    if signed_in {
+        out.push_str(
+            "<form method=\"post\" action=\"/logout\"><button type=\"submit\">sign out</button></form>",
+        );
+    }
+    writeln!(out, "</span></header><main>{body}</main></body></html>")
 }
 
 #[cfg(test)]

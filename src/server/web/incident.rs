@@ -1,59 +1,48 @@
 //! `/incidents/{id}`: the incident as it stands and the latest page of its timeline.
 
-use std::collections::VecDeque;
 use std::fmt::{self, Write};
-use std::pin::pin;
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 
 use super::html::{Esc, Time, elapsed};
-use crate::app::App;
+use super::rto;
+use crate::app::{App, AppError};
 use crate::decide::posts;
 use crate::features::checklist::{self, ItemState};
 use crate::features::{cadence, continuity};
 use crate::incident::{Event, Incident, IncidentId, Outcome, incident_ref};
-use crate::store::StoreError;
 
 /// Timeline events on one page; older ones are a link away.
 pub const PAGE: usize = 500;
 
-/// The incident folded from its whole timeline, and one page of that timeline.
+/// The incident as the store holds it, and one page of its timeline.
 pub struct Loaded {
     pub state: Incident,
     /// Up to [`PAGE`] events before `before` (or the latest), oldest first.
-    pub events: VecDeque<Event>,
+    pub events: Vec<Event>,
     /// Whether older events than those on the page exist.
     pub older: bool,
+    /// Whether this is the latest page, which live updates extend.
+    pub latest: bool,
 }
 
-/// Read the timeline once, as a stream, keeping only the page asked for (`keep` events
-/// before `before`, or the latest): a long timeline never sits in memory whole.
+/// The remembered fold (brought up to date) and one page read by its own query: a long
+/// timeline is never read whole for a page.
 pub async fn load(
     app: &App,
     id: IncidentId,
     before: Option<i64>,
-    keep: usize,
-) -> Result<Option<Loaded>, StoreError> {
-    let mut stream = pin!(app.store.stream_events(id));
-    let mut state: Option<Incident> = None;
-    let mut events = VecDeque::with_capacity(keep);
-    let mut older = false;
-    while let Some(event) = stream.next().await {
-        let event = event?;
-        match &mut state {
-            Some(s) => s.apply(&event),
-            None => state = Incident::from_declared(&event),
-        }
-        if keep > 0 && before.is_none_or(|b| event.seq < b) {
-            if events.len() == keep {
-                events.pop_front();
-                older = true;
-            }
-            events.push_back(event);
-        }
+) -> Result<Option<Loaded>, AppError> {
+    let Some(state) = app.stored_state(id, None).await? else {
+        return Ok(None);
+    };
+    let mut events = app.store.events_before(id, before, PAGE + 1).await?;
+    let older = events.len() > PAGE;
+    if older {
+        events.remove(0);
     }
-    Ok(state.map(|state| Loaded {
+    Ok(Some(Loaded {
+        latest: before.is_none_or(|b| b > state.seq),
         state,
         events,
         older,
@@ -73,18 +62,28 @@ pub fn render(out: &mut String, app: &App, page: &Loaded, now: DateTime<Utc>) ->
             ""
         }
     )?;
-    header(out, s, now)?;
-    impact(out, app, s, now)?;
-    operations(out, s)?;
-    checklist_section(out, app, s)?;
-    cadence_section(out, app, s)?;
-    comms(out, s)?;
+    panels(out, app, s, now)?;
     timeline(out, &id, page)?;
     write!(
         out,
         "<p>Export: <a href=\"/incidents/{id}/export.md\">Markdown</a> · \
          <a href=\"/incidents/{id}/export.json\">JSON</a> · <a href=\"/incidents/{id}/export.csv\">CSV</a></p>"
     )
+}
+
+/// Everything above the timeline that an event can change, in one element the live stream
+/// replaces whole (`event: panel`).
+pub fn panels(out: &mut String, app: &App, s: &Incident, now: DateTime<Utc>) -> fmt::Result {
+    out.push_str("<div id=\"live\">");
+    header(out, s, now)?;
+    rto::bars(out, s, &app.continuity, now)?;
+    impact(out, app, s, now)?;
+    operations(out, s)?;
+    checklist_section(out, app, s)?;
+    cadence_section(out, app, s)?;
+    comms(out, s)?;
+    out.push_str("</div>");
+    Ok(())
 }
 
 fn header(out: &mut String, s: &Incident, now: DateTime<Utc>) -> fmt::Result {
@@ -275,9 +274,9 @@ fn comms(out: &mut String, s: &Incident) -> fmt::Result {
 }
 
 fn timeline(out: &mut String, id: &str, page: &Loaded) -> fmt::Result {
-    out.push_str("<h2>Timeline <span class=\"muted\">(UTC)</span></h2>");
+    out.push_str("<h2>Timeline</h2>");
     if page.older
-        && let Some(first) = page.events.front()
+        && let Some(first) = page.events.first()
     {
         write!(
             out,
@@ -285,22 +284,37 @@ fn timeline(out: &mut String, id: &str, page: &Loaded) -> fmt::Result {
             first.seq
         )?;
     }
-    out.push_str("<ol class=\"timeline\" role=\"log\">");
-    for e in &page.events {
+    out.push_str("<ol class=\"timeline\" role=\"log\"");
+    if page.latest {
+        // The stream resumes after the last event on the page: nothing committed between
+        // this render and the stream's start is missed.
         write!(
             out,
-            "<li id=\"ev-{seq}\"><a class=\"permalink\" href=\"#ev-{seq}\">#{seq}</a> {} <b>{}</b> {}</li>",
-            Time(e.at()),
-            Esc(&e.actor.name),
-            Esc(&e.kind.describe()),
-            seq = e.seq,
+            " data-stream=\"/incidents/{id}/stream?after={}\"",
+            page.state.seq
         )?;
     }
+    out.push('>');
+    for e in &page.events {
+        event_row(out, e)?;
+    }
     out.push_str("</ol>");
-    if page.events.back().is_some_and(|e| e.seq < page.state.seq) {
+    if !page.latest {
         write!(out, "<p><a href=\"/incidents/{id}\">latest events</a></p>")?;
     }
     Ok(())
+}
+
+/// One timeline entry, on the page and in the stream alike.
+pub fn event_row(out: &mut String, e: &Event) -> fmt::Result {
+    write!(
+        out,
+        "<li id=\"ev-{seq}\"><a class=\"permalink\" href=\"#ev-{seq}\">#{seq}</a> {} <b>{}</b> {}</li>",
+        Time(e.at()),
+        Esc(&e.actor.name),
+        Esc(&e.kind.describe()),
+        seq = e.seq,
+    )
 }
 
 /// `?before={seq}`, or why the query is refused.

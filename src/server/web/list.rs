@@ -5,11 +5,11 @@ use std::fmt::{self, Write};
 use chrono::{DateTime, Utc};
 
 use super::html::{Esc, Time, elapsed};
-use crate::app::App;
+use super::rto;
+use crate::app::{App, AppError};
 use crate::decide::posts;
 use crate::features::cadence;
 use crate::incident::{Incident, incident_ref};
-use crate::store::StoreError;
 
 /// Resolved incidents listed at most (newest first); open ones are always all listed.
 const RECENT: usize = 200;
@@ -63,28 +63,16 @@ impl Filter {
     }
 }
 
-/// Every incident the filter keeps, folded: open first (newest first), then resolved.
-pub async fn incidents(app: &App, filter: Filter) -> Result<Vec<Incident>, StoreError> {
-    let next = app.store.next_incident_id().await?;
-    let mut open = Vec::new();
-    let mut resolved = Vec::new();
-    for id in (1..next).rev() {
-        let Some(s) = super::incident::load(app, id, None, 0)
-            .await?
-            .map(|l| l.state)
-        else {
-            continue;
-        };
-        if !filter.keeps(&s) {
-            continue;
-        }
-        if s.is_open() {
-            open.push(s);
-        } else if resolved.len() < RECENT {
-            resolved.push(s);
-        }
-    }
-    open.extend(resolved);
+/// Every incident the filter keeps: open first, then resolved, newest first in each.
+pub async fn incidents(app: &App, filter: Filter) -> Result<Vec<Incident>, AppError> {
+    let (mut open, mut resolved): (Vec<Incident>, Vec<Incident>) = app
+        .stored_states()
+        .await?
+        .into_iter()
+        .filter(|s| filter.keeps(s))
+        .partition(Incident::is_open);
+    resolved.truncate(RECENT);
+    open.append(&mut resolved);
     Ok(open)
 }
 
@@ -100,7 +88,7 @@ pub fn render(out: &mut String, app: &App, list: &[Incident], now: DateTime<Utc>
     }
     out.push_str(
         "<table><thead><tr><th>id</th><th>title</th><th>severity</th><th>type</th><th>phase</th>\
-         <th>declared</th><th>commander</th><th>elapsed</th><th>next update due</th></tr></thead><tbody>",
+         <th>declared</th><th>commander</th><th>elapsed</th><th>worst RTO margin</th><th>next update due</th></tr></thead><tbody>",
     );
     for s in list {
         let id = incident_ref(s.id);
@@ -108,7 +96,7 @@ pub fn render(out: &mut String, app: &App, list: &[Incident], now: DateTime<Utc>
         write!(
             out,
             "<tr><td class=\"id\"><a href=\"/incidents/{id}\">{id}</a></td><td>{}{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>",
             Esc(&s.title),
             if s.drill {
                 " <span class=\"badge\">DRILL</span>"
@@ -121,6 +109,18 @@ pub fn render(out: &mut String, app: &App, list: &[Incident], now: DateTime<Utc>
             Time(s.declared_at),
             Esc(s.role("ic").unwrap_or("(unassigned)")),
             elapsed(until - s.declared_at),
+            match rto::worst_margin(s, &app.continuity, now) {
+                Some(m) => format!(
+                    "<span class=\"rto-{}\">{}</span>",
+                    if m < chrono::TimeDelta::zero() {
+                        "breached"
+                    } else {
+                        "ok"
+                    },
+                    Esc(&rto::margin_text(m, !s.is_open()))
+                ),
+                None => "<span class=\"muted\">–</span>".to_string(),
+            },
         )?;
         match cadence::next_due(s, &app.runbook.cadence).filter(|_| s.is_open()) {
             Some(due) => write!(out, "{}", Time(due))?,

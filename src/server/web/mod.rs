@@ -4,13 +4,15 @@
 //! Pages are written with `write!` into a `String` through one escaping wrapper
 //! ([`html::Esc`]) rather than a template crate: a handful of pages do not repay a
 //! proc-macro and its parser crates in every clean build, and every interpolated value goes
-//! through the same escape. The stylesheet is embedded; pages carry no script, so the
-//! Content-Security-Policy forbids all of it.
+//! through the same escape. The stylesheet and the one script (live updates, the time-zone
+//! switch) are embedded; the Content-Security-Policy allows no other script, inline or not.
 
 mod auth;
 mod html;
 mod incident;
 mod list;
+mod live;
+mod rto;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,12 +38,19 @@ use auth::{Access, Guard, Refusal};
 /// The login form is one short field.
 const MAX_BODY: usize = 4 * 1024;
 
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-                   frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Between keep-alive comments on a live page: shorter than a proxy's read timeout (nginx's
+/// default is 60 s).
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub struct Web {
     app: Arc<App>,
     guard: Guard,
+    live: Arc<live::Live>,
+    /// Ends the live streams when the web view stops.
+    stopped: watch::Receiver<bool>,
 }
 
 /// The web view, listening.
@@ -86,8 +95,15 @@ pub fn start(
 ) -> Result<WebRunning, ServeError> {
     let guard = Guard::new(web).map_err(|e| ServeError::Config(e.to_string()))?;
     let addr = socket.local_addr()?;
-    let routes = router(Arc::new(Web { app, guard }));
     let (stop, stopped) = watch::channel(false);
+    let live = live::Live::new(app.clone());
+    tokio::spawn(live.clone().run(stopped.clone()));
+    let routes = router(Arc::new(Web {
+        app,
+        guard,
+        live,
+        stopped: stopped.clone(),
+    }));
     let task = tokio::spawn(listener::serve(
         socket,
         routes,
@@ -103,6 +119,7 @@ fn router(web: Arc<Web>) -> Router {
     let pages = Router::new()
         .route("/incidents", get(incidents))
         .route("/incidents/{id}", get(incident_page))
+        .route("/incidents/{id}/stream", get(stream))
         .route("/incidents/{id}/{file}", get(download))
         .route("/drills", get(drills))
         .route_layer(axum::middleware::from_fn_with_state(web.clone(), signed_in));
@@ -110,6 +127,7 @@ fn router(web: Arc<Web>) -> Router {
         .route("/", get(|| async { Redirect::to("/incidents") }))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/static/style.css", get(style))
+        .route("/static/live.js", get(script))
         .route("/login", get(login_form).post(login))
         .route("/logout", axum::routing::post(logout))
         .merge(pages)
@@ -192,7 +210,7 @@ fn html_response(status: StatusCode, body: String) -> Response {
 
 fn error_page(status: StatusCode, title: &str, text: &str) -> Response {
     let body = format!("<h1>{}</h1><p>{}</p>", html::Esc(title), html::Esc(text));
-    html_response(status, html::page(title, &body))
+    html_response(status, html::page(title, &body, false))
 }
 
 fn login_page(status: StatusCode, note: Option<&str>) -> Response {
@@ -204,7 +222,26 @@ fn login_page(status: StatusCode, note: Option<&str>) -> Response {
          <label>Viewer token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required></label>\
          <button type=\"submit\">Sign in</button></form>"
     );
-    html_response(status, html::page("Sign in", &body))
+    html_response(status, html::page("Sign in", &body, false))
+}
+
+impl Web {
+    /// A page for a signed-in viewer: with the sign-out button when there is a session.
+    fn page(&self, title: &str, body: &str) -> Response {
+        let session = matches!(self.guard.access, Access::Token(_));
+        html_response(StatusCode::OK, html::page(title, body, session))
+    }
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        html::SCRIPT,
+    )
+        .into_response()
 }
 
 async fn style() -> Response {
@@ -316,7 +353,7 @@ async fn incidents(State(web): State<Arc<Web>>, RawQuery(query): RawQuery) -> Re
     };
     let mut body = String::new();
     let _ = list::render(&mut body, &web.app, &found, web.app.clock.now());
-    html_response(StatusCode::OK, html::page("Incidents", &body))
+    web.page("Incidents", &body)
 }
 
 /// SOP §10.1 per database cluster, as `/dr drills` shows it: each drill kind's standing this
@@ -330,7 +367,7 @@ async fn drills(State(web): State<Arc<Web>>) -> Response {
         "<h1>Drills (SOP §10.1)</h1><pre class=\"drills\">{}</pre>",
         html::Esc(&view)
     );
-    html_response(StatusCode::OK, html::page("Drills", &body))
+    web.page("Drills", &body)
 }
 
 async fn incident_page(
@@ -345,7 +382,7 @@ async fn incident_page(
     let Some(n) = incident_id(&id) else {
         return no_incident(&id);
     };
-    let page = match incident::load(&web.app, n, before, incident::PAGE).await {
+    let page = match incident::load(&web.app, n, before).await {
         Ok(Some(page)) => page,
         Ok(None) => return no_incident(&id),
         Err(e) => return unavailable(e),
@@ -353,7 +390,67 @@ async fn incident_page(
     let mut body = String::new();
     let _ = incident::render(&mut body, &web.app, &page, web.app.clock.now());
     let title = crate::incident::incident_ref(n);
-    html_response(StatusCode::OK, html::page(&title, &body))
+    web.page(&title, &body)
+}
+
+/// `GET /incidents/{id}/stream`: the live page's events after `?after=` or, when the browser
+/// reconnects, after its `Last-Event-ID`.
+async fn stream(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let Some(n) = incident_id(&id) else {
+        return no_incident(&id);
+    };
+    let after = match live_position(query.as_deref(), &headers) {
+        Ok(after) => after,
+        Err(e) => return bad_query(&e, "after={event number} or a Last-Event-ID header of one"),
+    };
+    match web.live.page(n, after, web.stopped.clone()).await {
+        Ok(Some(frames)) => {
+            let mut r = axum::response::sse::Sse::new(frames)
+                .keep_alive(axum::response::sse::KeepAlive::new().interval(KEEP_ALIVE))
+                .into_response();
+            // Proxies that buffer (nginx by default) would hold the events back.
+            r.headers_mut()
+                .insert("x-accel-buffering", HeaderValue::from_static("no"));
+            r
+        }
+        Ok(None) => no_incident(&id),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Where a live page resumes: the browser's `Last-Event-ID` when it reconnects, else the
+/// `?after=` its page was rendered with, else the start.
+fn live_position(query: Option<&str>, headers: &HeaderMap) -> Result<i64, String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|_| "unreadable query".to_string())?;
+    let mut after = 0;
+    for (key, value) in pairs {
+        match (key.as_str(), value.parse::<i64>()) {
+            ("after", Ok(seq)) if seq >= 0 => after = seq,
+            _ => return Err(format!("{key}={value} is not accepted")),
+        }
+    }
+    if let Some(last) = headers.get("last-event-id") {
+        let text = last.to_str().unwrap_or("").trim();
+        match text.parse::<i64>() {
+            Ok(seq) if seq >= 0 => after = seq,
+            // A number past any sequence is read as "everything so far" (it is clamped to
+            // the newest event); anything else is refused.
+            Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) => after = i64::MAX,
+            _ => {
+                return Err(format!(
+                    "Last-Event-ID {:?} is not an event number",
+                    text.chars().take(40).collect::<String>()
+                ));
+            }
+        }
+    }
+    Ok(after)
 }
 
 async fn download(

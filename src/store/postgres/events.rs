@@ -54,10 +54,28 @@ impl Pg {
             .collect()
     }
 
-    pub(in crate::store) async fn active_incidents(
+    pub(in crate::store) async fn events_before(
         &self,
+        incident: IncidentId,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        sqlx::query(sql::EVENTS_BEFORE.as_str())
+            .bind(incident)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(decode_event)
+            .collect()
+    }
+
+    pub(in crate::store) async fn incident_seqs(
+        &self,
+        sql_text: &'static str,
     ) -> Result<Vec<ActiveIncident>, StoreError> {
-        sqlx::query(sql::ACTIVE_INCIDENTS)
+        sqlx::query(sql_text)
             .fetch_all(&self.pool)
             .await?
             .iter()

@@ -42,8 +42,27 @@ impl Lite {
         self.read(|c| all(c, sql_text, [], |r| col(r, "id")))
     }
 
-    pub(in crate::store) fn active_incidents(&self) -> Result<Vec<ActiveIncident>, StoreError> {
-        self.read(|c| all(c, sql::ACTIVE_INCIDENTS, [], |r| rows::active_incident(r)))
+    pub(in crate::store) fn incident_seqs(
+        &self,
+        sql_text: &str,
+    ) -> Result<Vec<ActiveIncident>, StoreError> {
+        self.read(|c| all(c, sql_text, [], |r| rows::active_incident(r)))
+    }
+
+    pub(in crate::store) fn events_before(
+        &self,
+        incident: IncidentId,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.read(|c| {
+            all(
+                c,
+                &sql::EVENTS_BEFORE,
+                params![incident, before, limit],
+                decode_event,
+            )
+        })
     }
 
     pub(in crate::store) async fn events(
