@@ -771,3 +771,27 @@ async fn a_page_on_one_replica_shows_what_the_other_replica_committed() {
     drop(live);
     web.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_shows_its_target_and_the_window_it_was_checked_against() {
+    let v = View::open().await;
+    v.say("/dr declare sev2 data orders database wiped").await;
+    let preview = v.say("/dr pitr 2026-02-08T09:55Z").await;
+    assert!(preview.contains("P1"), "{preview}");
+    let confirmed = v.say("/dr confirm P1").await;
+    assert!(confirmed.contains("op"), "{confirmed}");
+    let page = v.get("/incidents/INC-1").await.text();
+    let ops = &page[page.find("<h2>Operations</h2>").expect("operations")..];
+    let ops = &ops[..ops.find("</table>").unwrap()];
+    assert!(ops.contains("<td>pitr "), "{ops}");
+    assert!(ops.contains("orders"), "{ops}");
+    assert!(
+        ops.contains("target <time datetime=\"2026-02-08T09:55:00Z\">"),
+        "{ops}"
+    );
+    assert!(
+        ops.contains("checked against the recoverable window"),
+        "{ops}"
+    );
+    v.stop().await;
+}

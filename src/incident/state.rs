@@ -58,6 +58,8 @@ pub struct Operation {
     pub launched_at: Option<DateTime<Utc>>,
     pub phase: String,
     pub percent: u8,
+    /// What the controller last said of its progress (Velero's items, StackGres' state).
+    pub progress: String,
     pub finished: Option<Finished>,
 }
 
@@ -402,6 +404,7 @@ impl Incident {
                         launched_at: None,
                         phase: "Queued".into(),
                         percent: 0,
+                        progress: String::new(),
                         finished: None,
                     });
                 }
@@ -421,11 +424,12 @@ impl Incident {
                 operation,
                 phase,
                 percent,
-                ..
+                detail,
             } => {
                 if let Some(op) = self.operation_mut(operation) {
                     op.phase.clone_from(phase);
                     op.percent = *percent;
+                    op.progress.clone_from(detail);
                 }
             }
             EventKind::OperationFinished {

@@ -157,33 +157,85 @@ fn operations(out: &mut String, s: &Incident) -> fmt::Result {
          <th>progress</th><th>confirmed</th><th>result</th></tr></thead><tbody>",
     );
     for op in &s.operations {
-        let result = match &op.finished {
-            None => "running".to_string(),
-            Some(f) => format!(
-                "{} at {}: {}",
+        write!(
+            out,
+            "<tr><td class=\"id\">{}</td><td>{}",
+            Esc(&op.spec.id),
+            Esc(op.spec.kind.label()),
+        )?;
+        what(out, s, op)?;
+        write!(
+            out,
+            "</td><td>{}</td><td><progress max=\"100\" value=\"{}\"></progress> {}%",
+            Esc(&op.phase),
+            op.percent,
+            op.percent,
+        )?;
+        if !op.progress.is_empty() {
+            write!(
+                out,
+                "<br><span class=\"muted\">{}</span>",
+                Esc(&op.progress)
+            )?;
+        }
+        write!(
+            out,
+            "</td><td>{} by {}</td><td>",
+            Time(op.confirmed_at),
+            Esc(&op.confirmed_by.name),
+        )?;
+        match &op.finished {
+            None => out.push_str("running"),
+            Some(f) => write!(
+                out,
+                "<span class=\"{}\">{}</span> {}: {}",
+                match f.outcome {
+                    Outcome::Succeeded => "rto-ok",
+                    Outcome::Failed => "rto-breached",
+                },
                 match f.outcome {
                     Outcome::Succeeded => "succeeded",
                     Outcome::Failed => "failed",
                 },
-                f.at.format("%H:%M:%SZ"),
-                f.detail
-            ),
-        };
-        write!(
-            out,
-            "<tr><td class=\"id\">{}</td><td>{}</td><td>{}</td><td><progress max=\"100\" value=\"{}\"></progress> {}%</td>\
-             <td>{} by {}</td><td>{}</td></tr>",
-            Esc(&op.spec.id),
-            Esc(op.spec.kind.label()),
-            Esc(&op.phase),
-            op.percent,
-            op.percent,
-            Time(op.confirmed_at),
-            Esc(&op.confirmed_by.name),
-            Esc(&result),
-        )?;
+                Time(f.at),
+                Esc(&f.detail)
+            )?,
+        }
+        out.push_str("</td></tr>");
     }
     out.push_str("</tbody></table>");
+    Ok(())
+}
+
+/// What the operation acts on: the cluster and backup, and for a PITR its target against the
+/// recoverable window it was checked against at the preview.
+fn what(out: &mut String, s: &Incident, op: &crate::incident::state::Operation) -> fmt::Result {
+    if let Some(cluster) = &op.spec.cluster {
+        write!(out, " <span class=\"mono\">{}</span>", Esc(cluster))?;
+    }
+    if let Some(backup) = op.backup.as_ref().or(op.spec.backup.as_ref()) {
+        write!(
+            out,
+            "<br><span class=\"muted\">backup {}</span>",
+            Esc(backup)
+        )?;
+    }
+    if let Some(target) = op.spec.target {
+        write!(out, "<br>target {}", Time(target))?;
+        let window = s
+            .previews
+            .iter()
+            .find(|p| p.spec.id == op.spec.id)
+            .and_then(|p| p.plan.window);
+        if let Some(w) = window {
+            write!(
+                out,
+                "<br><span class=\"muted\">checked against the recoverable window {} – {}</span>",
+                Time(w.start),
+                Time(w.end)
+            )?;
+        }
+    }
     Ok(())
 }
 
