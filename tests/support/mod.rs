@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bot;
+pub mod browser;
 pub mod crd_pattern;
 pub mod crd_release;
 pub mod crd_schema;
