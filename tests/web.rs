@@ -6,7 +6,6 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use drbot::config::Settings;
 use drbot::incident::{Actor, Caller};
 use drbot::server::web::{self, WebRunning};
 use support::Drbot;
@@ -30,15 +29,7 @@ impl View {
         let mut vars: Vec<(&str, String)> = vec![("DRBOT__WEB__LISTEN", "127.0.0.1:0".into())];
         vars.extend(env.iter().map(|(k, v)| (*k, v.to_string())));
         let bot = Bot::start(dir.path(), &vars, t0()).await;
-        let settings = Settings::load_from(None, Some(bot.env.clone())).expect("settings");
-        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let web = web::start(
-            bot.running.server.app.clone(),
-            &settings,
-            &settings.web,
-            socket,
-        )
-        .unwrap();
+        let web = bot.start_web().await;
         View {
             bot,
             web,

@@ -83,6 +83,20 @@ impl Bot {
         self.running.kick();
     }
 
+    /// The web view on this bot's engine and settings (`DRBOT__WEB__…` in its env), on a free
+    /// loopback port.
+    pub async fn start_web(&self) -> drbot::server::web::WebRunning {
+        let settings = Settings::load_from(None, Some(self.env.clone())).expect("settings");
+        let socket = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        drbot::server::web::start(
+            self.running.server.app.clone(),
+            &settings,
+            &settings.web,
+            socket,
+        )
+        .expect("web view")
+    }
+
     pub async fn stop(self) {
         self.running.stop().await.expect("clean stop");
     }
