@@ -193,6 +193,9 @@ FAILING = {
     "sidecar-without-public-url": ({"web": {**SIDECAR, "publicUrl": ""}, "secrets": OAUTH2_SECRETS}, "needs web.publicUrl"),
     "sidecar-without-allow": ({"web": {**SIDECAR, "allow": []}, "secrets": OAUTH2_SECRETS}, "needs web.allow"),
     "sidecar-without-credentials": ({"web": SIDECAR}, "needs secrets.oauth2ProxyClientId"),
+    "sidecar-other-header": ({"web": {**SIDECAR, "proxyHeader": "X-Auth-Request-Email"}, "secrets": OAUTH2_SECRETS}, "keep that"),
+    "sidecar-port-clash": ({"web": {**SIDECAR, "port": 4180}, "secrets": OAUTH2_SECRETS}, "must differ"),
+    "web-port-clash": ({"web": {"enabled": True, "port": 8080}, "secrets": WEB_SECRETS}, "must differ"),
     "sidecar-trusting-everyone": (
         {"web": {**SIDECAR, "oauth2Proxy": {**SIDECAR["oauth2Proxy"], "trustedProxyIps": []}}, "secrets": OAUTH2_SECRETS},
         "#3506",

@@ -122,8 +122,10 @@ Render-time checks: the settings drbot would refuse at start, and the one it can
 {{- if not (has $auth (list "token" "proxy")) }}
 {{- fail (printf "web.auth %q: the chart offers `token` (viewer tokens) or `proxy` (web.oauth2Proxy.enabled or an authenticating proxy of yours); `none` is for a loopback console only" $auth) }}
 {{- end }}
-{{- if has (int $w.port) (list (int .Values.service.port) (int $w.oauth2Proxy.port)) }}
-{{- fail (printf "web.port %d must differ from service.port and web.oauth2Proxy.port" (int $w.port)) }}
+{{- $taken := list (int .Values.service.port) }}
+{{- if $sidecar }}{{ $taken = append $taken (int $w.oauth2Proxy.port) }}{{ end }}
+{{- if or (has (int $w.port) $taken) (and $sidecar (eq (int $w.oauth2Proxy.port) (int .Values.service.port))) }}
+{{- fail (printf "web.port %d, web.oauth2Proxy.port and service.port must differ: one pod holds them all" (int $w.port)) }}
 {{- end }}
 {{- if and $w.publicUrl (not (regexMatch "^https?://[^/]" $w.publicUrl)) }}
 {{- fail (printf "web.publicUrl %q must be an http(s) URL like https://drbot-web.example.com" $w.publicUrl) }}
@@ -153,6 +155,9 @@ Render-time checks: the settings drbot would refuse at start, and the one it can
 {{- $o := $w.oauth2Proxy }}
 {{- if not (regexMatch "^https?://[^/]" ($w.publicUrl | default "")) }}
 {{- fail "web.oauth2Proxy needs web.publicUrl (https://…): the sign-in returns to <publicUrl>/oauth2/callback" }}
+{{- end }}
+{{- if ne (lower $w.proxyHeader) "x-forwarded-email" }}
+{{- fail (printf "web.proxyHeader %q: the oauth2-proxy sidecar passes the signed-in address as X-Forwarded-Email (--pass-user-headers), so keep that" $w.proxyHeader) }}
 {{- end }}
 {{- if and (eq $o.provider "oidc") (not $o.oidcIssuerUrl) }}
 {{- fail "web.oauth2Proxy.provider oidc needs web.oauth2Proxy.oidcIssuerUrl (the IdP's issuer, https://…)" }}
