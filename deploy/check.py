@@ -56,7 +56,17 @@ CREDENTIALS = {
     "DRBOT__OFFSITE__ACCESS_KEY_ID": ("offsite-access-key-id", "secrets.offsiteAccessKeyId"),
     "DRBOT__OFFSITE__SECRET_ACCESS_KEY": ("offsite-secret-access-key", "secrets.offsiteSecretAccessKey"),
     "DRBOT__HTTP__API_TOKEN": ("http-api-token", "secrets.httpApiToken"),
+    "DRBOT__WEB__TOKENS": ("web-tokens", "secrets.webTokens"),
+    "DRBOT__WEB__COOKIE_KEY": ("web-cookie-key", "secrets.webCookieKey"),
 }
+# The oauth2-proxy sidecar's own variables, from the same Secret, never in drbot's environment.
+OAUTH2_CREDENTIALS = {
+    "OAUTH2_PROXY_CLIENT_ID": ("oauth2-proxy-client-id", "secrets.oauth2ProxyClientId"),
+    "OAUTH2_PROXY_CLIENT_SECRET": ("oauth2-proxy-client-secret", "secrets.oauth2ProxyClientSecret"),
+    "OAUTH2_PROXY_COOKIE_SECRET": ("oauth2-proxy-cookie-secret", "secrets.oauth2ProxyCookieSecret"),
+}
+# The oldest oauth2-proxy without the auth bypasses of GHSA-7x63-xv5r-3p2x (shared/reference/web.md §3b).
+OAUTH2_PROXY_MIN = (7, 15, 2)
 FORBIDDEN_VERBS = {"delete", "deletecollection", "escalate", "bind", "impersonate", "*"}
 FREEZE = {"argocdWindow": "argocd-window", "argocdAutoSync": "argocd-auto-sync", "flux": "flux"}
 SQLITE_MESSAGE = "SQLite serves one process"
@@ -72,12 +82,26 @@ SECRETS = {
     "offsiteSecretAccessKey": "chk-offsite-secret-44b2",
     "httpApiToken": "chk-api-token-3c3c",
 }
+WEB_SECRETS = {"webTokens": "chk-viewer-token-1,chk-viewer-token-2", "webCookieKey": "chk-cookie-key-" + "k" * 32}
+OAUTH2_SECRETS = {
+    "oauth2ProxyClientId": "chk-oauth2-client-id-61f0",
+    "oauth2ProxyClientSecret": "chk-oauth2-client-secret-0b7e",
+    "oauth2ProxyCookieSecret": "chk-oauth2-cookie-" + "c" * 14,
+}
 DB_URL = "postgres://drbot:chk-db-password-8d8d@pg.databases:5432/drbot"
+WEB_PUBLIC_URL = "https://drbot-web.example.com"
+WEB_ALLOW = ["@example.com", "bob@partner.org"]
+SIDECAR = {
+    "enabled": True,
+    "publicUrl": WEB_PUBLIC_URL,
+    "allow": WEB_ALLOW,
+    "oauth2Proxy": {"enabled": True, "oidcIssuerUrl": "https://login.example.com/realms/ops"},
+}
 
 ALL_FEATURES = {
     "replicaCount": 3,
     "existingSecret": "drbot-credentials",
-    "secrets": SECRETS,  # ignored with existingSecret: none of it may be rendered
+    "secrets": {**SECRETS, **OAUTH2_SECRETS},  # ignored with existingSecret: none of it may be rendered
     "database": {"url": DB_URL},
     "freeze": {"argocdWindow": False, "argocdAutoSync": True, "flux": True},
     "kubernetes": {
@@ -109,8 +133,16 @@ ALL_FEATURES = {
         "tls": [{"secretName": "drbot-tls", "hosts": ["drbot.example.com"]}],
     },
     "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    "web": {
+        **SIDECAR,
+        "sessionHours": 8,
+        "ingress": {"hosts": [{"host": "drbot-web.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}]},
+        "oauth2Proxy": {**SIDECAR["oauth2Proxy"], "trustedProxyIps": ["10.244.0.0/16"], "extraArgs": ["--allowed-group=sre"]},
+    },
     "networkPolicy": {
         "ingressNamespaceSelectors": [{"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}],
+        "web": {"ingressNamespaceSelectors": [{"matchLabels": {"kubernetes.io/metadata.name": "gateway"}}]},
+        "idp": {"cidrs": ["203.0.113.0/24"]},
         "apiServer": {"cidrs": ["10.0.0.1/32"]},
         "postgres": {"cidrs": ["10.20.0.0/16"]},
         "extraEgress": [{"to": [{"ipBlock": {"cidr": "10.30.0.5/32"}}], "ports": [{"port": 9000, "protocol": "TCP"}]}],
@@ -130,6 +162,13 @@ RENDERINGS = {
         "discord": {"applicationId": "987654321"},
     },
     "sqlite-sandbox": {"replicaCount": 1, "database": {"url": ""}, "cluster": {"backend": "sandbox"}},
+    "web-token": {
+        "web": {"enabled": True, "publicUrl": WEB_PUBLIC_URL},
+        "secrets": WEB_SECRETS,
+        "networkPolicy": {"web": {"ingressNamespaceSelectors": [{"matchLabels": {"kubernetes.io/metadata.name": "gateway"}}]}},
+    },
+    "web-oauth2-proxy": {"web": SIDECAR, "secrets": OAUTH2_SECRETS},
+    "web-own-proxy": {"web": {"enabled": True, "auth": "proxy", "proxy": ["10.0.5.7"], "allow": WEB_ALLOW, "proxyHeader": "X-Auth-Request-Email"}},
 }
 
 FAILING = {
@@ -141,6 +180,29 @@ FAILING = {
     "password-template-without-secret-access": (
         {"kubernetes": {"postgresDsnTemplate": "postgres://postgres:{password}@{cluster}.{namespace}:5432/postgres"}},
         "dsnPasswordFromSecret",
+    ),
+    "web-auth-none": ({"web": {"enabled": True, "auth": "none"}}, "loopback console only"),
+    "web-token-without-tokens": ({"web": {"enabled": True}}, "needs secrets.webTokens"),
+    "web-token-without-cookie-key": ({"web": {"enabled": True}, "secrets": {"webTokens": "t1"}}, "needs secrets.webCookieKey"),
+    "web-short-cookie-key": ({"web": {"enabled": True}, "secrets": {"webTokens": "t1", "webCookieKey": "short"}}, "32 characters or more"),
+    "web-bad-public-url": ({"web": {"enabled": True, "publicUrl": "drbot.example.com"}, "secrets": WEB_SECRETS}, "http(s) URL"),
+    "web-proxy-without-allow": ({"web": {"enabled": True, "auth": "proxy", "proxy": ["10.0.5.7"]}}, "needs web.allow"),
+    "web-proxy-without-proxy": ({"web": {"enabled": True, "auth": "proxy", "allow": WEB_ALLOW}}, "needs web.proxy"),
+    "web-secrets-while-off": ({"secrets": WEB_SECRETS}, "web.enabled is false"),
+    "sidecar-without-web": ({"web": {"oauth2Proxy": {"enabled": True}}}, "needs web.enabled"),
+    "sidecar-without-public-url": ({"web": {**SIDECAR, "publicUrl": ""}, "secrets": OAUTH2_SECRETS}, "needs web.publicUrl"),
+    "sidecar-without-allow": ({"web": {**SIDECAR, "allow": []}, "secrets": OAUTH2_SECRETS}, "needs web.allow"),
+    "sidecar-without-credentials": ({"web": SIDECAR}, "needs secrets.oauth2ProxyClientId"),
+    "sidecar-other-header": ({"web": {**SIDECAR, "proxyHeader": "X-Auth-Request-Email"}, "secrets": OAUTH2_SECRETS}, "keep that"),
+    "sidecar-port-clash": ({"web": {**SIDECAR, "port": 4180}, "secrets": OAUTH2_SECRETS}, "must differ"),
+    "web-port-clash": ({"web": {"enabled": True, "port": 8080}, "secrets": WEB_SECRETS}, "must differ"),
+    "sidecar-trusting-everyone": (
+        {"web": {**SIDECAR, "oauth2Proxy": {**SIDECAR["oauth2Proxy"], "trustedProxyIps": []}}, "secrets": OAUTH2_SECRETS},
+        "#3506",
+    ),
+    "sidecar-skip-auth-route": (
+        {"web": {**SIDECAR, "oauth2Proxy": {**SIDECAR["oauth2Proxy"], "extraArgs": ["--skip-auth-route=^/healthz$"]}}, "secrets": OAUTH2_SECRETS},
+        "skip sign-in are refused",
     ),
 }
 
@@ -304,13 +366,20 @@ def check_rendering(label: str, values: dict, manifests: dict[str, str], permiss
     pod = dep["spec"]["template"]
     spec = pod["spec"]
     check_pod_security(spec, f"{where}: Deployment", fail)
-    main = [c for c in spec["containers"] if c["name"] == "drbot"]
-    if not fail.check(len(main) == 1 and len(spec["containers"]) == 1, where, "the Deployment must have exactly one container, drbot"):
+    web, sidecar = web_mode(values)
+    names = [c["name"] for c in spec["containers"]]
+    want_names = ["drbot", "oauth2-proxy"] if sidecar else ["drbot"]
+    if not fail.check(names == want_names, where, f"the Deployment's containers are {names}, not {want_names}"):
         return validated
-    main = main[0]
+    main = spec["containers"][0]
     fail.check(main.get("args") == ["serve"], where, f"the drbot container runs {main.get('args')}, not serve")
     fail.check(main.get("resources") == RESOURCES, where, f"resources {main.get('resources')} != {RESOURCES}")
-    fail.check(main.get("ports") == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}], where, f"ports {main.get('ports')}")
+    want_ports = [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    if web and not sidecar:
+        want_ports.append({"name": "web", "containerPort": values["web"]["port"], "protocol": "TCP"})
+    fail.check(main.get("ports") == want_ports, where, f"drbot's ports {main.get('ports')} != {want_ports}")
+    if sidecar:
+        check_sidecar(spec["containers"][1], values, secret_name, f"{where}: oauth2-proxy sidecar", fail)
     for probe, path in (("startupProbe", None), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         p = main.get(probe) or {}
         get = p.get("httpGet") or {}
@@ -320,7 +389,7 @@ def check_rendering(label: str, values: dict, manifests: dict[str, str], permiss
     if fail.check(len(init) == 1 and init[0].get("args") == ["migrate"], where, "one initContainer running `drbot migrate`"):
         for key in ("image", "env", "securityContext", "volumeMounts"):
             fail.check(init[0].get(key) == main.get(key), where, f"the migrate initContainer's {key} differs from the drbot container's")
-    for c in spec["containers"] + init:
+    for c in [main] + init:
         check_container_security(c, f"{where}: Deployment container {c['name']}", fail)
         check_env(c, values, secret_name, fields, f"{where}: container {c['name']}", fail)
     mounts = {m["mountPath"]: m["name"] for m in main.get("volumeMounts", [])}
@@ -371,15 +440,30 @@ def check_rendering(label: str, values: dict, manifests: dict[str, str], permiss
 
     # Service, Ingress, ServiceMonitor, NetworkPolicy.
     svcs = by_kind.get("Service", [])
-    fail.check(len(svcs) == 1 and svcs[0]["spec"]["type"] == "ClusterIP"
-               and svcs[0]["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}],
-               where, "one ClusterIP Service with port 8080 named http")
-    fail.check(len(by_kind.get("Ingress", [])) == (1 if values["ingress"]["enabled"] else 0), where, "Ingress iff ingress.enabled")
+    want_svc = [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
+    if web:
+        want_svc.append({"name": "web", "port": values["web"]["port"], "targetPort": "web", "protocol": "TCP"})
+    fail.check(len(svcs) == 1 and svcs[0]["spec"]["type"] == "ClusterIP" and svcs[0]["spec"]["ports"] == want_svc,
+               where, f"one ClusterIP Service with ports {want_svc}")
+    web_port = None
+    if web:
+        # The Service's named targetPort, resolved as the kubelet does: the one container port named `web`.
+        named = [(c["name"], p["containerPort"]) for c in spec["containers"] for p in c.get("ports") or [] if p.get("name") == "web"]
+        want = ("oauth2-proxy", values["web"]["oauth2Proxy"]["port"]) if sidecar else ("drbot", values["web"]["port"])
+        fail.check(named == [want], where, f"the Service's web port reaches {named}, not {want}")
+        web_port = want[1]
+    ingresses = by_kind.get("Ingress", [])
+    if fail.check(len(ingresses) == (1 if values["ingress"]["enabled"] else 0), where, "Ingress iff ingress.enabled") and ingresses:
+        routes = {(r["host"], p["backend"]["service"]["port"]["name"]) for r in ingresses[0]["spec"]["rules"] for p in r["http"]["paths"]}
+        want_routes = {(h["host"], "http") for h in values["ingress"]["hosts"]}
+        if web:
+            want_routes |= {(h["host"], "web") for h in values["web"]["ingress"]["hosts"]}
+        fail.check(routes == want_routes, where, f"Ingress routes {sorted(routes)} != {sorted(want_routes)}")
     fail.check(len(by_kind.get("ServiceMonitor", [])) == (1 if values["serviceMonitor"]["enabled"] else 0), where, "ServiceMonitor iff serviceMonitor.enabled")
     nps = by_kind.get("NetworkPolicy", [])
     if values["networkPolicy"]["enabled"]:
         if fail.check(len(nps) == 1, where, "networkPolicy.enabled renders one NetworkPolicy"):
-            check_networkpolicy(nps[0], values, where, fail)
+            check_networkpolicy(nps[0], values, web_port, where, fail)
     else:
         fail.check(not nps, where, "a NetworkPolicy although networkPolicy.enabled is false")
     fail.check(len(by_kind.get("ServiceAccount", [])) == (1 if values["serviceAccount"]["create"] else 0), where, "ServiceAccount iff serviceAccount.create")
@@ -415,6 +499,44 @@ def check_rendering(label: str, values: dict, manifests: dict[str, str], permiss
     return validated
 
 
+def web_mode(values: dict) -> tuple[bool, bool]:
+    """(the web view is on, the oauth2-proxy sidecar is in front of it)."""
+    web = bool(values["web"]["enabled"])
+    return web, web and bool(values["web"]["oauth2Proxy"]["enabled"])
+
+
+def check_sidecar(c: dict, values: dict, secret_name: str, where: str, fail: Failures) -> None:
+    """oauth2-proxy in front of drbot's loopback web listener: hardened, probed, no skip-auth
+    route, a bounded set of trusted proxies, its credentials from the Secret only."""
+    o = values["web"]["oauth2Proxy"]
+    check_container_security(c, where, fail)
+    fail.check(c.get("resources") == o["resources"], where, f"resources {c.get('resources')} != web.oauth2Proxy.resources")
+    image = c.get("image", "")
+    m = re.fullmatch(r"quay\.io/oauth2-proxy/oauth2-proxy:v(\d+)\.(\d+)\.(\d+)", image)
+    fail.check(bool(m) and tuple(int(x) for x in m.groups()) >= OAUTH2_PROXY_MIN, where,
+               f"image {image} must be quay.io/oauth2-proxy/oauth2-proxy v{'.'.join(map(str, OAUTH2_PROXY_MIN))} or newer")
+    fail.check(c.get("ports") == [{"name": "web", "containerPort": o["port"], "protocol": "TCP"}], where, f"ports {c.get('ports')}")
+    for probe in ("readinessProbe", "livenessProbe"):
+        get = (c.get(probe) or {}).get("httpGet") or {}
+        fail.check(get.get("path") == "/ping" and get.get("port") in ("web", o["port"]), where, f"{probe} must GET /ping on the web port: {c.get(probe)}")
+    args = c.get("args") or []
+    for want in (f"--http-address=0.0.0.0:{o['port']}", f"--upstream=http://127.0.0.1:{values['web']['port']}/",
+                 "--reverse-proxy=true", "--pass-user-headers=true", "--set-xauthrequest=true",
+                 f"--provider={o['provider']}", f"--redirect-url={values['web']['publicUrl'].rstrip('/')}/oauth2/callback"):
+        fail.check(want in args, where, f"argument {want} missing: {args}")
+    trusted = [a.split("=", 1)[1] for a in args if a.startswith("--trusted-proxy-ip=")]
+    fail.check(trusted == o["trustedProxyIps"] and trusted, where, f"--trusted-proxy-ip {trusted} != web.oauth2Proxy.trustedProxyIps")
+    fail.check(any(a.startswith("--email-domain=") for a in args), where, "no --email-domain (oauth2-proxy refuses to start)")
+    skipping = [a for a in args if re.match(r"--?(skip-auth-route|skip-auth-regex|trusted-ip)", a)]
+    fail.check(not skipping, where, f"routes or addresses that skip sign-in: {skipping}")
+    env = {e["name"]: e for e in c.get("env", [])}
+    fail.check(set(env) == set(OAUTH2_CREDENTIALS), where, f"env {sorted(env)} != {sorted(OAUTH2_CREDENTIALS)} (drbot's settings stay with drbot)")
+    for name, (key, _) in OAUTH2_CREDENTIALS.items():
+        ref = (env.get(name, {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+        fail.check("value" not in env.get(name, {}) and ref.get("name") == secret_name and ref.get("key") == key
+                   and not ref.get("optional", False), where, f"{name} must come from secretKeyRef {secret_name}/{key} (required)")
+
+
 def check_pod_security(spec: dict, where: str, fail: Failures) -> None:
     fail.check(spec.get("securityContext") == POD_SECURITY, where, f"pod securityContext {spec.get('securityContext')} != {POD_SECURITY}")
 
@@ -435,11 +557,13 @@ def check_env(c: dict, values: dict, secret_name: str, fields: dict, where: str,
     for name, e in env.items():
         if name.startswith("DRBOT__"):
             fail.check(env_name_known(name, fields), where, f"{name} is no setting of src/config.rs")
+    fail.check(not any(n.startswith("OAUTH2_PROXY_") for n in env), where, "the oauth2-proxy credentials reach drbot's environment")
     existing = bool(values["existingSecret"])
     for name, (key, path) in CREDENTIALS.items():
         configured = bool(at(values, path))
         offsite = name.startswith("DRBOT__OFFSITE__")
-        expect = (not offsite or bool(values["offsite"]["bucket"])) if existing else configured
+        web = name.startswith("DRBOT__WEB__")
+        expect = ((not offsite or bool(values["offsite"]["bucket"])) and (not web or bool(values["web"]["enabled"]))) if existing else configured
         e = env.get(name)
         if not fail.check(bool(e) == expect, where, f"{name} {'missing' if expect else 'set although not configured'}"):
             continue
@@ -454,7 +578,8 @@ def check_env(c: dict, values: dict, secret_name: str, fields: dict, where: str,
 
 def check_secret(secret: dict, values: dict, where: str, fail: Failures) -> None:
     data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-    want = {key: str(at(values, path)) for key, path in CREDENTIALS.values() if at(values, path)}
+    every = list(CREDENTIALS.values()) + list(OAUTH2_CREDENTIALS.values())
+    want = {key: str(at(values, path)) for key, path in every if at(values, path)}
     fail.check(data == want, where, f"Secret keys {sorted(data)} != configured credentials {sorted(want)}")
     fail.check("stringData" not in secret, where, "Secret uses stringData")
 
@@ -472,7 +597,9 @@ def check_toml(cm: dict, values: dict, fields: dict, where: str, fail: Failures)
         for key in keys:
             fail.check(key in fields[section], where, f"drbot.toml: {section}.{key} is no setting of src/config.rs (drbot refuses unknown keys)")
             fail.check(not re.search(r"token|secret|password|access_key", key), where, f"drbot.toml: {section}.{key} looks like a credential")
-    credentials = [at(values, p) for _, p in CREDENTIALS.values()] + list(SECRETS.values()) + [DB_URL]
+    every = list(CREDENTIALS.values()) + list(OAUTH2_CREDENTIALS.values())
+    credentials = [at(values, p) for _, p in every] + list(SECRETS.values()) + [DB_URL]
+    credentials += list(WEB_SECRETS.values()) + list(OAUTH2_SECRETS.values()) + WEB_SECRETS["webTokens"].split(",")
     for v in credentials:
         fail.check(not (v and str(v) in yaml.safe_dump(cm)), where, f"the ConfigMap contains a credential value ({str(v)[:6]}…)")
     fail.check(toml.get("cluster", {}).get("backend") == values["cluster"]["backend"], where, "[cluster] backend")
@@ -504,17 +631,50 @@ def check_toml(cm: dict, values: dict, fields: dict, where: str, fail: Failures)
         fail.check(toml.get("slack", {}).get("socket_mode") is True, where, "[slack] socket_mode")
     if values["discord"]["applicationId"]:
         fail.check(toml.get("discord", {}).get("application_id") == str(values["discord"]["applicationId"]), where, "[discord] application_id")
+    check_web_toml(toml.get("web"), values, where, fail)
 
 
-def check_networkpolicy(np: dict, values: dict, where: str, fail: Failures) -> None:
+def check_web_toml(wt: dict | None, values: dict, where: str, fail: Failures) -> None:
+    """[web] as src/config/web.rs reads it; with the sidecar, loopback only and auth proxy."""
+    web, sidecar = web_mode(values)
+    w = values["web"]
+    if not web:
+        fail.check(wt is None, where, "[web] although web.enabled is false")
+        return
+    if not fail.check(isinstance(wt, dict), where, "web.enabled but no [web] in drbot.toml"):
+        return
+    fail.check(not {"tokens", "cookie_key"} & set(wt), where, "drbot.toml: [web] holds a secret (tokens, cookie_key)")
+    if sidecar:
+        fail.check(str(wt.get("listen", "")).startswith("127.0.0.1:") and wt.get("auth") == "proxy"
+                   and wt.get("proxy") == ["127.0.0.1"], where,
+                   "with the oauth2-proxy sidecar drbot's web view must listen on 127.0.0.1 only, auth proxy, believing 127.0.0.1")
+    if sidecar:
+        want = {"listen": f"127.0.0.1:{w['port']}", "auth": "proxy", "proxy": ["127.0.0.1"]}
+    else:
+        want = {"listen": f"0.0.0.0:{w['port']}", "auth": w["auth"]}
+        if w["auth"] == "proxy":
+            want["proxy"] = w["proxy"]
+    want |= {"proxy_header": w["proxyHeader"], "session_hours": w["sessionHours"]}
+    if w["publicUrl"]:
+        want["public_url"] = w["publicUrl"]
+    if w["allow"]:
+        want["allow"] = w["allow"]
+    fail.check(wt == want, where, f"[web] {wt} != {want}")
+
+
+def check_networkpolicy(np: dict, values: dict, web_port: int | None, where: str, fail: Failures) -> None:
+    """web_port: the container port the Service's web port reaches (None: no web view)."""
     spec = np["spec"]
     fail.check(spec.get("policyTypes") == ["Ingress", "Egress"], where, "NetworkPolicy policyTypes Ingress and Egress")
     ingress = spec.get("ingress") or []
-    fail.check(len(ingress) == 1 and ingress[0].get("ports") == [{"port": 8080, "protocol": "TCP"}], where, "ingress only to port 8080")
-    selectors = values["networkPolicy"]["ingressNamespaceSelectors"]
-    if ingress:
-        frm = ingress[0].get("from")
-        fail.check(frm == ([{"namespaceSelector": s} for s in selectors] if selectors else None), where, f"ingress from {frm}")
+    rules = [(8080, values["networkPolicy"]["ingressNamespaceSelectors"])]
+    if web_port is not None:
+        rules.append((web_port, values["networkPolicy"]["web"]["ingressNamespaceSelectors"]))
+    fail.check([r.get("ports") for r in ingress] == [[{"port": p, "protocol": "TCP"}] for p, _ in rules], where,
+               f"ingress only to ports {[p for p, _ in rules]}: {ingress}")
+    for rule, (port, selectors) in zip(ingress, rules):
+        frm = rule.get("from")
+        fail.check(frm == ([{"namespaceSelector": s} for s in selectors] if selectors else None), where, f"ingress to {port} from {frm}")
 
     def ports(rule):
         return {(p.get("protocol", "TCP"), p["port"]) for p in rule.get("ports") or []}
@@ -532,8 +692,9 @@ def check_networkpolicy(np: dict, values: dict, where: str, fail: Failures) -> N
         fail.check(len(api) == 1 and cidrs(api[0]) == np_values["apiServer"]["cidrs"], where, "egress to the API server on 443 and 6443")
     pg = [r for r in egress if ports(r) == {("TCP", np_values["postgres"]["port"])}]
     fail.check(len(pg) == 1 and cidrs(pg[0]) == np_values["postgres"]["cidrs"], where, "egress to PostgreSQL")
-    https = [r for r in egress if ports(r) == {("TCP", 443)}]
-    fail.check(len(https) == 1 and cidrs(https[0]) == np_values["https"]["cidrs"], where, "egress 443 to the chat platforms and offsite")
+    https = [cidrs(r) for r in egress if ports(r) == {("TCP", 443)}]
+    want_https = [np_values["https"]["cidrs"]] + ([np_values["idp"]["cidrs"]] if web_mode(values)[1] else [])
+    fail.check(https == want_https, where, f"egress 443 to {https}, not to the chat platforms and offsite (and the IdP with the sidecar) {want_https}")
     for extra in np_values["extraEgress"]:
         fail.check(extra in egress, where, f"networkPolicy.extraEgress rule missing: {extra}")
 

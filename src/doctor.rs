@@ -10,7 +10,7 @@ use crate::chat::manifest;
 use crate::clock::Clock;
 use crate::cluster::kube::Kube;
 use crate::cluster::kube::access::{self, Needed};
-use crate::config::Settings;
+use crate::config::{Settings, WebAuth, WebSettings};
 use crate::store::Store;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,6 +62,7 @@ pub async fn run(
         checks.extend(discord(settings, opts).await);
     }
     checks.extend(continuity(settings, clock.now().date_naive()));
+    checks.extend(web(&settings.web).await);
     match settings.cluster.backend.as_str() {
         "kubernetes" => checks.extend(kubernetes(settings, clock).await),
         _ => checks.push(pass(
@@ -190,6 +191,229 @@ fn continuity(settings: &Settings, today: chrono::NaiveDate) -> Vec<Check> {
         });
     }
     checks
+}
+
+/// The web view's settings, when `web.listen` turns it on: who may look, that its address
+/// can be bound here, and its public URL. Token values and the cookie key are never shown.
+pub async fn web(web: &WebSettings) -> Vec<Check> {
+    let Some(listen) = web.listen.as_deref() else {
+        return Vec::new();
+    };
+    let Ok(addr) = listen.parse::<std::net::SocketAddr>() else {
+        return vec![fail(
+            "web listen",
+            format!("web.listen {listen:?} is not an address"),
+            "set web.listen (DRBOT__WEB__LISTEN) to an IP and port like 127.0.0.1:8081 or 0.0.0.0:8081, or unset it to turn the web view off",
+        )];
+    };
+    let mut checks = vec![web_auth(web, addr)];
+    checks.push(web_bind(addr).await);
+    checks.push(web_public_url(web, addr));
+    checks
+}
+
+fn web_auth(web: &WebSettings, addr: std::net::SocketAddr) -> Check {
+    const NAME: &str = "web auth";
+    let loopback = addr.ip().is_loopback();
+    match web.auth_mode() {
+        None => fail(
+            NAME,
+            format!("web.auth {:?} is not a mode", web.auth),
+            "set web.auth to \"token\" (viewer tokens), \"proxy\" (behind oauth2-proxy) or \"none\" (loopback listen only)",
+        ),
+        Some(WebAuth::None) if !loopback => fail(
+            NAME,
+            format!("web.auth = \"none\" on {addr}: anyone who reaches it reads every incident"),
+            "use web.auth = \"token\" or \"proxy\", or listen on 127.0.0.1 (none is for the console demo)",
+        ),
+        Some(WebAuth::None) => pass(
+            NAME,
+            format!("none: nobody is asked, on loopback {addr} only"),
+        ),
+        Some(WebAuth::Token) => web_token_auth(web),
+        Some(WebAuth::Proxy) => web_proxy_auth(web, addr),
+    }
+}
+
+fn web_token_auth(web: &WebSettings) -> Check {
+    const NAME: &str = "web auth";
+    let tokens = web.tokens.iter().filter(|t| !t.trim().is_empty()).count();
+    if tokens == 0 {
+        return fail(
+            NAME,
+            "token: no viewer token in web.tokens, so nobody can sign in",
+            "set DRBOT__WEB__TOKENS to one or more tokens, comma-separated (e.g. `openssl rand -hex 24`); the chart's secrets.webTokens does",
+        );
+    }
+    match web.cookie_key.as_deref().map(|k| k.chars().count()) {
+        None => fail(
+            NAME,
+            format!(
+                "token: {tokens} viewer token(s), but no web.cookie_key: each process signs logins with a key of its own, so a login fails on the other replicas and a restart signs everyone out"
+            ),
+            "set DRBOT__WEB__COOKIE_KEY to 32 or more characters (e.g. `openssl rand -hex 32`), the same on every replica; the chart's secrets.webCookieKey does",
+        ),
+        Some(n) if n < 32 => fail(
+            NAME,
+            format!("token: web.cookie_key has {n} characters, fewer than 32"),
+            "set DRBOT__WEB__COOKIE_KEY to 32 or more characters (e.g. `openssl rand -hex 32`)",
+        ),
+        Some(_) => pass(
+            NAME,
+            format!("token: {tokens} viewer token(s); logins signed with web.cookie_key"),
+        ),
+    }
+}
+
+fn web_proxy_auth(web: &WebSettings, addr: std::net::SocketAddr) -> Check {
+    const NAME: &str = "web auth";
+    let header = &web.proxy_header;
+    if web.proxy.is_empty() {
+        return fail(
+            NAME,
+            format!("proxy: web.proxy is empty, so {header} is believed from nobody"),
+            "set web.proxy to the authenticating proxy's IP address (127.0.0.1 for the chart's oauth2-proxy sidecar)",
+        );
+    }
+    if let Some(bad) = web
+        .proxy
+        .iter()
+        .find(|p| p.trim().parse::<std::net::IpAddr>().is_err())
+    {
+        return fail(
+            NAME,
+            format!("proxy: web.proxy entry {bad:?} is not an IP address"),
+            "list the proxy's IP addresses in web.proxy (like 127.0.0.1), not host names",
+        );
+    }
+    if web.allow.iter().all(|a| a.trim().is_empty()) {
+        return fail(
+            NAME,
+            "proxy: web.allow is empty, so nobody may look",
+            "set web.allow to the addresses (alice@example.com) or @domains that may look",
+        );
+    }
+    let proxies = web.proxy_addrs();
+    // A loopback listener is out of reach of any proxy outside this host (or pod).
+    if addr.ip().is_loopback()
+        && let Some(far) = proxies.iter().find(|p| !p.is_loopback())
+    {
+        return fail(
+            NAME,
+            format!(
+                "proxy: web.listen {addr} is loopback only, but the proxy {far} is not on this host: its requests cannot arrive"
+            ),
+            "run the proxy beside drbot (the chart's oauth2-proxy sidecar, web.proxy = [\"127.0.0.1\"]), or listen where the proxy reaches",
+        );
+    }
+    let from: Vec<String> = proxies.iter().map(|p| p.to_string()).collect();
+    pass(
+        NAME,
+        format!(
+            "proxy: {header} believed from {} only; {} allow entr{}",
+            from.join(", "),
+            web.allow.len(),
+            if web.allow.len() == 1 { "y" } else { "ies" }
+        ),
+    )
+}
+
+/// Binds the address and lets go. Taken already: a drbot whose `/healthz` answers is the
+/// web view itself (doctor beside a running server); anything else is in the way.
+async fn web_bind(addr: std::net::SocketAddr) -> Check {
+    const NAME: &str = "web listen";
+    let err = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            drop(listener);
+            return pass(NAME, format!("{addr} can be bound"));
+        }
+        Err(e) => e,
+    };
+    match err.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            if web_healthz(addr).await {
+                pass(
+                    NAME,
+                    format!("{addr} is in use by a running drbot web view (/healthz answers ok)"),
+                )
+            } else {
+                fail(
+                    NAME,
+                    format!("{addr} is in use by another process"),
+                    "stop what listens there (`ss -ltnp` names it) or choose another port in web.listen",
+                )
+            }
+        }
+        std::io::ErrorKind::AddrNotAvailable => fail(
+            NAME,
+            format!("{} is no address of this host", addr.ip()),
+            "listen on 0.0.0.0 (every interface), 127.0.0.1 (behind a sidecar) or an address this host has",
+        ),
+        std::io::ErrorKind::PermissionDenied => fail(
+            NAME,
+            format!("binding {addr} is not permitted"),
+            "use a port of 1024 or above (the chart uses 8081)",
+        ),
+        _ => fail(
+            NAME,
+            format!("binding {addr}: {err}"),
+            "choose another address in web.listen",
+        ),
+    }
+}
+
+async fn web_healthz(addr: std::net::SocketAddr) -> bool {
+    let mut probe = addr;
+    if probe.ip().is_unspecified() {
+        probe.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let url = format!("http://{probe}/healthz");
+    let client = HttpClient::default();
+    let call = client.send(Method::GET, &url, &[], None);
+    match tokio::time::timeout(std::time::Duration::from_secs(3), call).await {
+        Ok(Ok(resp)) => resp.ok() && resp.body.trim_ascii() == b"ok",
+        _ => false,
+    }
+}
+
+fn web_public_url(web: &WebSettings, addr: std::net::SocketAddr) -> Check {
+    const NAME: &str = "web public_url";
+    let Some(url) = web.public_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+        return pass(
+            NAME,
+            "unset: chat messages carry no link to the incident page (set web.public_url to how people reach it)",
+        );
+    };
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    match host {
+        Some(h) if !h.is_empty() && !h.contains(char::is_whitespace) => {}
+        _ => {
+            return fail(
+                NAME,
+                format!("{url:?} is not an http(s) URL"),
+                "set web.public_url to how people reach the page, like https://drbot-web.example.com",
+            );
+        }
+    }
+    if url.starts_with("http://") && !addr.ip().is_loopback() {
+        return pass(
+            NAME,
+            format!(
+                "{url}: plain http, so the login cookie is not Secure (put https in front and name it here)"
+            ),
+        );
+    }
+    pass(
+        NAME,
+        format!("{url}: chat messages link to the incident page"),
+    )
 }
 
 async fn slack(settings: &Settings) -> Vec<Check> {

@@ -8,8 +8,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use drbot::config::{Settings, WebSettings};
+use drbot::doctor::Check;
+use drbot::server::web;
 use serde_json::Value;
-use support::bot::{DISCORD_TOKEN, SLACK_TOKEN};
+use support::bot::{Bot, DISCORD_TOKEN, SLACK_TOKEN, t0};
 use support::discord_api::DiscordApi;
 use support::http::{DISCORD_APPLICATION_ID, DISCORD_GUILD_ID};
 use support::k8s_api::K8sApi;
@@ -314,4 +317,276 @@ async fn doctor_checks_the_guides_files_and_the_plan_review() {
         out.contains("FAIL continuity: settings [continuity] clusters: orders = \"users-api\""),
         "{out}"
     );
+}
+
+const VIEWER_TOKEN: &str = "viewer-token-doctor-7c1e";
+const COOKIE_KEY: &str = "cookie-key-doctor-0123456789abcdef0123";
+
+/// `[web]` as the doctor is given it, on `listen`, for the checks settings loading does not
+/// make (and, for a doctor handed settings some other way, those it does).
+fn web_settings(listen: &str, auth: &str, f: impl FnOnce(&mut WebSettings)) -> WebSettings {
+    let mut w = WebSettings {
+        listen: Some(listen.to_string()),
+        auth: auth.to_string(),
+        ..WebSettings::default()
+    };
+    f(&mut w);
+    w
+}
+
+fn named<'a>(checks: &'a [Check], name: &str) -> &'a Check {
+    checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name}: {checks:?}"))
+}
+
+/// Each unsafe or unusable `[web]` setting fails with its cause and what to do; the good
+/// ones pass; tokens and the cookie key never appear in a line.
+#[tokio::test]
+async fn doctor_web_checks_name_each_unsafe_setting_and_its_fix() {
+    assert!(
+        drbot::doctor::web(&WebSettings::default()).await.is_empty(),
+        "the web view is off: nothing to check"
+    );
+    let token = |w: &mut WebSettings| w.tokens = vec![VIEWER_TOKEN.to_string()];
+    let proxy = |p: &str| {
+        let p = p.to_string();
+        move |w: &mut WebSettings| {
+            w.proxy = vec![p];
+            w.allow = vec!["@example.com".into()];
+        }
+    };
+    // (settings, failing check, in its detail, in its fix)
+    let failing: Vec<(WebSettings, &str, &str, &str)> = vec![
+        (
+            web_settings("localhost", "token", token),
+            "web listen",
+            "is not an address",
+            "127.0.0.1:8081",
+        ),
+        (
+            web_settings("0.0.0.0:0", "none", |_| {}),
+            "web auth",
+            "anyone who reaches it",
+            "listen on 127.0.0.1",
+        ),
+        (
+            web_settings("127.0.0.1:0", "basic", |_| {}),
+            "web auth",
+            "\"basic\" is not a mode",
+            "\"token\"",
+        ),
+        (
+            web_settings("0.0.0.0:0", "token", |_| {}),
+            "web auth",
+            "no viewer token",
+            "DRBOT__WEB__TOKENS",
+        ),
+        (
+            web_settings("0.0.0.0:0", "token", token),
+            "web auth",
+            "no web.cookie_key",
+            "DRBOT__WEB__COOKIE_KEY",
+        ),
+        (
+            web_settings("0.0.0.0:0", "token", |w| {
+                token(w);
+                w.cookie_key = Some("short-key".into());
+            }),
+            "web auth",
+            "has 9 characters, fewer than 32",
+            "openssl rand -hex 32",
+        ),
+        (
+            web_settings("127.0.0.1:0", "proxy", |w| {
+                w.allow = vec!["@example.com".into()]
+            }),
+            "web auth",
+            "web.proxy is empty",
+            "127.0.0.1",
+        ),
+        (
+            web_settings("0.0.0.0:0", "proxy", proxy("proxy.local")),
+            "web auth",
+            "\"proxy.local\" is not an IP address",
+            "not host names",
+        ),
+        (
+            web_settings("127.0.0.1:0", "proxy", |w| {
+                w.proxy = vec!["127.0.0.1".into()]
+            }),
+            "web auth",
+            "web.allow is empty",
+            "@domains",
+        ),
+        (
+            web_settings("127.0.0.1:0", "proxy", proxy("10.0.0.5")),
+            "web auth",
+            "the proxy 10.0.0.5 is not on this host",
+            "sidecar",
+        ),
+        (
+            web_settings("127.0.0.1:0", "none", |w| {
+                w.public_url = Some("drbot.example.com".into())
+            }),
+            "web public_url",
+            "is not an http(s) URL",
+            "https://",
+        ),
+    ];
+    for (settings, name, detail, fix) in failing {
+        let checks = drbot::doctor::web(&settings).await;
+        let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
+        assert_eq!(failed.len(), 1, "{checks:?}");
+        assert_eq!(failed[0].name, name, "{checks:?}");
+        assert!(failed[0].detail.contains(detail), "{checks:?}");
+        let said = failed[0].fix.as_deref().unwrap_or_default();
+        assert!(said.contains(fix), "{checks:?}");
+        let shown = format!("{checks:?}");
+        assert!(!shown.contains(VIEWER_TOKEN), "a token is shown: {shown}");
+    }
+
+    let good = [
+        web_settings("127.0.0.1:0", "none", |_| {}),
+        web_settings("0.0.0.0:0", "token", |w| {
+            token(w);
+            w.cookie_key = Some(COOKIE_KEY.into());
+            w.public_url = Some("https://drbot-web.example.com".into());
+        }),
+        // The chart's sidecar: loopback listener, the header believed from loopback only.
+        web_settings("127.0.0.1:0", "proxy", proxy("127.0.0.1")),
+    ];
+    for settings in good {
+        let checks = drbot::doctor::web(&settings).await;
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+        assert_eq!(checks.len(), 3, "{checks:?}");
+        let shown = format!("{checks:?}");
+        assert!(
+            !shown.contains(VIEWER_TOKEN) && !shown.contains(COOKIE_KEY),
+            "{shown}"
+        );
+    }
+    let sidecar =
+        drbot::doctor::web(&web_settings("127.0.0.1:0", "proxy", proxy("127.0.0.1"))).await;
+    assert!(
+        named(&sidecar, "web auth")
+            .detail
+            .contains("X-Forwarded-Email believed from 127.0.0.1 only; 1 allow entry"),
+        "{sidecar:?}"
+    );
+    let plain = drbot::doctor::web(&web_settings("0.0.0.0:0", "token", |w| {
+        token(w);
+        w.cookie_key = Some(COOKIE_KEY.into());
+        w.public_url = Some("http://drbot-web.example.com".into());
+    }))
+    .await;
+    assert!(
+        named(&plain, "web public_url")
+            .detail
+            .contains("not Secure"),
+        "{plain:?}"
+    );
+}
+
+/// Through the binary: the web address taken by something else fails with what to do; taken
+/// by a running drbot web view (doctor beside the server) it passes; `auth = "none"` off
+/// loopback is refused at load with the fix. No token or key reaches the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_web_listener_beside_a_running_web_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_for = |listen: &str| {
+        BTreeMap::from([
+            ("DRBOT__WEB__LISTEN".to_string(), listen.to_string()),
+            ("DRBOT__WEB__TOKENS".to_string(), VIEWER_TOKEN.to_string()),
+            ("DRBOT__WEB__COOKIE_KEY".to_string(), COOKIE_KEY.to_string()),
+        ])
+    };
+
+    // A port nobody holds: bindable.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let (code, out) = doctor(dir.path(), &env_for(&free.to_string()), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("ok   web listen: {free} can be bound")),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok   web auth: token: 1 viewer token(s)"),
+        "{out}"
+    );
+
+    // Something that is not drbot holds it.
+    let squatter = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let taken = squatter.local_addr().unwrap();
+    let squat = tokio::spawn(async move {
+        // Accept and hang up, as a process speaking something else would.
+        while let Ok((conn, _)) = squatter.accept().await {
+            drop(conn);
+        }
+    });
+    let (code, out) = doctor(
+        dir.path(),
+        &env_for(&taken.to_string()),
+        &["--format", "json"],
+    );
+    assert_eq!(code, 1, "{out}");
+    let failed = failed(&serde_json::from_str(&out).expect("JSON"));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "web listen");
+    assert!(
+        failed[0]
+            .1
+            .contains(&format!("{taken} is in use by another process")),
+        "{failed:?}"
+    );
+    assert!(failed[0].2.contains("choose another port"), "{failed:?}");
+    squat.abort();
+
+    // drbot's own web view holds it: the doctor run beside the server.
+    let bot_dir = tempfile::tempdir().unwrap();
+    let bot = Bot::start(
+        bot_dir.path(),
+        &[("DRBOT__WEB__AUTH", "none".to_string())],
+        t0(),
+    )
+    .await;
+    let settings = Settings::load_from(None, Some(bot.env.clone())).expect("settings");
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = web::start(
+        bot.running.server.app.clone(),
+        &settings,
+        &settings.web,
+        socket,
+    )
+    .unwrap();
+    let (code, out) = doctor(dir.path(), &env_for(&running.addr.to_string()), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "ok   web listen: {} is in use by a running drbot web view (/healthz answers ok)",
+            running.addr
+        )),
+        "{out}"
+    );
+    assert!(
+        !out.contains(VIEWER_TOKEN) && !out.contains(COOKIE_KEY),
+        "{out}"
+    );
+    running.stop().await.unwrap();
+
+    // Settings drbot refuses at start: the settings line names the key and what to do.
+    let env = BTreeMap::from([
+        ("DRBOT__WEB__LISTEN".to_string(), "0.0.0.0:8081".to_string()),
+        ("DRBOT__WEB__AUTH".to_string(), "none".to_string()),
+    ]);
+    let (code, out) = doctor(dir.path(), &env, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL settings: ") && out.contains("accepted only on a loopback address"),
+        "{out}"
+    );
+    assert!(out.contains("fix: "), "{out}");
 }

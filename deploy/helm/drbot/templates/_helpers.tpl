@@ -101,6 +101,80 @@ Render-time checks: the settings drbot would refuse at start, and the one it can
 {{- if and (not .Values.existingSecret) .Values.slack.socketMode (not .Values.secrets.slackAppToken) }}
 {{- fail "slack.socketMode is on but secrets.slackAppToken is not set (an app-level token xapp-… with connections:write)" }}
 {{- end }}
+{{- include "drbot.validateWeb" . }}
+{{- end }}
+
+{{/* The web view's settings drbot would refuse at start (src/config/web.rs), and the sidecar's. */}}
+{{- define "drbot.validateWeb" -}}
+{{- $w := .Values.web }}
+{{- $s := .Values.secrets }}
+{{- $own := not .Values.existingSecret }}
+{{- if not $w.enabled }}
+{{- if $w.oauth2Proxy.enabled }}
+{{- fail "web.oauth2Proxy.enabled needs web.enabled: the sidecar sits in front of the web view" }}
+{{- end }}
+{{- if or $s.webTokens $s.webCookieKey $s.oauth2ProxyClientId $s.oauth2ProxyClientSecret $s.oauth2ProxyCookieSecret }}
+{{- fail "secrets.webTokens, secrets.webCookieKey or secrets.oauth2Proxy* is set but web.enabled is false: turn the web view on or remove them" }}
+{{- end }}
+{{- else }}
+{{- $sidecar := include "drbot.oauth2Proxy" . }}
+{{- $auth := include "drbot.webAuth" . }}
+{{- if not (has $auth (list "token" "proxy")) }}
+{{- fail (printf "web.auth %q: the chart offers `token` (viewer tokens) or `proxy` (web.oauth2Proxy.enabled or an authenticating proxy of yours); `none` is for a loopback console only" $auth) }}
+{{- end }}
+{{- $taken := list (int .Values.service.port) }}
+{{- if $sidecar }}{{ $taken = append $taken (int $w.oauth2Proxy.port) }}{{ end }}
+{{- if or (has (int $w.port) $taken) (and $sidecar (eq (int $w.oauth2Proxy.port) (int .Values.service.port))) }}
+{{- fail (printf "web.port %d, web.oauth2Proxy.port and service.port must differ: one pod holds them all" (int $w.port)) }}
+{{- end }}
+{{- if and $w.publicUrl (not (regexMatch "^https?://[^/]" $w.publicUrl)) }}
+{{- fail (printf "web.publicUrl %q must be an http(s) URL like https://drbot-web.example.com" $w.publicUrl) }}
+{{- end }}
+{{- $hours := int $w.sessionHours }}
+{{- if or (lt $hours 1) (gt $hours 720) }}
+{{- fail "web.sessionHours must be between 1 and 720" }}
+{{- end }}
+{{- if and $s.webCookieKey (lt (len (toString $s.webCookieKey)) 32) }}
+{{- fail "secrets.webCookieKey must be 32 characters or more (e.g. `openssl rand -hex 32`)" }}
+{{- end }}
+{{- if and (eq $auth "token") $own }}
+{{- if not $s.webTokens }}
+{{- fail "web.auth token needs secrets.webTokens: one or more viewer tokens, comma-separated (e.g. `openssl rand -hex 24`)" }}
+{{- end }}
+{{- if not $s.webCookieKey }}
+{{- fail "web.auth token needs secrets.webCookieKey (32+ characters, e.g. `openssl rand -hex 32`): every replica signs logins with it, so a login holds on all of them and across restarts" }}
+{{- end }}
+{{- end }}
+{{- if and (eq $auth "proxy") (not $w.allow) }}
+{{- fail "web.auth proxy (and web.oauth2Proxy) needs web.allow: the addresses (alice@example.com) or @domains that may look" }}
+{{- end }}
+{{- if and (eq $auth "proxy") (not $sidecar) (not $w.proxy) }}
+{{- fail "web.auth proxy without web.oauth2Proxy needs web.proxy: the IP addresses of your authenticating proxy, the only peers whose header drbot believes" }}
+{{- end }}
+{{- if $sidecar }}
+{{- $o := $w.oauth2Proxy }}
+{{- if not (regexMatch "^https?://[^/]" ($w.publicUrl | default "")) }}
+{{- fail "web.oauth2Proxy needs web.publicUrl (https://…): the sign-in returns to <publicUrl>/oauth2/callback" }}
+{{- end }}
+{{- if ne (lower $w.proxyHeader) "x-forwarded-email" }}
+{{- fail (printf "web.proxyHeader %q: the oauth2-proxy sidecar passes the signed-in address as X-Forwarded-Email (--pass-user-headers), so keep that" $w.proxyHeader) }}
+{{- end }}
+{{- if and (eq $o.provider "oidc") (not $o.oidcIssuerUrl) }}
+{{- fail "web.oauth2Proxy.provider oidc needs web.oauth2Proxy.oidcIssuerUrl (the IdP's issuer, https://…)" }}
+{{- end }}
+{{- if not $o.trustedProxyIps }}
+{{- fail "web.oauth2Proxy.trustedProxyIps is empty: oauth2-proxy would then believe X-Forwarded-* from every client (oauth2-proxy #3506); name your ingress controller's addresses, or keep 127.0.0.1/32" }}
+{{- end }}
+{{- range $a := $o.extraArgs | default list }}
+{{- if regexMatch "^--?(skip-auth-route|skip-auth-regex|skip-auth-preflight|trusted-ip)" (toString $a) }}
+{{- fail (printf "web.oauth2Proxy.extraArgs %q: routes that skip sign-in are refused (GHSA-7x63-xv5r-3p2x, oauth2-proxy #3506)" $a) }}
+{{- end }}
+{{- end }}
+{{- if and $own (not (and $s.oauth2ProxyClientId $s.oauth2ProxyClientSecret $s.oauth2ProxyCookieSecret)) }}
+{{- fail "web.oauth2Proxy needs secrets.oauth2ProxyClientId, secrets.oauth2ProxyClientSecret and secrets.oauth2ProxyCookieSecret (16, 24 or 32 bytes, e.g. `openssl rand -base64 32 | tr -- '+/' '-_'`), or existingSecret with oauth2-proxy-client-id, oauth2-proxy-client-secret, oauth2-proxy-cookie-secret" }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -117,6 +191,56 @@ The credentials: environment variable, key in the Secret, value in values.yaml (
 - {env: DRBOT__OFFSITE__ACCESS_KEY_ID, key: offsite-access-key-id, value: secrets.offsiteAccessKeyId, optional: true, offsite: true}
 - {env: DRBOT__OFFSITE__SECRET_ACCESS_KEY, key: offsite-secret-access-key, value: secrets.offsiteSecretAccessKey, optional: true, offsite: true}
 - {env: DRBOT__HTTP__API_TOKEN, key: http-api-token, value: secrets.httpApiToken, optional: true}
+- {env: DRBOT__WEB__TOKENS, key: web-tokens, value: secrets.webTokens, optional: true, web: true}
+- {env: DRBOT__WEB__COOKIE_KEY, key: web-cookie-key, value: secrets.webCookieKey, optional: true, web: true}
+{{- end }}
+
+{{/*
+The oauth2-proxy sidecar's credentials (its own OAUTH2_PROXY_… variables, never drbot's),
+in the same Secret.
+*/}}
+{{- define "drbot.oauth2ProxyCredentials" -}}
+- {env: OAUTH2_PROXY_CLIENT_ID, key: oauth2-proxy-client-id, value: secrets.oauth2ProxyClientId}
+- {env: OAUTH2_PROXY_CLIENT_SECRET, key: oauth2-proxy-client-secret, value: secrets.oauth2ProxyClientSecret}
+- {env: OAUTH2_PROXY_COOKIE_SECRET, key: oauth2-proxy-cookie-secret, value: secrets.oauth2ProxyCookieSecret}
+{{- end }}
+
+{{/* The oauth2-proxy sidecar is on (it needs the web view). */}}
+{{- define "drbot.oauth2Proxy" -}}
+{{- if and .Values.web.enabled .Values.web.oauth2Proxy.enabled }}true{{ end }}
+{{- end }}
+
+{{/* web.auth as drbot gets it: the sidecar makes it `proxy`. */}}
+{{- define "drbot.webAuth" -}}
+{{- if include "drbot.oauth2Proxy" . }}proxy{{ else }}{{ .Values.web.auth }}{{ end }}
+{{- end }}
+
+{{/*
+web.listen: behind the sidecar only on loopback, so nothing but the sidecar reaches it and
+the trusted header cannot be forged from the network (shared/reference/web.md §3b).
+*/}}
+{{- define "drbot.webListen" -}}
+{{- if include "drbot.oauth2Proxy" . }}127.0.0.1{{ else }}0.0.0.0{{ end }}:{{ .Values.web.port }}
+{{- end }}
+
+{{/* web.proxy: the sidecar's address, or the configured proxy's. */}}
+{{- define "drbot.webProxy" -}}
+{{- if include "drbot.oauth2Proxy" . }}{{ list "127.0.0.1" | toJson }}{{ else }}{{ .Values.web.proxy | default list | toJson }}{{ end }}
+{{- end }}
+
+{{/*
+oauth2-proxy's --email-domain: web.oauth2Proxy.emailDomains, or the domains of web.allow
+(`@example.com` and `bob@partner.org` give example.com and partner.org); drbot's allow list
+then narrows them to the people named.
+*/}}
+{{- define "drbot.oauth2ProxyEmailDomains" -}}
+{{- $domains := .Values.web.oauth2Proxy.emailDomains | default list }}
+{{- if not $domains }}
+{{- range $a := .Values.web.allow | default list }}
+{{- $domains = append $domains (splitList "@" $a | last) }}
+{{- end }}
+{{- end }}
+{{- $domains | compact | uniq | toJson }}
 {{- end }}
 
 {{/*
@@ -148,7 +272,7 @@ part of the path is missing).
 {{- range $c := include "drbot.credentials" . | fromYamlArray }}
 {{- $value := (include "drbot.valueAt" (dict "root" $ "path" $c.value) | fromJson).v }}
 {{- if $.Values.existingSecret }}
-{{- if or (not $c.offsite) $.Values.offsite.bucket }}
+{{- if and (or (not $c.offsite) $.Values.offsite.bucket) (or (not $c.web) $.Values.web.enabled) }}
 - name: {{ $c.env }}
   valueFrom:
     secretKeyRef:
