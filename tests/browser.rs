@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use drbot::config::Settings;
 use drbot::incident::EventKind;
 use drbot::server::web::{self, WebRunning};
-use fantoccini::Locator;
 use support::Drbot;
 use support::bot::{Bot, SLACK_SECRET, SLACK_TOKEN, t0};
 use support::browser::Browser;
@@ -26,10 +25,9 @@ const CHANNEL: &str = "C1";
 const OPERATOR: &str = "U1";
 /// How long the page may take to show a committed event (issue 24, "Live").
 const LIVE_WITHIN: Duration = Duration::from_secs(1);
-/// Upper bound for any one wait in the browser; a guard against hangs, not the measure.
+/// Upper bound for any one wait in the browser (polled every [`support::browser::POLL`]); a
+/// guard against hangs, not the measure.
 const PATIENCE: Duration = Duration::from_secs(5);
-/// How often a wait looks again (fantoccini's default, 250 ms, would blur the measure).
-const POLL: Duration = Duration::from_millis(20);
 
 /// The bot with its Slack endpoint (and the Slack stand-in behind it) and the web view on a
 /// loopback listener without sign-in.
@@ -116,15 +114,12 @@ async fn note_appears(site: &Site, browser: &Browser, text: &str) -> Duration {
     let committed = Instant::now();
     let seq = site.note_seq(text).await;
     let row = browser
-        .client
-        .wait()
-        .at_most(PATIENCE)
-        .every(POLL)
-        .for_element(Locator::Css(&format!("ol.timeline li#ev-{seq}")))
+        .session
+        .wait_for(&format!("ol.timeline li#ev-{seq}"), PATIENCE)
         .await
-        .unwrap_or_else(|e| panic!("#ev-{seq} never appeared on the open page: {e}"));
+        .unwrap_or_else(|e| panic!("#ev-{seq} not on the open page within {PATIENCE:?}: {e}"));
     let took = committed.elapsed();
-    let shown = row.text().await.unwrap();
+    let shown = row.text().await;
     assert!(shown.contains(text), "#ev-{seq} shows {shown:?}");
     took
 }
@@ -137,14 +132,14 @@ async fn an_event_committed_through_slack_appears_on_the_open_page_within_a_seco
     let site = Site::start(&[]).await;
     let declared = site.dr("declare sev2 data orders database wiped").await;
     assert!(declared.contains("INC-1"), "{declared}");
-    let c = &browser.client;
-    c.goto(&site.page("/incidents/INC-1")).await.unwrap();
-    let log = c
-        .find(Locator::Css("ol.timeline[role=\"log\"]"))
+    let s = &browser.session;
+    s.goto(&site.page("/incidents/INC-1")).await;
+    let log = s
+        .find("ol.timeline[role=\"log\"]")
         .await
-        .expect("the timeline as a log");
+        .unwrap_or_else(|e| panic!("the timeline as a log: {e}"));
     assert!(
-        log.text().await.unwrap().contains("orders database wiped"),
+        log.text().await.contains("orders database wiped"),
         "the declaration on the page"
     );
 
@@ -155,8 +150,8 @@ async fn an_event_committed_through_slack_appears_on_the_open_page_within_a_seco
     println!("a committed note was on the open page after {took:?}");
     assert!(took < LIVE_WITHIN, "the note took {took:?} to show");
     assert_eq!(
-        c.current_url().await.unwrap().path(),
-        "/incidents/INC-1",
+        s.current_url().await,
+        site.page("/incidents/INC-1"),
         "shown without leaving the page"
     );
     site.stop(browser).await;
@@ -171,22 +166,18 @@ fn fixture(name: &str) -> PathBuf {
 /// The `data-state` of `service`'s RTO bar on the page as it stands.
 async fn rto_state(browser: &Browser, service: &str) -> String {
     let css = format!("#live svg.rto[data-service=\"{service}\"]");
-    let c = &browser.client;
-    c.wait()
-        .at_most(PATIENCE)
-        .every(POLL)
-        .for_element(Locator::Css(&css))
+    let s = &browser.session;
+    s.wait_for(&css, PATIENCE)
         .await
         .unwrap_or_else(|e| panic!("no {css} on the page: {e}"));
     // One script reads it: a live update may replace `#live` (and the bar) at any moment.
-    let state = c
+    let state = s
         .execute(
             "var bar = document.querySelector(arguments[0]); \
              return bar && bar.getAttribute('data-state');",
             vec![css.clone().into()],
         )
-        .await
-        .unwrap();
+        .await;
     state
         .as_str()
         .unwrap_or_else(|| panic!("{css} has no data-state: {state}"))
@@ -203,17 +194,17 @@ async fn the_rto_bar_turns_breached_at_the_deadline_on_a_manual_clock() {
     let site = Site::start(&[("DRBOT__CONTINUITY__CATALOG", catalog.display().to_string())]).await;
     site.dr("declare sev1 data orders wiped services=user-api")
         .await;
-    let c = &browser.client;
-    c.goto(&site.page("/incidents/INC-1")).await.unwrap();
+    let s = &browser.session;
+    s.goto(&site.page("/incidents/INC-1")).await;
     assert_eq!(rto_state(&browser, "user-api").await, "ok");
 
     // A minute before the deadline it still holds.
     site.bot.advance(chrono::Duration::minutes(29));
-    c.refresh().await.unwrap();
+    s.refresh().await;
     assert_eq!(rto_state(&browser, "user-api").await, "ok");
 
     site.bot.advance(chrono::Duration::minutes(2));
-    c.refresh().await.unwrap();
+    s.refresh().await;
     assert_eq!(rto_state(&browser, "user-api").await, "breached");
     site.stop(browser).await;
 }
@@ -271,19 +262,15 @@ async fn the_readme_screenshot_is_the_demo_incident_page() {
     for line in &lines {
         bot.say(line);
     }
-    let c = &browser.client;
-    c.goto(&format!("http://{listen}/incidents/INC-1"))
+    let s = &browser.session;
+    s.goto(&format!("http://{listen}/incidents/INC-1")).await;
+    let h1 = s
+        .find("h1")
         .await
-        .unwrap();
-    let title = c
-        .find(Locator::Css("h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("a title: {e}"));
+    let title = h1.text().await;
     assert!(title.starts_with("INC-1:"), "{title}");
-    let png = c.screenshot().await.expect("a screenshot");
+    let png = s.screenshot().await;
     assert!(png.starts_with(PNG_SIGNATURE), "not a PNG");
     assert!(png.len() > 10 * 1024, "{} bytes: a blank page?", png.len());
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SCREENSHOT);
