@@ -9,15 +9,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use drbot::config::Settings;
 use drbot::incident::EventKind;
-use drbot::server::web::{self, WebRunning};
+use drbot::server::web::WebRunning;
 use support::Drbot;
 use support::bot::{Bot, SLACK_SECRET, SLACK_TOKEN, t0};
 use support::browser::Browser;
 use support::http;
 use support::slack_api::SlackApi;
-use tokio::net::TcpListener;
 
 /// The Slack channel the incidents are declared in.
 const CHANNEL: &str = "C1";
@@ -52,15 +50,7 @@ impl Site {
         ];
         env.extend(extra.iter().cloned());
         let bot = Bot::start(dir.path(), &env, t0()).await;
-        let settings = Settings::load_from(None, Some(bot.env.clone())).expect("settings");
-        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let web = web::start(
-            bot.running.server.app.clone(),
-            &settings,
-            &settings.web,
-            socket,
-        )
-        .expect("web view");
+        let web = bot.start_web().await;
         Site {
             bot,
             api,
