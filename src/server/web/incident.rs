@@ -171,7 +171,7 @@ fn operations(out: &mut String, s: &Incident) -> fmt::Result {
             op.percent,
             op.percent,
         )?;
-        if !op.progress.is_empty() {
+        if op.is_running() && !op.progress.is_empty() {
             write!(
                 out,
                 "<br><span class=\"muted\">{}</span>",
