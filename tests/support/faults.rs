@@ -10,7 +10,9 @@ use axum::response::Response;
 
 use super::http::text_response;
 
-/// What to do to the next call of an endpoint instead of answering normally.
+/// What to do to the next call of an endpoint instead of answering normally. A scripted
+/// failure is used up by that next call even when the call is refused for its content (then
+/// the refusal is answered and nothing is applied).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
     /// Refused with `status` (429, or GitHub's 403 secondary limit), nothing applied; with

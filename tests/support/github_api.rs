@@ -292,7 +292,7 @@ fn answer(
     let mut world = shared.world.lock().unwrap();
     match (method.clone(), rest.strip_prefix('/')) {
         (Method::POST, None) if rest.is_empty() => create(shared, &mut world, body),
-        (Method::GET, None) if rest.is_empty() => list(&world, uri),
+        (Method::GET, None) if rest.is_empty() => list(shared, &world, uri),
         (Method::GET, Some(n)) => match n.parse::<usize>().ok().and_then(|n| n.checked_sub(1)) {
             Some(i) if i < world.issues.len() => (200, vec![], world.issues[i].clone()),
             _ => gh_error(
@@ -437,7 +437,7 @@ fn check_issue(input: &Map<String, Value>) -> Result<(), Answer> {
 /// `GET /repos/{owner}/{repo}/issues` (docs.github.com "List repository issues"): `state`
 /// open (default) | closed | all, `labels` a comma-separated list that must all match,
 /// newest first, `per_page`/`page` with a `Link` header when there is more.
-fn list(world: &World, uri: &Uri) -> Answer {
+fn list(shared: &Shared, world: &World, uri: &Uri) -> Answer {
     let pairs = query_pairs(uri.query());
     let state = query_value(&pairs, "state").unwrap_or("open");
     if !["open", "closed", "all"].contains(&state) {
@@ -487,13 +487,14 @@ fn list(world: &World, uri: &Uri) -> Answer {
         .collect();
     let mut headers = Vec::new();
     if page * per_page < matching.len() {
+        // The next page keeps every other parameter, as GitHub's `Link` does.
+        let mut next: Vec<(String, String)> =
+            pairs.into_iter().filter(|(k, _)| k != "page").collect();
+        next.push(("page".into(), (page + 1).to_string()));
+        let query = serde_urlencoded::to_string(&next).expect("query");
         headers.push((
             "link",
-            format!(
-                "<{}?per_page={per_page}&page={}>; rel=\"next\"",
-                uri.path(),
-                page + 1
-            ),
+            format!("<{}{}?{query}>; rel=\"next\"", shared.origin, uri.path()),
         ));
     }
     (200, headers, Value::Array(items))

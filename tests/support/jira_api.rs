@@ -413,9 +413,9 @@ fn check_fields(fields: &Map<String, Value>, project: &str) -> Map<String, Value
         }
     }
     if let Some(due) = fields.get("duedate")
-        && !due
+        && due
             .as_str()
-            .is_some_and(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
+            .is_none_or(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err())
     {
         err("duedate", "Error parsing date string: use YYYY-MM-DD");
     }

@@ -431,11 +431,12 @@ fn check_summary(payload: &Map<String, Value>, errors: &mut Vec<String>) {
     }
 }
 
+/// A valid alert event: action, routing key, dedup key if any, payload if a trigger.
+type Checked = (String, String, Option<String>, Map<String, Value>);
+
 /// Check an alert event as the schema and `02-Trigger-Events.md` say; Ok is (action,
 /// routing key, dedup key if any, payload if trigger).
-fn check_event(
-    event: &Map<String, Value>,
-) -> Result<(String, String, Option<String>, Map<String, Value>), Vec<String>> {
+fn check_event(event: &Map<String, Value>) -> Result<Checked, Vec<String>> {
     let mut errors = Vec::new();
     check_routing_key(event, &mut errors);
     let action = event.get("event_action").and_then(Value::as_str);
@@ -464,17 +465,15 @@ fn check_event(
             Some(p) => {
                 payload = p.clone();
                 check_summary(p, &mut errors);
-                if !p
-                    .get("source")
+                if p.get("source")
                     .and_then(Value::as_str)
-                    .is_some_and(|s| !s.trim().is_empty())
+                    .is_none_or(|s| s.trim().is_empty())
                 {
                     errors.push("'payload.source' is missing or blank".into());
                 }
-                if !p
-                    .get("severity")
+                if p.get("severity")
                     .and_then(Value::as_str)
-                    .is_some_and(|s| SEVERITIES.contains(&s))
+                    .is_none_or(|s| !SEVERITIES.contains(&s))
                 {
                     errors.push(
                         "'payload.severity' is invalid (must be critical, error, warning or info)"
