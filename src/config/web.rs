@@ -15,15 +15,15 @@ pub struct WebSettings {
     /// front) or `none` (loopback only).
     pub auth: String,
     /// Secret viewer tokens (`DRBOT__WEB__TOKENS`, comma-separated). Never logged or shown.
-    #[serde(deserialize_with = "super::offsite_list")]
+    #[serde(deserialize_with = "super::string_list")]
     pub tokens: Vec<String>,
     /// The header the proxy names the signed-in person in.
     pub proxy_header: String,
     /// Addresses of the proxy: the header is believed from these peers only.
-    #[serde(deserialize_with = "super::offsite_list")]
+    #[serde(deserialize_with = "super::string_list")]
     pub proxy: Vec<String>,
     /// Who may look behind the proxy: `alice@example.com` or `@example.com`.
-    #[serde(deserialize_with = "super::offsite_list")]
+    #[serde(deserialize_with = "super::string_list")]
     pub allow: Vec<String>,
     /// How long a login lasts.
     pub session_hours: i64,
