@@ -74,6 +74,45 @@ pub(crate) fn drop_connection() -> ! {
     std::panic::resume_unwind(Box::new("stand-in: connection dropped on purpose"))
 }
 
+/// A stand-in's answer: status, extra headers, JSON body.
+pub type Answer = (u16, Vec<(&'static str, String)>, serde_json::Value);
+
+/// What each stand-in records of a call, as far as the scripted failures need it.
+pub trait Settled {
+    fn problem(&self) -> Option<&str>;
+    fn settle(&mut self, answered: u16, problem: Option<String>);
+}
+
+/// One call under its scripted `failure`: refused before anything is applied, or answered
+/// by `answer` (which applies it) and then spoiled as scripted. Every call is `record`ed
+/// with the status the caller saw (0: none) and, for a refusal, why.
+pub async fn scripted<C: Settled>(
+    failure: Option<Failure>,
+    mut call: C,
+    record: impl FnOnce(C),
+    refuse: impl FnOnce(Failure) -> Response,
+    answer: impl FnOnce(&mut C) -> Answer,
+) -> Response {
+    if let Some(failure) = failure.clone().filter(|f| !f.applies()) {
+        call.settle(
+            recorded_status(&failure),
+            Some(format!("scripted {failure:?}")),
+        );
+        record(call);
+        return refuse(failure);
+    }
+    let (status, extra, reply) = answer(&mut call);
+    let problem = match call.problem() {
+        None if status >= 400 => Some(reply.to_string()),
+        p => p.map(str::to_string),
+    };
+    // A scripted failure after applying only counts when the call was applied.
+    let after = failure.filter(|_| status < 400);
+    call.settle(after.as_ref().map_or(status, recorded_status), problem);
+    record(call);
+    after_applying(after, super::http::json_response(status, &extra, &reply)).await
+}
+
 /// `Retry-After` as a header pair, when there is one.
 pub(crate) fn retry_after(secs: Option<u64>) -> Vec<(&'static str, String)> {
     secs.map(|s| vec![("retry-after", s.to_string())])

@@ -20,9 +20,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::faults::{
-    Failure, after_applying, header, query_pairs, query_value, recorded_status, retry_after,
-};
+use super::faults::{Answer, Failure, header, query_pairs, query_value, retry_after, scripted};
 use super::http::{Incoming, Recorder, Server, bind_local, header_pairs, json_response};
 
 /// docs.github.com "API Versions": the supported `X-GitHub-Api-Version` values (2022-11-28
@@ -157,8 +155,6 @@ fn stamp(clock: &mut u64) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-type Answer = (u16, Vec<(&'static str, String)>, Value);
-
 /// GitHub's error body: `message`, `documentation_url`, and (newer responses) `status` as a
 /// string; the `status` member is unverified here.
 fn gh_error(status: u16, message: &str, docs: &str) -> Answer {
@@ -170,7 +166,7 @@ fn gh_error(status: u16, message: &str, docs: &str) -> Answer {
 }
 
 async fn handle(shared: Arc<Shared>, (method, uri, headers, body): Incoming) -> Response {
-    let mut call = Call {
+    let call = Call {
         method: method.to_string(),
         path: uri.path().to_string(),
         query: uri.query().map(str::to_string),
@@ -187,20 +183,15 @@ async fn handle(shared: Arc<Shared>, (method, uri, headers, body): Incoming) -> 
         .failures
         .get_mut(method.as_str())
         .and_then(VecDeque::pop_front);
-    if let Some(failure) = failure.clone().filter(|f| !f.applies()) {
-        call.answered = recorded_status(&failure);
-        call.problem = Some(format!("scripted {failure:?}"));
-        shared.recorder.push(call);
-        return refuse(failure);
-    }
-    let (status, extra, reply) = answer(&shared, &method, &uri, &headers, &body, &mut call);
-    if status >= 400 && call.problem.is_none() {
-        call.problem = Some(reply.to_string());
-    }
-    let after = failure.filter(|_| status < 400);
-    call.answered = after.as_ref().map_or(status, recorded_status);
-    shared.recorder.push(call);
-    after_applying(after, json_response(status, &extra, &reply)).await
+    let recorder = &shared.recorder;
+    scripted(
+        failure,
+        call,
+        |call| recorder.push(call),
+        refuse,
+        |call| answer(&shared, &method, &uri, &headers, &body, call),
+    )
+    .await
 }
 
 fn refuse(failure: Failure) -> Response {
@@ -498,4 +489,14 @@ fn list(shared: &Shared, world: &World, uri: &Uri) -> Answer {
         ));
     }
     (200, headers, Value::Array(items))
+}
+
+impl super::faults::Settled for Call {
+    fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
+    }
+    fn settle(&mut self, answered: u16, problem: Option<String>) {
+        self.answered = answered;
+        self.problem = problem;
+    }
 }

@@ -23,7 +23,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::faults::{
-    Failure, after_applying, base64, header, query_pairs, query_value, recorded_status, retry_after,
+    Answer, Failure, base64, header, query_pairs, query_value, retry_after, scripted,
 };
 use super::http::{Incoming, Recorder, Server, bind_local, header_pairs, json_response};
 
@@ -229,8 +229,6 @@ pub fn basic(email: &str, api_token: &str) -> String {
     )
 }
 
-type Answer = (u16, Vec<(&'static str, String)>, Value);
-
 /// `ErrorCollection` (SW l.43834: `errorMessages[]`, `errors{field: message}`,
 /// `additionalProperties: false`).
 fn error_collection(status: u16, messages: &[&str], errors: Map<String, Value>) -> Answer {
@@ -242,7 +240,7 @@ fn error_collection(status: u16, messages: &[&str], errors: Map<String, Value>) 
 }
 
 async fn handle(shared: Arc<Shared>, (method, uri, headers, body): Incoming) -> Response {
-    let mut call = Call {
+    let call = Call {
         method: method.to_string(),
         path: uri.path().to_string(),
         query: uri.query().map(str::to_string),
@@ -259,20 +257,15 @@ async fn handle(shared: Arc<Shared>, (method, uri, headers, body): Incoming) -> 
         .failures
         .get_mut(method.as_str())
         .and_then(VecDeque::pop_front);
-    if let Some(failure) = failure.clone().filter(|f| !f.applies()) {
-        call.answered = recorded_status(&failure);
-        call.problem = Some(format!("scripted {failure:?}"));
-        shared.recorder.push(call);
-        return refuse(failure);
-    }
-    let (status, extra, reply) = answer(&shared, &method, &uri, &headers, &body, &mut call);
-    if status >= 400 && call.problem.is_none() {
-        call.problem = Some(reply.to_string());
-    }
-    let after = failure.filter(|_| status < 400);
-    call.answered = after.as_ref().map_or(status, recorded_status);
-    shared.recorder.push(call);
-    after_applying(after, json_response(status, &extra, &reply)).await
+    let recorder = &shared.recorder;
+    scripted(
+        failure,
+        call,
+        |call| recorder.push(call),
+        refuse,
+        |call| answer(&shared, &method, &uri, &headers, &body, call),
+    )
+    .await
 }
 
 fn refuse(failure: Failure) -> Response {
@@ -649,4 +642,14 @@ fn project(shared: &Shared, key: &str) -> Answer {
             "issueTypes": types,
         }),
     )
+}
+
+impl super::faults::Settled for Call {
+    fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
+    }
+    fn settle(&mut self, answered: u16, problem: Option<String>) {
+        self.answered = answered;
+        self.problem = problem;
+    }
 }

@@ -25,7 +25,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::faults::{
-    self, Failure, after_applying, header, query_pairs, query_value, query_values, recorded_status,
+    self, Answer, Failure, header, query_pairs, query_value, query_values, scripted,
 };
 use super::http::{Incoming, Recorder, Server, bind_local, header_pairs, json_response};
 
@@ -265,11 +265,9 @@ impl PagerDutyApi {
 // Request handling
 // ---------------------------------------------------------------------------------------
 
-type Answer = (u16, Vec<(&'static str, String)>, Value);
-
 async fn handle(shared: Arc<Shared>, (method, uri, headers, body): Incoming) -> Response {
     let path = uri.path().to_string();
-    let mut call = Call {
+    let call = Call {
         method: method.to_string(),
         path: path.clone(),
         query: uri.query().map(str::to_string),
@@ -287,29 +285,23 @@ async fn handle(shared: Arc<Shared>, (method, uri, headers, body): Incoming) -> 
         .failures
         .get_mut(&path)
         .and_then(VecDeque::pop_front);
-    if let Some(failure) = failure.clone().filter(|f| !f.applies()) {
-        call.answered = recorded_status(&failure);
-        call.problem = Some(format!("scripted {failure:?}"));
-        shared.recorder.push(call);
-        return refuse(&path, failure);
-    }
-    let (status, extra, reply) = match (method.clone(), path.as_str()) {
-        (Method::POST, ENQUEUE) => enqueue(&shared, &body, &mut call),
-        (Method::POST, CHANGE_ENQUEUE) => change_enqueue(&shared, &body, &mut call),
-        (Method::GET, ONCALLS) => rest(&shared, &headers, &mut call, |w| oncalls(w, &uri)),
-        (Method::GET, ABILITIES) => rest(&shared, &headers, &mut call, |w| {
-            (200, vec![], json!({ "abilities": w.abilities }))
-        }),
-        _ => rest_error(404, 2100, "Not Found"),
-    };
-    if status >= 400 && call.problem.is_none() {
-        call.problem = Some(reply.to_string());
-    }
-    // A scripted failure after applying only counts when the call was applied.
-    let after = failure.filter(|_| status < 400);
-    call.answered = after.as_ref().map_or(status, recorded_status);
-    shared.recorder.push(call);
-    after_applying(after, json_response(status, &extra, &reply)).await
+    let recorder = &shared.recorder;
+    scripted(
+        failure,
+        call,
+        |call| recorder.push(call),
+        |failure| refuse(&path, failure),
+        |call| match (method.clone(), path.as_str()) {
+            (Method::POST, ENQUEUE) => enqueue(&shared, &body, call),
+            (Method::POST, CHANGE_ENQUEUE) => change_enqueue(&shared, &body, call),
+            (Method::GET, ONCALLS) => rest(&shared, &headers, call, |w| oncalls(w, &uri)),
+            (Method::GET, ABILITIES) => rest(&shared, &headers, call, |w| {
+                (200, vec![], json!({ "abilities": w.abilities }))
+            }),
+            _ => rest_error(404, 2100, "Not Found"),
+        },
+    )
+    .await
 }
 
 /// The answer to a scripted failure that applies nothing.
@@ -892,4 +884,14 @@ pub fn pagerduty_incident_webhook(event_type: &str, incident: &WebhookIncident) 
             },
         },
     })
+}
+
+impl super::faults::Settled for Call {
+    fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
+    }
+    fn settle(&mut self, answered: u16, problem: Option<String>) {
+        self.answered = answered;
+        self.problem = problem;
+    }
 }
