@@ -20,9 +20,9 @@
 //!   apart as "cold": it folds the 100 000-event timeline once, which the server then
 //!   remembers. Then 200 sequential GETs, the cold one NOT among them: their p99, and the
 //!   body's size. Targets: p99 < 50 ms, body < 2 MB.
-//! - `list`: `GET /incidents` likewise: a cold first request (it folds the 999 short
-//!   timelines; INC-1's fold is remembered from `page`), then 200 sequential GETs. Target:
-//!   p99 < 50 ms.
+//! - `list`: `GET /incidents` likewise: a cold first request (it folds the short timelines
+//!   not read yet; INC-1's and INC-2's folds are remembered from the pages above), then 200
+//!   sequential GETs. Target: p99 < 50 ms.
 //!
 //! Latencies are taken on the client and include reading each body (the client runs on one
 //! thread and does nothing else meanwhile); the server's CPU time (from /proc) is shown
