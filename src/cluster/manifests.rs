@@ -12,8 +12,7 @@ use serde_json::{Map, Value, json};
 use super::ClusterError;
 use super::restore_scope::{RestoreScope, restore_labels};
 
-/// Label put on everything drbot creates.
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub use super::restore_scope::MANAGED_BY;
 /// Why a Flux object is suspended, for the people reading it. No released flux CLI sets it
 /// (fluxcd/flux2 v2.9.4 `cmd/flux/suspend.go` has no `--reason`; it exists only in unmerged
 /// commits) and no controller reads it: it is drbot's note, kept under the name that

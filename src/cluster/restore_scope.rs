@@ -18,7 +18,9 @@
 use serde_json::{Value, json};
 
 use super::ClusterError;
-use super::manifests::MANAGED_BY;
+
+/// Label put on everything drbot creates.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
 /// Label naming the incident a Restore was made for (`drbot-inc7`).
 pub const INCIDENT_LABEL: &str = "drbot/incident";

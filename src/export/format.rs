@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::ser::Serializer;
 
 use crate::incident::state::Operation;
-use crate::incident::{Event, Incident, Outcome};
+use crate::incident::{Actor, Event, Incident, Outcome};
 
 /// A UTC time as RFC 3339 with milliseconds and `Z`, written without allocating.
 #[derive(Debug, Clone, Copy)]
@@ -120,4 +120,40 @@ pub(super) fn describe<'a>(line: &'a mut String, event: &Event) -> &'a str {
     // Writing into a String cannot fail.
     let _ = event.kind.write_description(line);
     line
+}
+
+/// Text inside a table cell or a list item: `|` and `\` escaped so a cell cannot end
+/// early, line breaks as `<br>` so a row cannot.
+pub(super) fn md(out: &mut impl Write, text: &str) -> io::Result<()> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let replacement: &[u8] = match bytes[i] {
+            b'|' => b"\\|",
+            b'\\' => b"\\\\",
+            b'\n' => b"<br>",
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => b"",
+            b'\r' => b"<br>",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.write_all(&bytes[start..i])?;
+        out.write_all(replacement)?;
+        i += 1;
+        start = i;
+    }
+    out.write_all(&bytes[start..])
+}
+
+pub(super) fn md_actor(out: &mut impl Write, actor: &Actor) -> io::Result<()> {
+    if actor.is_drbot() {
+        return out.write_all(b"drbot");
+    }
+    md(out, &actor.name)?;
+    out.write_all(b" (")?;
+    md(out, &actor.platform)?;
+    out.write_all(b")")
 }

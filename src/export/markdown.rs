@@ -2,14 +2,14 @@
 
 use std::io::{self, Write};
 
-use super::format::{Ts, describe};
+use super::format::{Ts, describe, md, md_actor};
 use super::summary::{
     write_checklist, write_key_times, write_pitr_target, write_rto, write_summary,
     write_time_to_restore,
 };
 use super::{Impact, Overview};
+use crate::incident::Event;
 use crate::incident::incident_ref;
-use crate::incident::{Actor, Event};
 use crate::sop::Runbook;
 
 /// A postmortem draft: summary, key times, time to restore, RTO, PITR target, the §9
@@ -92,40 +92,4 @@ impl<W: Write> MarkdownWriter<W> {
     pub fn finish(self) -> io::Result<W> {
         Ok(self.out)
     }
-}
-
-/// Text inside a table cell or a list item: `|` and `\` escaped so a cell cannot end
-/// early, line breaks as `<br>` so a row cannot.
-pub(super) fn md(out: &mut impl Write, text: &str) -> io::Result<()> {
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let replacement: &[u8] = match bytes[i] {
-            b'|' => b"\\|",
-            b'\\' => b"\\\\",
-            b'\n' => b"<br>",
-            b'\r' if bytes.get(i + 1) == Some(&b'\n') => b"",
-            b'\r' => b"<br>",
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.write_all(&bytes[start..i])?;
-        out.write_all(replacement)?;
-        i += 1;
-        start = i;
-    }
-    out.write_all(&bytes[start..])
-}
-
-pub(super) fn md_actor(out: &mut impl Write, actor: &Actor) -> io::Result<()> {
-    if actor.is_drbot() {
-        return out.write_all(b"drbot");
-    }
-    md(out, &actor.name)?;
-    out.write_all(b" (")?;
-    md(out, &actor.platform)?;
-    out.write_all(b")")
 }

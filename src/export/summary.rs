@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::Overview;
 use super::format::{Ts, human, last_successful_restore, outcome_word, time_to_restore};
-use super::markdown::{md, md_actor};
+use super::format::{md, md_actor};
 use crate::command::Role;
 use crate::features::checklist::{ItemState, checklist_item_state};
 use crate::incident::state::Operation;
