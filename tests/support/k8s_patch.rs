@@ -1,4 +1,4 @@
-//! The patch formats of the Kubernetes stand-in (`k8s_api.rs`): JSON merge patch (RFC 7386)
+//! The patch formats of the Kubernetes stand-in (`k8s_api/`): JSON merge patch (RFC 7386)
 //! and JSON patch (RFC 6902) with JSON pointers (RFC 6901), as kube-apiserver applies them.
 
 use serde_json::{Value, json};

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::k8s_api::{K8sApi, stackgres_cluster_labels};
 
-/// The facts and clock of one stand-in (keyed by its URL, so `k8s_api.rs` stays untouched).
+/// The facts and clock of one stand-in (keyed by its URL, so `k8s_api/` stays untouched).
 #[derive(Default, Clone)]
 struct Facts {
     /// The test's world clock; `None`: the wall clock.
