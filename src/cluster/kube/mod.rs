@@ -149,6 +149,7 @@ impl Kind {
 pub mod access;
 mod drill_secrets;
 mod freeze;
+mod freeze_target;
 mod json;
 mod missing_namespace;
 mod probes;

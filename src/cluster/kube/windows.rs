@@ -24,7 +24,7 @@
 //! a set resourceVersion that differs from the stored one is `NewConflict`) and is read
 //! again: windows others added in between are kept.
 
-use super::freeze::{FreezeStep, Target, freeze_note};
+use super::freeze_target::{FreezeStep, Target, freeze_note};
 use super::*;
 
 /// Attempts of a conditional write before giving up on a project that keeps changing.

@@ -1,42 +1,18 @@
 //! The freeze targets: an Argo CD AppProject's sync windows and a Flux Kustomization's
 //! suspend, what a freeze records of them and what an unfreeze puts back.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::state::{Record, State};
+use super::state::{ARGO_KEY, FLUX_KEY, GitOps, Record, State};
 use super::{Planned, Sandbox};
 use crate::cluster::manifests::{self, FREEZE_DURATION, FluxKind, describe_windows, to_yaml};
 use crate::cluster::{ClusterError, Observation};
 use crate::incident::{OperationKind, OperationSpec, Outcome, Plan};
 
-pub(super) const ARGO_KEY: &str = "argocd_appproject/default";
 pub(super) const ARGO_NAMESPACE: &str = "argocd";
 pub(super) const ARGO_PROJECT: &str = "default";
-pub(super) const FLUX_KEY: &str = "flux_kustomization/flux-system/apps";
 pub(super) const FLUX_NAMESPACE: &str = "flux-system";
 pub(super) const FLUX_NAME: &str = "apps";
-
-/// The freeze targets as they stand now.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(super) struct GitOps {
-    #[serde(default)]
-    pub(super) argocd_sync_windows: Vec<Value>,
-    #[serde(default)]
-    pub(super) flux_suspend: bool,
-}
-
-impl GitOps {
-    pub(super) fn snapshot(&self) -> Value {
-        let mut m = Map::new();
-        m.insert(
-            ARGO_KEY.into(),
-            json!({ "syncWindows": self.argocd_sync_windows }),
-        );
-        m.insert(FLUX_KEY.into(), json!({ "suspend": self.flux_suspend }));
-        Value::Object(m)
-    }
-}
 
 /// The part of a recorded freeze state that an unfreeze puts back; a target absent from the
 /// record is left as it is.

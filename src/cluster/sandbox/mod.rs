@@ -28,8 +28,7 @@ use super::{
 };
 use crate::clock::Clock;
 use crate::incident::{OperationKind, OperationSpec, Plan};
-use freeze::GitOps;
-use state::{Record, State, load, save};
+use state::{GitOps, Record, State, load, save};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SandboxConfig {

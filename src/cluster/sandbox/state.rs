@@ -8,12 +8,36 @@ use std::sync::MutexGuard;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use super::Sandbox;
-use super::freeze::GitOps;
 use crate::cluster::ClusterError;
 use crate::incident::OperationKind;
+
+/// The recorded-state keys of the two freeze targets.
+pub(super) const ARGO_KEY: &str = "argocd_appproject/default";
+pub(super) const FLUX_KEY: &str = "flux_kustomization/flux-system/apps";
+
+/// The freeze targets as they stand now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct GitOps {
+    #[serde(default)]
+    pub(super) argocd_sync_windows: Vec<Value>,
+    #[serde(default)]
+    pub(super) flux_suspend: bool,
+}
+
+impl GitOps {
+    pub(super) fn snapshot(&self) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            ARGO_KEY.into(),
+            json!({ "syncWindows": self.argocd_sync_windows }),
+        );
+        m.insert(FLUX_KEY.into(), json!({ "suspend": self.flux_suspend }));
+        Value::Object(m)
+    }
+}
 
 /// What drbot changed in the sandbox: the only part of the world that is not derived from
 /// the clock.
