@@ -88,6 +88,10 @@ pub struct App {
     pub timeline_changed: tokio::sync::Notify,
     /// Where publications go (`[statuspage]`); `None`: no status page.
     pub statuspage: Option<Arc<dyn ChatSink>>,
+    /// Where pages go (`[paging]`); `None`: no paging.
+    pub pager: Option<Arc<crate::chat::pager::Pager>>,
+    /// Where follow-ups are filed (`[tracker]`); `None`: no tracker.
+    pub tracker: Option<Arc<crate::chat::tracker::Tracker>>,
     /// The web view's public address (`[web] public_url`): posts link to incident pages.
     pub public_url: Option<String>,
     claims: std::sync::atomic::AtomicU64,
@@ -181,6 +185,8 @@ impl App {
             outbox_ready: tokio::sync::Notify::new(),
             timeline_changed: tokio::sync::Notify::new(),
             statuspage,
+            pager: crate::chat::pager::Pager::new(&settings.paging).map(Arc::new),
+            tracker: crate::chat::tracker::Tracker::new(&settings.tracker).map(Arc::new),
             public_url: settings.web.public_url.clone(),
             claims: Default::default(),
         })

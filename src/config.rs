@@ -9,9 +9,13 @@ use serde::Deserialize;
 
 mod kubernetes;
 mod offsite;
+mod paging;
 mod web;
 pub use kubernetes::{FREEZE_MODES, KubernetesSettings};
 pub use offsite::OffsiteSettings;
+pub use paging::{
+    PAGE_ROLES, PagingProvider, PagingSettings, TrackerKind, TrackerSettings, target_name,
+};
 pub use web::{WebAuth, WebSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +45,8 @@ pub struct Settings {
     pub tabletop: TabletopSettings,
     pub statuspage: StatuspageSettings,
     pub web: WebSettings,
+    pub paging: PagingSettings,
+    pub tracker: TrackerSettings,
 }
 
 /// SOP §10.1 drills: where the "drill due" reminder goes, and how long before a quarter ends.
@@ -399,6 +405,8 @@ impl Settings {
             .with_list_parse_key("web.tokens")
             .with_list_parse_key("web.proxy")
             .with_list_parse_key("web.allow")
+            .with_list_parse_key("paging.webhook_secrets")
+            .with_list_parse_key("tracker.labels")
             .source(env);
         let settings: Settings = builder.add_source(env_source).build()?.try_deserialize()?;
         settings.validate()?;
@@ -410,6 +418,8 @@ impl Settings {
         self.offsite.validate().map_err(ConfigError::Invalid)?;
         self.statuspage.validate().map_err(ConfigError::Invalid)?;
         self.web.validate().map_err(ConfigError::Invalid)?;
+        self.paging.validate().map_err(ConfigError::Invalid)?;
+        self.tracker.validate().map_err(ConfigError::Invalid)?;
         match self.cluster.backend.as_str() {
             "sandbox" => {}
             "kubernetes" => self.kubernetes.validate().map_err(ConfigError::Invalid)?,

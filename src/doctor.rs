@@ -13,6 +13,9 @@ use crate::cluster::kube::access::{self, Needed};
 use crate::config::{Settings, WebAuth, WebSettings};
 use crate::store::Store;
 
+mod paging;
+mod tracker;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     pub name: String,
@@ -63,6 +66,8 @@ pub async fn run(
     }
     checks.extend(continuity(settings, clock.now().date_naive()));
     checks.extend(web(&settings.web).await);
+    checks.extend(paging::paging(&settings.paging).await);
+    checks.extend(tracker::tracker(&settings.tracker).await);
     match settings.cluster.backend.as_str() {
         "kubernetes" => checks.extend(kubernetes(settings, clock).await),
         _ => checks.push(pass(

@@ -243,6 +243,7 @@ fn outgoing<'a>(post: &'a Post, known: Option<&'a str>, id: i64) -> Outgoing<'a>
         earlier_sends: 0,
         status_in_doubt: false,
         created_at: Utc::now(),
+        now: Utc::now(),
     }
 }
 

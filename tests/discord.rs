@@ -902,6 +902,8 @@ async fn status_message_is_not_doubled_when_the_answer_is_lost() {
         in_thread: false,
         preview: None,
         publication: None,
+        page: None,
+        followup: None,
     };
     let first = Outgoing {
         outbox_id: 2,
@@ -912,6 +914,7 @@ async fn status_message_is_not_doubled_when_the_answer_is_lost() {
         earlier_sends: 0,
         status_in_doubt: false,
         created_at: bot::t0(),
+        now: bot::t0(),
     };
 
     // Discord posts the message, then the answer is lost (500): the outbox tries again.

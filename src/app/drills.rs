@@ -108,6 +108,8 @@ impl App {
                 in_thread: false,
                 preview: None,
                 publication: None,
+                page: None,
+                followup: None,
             };
             let post = NewPost {
                 channel: channel.clone(),

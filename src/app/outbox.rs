@@ -150,6 +150,7 @@ impl App {
             earlier_sends: row.earlier_sends,
             status_in_doubt: row.status_in_doubt,
             created_at: row.created_at,
+            now: self.clock.now(),
         };
         let result = match tokio::time::timeout(SEND_TIMEOUT, sink.deliver(out)).await {
             Ok(result) => result,

@@ -5,8 +5,10 @@
 pub mod discord;
 pub mod http;
 pub mod manifest;
+pub mod pager;
 pub mod slack;
 pub mod statuspage;
+pub mod tracker;
 
 use std::time::Duration;
 
@@ -64,6 +66,9 @@ pub struct Outgoing<'a> {
     /// post of the incident was sent: look for that message before creating another.
     pub status_in_doubt: bool,
     pub created_at: DateTime<Utc>,
+    /// The engine's clock now (the manual clock in tests): adapters that wait out a
+    /// provider's lag measure it against this, never against the wall clock.
+    pub now: DateTime<Utc>,
 }
 
 /// Where the outbox worker sends posts.
@@ -81,6 +86,10 @@ pub enum Platform {
     Console,
     /// The customer status page's lane (`crate::features::comms::STATUSPAGE_CHANNEL`).
     Statuspage,
+    /// The paging provider's lanes (`pager:<target>`).
+    Pager,
+    /// The follow-up tracker's lane (`tracker`).
+    Tracker,
 }
 
 impl Platform {
@@ -91,6 +100,10 @@ impl Platform {
             (Platform::Discord, id)
         } else if channel == crate::features::comms::STATUSPAGE_CHANNEL {
             (Platform::Statuspage, channel)
+        } else if let Some(target) = channel.strip_prefix(crate::incident::post::PAGER_LANE) {
+            (Platform::Pager, target)
+        } else if channel == crate::incident::post::TRACKER_LANE {
+            (Platform::Tracker, channel)
         } else {
             (Platform::Console, channel)
         }
@@ -102,6 +115,8 @@ impl Platform {
             Platform::Discord => "discord",
             Platform::Console => "console",
             Platform::Statuspage => "statuspage",
+            Platform::Pager => "pager",
+            Platform::Tracker => "tracker",
         }
     }
 }
@@ -113,6 +128,8 @@ pub struct Router {
     pub discord: Option<std::sync::Arc<dyn ChatSink>>,
     pub console: Option<std::sync::Arc<dyn ChatSink>>,
     pub statuspage: Option<std::sync::Arc<dyn ChatSink>>,
+    pub pager: Option<std::sync::Arc<dyn ChatSink>>,
+    pub tracker: Option<std::sync::Arc<dyn ChatSink>>,
 }
 
 impl ChatSink for Router {
@@ -123,6 +140,8 @@ impl ChatSink for Router {
             Platform::Discord => &self.discord,
             Platform::Console => &self.console,
             Platform::Statuspage => &self.statuspage,
+            Platform::Pager => &self.pager,
+            Platform::Tracker => &self.tracker,
         };
         match sink {
             Some(sink) => sink.deliver(out),

@@ -115,6 +115,8 @@ impl Server {
             discord: self.discord.clone().map(|d| d as Arc<dyn ChatSink>),
             console: None,
             statuspage: self.app.statuspage.clone(),
+            pager: self.app.pager.clone().map(|p| p as Arc<dyn ChatSink>),
+            tracker: self.app.tracker.clone().map(|t| t as Arc<dyn ChatSink>),
         }
     }
 
