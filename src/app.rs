@@ -15,6 +15,7 @@ mod commit;
 mod drills;
 mod memo;
 mod outbox;
+mod reach;
 mod scheduler;
 mod state;
 
@@ -22,6 +23,7 @@ pub use command::parse_line;
 pub use drills::DrillConfig;
 pub use memo::Memo;
 pub use outbox::DeliveryStats;
+pub use reach::PageChange;
 pub use scheduler::TickReport;
 
 use chrono::{DateTime, Duration, Utc};
@@ -92,6 +94,12 @@ pub struct App {
     pub pager: Option<Arc<crate::chat::pager::Pager>>,
     /// Where follow-ups are filed (`[tracker]`); `None`: no tracker.
     pub tracker: Option<Arc<crate::chat::tracker::Tracker>>,
+    /// When this process last read the follow-up tickets' states back.
+    followups_read: std::sync::Mutex<Option<DateTime<Utc>>>,
+    /// How often follow-up tickets' states are read back (`[tracker] refresh_minutes`).
+    pub followup_refresh: Duration,
+    /// How long a page is tried before the channel is told to call instead.
+    pub page_give_up: Duration,
     /// The web view's public address (`[web] public_url`): posts link to incident pages.
     pub public_url: Option<String>,
     claims: std::sync::atomic::AtomicU64,
@@ -168,6 +176,13 @@ impl App {
                 .or_else(|| (cluster.backend() == "sandbox").then(|| "orders".to_string())),
             drill_namespace: safety.drill_namespace.clone(),
             status_page: settings.statuspage.enabled(),
+            paging: crate::incident::PagingPolicy {
+                provider: settings.paging.provider().map(|p| p.name().to_string()),
+                targets: settings.paging.targets(),
+                auto: settings.paging.auto_targets(),
+                fallback: settings.paging.fallbacks(),
+            },
+            tracker: settings.tracker.kind().map(|k| k.name().to_string()),
         };
         let statuspage = crate::chat::statuspage::Statuspage::new(&settings.statuspage)
             .map(|s| Arc::new(s) as Arc<dyn ChatSink>);
@@ -187,6 +202,9 @@ impl App {
             statuspage,
             pager: crate::chat::pager::Pager::new(&settings.paging).map(Arc::new),
             tracker: crate::chat::tracker::Tracker::new(&settings.tracker).map(Arc::new),
+            followups_read: Default::default(),
+            followup_refresh: Duration::minutes(settings.tracker.refresh_minutes),
+            page_give_up: Duration::minutes(settings.paging.give_up_minutes),
             public_url: settings.web.public_url.clone(),
             claims: Default::default(),
         })

@@ -58,6 +58,9 @@ impl App {
         if let Command::Drills = cmd {
             return Ok(Reply::Private(self.drills_view().await?));
         }
+        if let Command::Oncall { target } = cmd {
+            return Ok(Reply::Private(self.oncall_view(target.as_deref()).await));
+        }
         let a = &caller.actor;
         if channel.contains('\0') {
             return Ok(Reply::Private(nul_refusal("the channel id")));
@@ -292,6 +295,13 @@ impl App {
             Command::Checklist { section } => open.map_or_else(need, |s| {
                 Reply::Private(messages::checklist_view(s, r, section.as_deref()))
             }),
+            Command::Followups => match state {
+                Some(s) => Reply::Private(crate::features::paging::followups_view(
+                    s,
+                    self.policy.tracker.as_deref(),
+                )),
+                None => need(),
+            },
             Command::Timeline => match state {
                 Some(_) => Reply::Private(messages::timeline_view(events, 30)),
                 None => need(),
@@ -422,5 +432,54 @@ fn cluster_refusal(e: &ClusterError) -> String {
         ClusterError::Unavailable(why) => format!(
             "The cluster backend did not answer ({why}). Nothing was changed; try again, or `/dr escalate` if it stays down."
         ),
+    }
+}
+
+impl App {
+    /// `/dr oncall [target]`: who a page would wake, read from PagerDuty now. Answers in
+    /// words whatever happens; a provider that is down is said so, nothing waits on it
+    /// beyond the HTTP client's timeout.
+    async fn oncall_view(&self, target: Option<&str>) -> String {
+        let Some(pager) = &self.pager else {
+            return "Paging is not configured: set [paging] provider and routes (see the README's Paging section).".into();
+        };
+        let known = &self.policy.paging.targets;
+        let targets: Vec<&str> = match target {
+            Some(t) if known.iter().any(|k| k == t) => vec![t],
+            Some(t) => {
+                return format!(
+                    "Unknown target `{t}`. Targets with a route: {}.",
+                    known.join(", ")
+                );
+            }
+            None => known.iter().map(String::as_str).collect(),
+        };
+        let mut out = String::from("On call now:\n");
+        for t in targets {
+            let title = crate::incident::reach::target_title(t);
+            match pager.oncall(t).await {
+                Ok(people) if people.is_empty() => {
+                    out.push_str(&format!("{t} ({title}): nobody is on call\n"))
+                }
+                Ok(people) => {
+                    let names: Vec<String> = people
+                        .iter()
+                        .map(|p| {
+                            let mut s = format!("L{} {}", p.level, p.name);
+                            if let Some(email) = &p.email {
+                                s.push_str(&format!(" <{email}>"));
+                            }
+                            if let Some(schedule) = &p.schedule {
+                                s.push_str(&format!(" ({schedule})"));
+                            }
+                            s
+                        })
+                        .collect();
+                    out.push_str(&format!("{t} ({title}): {}\n", names.join("; ")));
+                }
+                Err(why) => out.push_str(&format!("{t} ({title}): cannot tell — {why}\n")),
+            }
+        }
+        out.trim_end().to_string()
     }
 }

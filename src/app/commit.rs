@@ -106,6 +106,16 @@ impl App {
                     status: false,
                 });
             }
+            if let Some((lane, order)) =
+                crate::features::paging::lane_post(s, &event, self.public_url.as_deref())
+            {
+                posts.push(NewPost {
+                    channel: lane,
+                    body: serde_json::to_string(&order).unwrap_or_default(),
+                    created_at: now,
+                    status: false,
+                });
+            }
             if let Some(publication) = crate::features::comms::publication_post(s, &event) {
                 posts.push(NewPost {
                     channel: crate::features::comms::STATUSPAGE_CHANNEL.to_string(),

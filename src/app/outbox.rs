@@ -119,6 +119,24 @@ impl App {
         Ok(sent)
     }
 
+    /// Send the pages and follow-up tickets waiting in their lanes (for a process that
+    /// delivers channel by channel, as the console does).
+    pub async fn deliver_reach(&self) -> Result<usize, AppError> {
+        let mut sent = 0;
+        if let Some(pager) = &self.pager {
+            for target in &self.policy.paging.targets {
+                let lane = format!("{}{target}", crate::incident::post::PAGER_LANE);
+                sent += self.deliver_to(&**pager, Some(&lane)).await?;
+            }
+        }
+        if let Some(tracker) = &self.tracker {
+            sent += self
+                .deliver_to(&**tracker, Some(crate::incident::post::TRACKER_LANE))
+                .await?;
+        }
+        Ok(sent)
+    }
+
     /// Send one claimed row and record what happened under its claim; `true` if delivered.
     async fn deliver_row(&self, sink: &dyn ChatSink, row: &OutboxRow) -> Result<bool, AppError> {
         let platform = Platform::of(&row.channel).0.name();
@@ -135,7 +153,9 @@ impl App {
                 .await?;
             return Ok(false);
         };
+        let lane = Platform::of(&row.channel).0;
         let status_message = match row.incident {
+            Some(_) if matches!(lane, Platform::Pager | Platform::Tracker) => None,
             // A publication updates the incident's Statuspage incident once one was created.
             Some(id) if platform == "statuspage" => self.store.statuspage_incident(id).await?,
             Some(id) => self.store.status_message(id).await?,
@@ -162,6 +182,13 @@ impl App {
             Ok(receipt) => receipt,
             Err(e) => return self.delivery_failed(row, &post, platform, e).await,
         };
+        // A page or a ticket is on the timeline (and told in the channel) before its row is
+        // marked sent: after a crash between the two, the resend merges into the open alert
+        // or finds the ticket, and the event's key keeps the channel from hearing it twice.
+        if let (Some(incident), Some(kind)) = (row.incident, delivered_event(&post, &receipt)) {
+            let key = format!("delivered:{}", row.id);
+            self.commit_drbot_event(incident, kind, key, None).await?;
+        }
         if self
             .store
             .record_delivery(row, self.clock.now(), &receipt)
@@ -187,9 +214,17 @@ impl App {
         let attempts = row.attempts + 1;
         self.deliveries.count(platform, "failed");
         warn!(outbox = row.id, channel = %row.channel, attempts, error = %e, "delivery failed");
+        // Someone waits on a page: it is given up within minutes, and at once when the
+        // provider refused it, so the channel calls the person instead.
+        let paging = Platform::of(&row.channel).0 == Platform::Pager;
+        let window = if paging {
+            self.page_give_up
+        } else {
+            RETRY_WINDOW
+        };
         let spent = match e.retryable {
-            true => attempts >= RETRY_LIMIT || now - row.created_at >= RETRY_WINDOW,
-            false => attempts >= PERMANENT_LIMIT,
+            true => attempts >= RETRY_LIMIT || now - row.created_at >= window,
+            false => paging || attempts >= PERMANENT_LIMIT,
         };
         if spent && let Some(incident) = row.incident {
             return self
@@ -213,7 +248,7 @@ impl App {
     }
 
     /// Stop trying: the row is given up in the same transaction as the timeline event that
-    /// says so and the notice to the channel.
+    /// says so and the notice to the channel (for a page: whom to call instead).
     async fn give_up(
         &self,
         incident: IncidentId,
@@ -223,56 +258,110 @@ impl App {
         attempts: i64,
         e: &DeliveryError,
     ) -> Result<(), AppError> {
-        let excerpt = crate::chat::slack::clip(post.plain().lines().next().unwrap_or(""), 160);
+        let kind = match (&post.page, &post.followup) {
+            (Some(page), _) => {
+                let fallback = self.state(incident).await?.and_then(|s| {
+                    s.reach
+                        .pages
+                        .iter()
+                        .find(|p| p.dedup_key == page.dedup_key)
+                        .and_then(|p| p.fallback.clone())
+                });
+                EventKind::PageNotDelivered {
+                    target: page.target.clone(),
+                    action: page.action,
+                    dedup_key: page.dedup_key.clone(),
+                    error: e.message.clone(),
+                    fallback,
+                }
+            }
+            (None, Some(followup)) => EventKind::FollowupNotFiled {
+                number: followup.number,
+                error: e.message.clone(),
+            },
+            (None, None) => EventKind::DeliveryGaveUp {
+                outbox: row.id,
+                post: post.kind.label().to_string(),
+                excerpt: crate::chat::slack::clip(post.plain().lines().next().unwrap_or(""), 160),
+                attempts,
+                error: e.message.clone(),
+            },
+        };
+        let gave_up = GiveUp {
+            outbox: row.id,
+            claim_token: row.claim_token.clone(),
+            error: e.message.clone(),
+        };
+        let key = format!("gave-up:{}", row.id);
+        if self
+            .commit_drbot_event(incident, kind, key, Some(gave_up))
+            .await?
+        {
+            self.deliveries.count(platform, "gave_up");
+            tracing::error!(outbox = row.id, channel = %row.channel, attempts, error = %e, "gave up delivering; it is on the timeline and the channel was told");
+        } else {
+            self.deliveries.count(platform, "lease_lost");
+        }
+        Ok(())
+    }
+
+    /// Commit one event of drbot's own under `key` (and give up `gave_up`'s row with it);
+    /// `false` when the key was committed before or the row's claim was lost.
+    pub(super) async fn commit_drbot_event(
+        &self,
+        incident: IncidentId,
+        kind: EventKind,
+        key: String,
+        gave_up: Option<GiveUp>,
+    ) -> Result<bool, AppError> {
         for _ in 0..MAX_ATTEMPTS {
             let Some(state) = self.state(incident).await? else {
-                return Ok(());
+                return Ok(false);
             };
-            let now = self.clock.now();
             let target = Target::Existing {
                 id: incident,
                 expected_seq: state.seq,
             };
-            let kind = EventKind::DeliveryGaveUp {
-                outbox: row.id,
-                post: post.kind.label().to_string(),
-                excerpt: excerpt.clone(),
-                attempts,
-                error: e.message.clone(),
-            };
-            let gave_up = GiveUp {
-                outbox: row.id,
-                claim_token: row.claim_token.clone(),
-                error: e.message.clone(),
-            };
-            let key = format!("gave-up:{}", row.id);
             match self
                 .commit(
                     target,
                     Some(state),
                     &Actor::drbot(),
-                    vec![(Draft::from(kind), Some(key))],
-                    now,
+                    vec![(Draft::from(kind.clone()), Some(key.clone()))],
+                    self.clock.now(),
                     Alongside {
                         request_key: None,
-                        gave_up: Some(gave_up),
+                        gave_up: gave_up.clone(),
                     },
                 )
                 .await
             {
-                Ok(_) => {
-                    self.deliveries.count(platform, "gave_up");
-                    tracing::error!(outbox = row.id, channel = %row.channel, attempts, error = %e, "gave up delivering a post; it is on the timeline and the channel was told");
-                    return Ok(());
-                }
+                Ok(_) => return Ok(true),
                 Err(AppError::Store(StoreError::Conflict)) => continue,
                 Err(AppError::Store(StoreError::LeaseLost(_) | StoreError::Duplicate(_))) => {
-                    self.deliveries.count(platform, "lease_lost");
-                    return Ok(());
+                    return Ok(false);
                 }
                 Err(e) => return Err(e),
             }
         }
         Err(AppError::Contention)
     }
+}
+
+/// The timeline event a delivered page or ticket makes (none for other posts).
+fn delivered_event(post: &Post, receipt: &str) -> Option<EventKind> {
+    if let Some(page) = &post.page {
+        return Some(EventKind::PageDelivered {
+            target: page.target.clone(),
+            action: page.action,
+            dedup_key: page.dedup_key.clone(),
+        });
+    }
+    let followup = post.followup.as_ref()?;
+    let (key, url) = crate::chat::tracker::parse_receipt(receipt);
+    Some(EventKind::FollowupFiled {
+        number: followup.number,
+        key,
+        url,
+    })
 }

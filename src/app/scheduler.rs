@@ -92,6 +92,9 @@ impl App {
             report.comms_reminders += one.comms_reminders;
         }
         self.remind_drills().await?;
+        if let Err(e) = self.refresh_followups(self.followup_refresh).await {
+            warn!(error = %e, "reading follow-ups back failed; the next pass tries again");
+        }
         Ok(report)
     }
 

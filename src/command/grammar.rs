@@ -264,6 +264,61 @@ pub static VERBS: &[VerbSpec] = &[
         )],
     },
     VerbSpec {
+        words: &["page"],
+        summary: "page a role or route through the paging provider (PagerDuty, Opsgenie)",
+        args: &[
+            req(
+                "target",
+                ArgKind::Word,
+                "ic, dr-lead, comms, db-lead or a configured route",
+            ),
+            opt(
+                "message",
+                ArgKind::Text,
+                "what the person paged should know",
+            ),
+        ],
+        options: &[],
+    },
+    VerbSpec {
+        words: &["page", "resolve"],
+        summary: "resolve this incident's page to a target (a page sent by mistake)",
+        args: &[req("target", ArgKind::Word, "the target paged")],
+        options: &[],
+    },
+    VerbSpec {
+        words: &["oncall"],
+        summary: "who a page would wake now (PagerDuty on-call), before paging",
+        args: &[opt(
+            "target",
+            ArgKind::Word,
+            "a role or route; all when omitted",
+        )],
+        options: &[],
+    },
+    VerbSpec {
+        words: &["followup"],
+        summary: "file a follow-up action item in the tracker, linked to this incident (SOP 9.8.4)",
+        args: &[req(
+            "text",
+            ArgKind::Text,
+            "what must be done; end with @owner to name an owner",
+        )],
+        options: &[key("due", ArgKind::Word, "due date, YYYY-MM-DD")],
+    },
+    VerbSpec {
+        words: &["followup", "none"],
+        summary: "incident commander: record that this incident needs no follow-up, and why",
+        args: &[req("reason", ArgKind::Text, "why no follow-up is needed")],
+        options: &[],
+    },
+    VerbSpec {
+        words: &["followups"],
+        summary: "this incident's follow-ups with their tracker state",
+        args: &[],
+        options: &[],
+    },
+    VerbSpec {
         words: &["escalate"],
         summary: "STOP (SOP §12): halt every action until the IC resumes",
         args: &[req("reason", ArgKind::Text, "what is unclear")],

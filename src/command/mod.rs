@@ -170,6 +170,30 @@ pub enum Command {
     },
     /// `/dr comms draft|edit|publish` (customer communication, `crate::features::comms`).
     Comms(CommsCommand),
+    /// `/dr page <target> [message]`
+    Page {
+        target: String,
+        message: Option<String>,
+    },
+    /// `/dr page resolve <target>`
+    PageResolve {
+        target: String,
+    },
+    /// `/dr oncall [target]`
+    Oncall {
+        target: Option<String>,
+    },
+    /// `/dr followup <text> [@owner] [due=YYYY-MM-DD]`
+    Followup {
+        text: String,
+        owner: Option<String>,
+        due: Option<chrono::NaiveDate>,
+    },
+    /// `/dr followup none <reason>`
+    FollowupWaive {
+        reason: String,
+    },
+    Followups,
 }
 
 impl Command {
@@ -185,6 +209,8 @@ impl Command {
                 | Command::Help { .. }
                 | Command::Backups
                 | Command::Drills
+                | Command::Oncall { .. }
+                | Command::Followups
         )
     }
 
@@ -224,6 +250,12 @@ impl Command {
             Command::Cancel { .. } => "cancel",
             Command::Help { .. } => "help",
             Command::Comms(c) => c.verb(),
+            Command::Page { .. } => "page",
+            Command::PageResolve { .. } => "page resolve",
+            Command::Oncall { .. } => "oncall",
+            Command::Followup { .. } => "followup",
+            Command::FollowupWaive { .. } => "followup none",
+            Command::Followups => "followups",
         }
     }
 }
@@ -689,6 +721,21 @@ fn build(spec: &'static VerbSpec, p: Parsed) -> Result<Command, UsageError> {
             text: word("text"),
         }),
         "comms publish" => Command::Comms(CommsCommand::Publish { id: word("id") }),
+        "page" => Command::Page {
+            target: lower("target"),
+            message: p.word("message"),
+        },
+        "page resolve" => Command::PageResolve {
+            target: lower("target"),
+        },
+        "oncall" => Command::Oncall {
+            target: p.word("target").map(|t| t.to_ascii_lowercase()),
+        },
+        "followup" => followup(spec, &word("text"), p.word("due"))?,
+        "followup none" => Command::FollowupWaive {
+            reason: word("reason"),
+        },
+        "followups" => Command::Followups,
         other => {
             return Err(UsageError::new(
                 format!("`{other}` is not implemented"),
@@ -697,6 +744,38 @@ fn build(spec: &'static VerbSpec, p: Parsed) -> Result<Command, UsageError> {
         }
     };
     Ok(cmd)
+}
+
+/// `/dr followup`: a trailing mention names the owner; `due=` must be a real date.
+fn followup(
+    spec: &'static VerbSpec,
+    text: &str,
+    due: Option<String>,
+) -> Result<Command, UsageError> {
+    let due = match due {
+        None => None,
+        Some(d) => Some(
+            chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
+                UsageError::new(
+                    format!("due={d} is not a date; give it as YYYY-MM-DD, e.g. due=2026-12-31"),
+                    Some(spec),
+                )
+            })?,
+        ),
+    };
+    let (text, owner) = match text.rsplit_once(char::is_whitespace) {
+        Some((rest, last)) if parse_mention(last).is_some() && !rest.trim().is_empty() => {
+            (rest.trim().to_string(), Some(last.to_string()))
+        }
+        _ => (text.trim().to_string(), None),
+    };
+    if parse_mention(&text).is_some() {
+        return Err(UsageError::new(
+            "say what must be done before naming the owner",
+            Some(spec),
+        ));
+    }
+    Ok(Command::Followup { text, owner, due })
 }
 
 /// Split `a,b c` into names.

@@ -11,7 +11,22 @@ use crate::sop::Runbook;
 pub(super) fn check(v: &Input, item: &str, note: &Option<String>) -> Result<Decision, Refusal> {
     let Input { state, ctx, .. } = *v;
     let s = open(state)?;
-    if let Some(open_items) = section_items(s, item, ctx.runbook) {
+    // With a tracker, 9.8.4 is met by a filed follow-up or the IC's waiver, never a tick.
+    let by_followup = |id: &str| {
+        ctx.policy.tracker.is_some()
+            && ctx
+                .runbook
+                .checklist_item(id)
+                .is_some_and(|(_, i)| i.auto.as_deref() == Some(checklist::FOLLOWUPS))
+    };
+    if by_followup(item) && current_mark(s, item, ctx.runbook).is_none() {
+        return refuse(format!(
+            "{item} is met by a follow-up filed in {}: `/dr followup <text> [@owner] [due=YYYY-MM-DD]`, or the incident commander's `/dr followup none <reason>`.",
+            ctx.policy.tracker.as_deref().unwrap_or("the tracker")
+        ));
+    }
+    if let Some(mut open_items) = section_items(s, item, ctx.runbook) {
+        open_items.retain(|id| !by_followup(id));
         // A section ticks each of its open items, one event each, so every item
         // carries its own who and when (and `/dr resolve` sees them done).
         if open_items.is_empty() {

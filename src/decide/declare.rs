@@ -75,6 +75,7 @@ pub(super) fn declare(
         since.as_ref(),
         ctx,
     )?);
+    drafts.extend(crate::features::paging::on_declare(severity, ctx));
     Ok(Decision {
         events: drafts,
         then_retry: false,

@@ -66,7 +66,13 @@ pub(super) fn resolve(v: &Input) -> Result<Decision, Refusal> {
     if !open_items.is_empty() {
         let list: Vec<String> = open_items
             .iter()
-            .map(|i| format!("{} {}", i.id, i.text))
+            .map(|i| match i.auto.as_deref() {
+                Some(checklist::FOLLOWUPS) => format!(
+                    "{} {} — file one with `/dr followup <text>`, or the incident commander records why none is needed with `/dr followup none <reason>`",
+                    i.id, i.text
+                ),
+                _ => format!("{} {}", i.id, i.text),
+            })
             .collect();
         return refuse(format!(
             "Cannot resolve {}: {} required checklist item(s) are open (SOP §9: do not close the incident until every required section is completed):\n{}",
@@ -75,5 +81,7 @@ pub(super) fn resolve(v: &Input) -> Result<Decision, Refusal> {
             list.join("\n")
         ));
     }
-    events(vec![EventKind::Resolved])
+    let mut list = vec![EventKind::Resolved];
+    list.extend(crate::features::paging::on_resolve(s));
+    events(list)
 }

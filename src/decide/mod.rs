@@ -14,7 +14,7 @@ mod roles;
 pub use launch::draft_operation;
 
 use crate::command::Command;
-use crate::features::tabletop;
+use crate::features::{paging, tabletop};
 use crate::incident::decision::refuse;
 use crate::incident::event::EventKind;
 use crate::incident::state::Incident;
@@ -124,6 +124,15 @@ pub fn decide(
             tabletop::decide(state, cmd, ctx, facts)
         }
         // Also on a resolved incident: customers hear "Resolved" after the incident closes.
+        Command::Page { target, message } => {
+            paging::page(open(state)?, caller, ctx, target, message.as_deref())
+        }
+        Command::PageResolve { target } => paging::page_resolve(open(state)?, caller, ctx, target),
+        Command::Followup { text, owner, due } => {
+            paging::followup(open(state)?, ctx, text, owner.as_deref(), *due)
+        }
+        Command::FollowupWaive { reason } => paging::waive(open(state)?, caller, reason),
+        Command::Oncall { .. } | Command::Followups => Ok(Decision::default()),
         Command::Comms(c) => match state {
             Some(s) => events(crate::features::comms::decide(
                 s,

@@ -261,6 +261,15 @@ pub fn posts_for(s: &Incident, event: &Event, r: &Render) -> Vec<Post> {
         | EventKind::CommsEdited { .. }
         | EventKind::CommsPublished { .. }
         | EventKind::CommsReminderSent { .. } => crate::features::comms::posts_for(s, event),
+        EventKind::PageRequested { .. }
+        | EventKind::PageDelivered { .. }
+        | EventKind::PageNotDelivered { .. }
+        | EventKind::PageChanged { .. }
+        | EventKind::FollowupRequested { .. }
+        | EventKind::FollowupFiled { .. }
+        | EventKind::FollowupNotFiled { .. }
+        | EventKind::FollowupStateRead { .. }
+        | EventKind::FollowupWaived { .. } => crate::features::paging::posts_for(s, event, None),
         EventKind::Checked { .. }
         | EventKind::Unchecked { .. }
         | EventKind::MarkedNotApplicable { .. }
@@ -574,6 +583,10 @@ fn status_text(s: &Incident, r: &Render, with_age: bool) -> String {
             h.by.name,
             h.reason
         ));
+    }
+    if let Some(line) = crate::features::paging::pages_line(s) {
+        out.push_str(&line);
+        out.push('\n');
     }
     match &s.freeze {
         Some(f) => out.push_str(&format!(

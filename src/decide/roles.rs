@@ -22,10 +22,12 @@ pub(super) fn severity(v: &Input, to: &str) -> Result<Decision, Refusal> {
             to.to_uppercase()
         ));
     }
-    events(vec![EventKind::SeverityChanged {
+    let mut list = vec![EventKind::SeverityChanged {
         from: s.severity.clone(),
         to: to.to_string(),
-    }])
+    }];
+    list.extend(crate::features::paging::on_severity(s, to, ctx));
+    events(list)
 }
 
 pub(super) fn incident_type(v: &Input, to: &str) -> Result<Decision, Refusal> {

@@ -123,6 +123,82 @@ impl Serialize for Data<'_> {
                 m.serialize_entry("draft", draft)?;
                 m.serialize_entry("due", &Ts(*due))?;
             }
+            EventKind::PageRequested {
+                target,
+                action,
+                nth,
+                reason,
+                fallback,
+            } => {
+                m.serialize_entry("target", target)?;
+                m.serialize_entry("action", action)?;
+                m.serialize_entry("nth", nth)?;
+                m.serialize_entry("reason", reason)?;
+                m.serialize_entry("fallback", fallback)?;
+            }
+            EventKind::PageDelivered {
+                target,
+                action,
+                dedup_key,
+            } => {
+                m.serialize_entry("target", target)?;
+                m.serialize_entry("action", action)?;
+                m.serialize_entry("dedup_key", dedup_key)?;
+            }
+            EventKind::PageNotDelivered {
+                target,
+                action,
+                dedup_key,
+                error,
+                fallback,
+            } => {
+                m.serialize_entry("target", target)?;
+                m.serialize_entry("action", action)?;
+                m.serialize_entry("dedup_key", dedup_key)?;
+                m.serialize_entry("error", error)?;
+                m.serialize_entry("fallback", fallback)?;
+            }
+            EventKind::PageChanged {
+                target,
+                dedup_key,
+                status,
+                by,
+            } => {
+                m.serialize_entry("target", target)?;
+                m.serialize_entry("dedup_key", dedup_key)?;
+                m.serialize_entry("status", status)?;
+                m.serialize_entry("by", by)?;
+            }
+            EventKind::FollowupRequested {
+                number,
+                text,
+                owner,
+                due,
+            } => {
+                m.serialize_entry("number", number)?;
+                m.serialize_entry("text", text)?;
+                m.serialize_entry("owner", owner)?;
+                m.serialize_entry("due", due)?;
+            }
+            EventKind::FollowupFiled { number, key, url } => {
+                m.serialize_entry("number", number)?;
+                m.serialize_entry("key", key)?;
+                m.serialize_entry("url", url)?;
+            }
+            EventKind::FollowupNotFiled { number, error } => {
+                m.serialize_entry("number", number)?;
+                m.serialize_entry("error", error)?;
+            }
+            EventKind::FollowupStateRead {
+                number,
+                state,
+                done,
+            } => {
+                m.serialize_entry("number", number)?;
+                m.serialize_entry("state", state)?;
+                m.serialize_entry("done", done)?;
+            }
+            EventKind::FollowupWaived { reason } => m.serialize_entry("reason", reason)?,
             EventKind::DeliveryGaveUp {
                 outbox,
                 post,

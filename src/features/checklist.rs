@@ -34,6 +34,10 @@ impl ItemState {
     }
 }
 
+/// The `auto` of SOP 9.8.4: a follow-up filed in the tracker, or the incident commander's
+/// waiver. With no tracker configured the item is ticked by hand, as before.
+pub const FOLLOWUPS: &str = "followups";
+
 /// State of an `auto` condition: `Some(description)` when the incident satisfies it.
 fn auto_done(state: &Incident, auto: &str) -> Option<(Option<DateTime<Utc>>, String)> {
     let finished_op = |kind: OperationKind| {
@@ -88,6 +92,7 @@ fn auto_done(state: &Incident, auto: &str) -> Option<(Option<DateTime<Utc>>, Str
             .filter(|_| state.freeze.is_none())
             .map(|(o, at)| (Some(at), format!("unfrozen by {}", o.spec.id))),
         "resolve" => None,
+        FOLLOWUPS => state.reach.followups_settled(),
         other => {
             let kind = other.strip_prefix("operation_done:")?;
             let kind = match kind {

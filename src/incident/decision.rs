@@ -26,6 +26,24 @@ pub struct Policy {
     pub drill_namespace: String,
     /// A status page is configured: `/dr comms publish` can send.
     pub status_page: bool,
+    /// `[paging]`: no provider = no paging.
+    pub paging: PagingPolicy,
+    /// The tracker follow-ups are filed in (`GitHub`, `Jira`); `None`: SOP 9.8.4 is ticked
+    /// by hand.
+    pub tracker: Option<String>,
+}
+
+/// What `decide` knows of `[paging]` (never a routing key).
+#[derive(Debug, Clone, Default)]
+pub struct PagingPolicy {
+    /// `PagerDuty` or `Opsgenie`; `None`: paging is off.
+    pub provider: Option<String>,
+    /// Targets with a route, sorted.
+    pub targets: Vec<String>,
+    /// Severity → targets a declaration or a raise pages.
+    pub auto: std::collections::BTreeMap<String, Vec<String>>,
+    /// Target → whom to call when a page cannot be delivered.
+    pub fallback: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Policy {
@@ -37,6 +55,8 @@ impl Default for Policy {
             default_cluster: None,
             drill_namespace: "dr-drill".into(),
             status_page: false,
+            paging: PagingPolicy::default(),
+            tracker: None,
         }
     }
 }

@@ -5,6 +5,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use super::post::PageAction;
+
 pub type IncidentId = i64;
 
 /// Who did something: a person on a platform, or drbot itself.
@@ -368,6 +370,77 @@ pub enum EventKind {
         draft: String,
         due: DateTime<Utc>,
     },
+    /// A page (or its resolve) queued on the target's `pager:<target>` outbox lane in the same
+    /// commit. Its dedup key is derived ([`super::reach::page_key`]): the incident, its
+    /// declaration time, the target and which page of the target this is.
+    PageRequested {
+        target: String,
+        action: PageAction,
+        /// The target's nth trigger in this incident (1 for the first): a deliberate re-page
+        /// gets a key of its own, so it wakes the person again.
+        nth: u32,
+        /// `declared SEV1`, `raised to SEV1`, or the message typed with `/dr page`.
+        #[serde(default)]
+        reason: String,
+        /// Whom to call if the page cannot be delivered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fallback: Option<String>,
+    },
+    /// The provider accepted the page or its resolve (dedupe key `delivered:<outbox id>`).
+    PageDelivered {
+        target: String,
+        action: PageAction,
+        dedup_key: String,
+    },
+    /// drbot gave up sending the page or its resolve (the lane's bound).
+    PageNotDelivered {
+        target: String,
+        action: PageAction,
+        dedup_key: String,
+        error: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fallback: Option<String>,
+    },
+    /// PagerDuty said the page's incident was acknowledged or resolved (a V3 webhook; dedupe
+    /// key `pagerduty:<webhook event id>`).
+    PageChanged {
+        target: String,
+        dedup_key: String,
+        /// `acknowledged` or `resolved`.
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// A follow-up to file, queued on the `tracker` outbox lane in the same commit.
+    FollowupRequested {
+        number: u32,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<chrono::NaiveDate>,
+    },
+    /// The tracker holds the follow-up's ticket (dedupe key `delivered:<outbox id>`).
+    FollowupFiled {
+        number: u32,
+        key: String,
+        url: String,
+    },
+    /// drbot gave up filing the follow-up.
+    FollowupNotFiled {
+        number: u32,
+        error: String,
+    },
+    /// The ticket's state as last read back from the tracker.
+    FollowupStateRead {
+        number: u32,
+        state: String,
+        done: bool,
+    },
+    /// The incident commander's recorded waiver: no follow-up needed (SOP 9.8.4).
+    FollowupWaived {
+        reason: String,
+    },
 }
 
 impl EventKind {
@@ -405,6 +478,15 @@ impl EventKind {
             EventKind::CommsEdited { .. } => "comms_edited",
             EventKind::CommsPublished { .. } => "comms_published",
             EventKind::CommsReminderSent { .. } => "comms_reminder_sent",
+            EventKind::PageRequested { .. } => "page_requested",
+            EventKind::PageDelivered { .. } => "page_delivered",
+            EventKind::PageNotDelivered { .. } => "page_not_delivered",
+            EventKind::PageChanged { .. } => "page_changed",
+            EventKind::FollowupRequested { .. } => "followup_requested",
+            EventKind::FollowupFiled { .. } => "followup_filed",
+            EventKind::FollowupNotFiled { .. } => "followup_not_filed",
+            EventKind::FollowupStateRead { .. } => "followup_state_read",
+            EventKind::FollowupWaived { .. } => "followup_waived",
         }
     }
 
@@ -581,7 +663,11 @@ impl EventKind {
                     ""
                 }
             ),
-            comms => out.write_str(&describe_comms(comms).unwrap_or_default()),
+            other => out.write_str(
+                &describe_comms(other)
+                    .or_else(|| super::reach::describe(other))
+                    .unwrap_or_default(),
+            ),
         }
     }
 }

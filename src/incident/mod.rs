@@ -8,11 +8,12 @@ pub mod event;
 pub mod exercise;
 pub mod impact;
 pub mod post;
+pub mod reach;
 pub mod state;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-pub use decision::{Caller, Ctx, Decision, Draft, Facts, Policy, Refusal};
+pub use decision::{Caller, Ctx, Decision, Draft, Facts, PagingPolicy, Policy, Refusal};
 pub use event::{
     Actor, Event, EventKind, IncidentId, OperationKind, OperationSpec, Outcome, Plan,
     RecoveryWindow,

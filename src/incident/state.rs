@@ -121,6 +121,8 @@ pub struct Incident {
     pub tabletop: Option<super::exercise::Tabletop>,
     /// Customer updates drafted and published (`crate::features::comms`).
     pub comms: crate::incident::customer::CommsLog,
+    /// Pages sent and follow-ups filed.
+    pub reach: crate::incident::reach::Reach,
     /// Sequence number of the last event folded in.
     pub seq: i64,
     /// Not a fact of the incident: which of this process's commits the state includes
@@ -185,6 +187,7 @@ impl Incident {
             continuity: Default::default(),
             tabletop: None,
             comms: Default::default(),
+            reach: Default::default(),
             seq: event.seq,
             pending: Pending(None),
         })
@@ -357,6 +360,18 @@ impl Incident {
             | EventKind::CommsEdited { .. }
             | EventKind::CommsPublished { .. }
             | EventKind::CommsReminderSent { .. } => self.comms.apply(event),
+            EventKind::PageRequested { .. }
+            | EventKind::PageDelivered { .. }
+            | EventKind::PageNotDelivered { .. }
+            | EventKind::PageChanged { .. }
+            | EventKind::FollowupRequested { .. }
+            | EventKind::FollowupFiled { .. }
+            | EventKind::FollowupNotFiled { .. }
+            | EventKind::FollowupStateRead { .. }
+            | EventKind::FollowupWaived { .. } => {
+                self.reach
+                    .apply(&event.kind, at, &event.actor, self.id, self.declared_at)
+            }
         }
         self.note_change(&event.kind);
     }

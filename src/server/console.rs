@@ -203,6 +203,7 @@ impl<'a, W: Write> Console<'a, W> {
     /// A scheduler pass and delivery of this channel's posts.
     async fn step(&mut self) -> Result<(), ConsoleError> {
         self.app.tick().await?;
+        self.app.deliver_reach().await?;
         self.app
             .deliver_to(&*self.sink, Some(&self.opts.channel))
             .await?;

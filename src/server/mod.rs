@@ -8,6 +8,7 @@ pub mod console;
 pub mod discord;
 pub mod listener;
 pub mod metrics;
+mod pagerduty;
 pub mod slack;
 mod socket_mode;
 pub mod web;
@@ -49,6 +50,9 @@ pub struct Server {
     discord: Option<Arc<Discord>>,
     discord_key: Option<[u8; 32]>,
     api_token: Option<String>,
+    /// PagerDuty V3 webhook signing secrets; empty: `/pagerduty/webhook` is off.
+    pagerduty_secrets: Vec<String>,
+    pagerduty_max_age: chrono::Duration,
     replay_window: i64,
     /// Answer by then; a command still running goes on and answers through a follow-up.
     ack_budget: Duration,
@@ -100,6 +104,8 @@ impl Server {
             discord,
             discord_key,
             api_token: settings.http.api_token.clone(),
+            pagerduty_secrets: settings.paging.webhook_secrets.clone(),
+            pagerduty_max_age: chrono::Duration::minutes(settings.paging.webhook_max_age_minutes),
             replay_window: settings.http.replay_window_seconds,
             ack_budget: Duration::from_millis(settings.http.ack_budget_ms),
             body_timeout: Duration::from_millis(settings.http.body_timeout_ms),
@@ -203,6 +209,7 @@ pub fn router(server: Arc<Server>, max_body: usize) -> Router {
         .route("/slack/commands", post(slack::command))
         .route("/slack/interactions", post(slack::interaction))
         .route("/discord/interactions", post(discord::interaction))
+        .route("/pagerduty/webhook", post(pagerduty::webhook))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
