@@ -16,6 +16,8 @@ pub enum ArgKind {
     Text,
     /// Comma-separated words.
     List,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -304,7 +306,7 @@ pub static VERBS: &[VerbSpec] = &[
             ArgKind::Text,
             "what must be done; end with @owner to name an owner",
         )],
-        options: &[key("due", ArgKind::Word, "due date, YYYY-MM-DD")],
+        options: &[key("due", ArgKind::Date, "due date, YYYY-MM-DD")],
     },
     VerbSpec {
         words: &["followup", "none"],

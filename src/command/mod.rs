@@ -553,6 +553,9 @@ fn value_of(kind: ArgKind, text: &str) -> Result<Value, String> {
                 Ok(Value::Word(text.to_string()))
             }
         }
+        ArgKind::Date => chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .map(|_| Value::Word(text.trim().to_string()))
+            .map_err(|_| format!("`{text}` is not a date; give it as YYYY-MM-DD, e.g. 2026-12-31")),
         ArgKind::List => {
             let items: Vec<String> = text
                 .split(',')
@@ -746,23 +749,13 @@ fn build(spec: &'static VerbSpec, p: Parsed) -> Result<Command, UsageError> {
     Ok(cmd)
 }
 
-/// `/dr followup`: a trailing mention names the owner; `due=` must be a real date.
+/// `/dr followup`: a trailing mention names the owner (the grammar checked `due=`).
 fn followup(
     spec: &'static VerbSpec,
     text: &str,
     due: Option<String>,
 ) -> Result<Command, UsageError> {
-    let due = match due {
-        None => None,
-        Some(d) => Some(
-            chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
-                UsageError::new(
-                    format!("due={d} is not a date; give it as YYYY-MM-DD, e.g. due=2026-12-31"),
-                    Some(spec),
-                )
-            })?,
-        ),
-    };
+    let due = due.and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
     let (text, owner) = match text.rsplit_once(char::is_whitespace) {
         Some((rest, last)) if parse_mention(last).is_some() && !rest.trim().is_empty() => {
             (rest.trim().to_string(), Some(last.to_string()))

@@ -34,6 +34,10 @@ const REGROUPED: &[(&str, &str, &str)] = &[
     ("na", "checklist", "na"),
     ("verify", "checklist", "verify"),
     ("drills", "drill", "status"),
+    ("pitr", "restore", "pitr"),
+    ("backups", "restore", "backups"),
+    ("oncall", "page", "oncall"),
+    ("followups", "followup", "list"),
 ];
 
 /// The subcommand a one-word verb becomes when a group carries its name
@@ -43,7 +47,15 @@ const GROUP_SELF: &str = "show";
 /// Descriptions of the groups. A group missing here lists its subcommands instead.
 const GROUP_DESCRIPTIONS: &[(&str, &str)] = &[
     ("infra", "infrastructure restore (Velero)"),
-    ("restore", "database restore into a new StackGres cluster"),
+    (
+        "restore",
+        "database restore into a new StackGres cluster: latest, pitr, and the backups to restore from",
+    ),
+    ("page", "page the on-call: show (page), resolve, oncall"),
+    (
+        "followup",
+        "follow-up tickets: show (file one), none (waive), list",
+    ),
     (
         "checklist",
         "the post-recovery checklist (SOP §9): show, check, uncheck, na, verify",
@@ -259,10 +271,10 @@ mod tests {
         ("impact", "impact"),
         ("freeze", "freeze"),
         ("unfreeze", "unfreeze"),
-        ("backups", "backups"),
+        ("backups", "restore backups"),
         ("infra restore", "infra restore"),
         ("restore latest", "restore latest"),
-        ("pitr", "pitr"),
+        ("pitr", "restore pitr"),
         ("check", "checklist check"),
         ("uncheck", "checklist uncheck"),
         ("na", "checklist na"),
@@ -286,6 +298,12 @@ mod tests {
         ("confirm", "preview confirm"),
         ("cancel", "preview cancel"),
         ("help", "help"),
+        ("page", "page show"),
+        ("page resolve", "page resolve"),
+        ("oncall", "page oncall"),
+        ("followup", "followup show"),
+        ("followup none", "followup none"),
+        ("followups", "followup list"),
     ];
 
     #[test]

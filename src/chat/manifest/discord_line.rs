@@ -339,7 +339,7 @@ fn arg_tokens(kind: ArgKind, value: &str, path: &str, name: &str) -> Result<Vec<
                 .map(|t| vec![t])
                 .ok_or_else(unrepresentable)
         }
-        ArgKind::Enum(_) | ArgKind::Timestamp | ArgKind::Word => word_token(value)
+        ArgKind::Enum(_) | ArgKind::Timestamp | ArgKind::Word | ArgKind::Date => word_token(value)
             .map(|t| vec![t])
             .ok_or_else(unrepresentable),
     }

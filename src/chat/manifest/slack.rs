@@ -76,7 +76,9 @@ fn slack_usage_hint() -> String {
                         ArgKind::Text => format!("\"{}\"", arg.name),
                         ArgKind::Timestamp => TIMESTAMP_EXAMPLE.to_string(),
                         ArgKind::User => "@user".to_string(),
-                        ArgKind::Word | ArgKind::List => format!("<{}>", arg.name),
+                        ArgKind::Word | ArgKind::List | ArgKind::Date => {
+                            format!("<{}>", arg.name)
+                        }
                     };
                     s.push(' ');
                     s.push_str(&example);

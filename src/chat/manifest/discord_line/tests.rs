@@ -134,6 +134,7 @@ fn sample(verb: &VerbSpec, option: &Value, variant: usize) -> (Value, String) {
         ArgKind::Timestamp => ("2026-02-08T09:55Z", "2026-02-08T09:55Z"),
         ArgKind::List => ("ns-a, ns-b", "ns-a,ns-b"),
         ArgKind::Word => ("w-1", "w-1"),
+        ArgKind::Date => ("2026-12-31", "2026-12-31"),
         ArgKind::Text => (
             "orders table wiped at=noon",
             "\"orders table wiped at=noon\"",
@@ -277,7 +278,7 @@ fn words_and_options_are_quoted_when_needed() {
         }
     );
     let l = line(
-        "pitr",
+        "restore pitr",
         vec![
             leaf("timestamp", STRING, json!("2026-02-08 10:55 +01:00")),
             leaf("cluster", STRING, json!("--cluster")),
