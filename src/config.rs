@@ -406,6 +406,10 @@ impl Settings {
             .with_list_parse_key("web.proxy")
             .with_list_parse_key("web.allow")
             .with_list_parse_key("paging.webhook_secrets")
+            .with_list_parse_key("paging.auto.sev1")
+            .with_list_parse_key("paging.auto.sev2")
+            .with_list_parse_key("paging.auto.sev3")
+            .with_list_parse_key("paging.auto.sev4")
             .with_list_parse_key("tracker.labels")
             .source(env);
         let settings: Settings = builder.add_source(env_source).build()?.try_deserialize()?;
