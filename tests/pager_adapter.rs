@@ -420,6 +420,69 @@ async fn opsgenie_refusals_keep_the_key_out_and_rate_limits_retry() {
 }
 
 // ---------------------------------------------------------------------------------------
+// doctor
+// ---------------------------------------------------------------------------------------
+
+async fn doctor_paging(paging: PagingSettings) -> Vec<drbot::doctor::Check> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = drbot::config::Settings::default();
+    settings.database.url = format!("sqlite://{}", dir.path().join("drbot.db").display());
+    settings.paging = paging;
+    let clock = std::sync::Arc::new(drbot::clock::ManualClock::new(Utc::now()));
+    drbot::doctor::run(&settings, clock, &drbot::doctor::Options::default())
+        .await
+        .into_iter()
+        .filter(|c| c.name.starts_with("paging"))
+        .collect()
+}
+
+#[tokio::test]
+async fn doctor_checks_route_shapes_and_the_rest_key_without_showing_either() {
+    let pd = PagerDutyApi::start(REST_KEY);
+    let mut settings = pd_settings(&pd);
+    let short = &IC_KEY[1..];
+    settings.routes.insert("ic".into(), short.into());
+    let checks = doctor_paging(settings.clone()).await;
+    let named = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} check in {checks:?}"))
+    };
+    assert!(named("paging route dr-lead").ok);
+    assert!(!named("paging route ic").ok);
+    assert!(named("paging rest key").ok);
+    assert_eq!(named("paging rest key").detail, "REST key accepted");
+    let webhook = named("paging webhook");
+    assert!(
+        webhook.ok
+            && webhook
+                .detail
+                .starts_with("acknowledgements will not come back")
+    );
+    for c in &checks {
+        let text = format!("{} {} {:?}", c.name, c.detail, c.fix);
+        for secret in [DR_LEAD_KEY, short, REST_KEY] {
+            assert!(!text.contains(secret), "a secret in check {}", c.name);
+        }
+    }
+    assert!(
+        pd.calls().iter().all(|c| c.path == pagerduty::ABILITIES),
+        "doctor sent an event"
+    );
+
+    settings.api_key = Some("u+WrongRestKey0000000".into());
+    let checks = doctor_paging(settings).await;
+    let rest = checks
+        .iter()
+        .find(|c| c.name == "paging rest key")
+        .expect("rest check");
+    assert!(!rest.ok);
+    assert!(rest.detail.contains("401"), "{}", rest.detail);
+    assert!(!format!("{rest:?}").contains("WrongRestKey"));
+}
+
+// ---------------------------------------------------------------------------------------
 // Webhook signatures
 // ---------------------------------------------------------------------------------------
 

@@ -74,7 +74,8 @@ fn route_checks(settings: &PagingSettings, provider: PagingProvider) -> Vec<Chec
         .collect()
 }
 
-/// `GET /abilities`: any valid REST key may read it (REST `listAbilities`), nothing changes.
+/// `GET /abilities` (PagerDuty/api-schema `reference/REST/openapiv3.json`, `listAbilities`):
+/// a read that changes nothing. That a read-only key may make it is unverified.
 async fn rest_key(api_url: &str, key: &str) -> Check {
     const NAME: &str = "paging rest key";
     let headers = rest_headers(key);
@@ -88,7 +89,7 @@ async fn rest_key(api_url: &str, key: &str) -> Check {
         Ok(r) if r.status == 401 => fail(
             NAME,
             "PagerDuty refused the REST key (401)",
-            "set paging.api_key (DRBOT__PAGING__API_KEY) to a valid PagerDuty REST API key (read-only is enough) in the format the REST API takes, without `Token token=`",
+            "set paging.api_key (DRBOT__PAGING__API_KEY) to a valid PagerDuty REST API key (read-only is enough), the key alone without `Token token=`",
         ),
         Ok(r) => fail(
             NAME,

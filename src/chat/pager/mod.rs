@@ -103,15 +103,21 @@ impl Pager {
             }
             None => Err(DeliveryError::permanent("paging is off (paging.provider)")),
         };
+        // The key is in the body (PagerDuty) or a header (Opsgenie), never meant to come back,
+        // but a provider's error text is not ours to trust: masked before it is logged.
+        let sent = sent.map_err(|mut e| {
+            e.message = redact(&e.message, key);
+            e
+        });
         match &sent {
             Ok(_) => tracing::info!(
-                target = %target,
+                page_target = %target,
                 dedup_key = %order.dedup_key,
                 action = ?order.action,
                 "page accepted"
             ),
             Err(e) => tracing::warn!(
-                target = %target,
+                page_target = %target,
                 dedup_key = %order.dedup_key,
                 action = ?order.action,
                 retryable = e.retryable,
@@ -119,12 +125,7 @@ impl Pager {
                 "page not accepted"
             ),
         }
-        // The key is in the body (PagerDuty) or a header (Opsgenie), never meant to come back,
-        // but a provider's error text is not ours to trust.
-        sent.map_err(|mut e| {
-            e.message = redact(&e.message, key);
-            e
-        })
+        sent
     }
 }
 
