@@ -15,6 +15,7 @@ pub mod http;
 pub mod jira_api;
 pub mod k8s_api;
 pub mod k8s_patch;
+pub mod opsgenie;
 pub mod pagerduty;
 pub mod pg;
 pub mod pg_wal;
