@@ -1,13 +1,29 @@
 //! The follow-up tracker adapter: files the `tracker` lane's follow-ups as GitHub issues or
 //! Jira Cloud issues, and reads their state back.
+//!
+//! Neither tracker takes an idempotency key (paging reference §3.1, §3.2), so every ticket
+//! carries the order's marker and this incident's label. When an earlier send of the row may
+//! have landed (`earlier_sends > 0`), the adapter first looks for a ticket with the marker
+//! under the label and adopts it instead of filing a second one.
+
+pub mod github;
+pub mod jira;
 
 use futures_util::future::BoxFuture;
 
+use crate::chat::http::HttpError;
 use crate::chat::{ChatSink, DeliveryError, Outgoing};
-use crate::config::TrackerSettings;
+use crate::config::{TrackerKind, TrackerSettings};
+use crate::incident::post::FollowupOrder;
 
 pub struct Tracker {
     settings: TrackerSettings,
+    backend: Backend,
+}
+
+enum Backend {
+    GitHub(github::GitHub),
+    Jira(jira::Jira),
 }
 
 /// A ticket's state as the tracker shows it.
@@ -35,8 +51,13 @@ pub fn parse_receipt(receipt: &str) -> (String, String) {
 impl Tracker {
     /// The adapter for `[tracker]`; `None` when no tracker is configured.
     pub fn new(settings: &TrackerSettings) -> Option<Tracker> {
-        settings.enabled().then(|| Tracker {
+        let backend = match settings.kind()? {
+            TrackerKind::GitHub => Backend::GitHub(github::GitHub::new(settings)),
+            TrackerKind::Jira => Backend::Jira(jira::Jira::new(settings)),
+        };
+        Some(Tracker {
             settings: settings.clone(),
+            backend,
         })
     }
 
@@ -47,8 +68,22 @@ impl Tracker {
 
     /// The ticket's state now.
     pub async fn state(&self, key: &str) -> Result<TicketState, DeliveryError> {
-        let _ = key;
-        Err(DeliveryError::permanent("not built yet"))
+        match &self.backend {
+            Backend::GitHub(gh) => gh.state(key).await,
+            Backend::Jira(jira) => jira.state(key).await,
+        }
+    }
+
+    async fn file(&self, out: Outgoing<'_>) -> Result<String, DeliveryError> {
+        let Some(order) = &out.post.followup else {
+            return Err(DeliveryError::permanent(
+                "not a follow-up order (only `/dr followup` uses the tracker lane)",
+            ));
+        };
+        match &self.backend {
+            Backend::GitHub(gh) => gh.file(order, out.earlier_sends).await,
+            Backend::Jira(jira) => jira.file(order, &out).await,
+        }
     }
 }
 
@@ -56,7 +91,105 @@ impl ChatSink for Tracker {
     /// Receipt: [`receipt`] of the ticket filed (or found, when an earlier send's answer was
     /// lost).
     fn deliver<'a>(&'a self, out: Outgoing<'a>) -> BoxFuture<'a, Result<String, DeliveryError>> {
-        let _ = out;
-        Box::pin(async { Err(DeliveryError::permanent("not built yet")) })
+        Box::pin(self.file(out))
+    }
+}
+
+/// Percent-encode one URL part (a path segment or a query value): only RFC 3986 §2.3
+/// unreserved characters stay, so a value from data can neither add a path segment nor end
+/// the query parameter it sits in.
+pub(crate) fn encode(part: &str) -> String {
+    let mut out = String::with_capacity(part.len());
+    for b in part.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A query string from pairs, each value percent-encoded.
+pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// At most `max` characters: both trackers refuse longer titles.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => text[..cut].to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// A transport failure: the call may or may not have been applied, so it is retried (the
+/// retry looks before it files again); a request that cannot even be built never will be.
+pub(crate) fn transport(tracker: &str, e: HttpError) -> DeliveryError {
+    match e {
+        HttpError::Build(why) => DeliveryError::permanent(format!("{tracker}: {why}")),
+        other => DeliveryError::retryable(format!("{tracker}: {other}")),
+    }
+}
+
+/// The configured labels plus drbot's own, without blanks or repeats, in order.
+pub(crate) fn labels(
+    configured: &[String],
+    own: String,
+    fix: impl Fn(&str) -> String,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for label in configured
+        .iter()
+        .map(|l| fix(l.trim()))
+        .chain(std::iter::once(own))
+    {
+        if !label.is_empty() && !out.contains(&label) {
+            out.push(label);
+        }
+    }
+    out
+}
+
+/// The lines every ticket's body carries besides the text, for logs and tests alike.
+pub(crate) fn owner_line(order: &FollowupOrder) -> Option<String> {
+    order
+        .owner
+        .as_deref()
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| format!("Owner: {o}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_keeps_only_unreserved_characters() {
+        assert_eq!(encode("acme/dr"), "acme%2Fdr");
+        assert_eq!(encode("drbot:INC-3"), "drbot%3AINC-3");
+        assert_eq!(encode("a b&c=d#e"), "a%20b%26c%3Dd%23e");
+        assert_eq!(encode("é"), "%C3%A9");
+        assert_eq!(encode("OPS-1_x.y~"), "OPS-1_x.y~");
+    }
+
+    #[test]
+    fn clipping_counts_characters_not_bytes() {
+        assert_eq!(clip("ééé", 2), "éé");
+        assert_eq!(clip("abc", 5), "abc");
+    }
+
+    #[test]
+    fn receipts_round_trip() {
+        let r = receipt("#4", "https://github.com/acme/dr/issues/4");
+        assert_eq!(
+            parse_receipt(&r),
+            ("#4".into(), "https://github.com/acme/dr/issues/4".into())
+        );
     }
 }
