@@ -5,7 +5,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::{TicketState, clip, encode, labels, owner_line, query, receipt, transport};
+use super::common::{TicketState, clip, encode, labels, owner_line, query, receipt, transport};
 use crate::chat::DeliveryError;
 use crate::chat::http::{HttpClient, Response};
 use crate::config::TrackerSettings;

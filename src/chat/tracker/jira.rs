@@ -11,7 +11,7 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::{TicketState, clip, encode, labels, owner_line, query, receipt, transport};
+use super::common::{TicketState, clip, encode, labels, owner_line, query, receipt, transport};
 use crate::chat::http::{HttpClient, Response};
 use crate::chat::{DeliveryError, Outgoing};
 use crate::config::TrackerSettings;
