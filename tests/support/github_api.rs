@@ -1,6 +1,7 @@
 //! A GitHub REST stand-in on 127.0.0.1 for the issue calls a follow-up tracker makes:
 //! `POST /repos/{owner}/{repo}/issues`, `GET /repos/{owner}/{repo}/issues` (label filter,
-//! state, pagination) and `GET /repos/{owner}/{repo}/issues/{number}`, with the checks the
+//! state, pagination), `GET /repos/{owner}/{repo}/issues/{number}` and `GET
+//! /repos/{owner}/{repo}` (what `drbot doctor` reads), with the checks the
 //! real API makes (token, `User-Agent`, API version header, `title`, issues disabled) and
 //! GitHub's error bodies. A test closes issues with [`GitHubApi::close_issue`].
 //!
@@ -276,6 +277,10 @@ fn answer(
             header(headers, "accept")
         ));
     }
+    if method == Method::GET && uri.path() == format!("/repos/{}/{}", shared.owner, shared.repo) {
+        let world = shared.world.lock().unwrap();
+        return (200, vec![], repository(shared, &world));
+    }
     let prefix = format!("/repos/{}/{}/issues", shared.owner, shared.repo);
     let Some(rest) = uri.path().strip_prefix(&prefix) else {
         return gh_error(404, "Not Found", "https://docs.github.com/rest");
@@ -294,6 +299,31 @@ fn answer(
         },
         _ => gh_error(404, "Not Found", "https://docs.github.com/rest"),
     }
+}
+
+/// `GET /repos/{owner}/{repo}` (docs.github.com "Get a repository"): the `full-repository`
+/// object, here only the members a caller checks. `has_issues` follows the issues switch;
+/// `permissions` (`admin`, `maintain`, `push`, `triage`, `pull`) is present for an
+/// authenticated caller (the `full-repository` schema of github/rest-api-description, seen
+/// through the generated models of docs.rs `openapi-github`; which members are always sent
+/// is unverified). The token here has push access, as `create` assumes.
+fn repository(shared: &Shared, world: &World) -> Value {
+    let full_name = format!("{}/{}", shared.owner, shared.repo);
+    json!({
+        "id": 700_000_001u64,
+        "node_id": "R_kgDOstandin",
+        "name": shared.repo,
+        "full_name": full_name,
+        "private": true,
+        "owner": { "login": shared.owner, "id": 2, "type": "Organization" },
+        "html_url": format!("https://github.com/{full_name}"),
+        "url": format!("https://api.github.com/repos/{full_name}"),
+        "has_issues": !world.issues_disabled,
+        "open_issues_count": world.issues.iter().filter(|i| i["state"] == "open").count(),
+        "archived": false,
+        "disabled": false,
+        "permissions": { "admin": false, "maintain": false, "push": true, "triage": true, "pull": true },
+    })
 }
 
 /// `POST /repos/{owner}/{repo}/issues` (docs.github.com "Create an issue").
