@@ -6,7 +6,6 @@ mod support;
 
 use chrono::Duration;
 use drbot::clock::Clock;
-use serde_json::json;
 use support::bot::{Bot, SLACK_SECRET, SLACK_TOKEN, t0};
 use support::faults::Failure;
 use support::github_api::GitHubApi;
@@ -163,7 +162,7 @@ async fn a_sev1_declaration_pages_each_auto_target_once_and_resolve_resolves_the
     assert!(w.dr("U1", "check 9.8.4").await.contains("/dr followup"));
 
     let filed = w.dr("U1", "followup rotate the backup encryption keys <@U2> due=2026-03-01").await;
-    assert!(filed.contains("Filing follow-up #1"), "{filed}");
+    assert!(filed.contains("follow-up #1 requested"), "{filed}");
     let post = w.post("Follow-up #1 filed as #1").await;
     assert!(post.contains("http"), "{post}");
     let issues = w.gh.issues();
@@ -276,7 +275,7 @@ async fn acknowledgements_and_resolves_come_back_from_pagerduty_webhooks_once() 
         assert_eq!(r.status, 200, "{}", r.text());
     }
     w.post("acknowledged by Dana Lead").await;
-    assert_eq!(w.posts("acknowledged by Dana Lead").await.len(), 1);
+    assert_eq!(w.posts("was acknowledged by Dana Lead").await.len(), 1);
     let status = w.dr("U1", "status").await;
     assert!(status.contains("dr-lead acknowledged by Dana Lead"), "{status}");
 
@@ -304,18 +303,33 @@ async fn with_pagerduty_down_commands_answer_and_the_give_up_names_whom_to_call_
     let note = w.dr("U1", "note bridge open").await;
     assert!(note.contains("note"), "{note}");
     // Retries back off; within the bound nothing is given up.
-    for _ in 0..4 {
+    for round in 1..=4 {
+        w.bot
+            .until("both pages tried again", async || {
+                (w.pd.calls().len() >= 2 * round).then_some(())
+            })
+            .await;
         w.bot.advance(Duration::seconds(50));
-        w.bot.drained().await.ok_or_skip();
     }
-    assert!(w.posts("NOT paged").await.is_empty());
+    let sent_so_far = w.slack.posts_in(CHANNEL);
+    assert!(
+        !sent_so_far.iter().any(|p| p.to_string().contains("NOT paged")),
+        "given up too early"
+    );
     w.bot.advance(Duration::minutes(3));
     let given_up = w.post("NOT paged: the DR lead").await;
     assert!(given_up.contains("call Dana on +1 555 0100"), "{given_up}");
     let ic = w.post("NOT paged: the incident commander").await;
     assert!(ic.contains("call <@U1>"), "the IC role's holder: {ic}");
     w.bot.advance(Duration::minutes(10));
-    assert_eq!(w.posts("NOT paged: the DR lead").await.len(), 1);
+    // Once (an automatic update may quote it among its changes).
+    let notices: Vec<String> = w
+        .posts("NOT paged: the DR lead")
+        .await
+        .into_iter()
+        .filter(|p| p.starts_with("NOT paged"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
     assert!(w.pd.alerts().is_empty());
     w.bot.stop().await;
 }
@@ -357,15 +371,20 @@ async fn a_lost_create_answer_files_one_ticket_and_the_waiver_also_meets_9_8_4()
     w.dr("U1", "declare sev3 data orders table wiped").await;
     w.gh.fail_next("POST", Failure::ReplyAfterApplying);
     w.dr("U1", "followup add a restore drill for the ledger").await;
+    w.bot
+        .until("the create whose answer was lost", async || {
+            (!w.gh.issues().is_empty()).then_some(())
+        })
+        .await;
+    // The retry comes after its back-off, on the engine's clock.
+    w.bot.advance(Duration::seconds(2));
     w.post("Follow-up #1 filed as #1").await;
     assert_eq!(w.gh.issues().len(), 1, "the retry found the ticket instead of filing again");
     assert_eq!(w.posts("Follow-up #1 filed").await.len(), 1);
 
     // The waiver meets 9.8.4 just as well.
-    let dir = tempfile::tempdir().unwrap();
-    let _ = dir;
     let r = w.dr("U1", "followup none covered by INC-1's follow-ups").await;
-    assert!(r.contains("needs no follow-up"), "{r}");
+    assert!(r.contains("no follow-up needed"), "{r}");
     let again = w.dr("U1", "followup none twice").await;
     assert!(again.contains("already waived"), "{again}");
     w.check_everything().await;
@@ -390,13 +409,5 @@ async fn a_followups_state_is_read_back_on_the_slow_schedule() {
             list.contains("closed").then_some(())
         })
         .await;
-    let _ = json!({});
     w.bot.stop().await;
-}
-
-trait Skip {
-    fn ok_or_skip(self);
-}
-impl Skip for () {
-    fn ok_or_skip(self) {}
 }

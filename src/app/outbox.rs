@@ -260,13 +260,14 @@ impl App {
     ) -> Result<(), AppError> {
         let kind = match (&post.page, &post.followup) {
             (Some(page), _) => {
-                let fallback = self.state(incident).await?.and_then(|s| {
-                    s.reach
-                        .pages
-                        .iter()
-                        .find(|p| p.dedup_key == page.dedup_key)
-                        .and_then(|p| p.fallback.clone())
-                });
+                // Whoever holds the role now, unless the settings name someone.
+                let state = self.state(incident).await?;
+                let fallback = crate::features::paging::fallback(
+                    state.as_ref(),
+                    &self.policy,
+                    &self.continuity,
+                    &page.target,
+                );
                 EventKind::PageNotDelivered {
                     target: page.target.clone(),
                     action: page.action,

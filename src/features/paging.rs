@@ -6,20 +6,28 @@
 
 use chrono::NaiveDate;
 
+use crate::catalog::Continuity;
 use crate::command::Role;
 use crate::incident::decision::refuse;
 use crate::incident::event::{Event, EventKind, PageAction};
 use crate::incident::post::{Post, PostKind};
 use crate::incident::reach::{PageStatus, target_title};
-use crate::incident::{Caller, Ctx, Decision, Draft, Incident, Refusal, fmt_time, incident_ref};
+use crate::incident::{
+    Caller, Ctx, Decision, Draft, Incident, Policy, Refusal, fmt_time, incident_ref,
+};
 
 /// Longest follow-up text: a tracker title plus a paragraph.
 const MAX_FOLLOWUP: usize = 2000;
 
 /// Whom to call when a page to `target` cannot be delivered: the settings' fallback, the
 /// person holding the role in this incident, or the DR plan's holder of the role.
-pub fn fallback(s: Option<&Incident>, ctx: &Ctx, target: &str) -> Option<String> {
-    if let Some(who) = ctx.policy.paging.fallback.get(target) {
+pub fn fallback(
+    s: Option<&Incident>,
+    policy: &Policy,
+    continuity: &Continuity,
+    target: &str,
+) -> Option<String> {
+    if let Some(who) = policy.paging.fallback.get(target) {
         return Some(who.clone());
     }
     if let Some(user) = s.and_then(|s| s.role(target)) {
@@ -35,7 +43,7 @@ pub fn fallback(s: Option<&Incident>, ctx: &Ctx, target: &str) -> Option<String>
         "db-lead" => "database_lead",
         _ => return None,
     };
-    ctx.continuity
+    continuity
         .plan
         .as_ref()?
         .roles
@@ -51,7 +59,7 @@ fn trigger(s: Option<&Incident>, ctx: &Ctx, target: &str, reason: String) -> Eve
         action: PageAction::Trigger,
         nth: s.map_or(0, |s| s.reach.pages_of(target)) + 1,
         reason,
-        fallback: fallback(s, ctx, target),
+        fallback: fallback(s, ctx.policy, ctx.continuity, target),
     }
 }
 
