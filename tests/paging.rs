@@ -42,7 +42,10 @@ fn paging_env(pd: &PagerDutyApi) -> Vec<(&'static str, String)> {
         ("DRBOT__PAGING__ROUTES__IC", IC_KEY.into()),
         ("DRBOT__PAGING__ROUTES__DBA_ONCALL", DBA_KEY.into()),
         ("DRBOT__PAGING__AUTO__SEV1", "dr-lead,ic".into()),
-        ("DRBOT__PAGING__FALLBACK__DR_LEAD", "Dana on +1 555 0100".into()),
+        (
+            "DRBOT__PAGING__FALLBACK__DR_LEAD",
+            "Dana on +1 555 0100".into(),
+        ),
         ("DRBOT__PAGING__ONCALL__DR_LEAD", "PDRLEAD".into()),
         ("DRBOT__PAGING__WEBHOOK_SECRETS", WEBHOOK_SECRET.into()),
     ]
@@ -112,19 +115,14 @@ impl World {
     }
 
     async fn post(&self, needle: &str) -> String {
-        self.bot
-            .post_containing(&self.slack, CHANNEL, needle)
-            .await["text"]
+        self.bot.post_containing(&self.slack, CHANNEL, needle).await["text"]
             .as_str()
             .unwrap_or_default()
             .to_string()
     }
 
     fn key(&self, target: &str) -> String {
-        format!(
-            "drbot:INC-1:{}:page:{target}",
-            t0().timestamp()
-        )
+        format!("drbot:INC-1:{}:page:{target}", t0().timestamp())
     }
 
     async fn events(&self) -> usize {
@@ -151,7 +149,10 @@ async fn a_sev1_declaration_pages_each_auto_target_once_and_resolve_resolves_the
     let paging = w.posts("Paging the DR lead (declared SEV1)").await;
     assert_eq!(paging.len(), 1, "{paging:?}");
     let status = w.dr("U1", "status").await;
-    assert!(status.contains("dr-lead paged") && status.contains("ic paged"), "{status}");
+    assert!(
+        status.contains("dr-lead paged") && status.contains("ic paged"),
+        "{status}"
+    );
 
     // SOP 9.8.4: resolve is refused until a follow-up is filed or waived, naming both.
     w.check_everything().await;
@@ -161,7 +162,12 @@ async fn a_sev1_declaration_pages_each_auto_target_once_and_resolve_resolves_the
     assert!(refused.contains("/dr followup none <reason>"), "{refused}");
     assert!(w.dr("U1", "check 9.8.4").await.contains("/dr followup"));
 
-    let filed = w.dr("U1", "followup rotate the backup encryption keys <@U2> due=2026-03-01").await;
+    let filed = w
+        .dr(
+            "U1",
+            "followup rotate the backup encryption keys <@U2> due=2026-03-01",
+        )
+        .await;
     assert!(filed.contains("follow-up #1 requested"), "{filed}");
     let post = w.post("Follow-up #1 filed as #1").await;
     assert!(post.contains("http"), "{post}");
@@ -171,12 +177,16 @@ async fn a_sev1_declaration_pages_each_auto_target_once_and_resolve_resolves_the
     assert!(body.contains("rotate the backup encryption keys"), "{body}");
     assert!(body.contains("drbot:INC-1:"), "the marker: {body}");
     let list = w.dr("U1", "followups").await;
-    assert!(list.contains("#1") && list.contains("rotate the backup"), "{list}");
+    assert!(
+        list.contains("#1") && list.contains("rotate the backup"),
+        "{list}"
+    );
 
     let resolved = w.dr("U1", "resolve").await;
     assert!(resolved.to_lowercase().contains("resolved"), "{resolved}");
     w.post("The page to the DR lead is resolved.").await;
-    w.post("The page to the incident commander is resolved.").await;
+    w.post("The page to the incident commander is resolved.")
+        .await;
     assert!(w.pd.open_alerts().is_empty(), "{:?}", w.pd.open_alerts());
     // Each target was woken once, start to finish.
     assert_eq!(w.pd.notifications(&w.key("dr-lead")), 1);
@@ -204,7 +214,8 @@ async fn a_raise_pages_what_the_new_severity_pages_and_a_deliberate_repage_wakes
     // One target resolved by hand.
     let r = w.dr("U1", "page resolve ic").await;
     assert!(!r.contains("no open page"), "{r}");
-    w.post("The page to the incident commander is resolved.").await;
+    w.post("The page to the incident commander is resolved.")
+        .await;
     assert_eq!(w.pd.open_alerts().len(), 2);
     w.bot.stop().await;
 }
@@ -216,10 +227,19 @@ async fn bad_input_is_refused_with_a_clear_message_and_writes_nothing() {
     w.bot.drained().await;
     let before = w.events().await;
     let unknown = w.dr("U1", "page dba-on-call help").await;
-    assert!(unknown.contains("Unknown target `dba-on-call`"), "{unknown}");
-    assert!(unknown.contains("dba-oncall"), "lists the targets: {unknown}");
+    assert!(
+        unknown.contains("Unknown target `dba-on-call`"),
+        "{unknown}"
+    );
+    assert!(
+        unknown.contains("dba-oncall"),
+        "lists the targets: {unknown}"
+    );
     let bad_date = w.dr("U1", "followup fix the alerting due=2026-13-01").await;
-    assert!(bad_date.contains("not a date") && bad_date.contains("YYYY-MM-DD"), "{bad_date}");
+    assert!(
+        bad_date.contains("not a date") && bad_date.contains("YYYY-MM-DD"),
+        "{bad_date}"
+    );
     let past = w.dr("U1", "followup fix the alerting due=2020-01-01").await;
     assert!(past.contains("in the past"), "{past}");
     let nobody = w.dr("U1", "page resolve dr-lead").await;
@@ -277,7 +297,10 @@ async fn acknowledgements_and_resolves_come_back_from_pagerduty_webhooks_once() 
     w.post("acknowledged by Dana Lead").await;
     assert_eq!(w.posts("was acknowledged by Dana Lead").await.len(), 1);
     let status = w.dr("U1", "status").await;
-    assert!(status.contains("dr-lead acknowledged by Dana Lead"), "{status}");
+    assert!(
+        status.contains("dr-lead acknowledged by Dana Lead"),
+        "{status}"
+    );
 
     let other = pagerduty_incident_webhook("incident.priority_updated", &incident).to_string();
     let headers = pagerduty_webhook_headers(&[WEBHOOK_SECRET], "wh-prio", &other);
@@ -313,7 +336,9 @@ async fn with_pagerduty_down_commands_answer_and_the_give_up_names_whom_to_call_
     }
     let sent_so_far = w.slack.posts_in(CHANNEL);
     assert!(
-        !sent_so_far.iter().any(|p| p.to_string().contains("NOT paged")),
+        !sent_so_far
+            .iter()
+            .any(|p| p.to_string().contains("NOT paged")),
         "given up too early"
     );
     w.bot.advance(Duration::minutes(3));
@@ -356,7 +381,10 @@ async fn oncall_shows_who_a_page_would_wake() {
         },
     ]);
     let shown = w.dr("U1", "oncall dr-lead").await;
-    assert!(shown.contains("Dana Lead") && shown.contains("Bo Boss"), "{shown}");
+    assert!(
+        shown.contains("Dana Lead") && shown.contains("Bo Boss"),
+        "{shown}"
+    );
     assert!(!shown.contains(REST_TOKEN));
     let unknown = w.dr("U1", "oncall nobody").await;
     assert!(unknown.contains("Unknown target `nobody`"), "{unknown}");
@@ -370,7 +398,8 @@ async fn a_lost_create_answer_files_one_ticket_and_the_waiver_also_meets_9_8_4()
     let w = world().await;
     w.dr("U1", "declare sev3 data orders table wiped").await;
     w.gh.fail_next("POST", Failure::ReplyAfterApplying);
-    w.dr("U1", "followup add a restore drill for the ledger").await;
+    w.dr("U1", "followup add a restore drill for the ledger")
+        .await;
     w.bot
         .until("the create whose answer was lost", async || {
             (!w.gh.issues().is_empty()).then_some(())
@@ -379,11 +408,17 @@ async fn a_lost_create_answer_files_one_ticket_and_the_waiver_also_meets_9_8_4()
     // The retry comes after its back-off, on the engine's clock.
     w.bot.advance(Duration::seconds(2));
     w.post("Follow-up #1 filed as #1").await;
-    assert_eq!(w.gh.issues().len(), 1, "the retry found the ticket instead of filing again");
+    assert_eq!(
+        w.gh.issues().len(),
+        1,
+        "the retry found the ticket instead of filing again"
+    );
     assert_eq!(w.posts("Follow-up #1 filed").await.len(), 1);
 
     // The waiver meets 9.8.4 just as well.
-    let r = w.dr("U1", "followup none covered by INC-1's follow-ups").await;
+    let r = w
+        .dr("U1", "followup none covered by INC-1's follow-ups")
+        .await;
     assert!(r.contains("no follow-up needed"), "{r}");
     let again = w.dr("U1", "followup none twice").await;
     assert!(again.contains("already waived"), "{again}");
@@ -399,7 +434,8 @@ async fn a_lost_create_answer_files_one_ticket_and_the_waiver_also_meets_9_8_4()
 async fn a_followups_state_is_read_back_on_the_slow_schedule() {
     let w = world().await;
     w.dr("U1", "declare sev3 data orders table wiped").await;
-    w.dr("U1", "followup add a restore drill for the ledger").await;
+    w.dr("U1", "followup add a restore drill for the ledger")
+        .await;
     w.post("Follow-up #1 filed as #1").await;
     w.gh.close_issue(1, "completed");
     w.bot.advance(Duration::minutes(16));

@@ -66,6 +66,8 @@ impl<W: Write> MarkdownWriter<W> {
                 .as_bytes(),
         )?;
         write_pitr_target(o, inc)?;
+        super::reach::write_pages(o, inc)?;
+        super::reach::write_followups(o, inc)?;
         write_checklist(o, inc, runbook)?;
         o.write_all(b"## Timeline\n\n| # | time (UTC) | actor | event |\n|---:|---|---|---|\n")?;
         Ok(MarkdownWriter::rows(out))

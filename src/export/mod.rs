@@ -23,6 +23,7 @@ mod format;
 mod json;
 mod markdown;
 mod overview;
+mod reach;
 mod summary;
 #[cfg(test)]
 mod tests;

@@ -77,3 +77,12 @@ impl Serve {
         assert!(status.success(), "drbot serve exited with {status}");
     }
 }
+
+/// A test that fails between start and stop must not leave a server running (it would also
+/// hold the test's output open).
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
