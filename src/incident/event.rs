@@ -665,7 +665,7 @@ impl EventKind {
             ),
             other => out.write_str(
                 &describe_comms(other)
-                    .or_else(|| super::reach::describe(other))
+                    .or_else(|| describe_reach(other))
                     .unwrap_or_default(),
             ),
         }
@@ -773,6 +773,90 @@ pub fn describe_comms(kind: &EventKind) -> Option<String> {
             "communications lead reminded: the update promised in {draft} for {} is due",
             due.format("%H:%M UTC")
         ),
+        _ => return None,
+    })
+}
+
+/// A target as people say it: `the DR lead`, `dba-oncall`.
+pub fn target_title(target: &str) -> String {
+    match target {
+        "ic" => "the incident commander".into(),
+        "dr-lead" => "the DR lead".into(),
+        "comms" => "the communications lead".into(),
+        "db-lead" => "the database lead".into(),
+        other => other.to_string(),
+    }
+}
+
+/// One line for timelines and exports.
+pub fn describe_reach(kind: &EventKind) -> Option<String> {
+    Some(match kind {
+        EventKind::PageRequested {
+            target,
+            action: PageAction::Trigger,
+            reason,
+            ..
+        } => format!("paging {} ({reason})", target_title(target)),
+        EventKind::PageRequested { target, .. } => {
+            format!("resolving the page to {}", target_title(target))
+        }
+        EventKind::PageDelivered {
+            target,
+            action: PageAction::Trigger,
+            ..
+        } => format!("paged {}", target_title(target)),
+        EventKind::PageDelivered { target, .. } => {
+            format!("the page to {} is resolved", target_title(target))
+        }
+        EventKind::PageNotDelivered {
+            target,
+            action,
+            error,
+            fallback,
+            ..
+        } => match action {
+            PageAction::Trigger => format!(
+                "NOT paged: {} — {error}{}",
+                target_title(target),
+                fallback
+                    .as_deref()
+                    .map(|f| format!(" — call {f}"))
+                    .unwrap_or_default()
+            ),
+            PageAction::Resolve => format!(
+                "the page to {} could not be resolved ({error}): resolve it in the provider",
+                target_title(target)
+            ),
+        },
+        EventKind::PageChanged {
+            target, status, by, ..
+        } => match (status.as_str(), by) {
+            ("acknowledged", Some(by)) => format!(
+                "the page to {} was acknowledged by {by}",
+                target_title(target)
+            ),
+            ("resolved", _) => format!(
+                "the page to {} was resolved in PagerDuty",
+                target_title(target)
+            ),
+            (other, _) => format!(
+                "the page to {} is {other} in PagerDuty",
+                target_title(target)
+            ),
+        },
+        EventKind::FollowupRequested { number, text, .. } => {
+            format!("follow-up #{number} requested: {text}")
+        }
+        EventKind::FollowupFiled { number, key, .. } => {
+            format!("follow-up #{number} filed as {key}")
+        }
+        EventKind::FollowupNotFiled { number, error } => {
+            format!("follow-up #{number} NOT filed: {error}")
+        }
+        EventKind::FollowupStateRead { number, state, .. } => {
+            format!("follow-up #{number} is {state} in the tracker")
+        }
+        EventKind::FollowupWaived { reason } => format!("no follow-up needed: {reason}"),
         _ => return None,
     })
 }

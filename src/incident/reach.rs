@@ -5,6 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::event::{Actor, EventKind, IncidentId, PageAction};
+pub use super::event::{describe_reach as describe, target_title};
 use super::incident_ref;
 
 /// PagerDuty's `dedup_key` / Opsgenie's `alias` of a target's nth page:
@@ -47,17 +48,6 @@ pub fn followup_marker(incident: IncidentId, declared_at: DateTime<Utc>, number:
         incident_ref(incident),
         declared_at.timestamp()
     )
-}
-
-/// A target as people say it: `the DR lead`, `dba-oncall`.
-pub fn target_title(target: &str) -> String {
-    match target {
-        "ic" => "the incident commander".into(),
-        "dr-lead" => "the DR lead".into(),
-        "comms" => "the communications lead".into(),
-        "db-lead" => "the database lead".into(),
-        other => other.to_string(),
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,79 +308,6 @@ impl Reach {
     fn followup_mut(&mut self, number: u32) -> Option<&mut Followup> {
         self.followups.iter_mut().find(|f| f.number == number)
     }
-}
-
-/// One line for timelines and exports.
-pub fn describe(kind: &EventKind) -> Option<String> {
-    Some(match kind {
-        EventKind::PageRequested {
-            target,
-            action: PageAction::Trigger,
-            reason,
-            ..
-        } => format!("paging {} ({reason})", target_title(target)),
-        EventKind::PageRequested { target, .. } => {
-            format!("resolving the page to {}", target_title(target))
-        }
-        EventKind::PageDelivered {
-            target,
-            action: PageAction::Trigger,
-            ..
-        } => format!("paged {}", target_title(target)),
-        EventKind::PageDelivered { target, .. } => {
-            format!("the page to {} is resolved", target_title(target))
-        }
-        EventKind::PageNotDelivered {
-            target,
-            action,
-            error,
-            fallback,
-            ..
-        } => match action {
-            PageAction::Trigger => format!(
-                "NOT paged: {} — {error}{}",
-                target_title(target),
-                fallback
-                    .as_deref()
-                    .map(|f| format!(" — call {f}"))
-                    .unwrap_or_default()
-            ),
-            PageAction::Resolve => format!(
-                "the page to {} could not be resolved ({error}): resolve it in the provider",
-                target_title(target)
-            ),
-        },
-        EventKind::PageChanged {
-            target, status, by, ..
-        } => match (status.as_str(), by) {
-            ("acknowledged", Some(by)) => format!(
-                "the page to {} was acknowledged by {by}",
-                target_title(target)
-            ),
-            ("resolved", _) => format!(
-                "the page to {} was resolved in PagerDuty",
-                target_title(target)
-            ),
-            (other, _) => format!(
-                "the page to {} is {other} in PagerDuty",
-                target_title(target)
-            ),
-        },
-        EventKind::FollowupRequested { number, text, .. } => {
-            format!("follow-up #{number} requested: {text}")
-        }
-        EventKind::FollowupFiled { number, key, .. } => {
-            format!("follow-up #{number} filed as {key}")
-        }
-        EventKind::FollowupNotFiled { number, error } => {
-            format!("follow-up #{number} NOT filed: {error}")
-        }
-        EventKind::FollowupStateRead { number, state, .. } => {
-            format!("follow-up #{number} is {state} in the tracker")
-        }
-        EventKind::FollowupWaived { reason } => format!("no follow-up needed: {reason}"),
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
