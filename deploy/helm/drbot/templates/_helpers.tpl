@@ -217,6 +217,9 @@ routes are secrets.pagingRoutes: their keys name the targets, with existingSecre
 {{- if and $own (not $key) }}
 {{- fail (printf "secrets.pagingRoutes.%s is empty: give its routing key (or use existingSecret with paging-route-%s)" $name $target) }}
 {{- end }}
+{{- /* PagerDuty answers 400 "Length of 'routing_key' is incorrect (should be 32 characters)"
+(v2.developer.pagerduty.com/docs/send-an-event-events-api-v2, as shared/reference/paging.md §1.1
+quotes it); drbot refuses such a key at load. */}}
 {{- if and $key (eq $provider "pagerduty") (ne (len $key) 32) }}
 {{- fail (printf "secrets.pagingRoutes.%s is not a PagerDuty integration key (those are 32 characters): copy it from the service's Events API v2 integration" $name) }}
 {{- end }}
