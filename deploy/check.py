@@ -45,20 +45,28 @@ CONTAINER_SECURITY = {
     "capabilities": {"drop": ["ALL"]},
 }
 RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
-# environment variable -> (Secret key, values path of the credential)
+# environment variable -> (Secret key, values path of the credential, the feature that must be
+# on for an existingSecret's key to be read (None: always), whether that key may be missing)
 CREDENTIALS = {
-    "DRBOT__DATABASE__URL": ("database-url", "database.url"),
-    "DRBOT__SLACK__SIGNING_SECRET": ("slack-signing-secret", "secrets.slackSigningSecret"),
-    "DRBOT__SLACK__BOT_TOKEN": ("slack-bot-token", "secrets.slackBotToken"),
-    "DRBOT__SLACK__APP_TOKEN": ("slack-app-token", "secrets.slackAppToken"),
-    "DRBOT__DISCORD__PUBLIC_KEY": ("discord-public-key", "secrets.discordPublicKey"),
-    "DRBOT__DISCORD__BOT_TOKEN": ("discord-bot-token", "secrets.discordBotToken"),
-    "DRBOT__OFFSITE__ACCESS_KEY_ID": ("offsite-access-key-id", "secrets.offsiteAccessKeyId"),
-    "DRBOT__OFFSITE__SECRET_ACCESS_KEY": ("offsite-secret-access-key", "secrets.offsiteSecretAccessKey"),
-    "DRBOT__HTTP__API_TOKEN": ("http-api-token", "secrets.httpApiToken"),
-    "DRBOT__WEB__TOKENS": ("web-tokens", "secrets.webTokens"),
-    "DRBOT__WEB__COOKIE_KEY": ("web-cookie-key", "secrets.webCookieKey"),
+    "DRBOT__DATABASE__URL": ("database-url", "database.url", None, False),
+    "DRBOT__SLACK__SIGNING_SECRET": ("slack-signing-secret", "secrets.slackSigningSecret", None, True),
+    "DRBOT__SLACK__BOT_TOKEN": ("slack-bot-token", "secrets.slackBotToken", None, True),
+    "DRBOT__SLACK__APP_TOKEN": ("slack-app-token", "secrets.slackAppToken", None, True),
+    "DRBOT__DISCORD__PUBLIC_KEY": ("discord-public-key", "secrets.discordPublicKey", None, True),
+    "DRBOT__DISCORD__BOT_TOKEN": ("discord-bot-token", "secrets.discordBotToken", None, True),
+    "DRBOT__OFFSITE__ACCESS_KEY_ID": ("offsite-access-key-id", "secrets.offsiteAccessKeyId", "offsite", True),
+    "DRBOT__OFFSITE__SECRET_ACCESS_KEY": ("offsite-secret-access-key", "secrets.offsiteSecretAccessKey", "offsite", True),
+    "DRBOT__HTTP__API_TOKEN": ("http-api-token", "secrets.httpApiToken", None, True),
+    "DRBOT__WEB__TOKENS": ("web-tokens", "secrets.webTokens", "web", True),
+    "DRBOT__WEB__COOKIE_KEY": ("web-cookie-key", "secrets.webCookieKey", "web", True),
+    "DRBOT__PAGING__API_KEY": ("paging-api-key", "secrets.pagingApiKey", "paging", True),
+    "DRBOT__PAGING__WEBHOOK_SECRETS": ("paging-webhook-secrets", "secrets.pagingWebhookSecrets", "paging", True),
+    # drbot refuses github without its token and jira without its API token.
+    "DRBOT__TRACKER__TOKEN": ("tracker-token", "secrets.trackerToken", "github", False),
+    "DRBOT__TRACKER__API_TOKEN": ("tracker-api-token", "secrets.trackerApiToken", "jira", False),
 }
+# Settings that are credentials: never in the ConfigMap (src/config/paging.rs names their variables).
+SECRET_FIELDS = {"paging": {"routes", "api_key", "webhook_secrets"}, "tracker": {"token", "api_token"}}
 # The oauth2-proxy sidecar's own variables, from the same Secret, never in drbot's environment.
 OAUTH2_CREDENTIALS = {
     "OAUTH2_PROXY_CLIENT_ID": ("oauth2-proxy-client-id", "secrets.oauth2ProxyClientId"),
@@ -88,6 +96,18 @@ OAUTH2_SECRETS = {
     "oauth2ProxyClientSecret": "chk-oauth2-client-secret-0b7e",
     "oauth2ProxyCookieSecret": "chk-oauth2-cookie-" + "c" * 14,
 }
+# PagerDuty integration keys are 32 characters (src/config/paging.rs refuses others).
+ROUTES = {"dr-lead": "chkroutedrlead" + "d" * 18, "ic": "chkrouteic" + "c" * 22}
+PAGING_SECRETS = {"pagingApiKey": "chk-pd-rest-key-5a5a", "pagingWebhookSecrets": "chk-whsec-one-71e1,chk-whsec-two-72e2"}
+TRACKER_TOKEN = "chk-github-tracker-token-9d9d"
+JIRA_API_TOKEN = "chk-jira-api-token-6e6e"
+PAGING = {
+    "provider": "pagerduty",
+    "auto": {"sev1": ["dr-lead", "ic"]},
+    "fallback": {"dr-lead": "Dana, +1 555 0100"},
+    "oncall": {"ic": "PIC0001", "dr-lead": "PDRL002"},
+}
+JIRA = {"kind": "jira", "site": "https://example.atlassian.net", "project": "OPS", "email": "drbot@example.com"}
 DB_URL = "postgres://drbot:chk-db-password-8d8d@pg.databases:5432/drbot"
 WEB_PUBLIC_URL = "https://drbot-web.example.com"
 WEB_ALLOW = ["@example.com", "bob@partner.org"]
@@ -101,7 +121,11 @@ SIDECAR = {
 ALL_FEATURES = {
     "replicaCount": 3,
     "existingSecret": "drbot-credentials",
-    "secrets": {**SECRETS, **OAUTH2_SECRETS},  # ignored with existingSecret: none of it may be rendered
+    # Ignored with existingSecret (none of it may be rendered) but for the routes' names.
+    "secrets": {**SECRETS, **OAUTH2_SECRETS, **PAGING_SECRETS, "pagingRoutes": {"dr-lead": "", "dba_oncall": ""}},
+    "paging": {"provider": "opsgenie", "eventsUrl": "https://api.eu.opsgenie.com/v2/alerts",
+               "auto": {"sev1": ["dr-lead", "dba-oncall"], "SEV2": ["dr_lead"]}, "giveUpMinutes": 3},
+    "tracker": {**JIRA, "issueType": "Bug", "labels": ["dr"], "searchLagSeconds": 120},
     "database": {"url": DB_URL},
     "freeze": {"argocdWindow": False, "argocdAutoSync": True, "flux": True},
     "kubernetes": {
@@ -169,6 +193,28 @@ RENDERINGS = {
     },
     "web-oauth2-proxy": {"web": SIDECAR, "secrets": OAUTH2_SECRETS},
     "web-own-proxy": {"web": {"enabled": True, "auth": "proxy", "proxy": ["10.0.5.7"], "allow": WEB_ALLOW, "proxyHeader": "X-Auth-Request-Email"}},
+    "paging-pagerduty": {"paging": PAGING, "secrets": {"pagingRoutes": ROUTES, **PAGING_SECRETS}},
+    "tracker-github": {
+        "tracker": {"kind": "github", "repo": "example/ops", "labels": ["incident-follow-up", "dr"]},
+        "secrets": {"trackerToken": TRACKER_TOKEN},
+    },
+    "tracker-jira": {"tracker": JIRA, "secrets": {"trackerApiToken": JIRA_API_TOKEN}},
+}
+# Spot checks, spelt out rather than derived: rendering -> {variable: Secret key}.
+EXPECTED_ENV = {
+    "paging-pagerduty": {
+        "DRBOT__PAGING__ROUTES__DR_LEAD": "paging-route-dr-lead",
+        "DRBOT__PAGING__ROUTES__IC": "paging-route-ic",
+        "DRBOT__PAGING__API_KEY": "paging-api-key",
+        "DRBOT__PAGING__WEBHOOK_SECRETS": "paging-webhook-secrets",
+    },
+    "tracker-github": {"DRBOT__TRACKER__TOKEN": "tracker-token"},
+    "tracker-jira": {"DRBOT__TRACKER__API_TOKEN": "tracker-api-token"},
+    "all-features": {
+        "DRBOT__PAGING__ROUTES__DR_LEAD": "paging-route-dr-lead",
+        "DRBOT__PAGING__ROUTES__DBA_ONCALL": "paging-route-dba-oncall",
+        "DRBOT__TRACKER__API_TOKEN": "tracker-api-token",
+    },
 }
 
 FAILING = {
@@ -204,6 +250,40 @@ FAILING = {
         {"web": {**SIDECAR, "oauth2Proxy": {**SIDECAR["oauth2Proxy"], "extraArgs": ["--skip-auth-route=^/healthz$"]}}, "secrets": OAUTH2_SECRETS},
         "skip sign-in are refused",
     ),
+    "paging-unknown-provider": ({"paging": {**PAGING, "provider": "victorops"}, "secrets": {"pagingRoutes": ROUTES}}, "is not known"),
+    "paging-provider-without-routes": ({"paging": {"provider": "pagerduty"}}, "secrets.pagingRoutes is empty"),
+    "paging-provider-without-routes-existing-secret": (
+        {"existingSecret": "drbot-credentials", "paging": {"provider": "opsgenie"}}, "secrets.pagingRoutes is empty"),
+    "paging-routes-without-provider": ({"secrets": {"pagingRoutes": ROUTES}}, "paging.provider is not"),
+    "paging-auto-without-provider": ({"paging": {"auto": {"sev1": ["ic"]}}}, "paging.provider is not"),
+    "paging-api-key-without-provider": ({"secrets": {"pagingApiKey": "k"}}, "paging.provider is not"),
+    "paging-short-pagerduty-key": ({"paging": PAGING, "secrets": {"pagingRoutes": {**ROUTES, "ic": "short"}}}, "32 characters"),
+    "paging-short-key-existing-secret": (
+        {"existingSecret": "drbot-credentials", "paging": PAGING, "secrets": {"pagingRoutes": {"dr-lead": "", "ic": "short"}}}, "32 characters"),
+    "paging-unquoted-key": ({"paging": {"provider": "opsgenie"}, "secrets": {"pagingRoutes": {"ic": 12345}}}, "must be a string"),
+    "paging-empty-route": ({"paging": {"provider": "opsgenie"}, "secrets": {"pagingRoutes": {"ic": ""}}}, "secrets.pagingRoutes.ic is empty"),
+    "paging-bad-target-name": ({"paging": {"provider": "opsgenie"}, "secrets": {"pagingRoutes": {"dr.lead": "k"}}}, "is not a target name"),
+    "paging-same-target-twice": (
+        {"paging": {"provider": "opsgenie"}, "secrets": {"pagingRoutes": {"dr-lead": "k", "DR_LEAD": "k"}}}, "a second time"),
+    "paging-auto-unrouted": ({"paging": {**PAGING, "auto": {"sev1": ["comms"]}}, "secrets": {"pagingRoutes": ROUTES}}, "has no route"),
+    "paging-auto-not-a-severity": ({"paging": {**PAGING, "auto": {"sev9": ["ic"]}}, "secrets": {"pagingRoutes": ROUTES}}, "is not a severity"),
+    "paging-fallback-unrouted": (
+        {"paging": {**PAGING, "fallback": {"comms": "Sam"}}, "secrets": {"pagingRoutes": ROUTES}}, "has no route"),
+    "paging-oncall-unrouted": ({"paging": {**PAGING, "oncall": {"db-lead": "P1"}}, "secrets": {"pagingRoutes": ROUTES}}, "has no route"),
+    "paging-bad-events-url": (
+        {"paging": {**PAGING, "eventsUrl": "events.pagerduty.com"}, "secrets": {"pagingRoutes": ROUTES}}, "http(s) URL"),
+    "paging-give-up-too-long": ({"paging": {**PAGING, "giveUpMinutes": 90}, "secrets": {"pagingRoutes": ROUTES}}, "between 1 and 60"),
+    "tracker-unknown-kind": ({"tracker": {"kind": "gitlab"}}, "is not known"),
+    "tracker-github-without-repo": ({"tracker": {"kind": "github"}, "secrets": {"trackerToken": "t"}}, "tracker.repo is not set"),
+    "tracker-github-bad-repo": ({"tracker": {"kind": "github", "repo": "ops"}, "secrets": {"trackerToken": "t"}}, "must be owner/name"),
+    "tracker-github-without-token": ({"tracker": {"kind": "github", "repo": "example/ops"}}, "secrets.trackerToken is not set"),
+    "tracker-token-without-github": ({"tracker": JIRA, "secrets": {"trackerToken": "t", "trackerApiToken": "j"}}, "is not github"),
+    "tracker-api-token-without-jira": ({"secrets": {"trackerApiToken": "j"}}, "is not jira"),
+    "tracker-jira-without-site": ({"tracker": {**JIRA, "site": ""}, "secrets": {"trackerApiToken": "j"}}, "tracker.site is not an http(s) URL"),
+    "tracker-jira-without-project": ({"tracker": {**JIRA, "project": ""}, "secrets": {"trackerApiToken": "j"}}, "tracker.project is not set"),
+    "tracker-jira-without-email": ({"tracker": {**JIRA, "email": ""}, "secrets": {"trackerApiToken": "j"}}, "tracker.email is not set"),
+    "tracker-jira-without-api-token": ({"tracker": JIRA}, "secrets.trackerApiToken is not set"),
+    "tracker-refresh-zero": ({"tracker": {**JIRA, "refreshMinutes": 0}, "secrets": {"trackerApiToken": "j"}}, "at least 1"),
 }
 
 
@@ -245,18 +325,46 @@ def objects(manifests: dict[str, str]) -> list[dict]:
     return [d for d in yaml.safe_load_all(as_text(manifests)) if d]
 
 
-def config_rs_fields() -> dict[str, set[str]]:
-    """TOML section -> its keys, read from the settings structs in src/config.rs and the
-    sections kept in files of their own under src/config/."""
+def config_rs_fields() -> dict[str, dict[str, str]]:
+    """TOML section -> {key: its Rust type}, read from the settings structs in src/config.rs
+    and the sections kept in files of their own under src/config/ (web.rs; paging.rs holds
+    both PagingSettings and TrackerSettings)."""
     src = CONFIG_RS.read_text()
     sections = CONFIG_RS.with_suffix("")
     every = src + "".join(f.read_text() for f in sorted(sections.glob("*.rs")))
     structs = {
-        m.group(1): set(re.findall(r"^\s*pub (\w+):", m.group(2), flags=re.M))
+        m.group(1): dict(re.findall(r"^\s*pub (\w+): (.+),\s*$", m.group(2), flags=re.M))
         for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", every, flags=re.S)
     }
     top = re.search(r"pub struct Settings \{(.*?)\n\}", src, flags=re.S).group(1)
     return {sec: structs[ty] for sec, ty in re.findall(r"pub (\w+): (\w+),", top)}
+
+
+def target_name(raw: str) -> str:
+    """A paging target as drbot reads it (src/config/paging.rs target_name)."""
+    return raw.strip().lower().replace("_", "-")
+
+
+def features(values: dict) -> dict[str, bool]:
+    kind = (values["tracker"]["kind"] or "").strip()
+    return {
+        "offsite": bool(values["offsite"]["bucket"]),
+        "web": bool(values["web"]["enabled"]),
+        "paging": bool((values["paging"]["provider"] or "").strip()),
+        "github": kind == "github",
+        "jira": kind == "jira",
+    }
+
+
+def credentials(values: dict) -> dict[str, tuple]:
+    """CREDENTIALS and one route per key of secrets.pagingRoutes, named as drbot's config
+    loader reads DRBOT__PAGING__ROUTES__DR_LEAD back (a dash cannot be in a variable name)."""
+    out = dict(CREDENTIALS)
+    for name in values["secrets"]["pagingRoutes"] or {}:
+        target = target_name(name)
+        out[f"DRBOT__PAGING__ROUTES__{target.upper().replace('-', '_')}"] = (
+            f"paging-route-{target}", f"secrets.pagingRoutes.{name}", "paging", False)
+    return out
 
 
 # ---- expected RBAC, computed from permissions.yaml and the values, independently of the chart
@@ -392,6 +500,10 @@ def check_rendering(label: str, values: dict, manifests: dict[str, str], permiss
     for c in [main] + init:
         check_container_security(c, f"{where}: Deployment container {c['name']}", fail)
         check_env(c, values, secret_name, fields, f"{where}: container {c['name']}", fail)
+    env = {e["name"]: e for e in main.get("env", [])}
+    for name, key in EXPECTED_ENV.get(label, {}).items():
+        ref = ((env.get(name) or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+        fail.check(ref.get("name") == secret_name and ref.get("key") == key, where, f"{name} must be secretKeyRef {secret_name}/{key}: {env.get(name)}")
     mounts = {m["mountPath"]: m["name"] for m in main.get("volumeMounts", [])}
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     fail.check("emptyDir" in volumes.get(mounts.get("/tmp"), {}), where, "/tmp must be an emptyDir (read-only root filesystem)")
@@ -423,9 +535,16 @@ def check_rendering(label: str, values: dict, manifests: dict[str, str], permiss
         sec_text = manifests.get("drbot/templates/secret.yaml", "")
         fail.check(annotations.get("checksum/secret") == hashlib.sha256(sec_text.encode()).hexdigest(), where,
                    "checksum/secret is not the sha256 of the rendered Secret")
+    text = as_text(manifests)
+    # A credential is in the Secret base64-encoded (or in no Secret of ours): its plain text is nowhere.
+    for name, (_, path, _, _) in credentials(values).items():
+        v = str(at(values, path) or "")
+        if name != "DRBOT__DATABASE__URL" and len(v) >= 8:
+            fail.check(v not in text, where, f"the value of {name} appears in plain text in the rendering")
     if values["existingSecret"]:
-        text = as_text(manifests)
-        leaked = [k for k, v in values["secrets"].items() if v and v in text]
+        plain = [(k, v) for k, v in values["secrets"].items() if not isinstance(v, dict)]
+        plain += [(f"pagingRoutes.{k}", v) for k, v in (values["secrets"]["pagingRoutes"] or {}).items()]
+        leaked = [k for k, v in plain if v and str(v) in text]
         if values["database"]["url"] and values["database"]["url"] in text:
             leaked.append("database.url")
         fail.check(not leaked, where, f"with existingSecret these values are still rendered: {leaked}")
@@ -546,8 +665,12 @@ def check_container_security(c: dict, where: str, fail: Failures) -> None:
 
 
 def env_name_known(name: str, fields: dict) -> bool:
-    m = re.fullmatch(r"DRBOT__([A-Z]+)__([A-Z_]+)", name)
-    return bool(m) and m.group(2).lower() in fields.get(m.group(1).lower(), set())
+    """DRBOT__SECTION__KEY, or DRBOT__SECTION__TABLE__ENTRY for a map setting (paging.routes)."""
+    m = re.fullmatch(r"DRBOT__([A-Z]+)__([A-Z_]+?)(?:__([A-Z0-9_]+))?", name)
+    if not m:
+        return False
+    ty = fields.get(m.group(1).lower(), {}).get(m.group(2).lower())
+    return ty is not None and (m.group(3) is None or ty.startswith("BTreeMap<String, String>"))
 
 
 def check_env(c: dict, values: dict, secret_name: str, fields: dict, where: str, fail: Failures) -> None:
@@ -559,11 +682,14 @@ def check_env(c: dict, values: dict, secret_name: str, fields: dict, where: str,
             fail.check(env_name_known(name, fields), where, f"{name} is no setting of src/config.rs")
     fail.check(not any(n.startswith("OAUTH2_PROXY_") for n in env), where, "the oauth2-proxy credentials reach drbot's environment")
     existing = bool(values["existingSecret"])
-    for name, (key, path) in CREDENTIALS.items():
+    on = features(values)
+    creds = credentials(values)
+    for name in env:
+        if name.startswith(("DRBOT__PAGING__", "DRBOT__TRACKER__")):
+            fail.check(name in creds, where, f"{name} is in the environment but is no credential the values name")
+    for name, (key, path, feature, may_lack) in creds.items():
         configured = bool(at(values, path))
-        offsite = name.startswith("DRBOT__OFFSITE__")
-        web = name.startswith("DRBOT__WEB__")
-        expect = ((not offsite or bool(values["offsite"]["bucket"])) and (not web or bool(values["web"]["enabled"]))) if existing else configured
+        expect = (feature is None or on[feature]) if existing else configured
         e = env.get(name)
         if not fail.check(bool(e) == expect, where, f"{name} {'missing' if expect else 'set although not configured'}"):
             continue
@@ -572,13 +698,13 @@ def check_env(c: dict, values: dict, secret_name: str, fields: dict, where: str,
         ref = (e.get("valueFrom") or {}).get("secretKeyRef") or {}
         fail.check("value" not in e and ref.get("name") == secret_name and ref.get("key") == key, where,
                    f"{name} must come from secretKeyRef {secret_name}/{key}: {e}")
-        optional = existing and name != "DRBOT__DATABASE__URL"
+        optional = existing and may_lack
         fail.check(bool(ref.get("optional", False)) == optional, where, f"{name}: optional must be {optional}")
 
 
 def check_secret(secret: dict, values: dict, where: str, fail: Failures) -> None:
     data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-    every = list(CREDENTIALS.values()) + list(OAUTH2_CREDENTIALS.values())
+    every = [c[:2] for c in credentials(values).values()] + list(OAUTH2_CREDENTIALS.values())
     want = {key: str(at(values, path)) for key, path in every if at(values, path)}
     fail.check(data == want, where, f"Secret keys {sorted(data)} != configured credentials {sorted(want)}")
     fail.check("stringData" not in secret, where, "Secret uses stringData")
@@ -597,10 +723,13 @@ def check_toml(cm: dict, values: dict, fields: dict, where: str, fail: Failures)
         for key in keys:
             fail.check(key in fields[section], where, f"drbot.toml: {section}.{key} is no setting of src/config.rs (drbot refuses unknown keys)")
             fail.check(not re.search(r"token|secret|password|access_key", key), where, f"drbot.toml: {section}.{key} looks like a credential")
-    every = list(CREDENTIALS.values()) + list(OAUTH2_CREDENTIALS.values())
-    credentials = [at(values, p) for _, p in every] + list(SECRETS.values()) + [DB_URL]
-    credentials += list(WEB_SECRETS.values()) + list(OAUTH2_SECRETS.values()) + WEB_SECRETS["webTokens"].split(",")
-    for v in credentials:
+            fail.check(key not in SECRET_FIELDS.get(section, set()), where, f"drbot.toml: {section}.{key} is a credential")
+    every = [c[1] for c in credentials(values).values()] + [p for _, p in OAUTH2_CREDENTIALS.values()]
+    secret_values = [at(values, p) for p in every] + list(SECRETS.values()) + [DB_URL]
+    secret_values += list(WEB_SECRETS.values()) + list(OAUTH2_SECRETS.values()) + WEB_SECRETS["webTokens"].split(",")
+    secret_values += list(ROUTES.values()) + list(PAGING_SECRETS.values()) + PAGING_SECRETS["pagingWebhookSecrets"].split(",")
+    secret_values += [TRACKER_TOKEN, JIRA_API_TOKEN]
+    for v in secret_values:
         fail.check(not (v and str(v) in yaml.safe_dump(cm)), where, f"the ConfigMap contains a credential value ({str(v)[:6]}…)")
     fail.check(toml.get("cluster", {}).get("backend") == values["cluster"]["backend"], where, "[cluster] backend")
     k = values["kubernetes"]
@@ -632,6 +761,49 @@ def check_toml(cm: dict, values: dict, fields: dict, where: str, fail: Failures)
     if values["discord"]["applicationId"]:
         fail.check(toml.get("discord", {}).get("application_id") == str(values["discord"]["applicationId"]), where, "[discord] application_id")
     check_web_toml(toml.get("web"), values, where, fail)
+    check_paging_toml(toml.get("paging"), values, where, fail)
+    check_tracker_toml(toml.get("tracker"), values, where, fail)
+
+
+def check_paging_toml(pt: dict | None, values: dict, where: str, fail: Failures) -> None:
+    """[paging] as src/config/paging.rs reads it; every target it names has a route variable."""
+    p = values["paging"]
+    if not (p["provider"] or "").strip():
+        fail.check(pt is None, where, "[paging] although paging.provider is empty")
+        return
+    want = {"provider": p["provider"].strip(), "give_up_minutes": p["giveUpMinutes"], "webhook_max_age_minutes": p["webhookMaxAgeMinutes"]}
+    for key, vkey in (("events_url", "eventsUrl"), ("api_url", "apiUrl")):
+        if p[vkey]:
+            want[key] = p[vkey]
+    for table in ("auto", "fallback", "oncall"):
+        if p[table]:
+            want[table] = p[table]
+    fail.check(pt == want, where, f"[paging] {pt} != {want}")
+    # What drbot checks at load: auto, fallback and oncall name only routed targets.
+    routed = {target_name(n) for n in values["secrets"]["pagingRoutes"]}
+    named = [t for ts in (pt or {}).get("auto", {}).values() for t in ts]
+    named += list((pt or {}).get("fallback", {})) + list((pt or {}).get("oncall", {}))
+    unrouted = sorted({t for t in named if target_name(t) not in routed})
+    fail.check(not unrouted, where, f"[paging] names targets without a route: {unrouted}")
+
+
+def check_tracker_toml(tt: dict | None, values: dict, where: str, fail: Failures) -> None:
+    """[tracker] as src/config/paging.rs reads it: the keys of its kind only."""
+    t = values["tracker"]
+    kind = (t["kind"] or "").strip()
+    if not kind:
+        fail.check(tt is None, where, "[tracker] although tracker.kind is empty")
+        return
+    want = {"kind": kind, "refresh_minutes": t["refreshMinutes"], "search_lag_seconds": t["searchLagSeconds"]}
+    if kind == "github":
+        want["repo"] = t["repo"]
+        if t["apiUrl"]:
+            want["api_url"] = t["apiUrl"]
+    else:
+        want |= {"site": t["site"], "project": t["project"], "issue_type": t["issueType"], "email": t["email"]}
+    if t["labels"]:
+        want["labels"] = t["labels"]
+    fail.check(tt == want, where, f"[tracker] {tt} != {want}")
 
 
 def check_web_toml(wt: dict | None, values: dict, where: str, fail: Failures) -> None:
@@ -737,6 +909,9 @@ def main() -> int:
     chart = helm_python.Chart.load(str(CHART))
     permissions = yaml.safe_load((CHART / "files" / "permissions.yaml").read_text())
     fields = config_rs_fields()
+    for section, secret in SECRET_FIELDS.items():
+        fail.check(secret <= set(fields.get(section, {})), "config_rs_fields",
+                   f"[{section}] not read from src/config/ with its credentials {sorted(secret)}: {sorted(fields.get(section, {}))}")
 
     for label, over in RENDERINGS.items():
         values = chart.merge_values(over)  # Helm's own coalescing: what the templates see

@@ -102,6 +102,8 @@ Render-time checks: the settings drbot would refuse at start, and the one it can
 {{- fail "slack.socketMode is on but secrets.slackAppToken is not set (an app-level token xapp-… with connections:write)" }}
 {{- end }}
 {{- include "drbot.validateWeb" . }}
+{{- include "drbot.validatePaging" . }}
+{{- include "drbot.validateTracker" . }}
 {{- end }}
 
 {{/* The web view's settings drbot would refuse at start (src/config/web.rs), and the sidecar's. */}}
@@ -178,8 +180,141 @@ Render-time checks: the settings drbot would refuse at start, and the one it can
 {{- end }}
 
 {{/*
+[paging] as drbot refuses it at start (PagingSettings::validate, src/config/paging.rs). The
+routes are secrets.pagingRoutes: their keys name the targets, with existingSecret too.
+*/}}
+{{- define "drbot.validatePaging" -}}
+{{- $p := .Values.paging }}
+{{- $s := .Values.secrets }}
+{{- $own := not .Values.existingSecret }}
+{{- $provider := $p.provider | default "" | toString | trim }}
+{{- $routes := $s.pagingRoutes | default dict }}
+{{- if not $provider }}
+{{- if or $routes $p.auto $p.fallback $p.oncall $s.pagingApiKey $s.pagingWebhookSecrets }}
+{{- fail "secrets.pagingRoutes, paging.auto, paging.fallback, paging.oncall, secrets.pagingApiKey or secrets.pagingWebhookSecrets is set but paging.provider is not: set it to pagerduty or opsgenie, or remove them" }}
+{{- end }}
+{{- else }}
+{{- if not (has $provider (list "pagerduty" "opsgenie")) }}
+{{- fail (printf "paging.provider %q is not known: use pagerduty (Events API v2) or opsgenie (Opsgenie or Jira Service Management Ops)" $provider) }}
+{{- end }}
+{{- if not $routes }}
+{{- fail "paging.provider is set but secrets.pagingRoutes is empty: give a routing key per target (`{dr-lead: …, ic: …}`); with existingSecret, list the targets with empty values and put paging-route-<target> in your Secret" }}
+{{- end }}
+{{- $targets := list }}
+{{- range $name, $key := $routes }}
+{{- $target := include "drbot.target" $name }}
+{{- if not (regexMatch "^[a-z0-9-]+$" $target) }}
+{{- fail (printf "secrets.pagingRoutes: %q is not a target name (letters, digits and dashes)" $name) }}
+{{- end }}
+{{- if has $target $targets }}
+{{- fail (printf "secrets.pagingRoutes: %q names the target %s a second time (drbot ignores case and reads `_` as `-`)" $name $target) }}
+{{- end }}
+{{- $targets = append $targets $target }}
+{{- if and $key (not (kindIs "string" $key)) }}
+{{- fail (printf "secrets.pagingRoutes.%s must be a string: quote the routing key" $name) }}
+{{- end }}
+{{- $key = $key | default "" | trim }}
+{{- if and $own (not $key) }}
+{{- fail (printf "secrets.pagingRoutes.%s is empty: give its routing key (or use existingSecret with paging-route-%s)" $name $target) }}
+{{- end }}
+{{- /* PagerDuty answers 400 "Length of 'routing_key' is incorrect (should be 32 characters)"
+(v2.developer.pagerduty.com/docs/send-an-event-events-api-v2, as shared/reference/paging.md §1.1
+quotes it); drbot refuses such a key at load. */}}
+{{- if and $key (eq $provider "pagerduty") (ne (len $key) 32) }}
+{{- fail (printf "secrets.pagingRoutes.%s is not a PagerDuty integration key (those are 32 characters): copy it from the service's Events API v2 integration" $name) }}
+{{- end }}
+{{- end }}
+{{- range $sev, $names := $p.auto | default dict }}
+{{- if not (has (lower $sev) (list "sev1" "sev2" "sev3" "sev4")) }}
+{{- fail (printf "paging.auto: %q is not a severity (sev1…sev4)" $sev) }}
+{{- end }}
+{{- if not (kindIs "slice" $names) }}
+{{- fail (printf "paging.auto.%s must be a list of targets: [dr-lead, ic]" $sev) }}
+{{- end }}
+{{- range $name := $names }}
+{{- if not (has (include "drbot.target" (toString $name)) $targets) }}
+{{- fail (printf "paging.auto.%s pages %q, which has no route in secrets.pagingRoutes" $sev $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $name := concat (keys ($p.fallback | default dict)) (keys ($p.oncall | default dict)) }}
+{{- if not (has (include "drbot.target" $name) $targets) }}
+{{- fail (printf "paging: %q (in paging.fallback or paging.oncall) has no route in secrets.pagingRoutes" $name) }}
+{{- end }}
+{{- end }}
+{{- range $key, $url := dict "paging.eventsUrl" ($p.eventsUrl | default "") "paging.apiUrl" ($p.apiUrl | default "") }}
+{{- if and $url (not (regexMatch "^https?://" $url)) }}
+{{- fail (printf "%s %q must be an http(s) URL" $key $url) }}
+{{- end }}
+{{- end }}
+{{- $giveUp := int $p.giveUpMinutes }}
+{{- if or (lt $giveUp 1) (gt $giveUp 60) }}
+{{- fail "paging.giveUpMinutes must be between 1 and 60" }}
+{{- end }}
+{{- if lt (int $p.webhookMaxAgeMinutes) 1 }}
+{{- fail "paging.webhookMaxAgeMinutes must be positive" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* [tracker] as drbot refuses it at start (TrackerSettings::validate, src/config/paging.rs). */}}
+{{- define "drbot.validateTracker" -}}
+{{- $t := .Values.tracker }}
+{{- $s := .Values.secrets }}
+{{- $own := not .Values.existingSecret }}
+{{- $kind := $t.kind | default "" | toString | trim }}
+{{- if and $s.trackerToken (ne $kind "github") }}
+{{- fail "secrets.trackerToken is set but tracker.kind is not github: it is GitHub's token, so set tracker.kind github or remove it" }}
+{{- end }}
+{{- if and $s.trackerApiToken (ne $kind "jira") }}
+{{- fail "secrets.trackerApiToken is set but tracker.kind is not jira: it is Jira's API token, so set tracker.kind jira or remove it" }}
+{{- end }}
+{{- if eq $kind "github" }}
+{{- $repo := $t.repo | default "" | trim }}
+{{- if not $repo }}
+{{- fail "tracker.kind is github but tracker.repo is not set: give it as owner/name" }}
+{{- end }}
+{{- if not (regexMatch "^[^/]+/[^/]+$" $repo) }}
+{{- fail (printf "tracker.repo %q must be owner/name" $repo) }}
+{{- end }}
+{{- if and $own (not (trim ($s.trackerToken | default ""))) }}
+{{- fail "tracker.kind is github but secrets.trackerToken is not set (a token with Issues write access on tracker.repo), nor existingSecret with tracker-token" }}
+{{- end }}
+{{- if and $t.apiUrl (not (regexMatch "^https?://" $t.apiUrl)) }}
+{{- fail (printf "tracker.apiUrl %q must be an http(s) URL" $t.apiUrl) }}
+{{- end }}
+{{- else if eq $kind "jira" }}
+{{- if not (regexMatch "^https?://" ($t.site | default "")) }}
+{{- fail "tracker.kind is jira but tracker.site is not an http(s) URL: give it as https://<site>.atlassian.net" }}
+{{- end }}
+{{- if not (trim ($t.project | default "")) }}
+{{- fail "tracker.kind is jira but tracker.project is not set: give the project key (e.g. OPS)" }}
+{{- end }}
+{{- if not (trim ($t.email | default "")) }}
+{{- fail "tracker.kind is jira but tracker.email is not set: the account the API token belongs to" }}
+{{- end }}
+{{- if and $own (not (trim ($s.trackerApiToken | default ""))) }}
+{{- fail "tracker.kind is jira but secrets.trackerApiToken is not set (the API token of tracker.email), nor existingSecret with tracker-api-token" }}
+{{- end }}
+{{- else if $kind }}
+{{- fail (printf "tracker.kind %q is not known: use github or jira" $kind) }}
+{{- end }}
+{{- if $kind }}
+{{- if lt (int $t.refreshMinutes) 1 }}
+{{- fail "tracker.refreshMinutes must be at least 1" }}
+{{- end }}
+{{- $lag := int $t.searchLagSeconds }}
+{{- if or (lt $lag 0) (gt $lag 3600) }}
+{{- fail "tracker.searchLagSeconds must be between 0 and 3600" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The credentials: environment variable, key in the Secret, value in values.yaml (path from
-.Values), and whether an existingSecret may lack the key.
+.Values), whether an existingSecret may lack the key, and the feature (drbot.features) that
+must be on for an existingSecret's key to be read. One route per key of secrets.pagingRoutes:
+drbot reads DRBOT__PAGING__ROUTES__DR_LEAD as the target dr-lead (src/config/paging.rs).
 */}}
 {{- define "drbot.credentials" -}}
 - {env: DRBOT__DATABASE__URL, key: database-url, value: database.url, optional: false}
@@ -188,11 +323,44 @@ The credentials: environment variable, key in the Secret, value in values.yaml (
 - {env: DRBOT__SLACK__APP_TOKEN, key: slack-app-token, value: secrets.slackAppToken, optional: true}
 - {env: DRBOT__DISCORD__PUBLIC_KEY, key: discord-public-key, value: secrets.discordPublicKey, optional: true}
 - {env: DRBOT__DISCORD__BOT_TOKEN, key: discord-bot-token, value: secrets.discordBotToken, optional: true}
-- {env: DRBOT__OFFSITE__ACCESS_KEY_ID, key: offsite-access-key-id, value: secrets.offsiteAccessKeyId, optional: true, offsite: true}
-- {env: DRBOT__OFFSITE__SECRET_ACCESS_KEY, key: offsite-secret-access-key, value: secrets.offsiteSecretAccessKey, optional: true, offsite: true}
+- {env: DRBOT__OFFSITE__ACCESS_KEY_ID, key: offsite-access-key-id, value: secrets.offsiteAccessKeyId, optional: true, feature: offsite}
+- {env: DRBOT__OFFSITE__SECRET_ACCESS_KEY, key: offsite-secret-access-key, value: secrets.offsiteSecretAccessKey, optional: true, feature: offsite}
 - {env: DRBOT__HTTP__API_TOKEN, key: http-api-token, value: secrets.httpApiToken, optional: true}
-- {env: DRBOT__WEB__TOKENS, key: web-tokens, value: secrets.webTokens, optional: true, web: true}
-- {env: DRBOT__WEB__COOKIE_KEY, key: web-cookie-key, value: secrets.webCookieKey, optional: true, web: true}
+- {env: DRBOT__WEB__TOKENS, key: web-tokens, value: secrets.webTokens, optional: true, feature: web}
+- {env: DRBOT__WEB__COOKIE_KEY, key: web-cookie-key, value: secrets.webCookieKey, optional: true, feature: web}
+{{- range $target := .Values.secrets.pagingRoutes | default dict | keys | sortAlpha }}
+- {env: {{ include "drbot.routeEnv" $target | toJson }}, key: {{ include "drbot.routeKey" $target | toJson }}, value: {{ printf "secrets.pagingRoutes.%s" $target | toJson }}, optional: false, feature: paging}
+{{- end }}
+- {env: DRBOT__PAGING__API_KEY, key: paging-api-key, value: secrets.pagingApiKey, optional: true, feature: paging}
+- {env: DRBOT__PAGING__WEBHOOK_SECRETS, key: paging-webhook-secrets, value: secrets.pagingWebhookSecrets, optional: true, feature: paging}
+- {env: DRBOT__TRACKER__TOKEN, key: tracker-token, value: secrets.trackerToken, optional: false, feature: github}
+- {env: DRBOT__TRACKER__API_TOKEN, key: tracker-api-token, value: secrets.trackerApiToken, optional: false, feature: jira}
+{{- end }}
+
+{{/* A paging target as drbot names it: lower case, `_` read as `-` (paging::target_name). */}}
+{{- define "drbot.target" -}}
+{{- . | trim | lower | replace "_" "-" }}
+{{- end }}
+
+{{/* DRBOT__PAGING__ROUTES__DR_LEAD for dr-lead: a variable name cannot hold a dash. */}}
+{{- define "drbot.routeEnv" -}}
+DRBOT__PAGING__ROUTES__{{ include "drbot.target" . | upper | replace "-" "_" }}
+{{- end }}
+
+{{- define "drbot.routeKey" -}}
+paging-route-{{ include "drbot.target" . }}
+{{- end }}
+
+{{/* The settings sections whose credentials an existingSecret is read for, as JSON {name: bool}. */}}
+{{- define "drbot.features" -}}
+{{- $kind := .Values.tracker.kind | default "" | trim }}
+{{- toJson (dict
+  "offsite" (not (empty .Values.offsite.bucket))
+  "web" (not (empty .Values.web.enabled))
+  "paging" (not (empty (.Values.paging.provider | default "" | trim)))
+  "github" (eq $kind "github")
+  "jira" (eq $kind "jira")
+) }}
 {{- end }}
 
 {{/*
@@ -269,10 +437,11 @@ part of the path is missing).
   value: "0.0.0.0:{{ .Values.service.port }}"
 - name: DRBOT_LOG
   value: {{ .Values.logLevel | quote }}
+{{- $features := include "drbot.features" . | fromJson }}
 {{- range $c := include "drbot.credentials" . | fromYamlArray }}
 {{- $value := (include "drbot.valueAt" (dict "root" $ "path" $c.value) | fromJson).v }}
 {{- if $.Values.existingSecret }}
-{{- if and (or (not $c.offsite) $.Values.offsite.bucket) (or (not $c.web) $.Values.web.enabled) }}
+{{- if or (not $c.feature) (index $features $c.feature) }}
 - name: {{ $c.env }}
   valueFrom:
     secretKeyRef:
