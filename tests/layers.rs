@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
         "features::continuity",
         "features::drills",
         "features::tabletop",
+        "features::paging",
     ],
     &["decide"],
     &["config", "documents"],

@@ -504,7 +504,7 @@ pub fn lane_post(s: &Incident, event: &Event, public_url: Option<&str>) -> Optio
         } => {
             let first = text.lines().next().unwrap_or(text);
             let title: String = if first.chars().count() > 120 {
-                first.chars().take(119).chain(['…']).collect()
+                first.chars().take(119).chain("…".chars()).collect()
             } else {
                 first.to_string()
             };

@@ -183,7 +183,7 @@ mod tests {
         let long = "é".repeat(20);
         let cut = clip(&long, 10);
         assert_eq!(cut.chars().count(), 10);
-        assert!(cut.ends_with('…'));
+        assert!(cut.ends_with("…"));
     }
 
     #[test]
