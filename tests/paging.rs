@@ -6,6 +6,7 @@ mod support;
 
 use chrono::Duration;
 use drbot::clock::Clock;
+use drbot::command::ExportFormat;
 use support::bot::{Bot, SLACK_SECRET, SLACK_TOKEN, t0};
 use support::faults::Failure;
 use support::github_api::GitHubApi;
@@ -191,6 +192,22 @@ async fn a_sev1_declaration_pages_each_auto_target_once_and_resolve_resolves_the
     // Each target was woken once, start to finish.
     assert_eq!(w.pd.notifications(&w.key("dr-lead")), 1);
     assert_eq!(w.pd.notifications(&w.key("ic")), 1);
+
+    // The postmortem lists the pages and the follow-up with its ticket.
+    let app = w.bot.app();
+    for (format, wanted) in [
+        (ExportFormat::Markdown, "## Follow-ups (SOP 9.8.4)"),
+        (ExportFormat::Json, "\"followups\":[{\"number\":1"),
+    ] {
+        let mut out = Vec::new();
+        drbot::export::export(&app.store, 1, format, &app.runbook, &mut out)
+            .await
+            .expect("export");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(wanted), "{text}");
+        assert!(text.contains(&w.key("dr-lead")), "the dedup key: {text}");
+        assert!(text.contains("rotate the backup encryption keys"), "{text}");
+    }
     w.bot.stop().await;
 }
 

@@ -35,6 +35,37 @@ struct JsonIncident<'a> {
     /// Affected services with RTO and RPO achieved against their targets; revenue at risk.
     #[serde(skip_serializing_if = "Option::is_none")]
     business_impact: Option<crate::features::continuity::view::Report>,
+    /// Pages sent, with their dedup keys and what became of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pages: Vec<JsonPage<'a>>,
+    /// Follow-ups with their tickets and last-read states (SOP 9.8.4).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    followups: Vec<JsonFollowup<'a>>,
+    /// The incident commander's reason for needing no follow-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    followups_waived: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonPage<'a> {
+    target: &'a str,
+    dedup_key: &'a str,
+    status: &'static str,
+    requested_at: Ts,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonFollowup<'a> {
+    number: u32,
+    text: &'a str,
+    owner: Option<&'a str>,
+    due: Option<chrono::NaiveDate>,
+    key: Option<&'a str>,
+    url: Option<&'a str>,
+    state: Option<&'a str>,
+    done: bool,
+    not_filed: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -126,6 +157,35 @@ impl<W: Write> JsonWriter<W> {
                 impact.continuity,
                 impact.now,
             ),
+            pages: incident
+                .reach
+                .pages
+                .iter()
+                .map(|p| JsonPage {
+                    target: &p.target,
+                    dedup_key: &p.dedup_key,
+                    status: p.status.word(),
+                    requested_at: Ts(p.requested_at),
+                    reason: &p.reason,
+                })
+                .collect(),
+            followups: incident
+                .reach
+                .followups
+                .iter()
+                .map(|f| JsonFollowup {
+                    number: f.number,
+                    text: &f.text,
+                    owner: f.owner.as_deref(),
+                    due: f.due,
+                    key: f.key.as_deref(),
+                    url: f.url.as_deref(),
+                    state: f.state.as_deref(),
+                    done: f.done,
+                    not_filed: f.failed.as_deref(),
+                })
+                .collect(),
+            followups_waived: incident.reach.waiver.as_ref().map(|w| w.reason.as_str()),
         };
         write!(out, "{{\"schema\":\"{JSON_SCHEMA}\",\"incident\":")?;
         serde_json::to_writer(&mut out, &header)?;
