@@ -49,6 +49,8 @@ fn paging_env(pd: &PagerDutyApi) -> Vec<(&'static str, String)> {
         ),
         ("DRBOT__PAGING__ONCALL__DR_LEAD", "PDRLEAD".into()),
         ("DRBOT__PAGING__WEBHOOK_SECRETS", WEBHOOK_SECRET.into()),
+        ("DRBOT__WEB__LISTEN", "127.0.0.1:0".into()),
+        ("DRBOT__WEB__AUTH", "none".into()),
     ]
 }
 
@@ -192,6 +194,21 @@ async fn a_sev1_declaration_pages_each_auto_target_once_and_resolve_resolves_the
     // Each target was woken once, start to finish.
     assert_eq!(w.pd.notifications(&w.key("dr-lead")), 1);
     assert_eq!(w.pd.notifications(&w.key("ic")), 1);
+
+    // The incident page shows them too.
+    let web = w.bot.start_web().await;
+    let page = http::get(&format!("http://{}/incidents/INC-1", web.addr), &[]).await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(
+        html.contains("<h2>Pages</h2>") && html.contains("data-page=\"dr-lead\""),
+        "{html}"
+    );
+    assert!(html.contains("<h2>Follow-ups</h2>"), "{html}");
+    assert!(
+        html.contains("<a href=\"http"),
+        "the ticket is a link: {html}"
+    );
 
     // The postmortem lists the pages and the follow-up with its ticket.
     let app = w.bot.app();

@@ -79,6 +79,8 @@ pub fn panels(out: &mut String, app: &App, s: &Incident, now: DateTime<Utc>) -> 
     rto::bars(out, s, &app.continuity, now)?;
     impact(out, app, s, now)?;
     operations(out, s)?;
+    super::reach::pages(out, s)?;
+    super::reach::followups(out, s)?;
     checklist_section(out, app, s)?;
     cadence_section(out, app, s)?;
     comms(out, s)?;

@@ -12,6 +12,7 @@ mod html;
 mod incident;
 mod list;
 mod live;
+mod reach;
 mod rto;
 
 use std::net::SocketAddr;
