@@ -5,16 +5,13 @@
 
 mod support;
 
-use std::time::Duration;
-
 use drbot::store::Store;
 use support::bot::{SLACK_SECRET, SLACK_TOKEN};
 use support::faults::Failure;
 use support::github_api::GitHubApi;
-use support::http;
 use support::pagerduty::{ENQUEUE, PagerDutyApi};
 use support::pg::{PG_ENV, PgDatabase};
-use support::serve::Serve;
+use support::serve::{Serve, drained, until};
 use support::slack_api::SlackApi;
 
 const DR_LEAD_KEY: &str = "R0DRLEAD0000000000000000000000AA";
@@ -65,31 +62,7 @@ impl Stands {
 }
 
 async fn dr(serve: &Serve, stands: &Stands, channel: &str, text: &str) -> String {
-    let body = http::slack_command_body(
-        text,
-        channel,
-        "U1",
-        &http::slack_trigger_id(),
-        &stands.slack.response_url("cmd"),
-    );
-    let headers = http::slack_signed_headers(SLACK_SECRET, http::unix_now(), &body);
-    let resp = http::post(&serve.url("/slack/commands"), &headers, body).await;
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    resp.json()["text"].as_str().unwrap_or_default().to_string()
-}
-
-/// Poll `check` until it holds; the deadline only guards against a hang.
-async fn until<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
-    support::poll_until(what, Duration::from_secs(120), check, || ()).await
-}
-
-async fn drained(url: &str) {
-    let store = Store::connect(url).await.expect("open the database");
-    until("the outbox to drain", async || {
-        (store.pending_posts().await.ok()? == 0).then_some(())
-    })
-    .await;
-    store.close().await;
+    serve.slack_dr(&stands.slack, channel, text).await
 }
 
 /// The key drbot gives incident `n`'s page to `target` (its declaration time read back).

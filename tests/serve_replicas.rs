@@ -7,14 +7,11 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::time::Duration;
 
-use drbot::store::Store;
 use serde_json::Value;
 use support::bot::{SLACK_SECRET, SLACK_TOKEN};
-use support::http;
 use support::pg::{PG_ENV, PgDatabase};
-use support::serve::Serve;
+use support::serve::{Serve, drained, until};
 use support::slack_api::{Failure, SlackApi};
 
 fn slack_env(api: &SlackApi) -> Vec<(&'static str, String)> {
@@ -27,31 +24,7 @@ fn slack_env(api: &SlackApi) -> Vec<(&'static str, String)> {
 }
 
 async fn dr(serve: &Serve, api: &SlackApi, channel: &str, text: &str) -> String {
-    let body = http::slack_command_body(
-        text,
-        channel,
-        "U1",
-        &http::slack_trigger_id(),
-        &api.response_url("cmd"),
-    );
-    let headers = http::slack_signed_headers(SLACK_SECRET, http::unix_now(), &body);
-    let resp = http::post(&serve.url("/slack/commands"), &headers, body).await;
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    resp.json()["text"].as_str().unwrap_or_default().to_string()
-}
-
-/// Poll `check` until it holds; the deadline only guards against a hang.
-async fn until<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
-    support::poll_until(what, Duration::from_secs(60), check, || ()).await
-}
-
-async fn drained(url: &str) {
-    let store = Store::connect(url).await.expect("open the database");
-    until("the outbox to drain", async || {
-        (store.pending_posts().await.ok()? == 0).then_some(())
-    })
-    .await;
-    store.close().await;
+    serve.slack_dr(api, channel, text).await
 }
 
 fn by_kind(api: &SlackApi, channel: &str, kind: &str) -> Vec<Value> {

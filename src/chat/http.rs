@@ -138,3 +138,18 @@ impl HttpClient {
             .await
     }
 }
+
+/// Percent-encode one URL part (a path segment or a query value): only RFC 3986 §2.3
+/// unreserved characters stay, so a value from data can neither add a path segment nor end
+/// the query parameter it sits in.
+pub fn path_segment(part: &str) -> String {
+    let mut out = String::with_capacity(part.len());
+    for b in part.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

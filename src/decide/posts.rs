@@ -86,9 +86,8 @@ pub struct Render<'a> {
 fn page_line(s: &Incident, r: &Render) -> Option<String> {
     r.public_url.map(|base| {
         format!(
-            "Incident page: {}/incidents/{}",
-            base.trim_end_matches('/'),
-            incident_ref(s.id)
+            "Incident page: {}",
+            crate::incident::incident_url(base, s.id)
         )
     })
 }

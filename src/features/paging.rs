@@ -458,13 +458,7 @@ fn provider_severity(severity: &str) -> &'static str {
 /// with the event, so a page or a ticket is never asked for without its record, nor
 /// recorded without being asked for.
 pub fn lane_post(s: &Incident, event: &Event, public_url: Option<&str>) -> Option<(String, Post)> {
-    let page_url = public_url.map(|base| {
-        format!(
-            "{}/incidents/{}",
-            base.trim_end_matches('/'),
-            incident_ref(s.id)
-        )
-    });
+    let page_url = public_url.map(|base| crate::incident::incident_url(base, s.id));
     match &event.kind {
         EventKind::PageRequested {
             target,
@@ -503,11 +497,7 @@ pub fn lane_post(s: &Incident, event: &Event, public_url: Option<&str>) -> Optio
             due,
         } => {
             let first = text.lines().next().unwrap_or(text);
-            let title: String = if first.chars().count() > 120 {
-                first.chars().take(119).chain("…".chars()).collect()
-            } else {
-                first.to_string()
-            };
+            let title = crate::incident::clip_chars(first, 120);
             let mut post = Post::new(PostKind::Followup, title.clone());
             post.followup = Some(crate::incident::post::FollowupOrder {
                 incident: incident_ref(s.id),

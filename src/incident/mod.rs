@@ -26,6 +26,25 @@ pub fn fmt_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The incident's web page under the web view's public address.
+pub fn incident_url(public_url: &str, id: i64) -> String {
+    format!(
+        "{}/incidents/{}",
+        public_url.trim_end_matches('/'),
+        incident_ref(id)
+    )
+}
+
+/// At most `max` characters (not bytes), ending in `…` when cut.
+pub fn clip_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 /// Display id of an incident.
 pub fn incident_ref(id: i64) -> String {
     format!("INC-{id}")

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use super::bot::SLACK_SECRET;
 use super::http::{self, free_port};
+use super::slack_api::SlackApi;
 
 pub struct Serve {
     child: Child,
@@ -57,6 +59,21 @@ impl Serve {
         format!("{}{path}", self.base)
     }
 
+    /// `/dr <text>` from operator U1 in `channel`, signed as Slack signs; the answer's text.
+    pub async fn slack_dr(&self, api: &SlackApi, channel: &str, text: &str) -> String {
+        let body = http::slack_command_body(
+            text,
+            channel,
+            "U1",
+            &http::slack_trigger_id(),
+            &api.response_url("cmd"),
+        );
+        let headers = http::slack_signed_headers(SLACK_SECRET, http::unix_now(), &body);
+        let resp = http::post(&self.url("/slack/commands"), &headers, body).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        resp.json()["text"].as_str().unwrap_or_default().to_string()
+    }
+
     /// SIGKILL: no chance to finish anything, like a crash or an OOM kill.
     pub fn kill(mut self) {
         super::blocking(|| {
@@ -85,4 +102,21 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Poll `check` until it holds; the deadline only guards against a hang.
+pub async fn until<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    super::poll_until(what, Duration::from_secs(120), check, || ()).await
+}
+
+/// Until the outbox of the database at `url` is empty (every process's posts sent).
+pub async fn drained(url: &str) {
+    let store = drbot::store::Store::connect(url)
+        .await
+        .expect("open the database");
+    until("the outbox to drain", async || {
+        (store.pending_posts().await.ok()? == 0).then_some(())
+    })
+    .await;
+    store.close().await;
 }

@@ -17,6 +17,7 @@ use futures_util::future::BoxFuture;
 use crate::chat::http::{HttpClient, HttpError};
 use crate::chat::{ChatSink, DeliveryError, Outgoing, Platform};
 use crate::config::{PagingProvider, PagingSettings, target_name};
+use crate::incident::clip_chars as clip;
 use crate::incident::post::PageOrder;
 
 pub(crate) use pagerduty::rest_headers;
@@ -134,16 +135,6 @@ impl ChatSink for Pager {
     fn deliver<'a>(&'a self, out: Outgoing<'a>) -> BoxFuture<'a, Result<String, DeliveryError>> {
         Box::pin(self.send(out))
     }
-}
-
-/// The order's summary cut to `max` characters (not bytes), with `…` when cut.
-fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 /// `text` with every occurrence of `secret` masked.

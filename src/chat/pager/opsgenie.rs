@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{clip, link_of, transport};
 use crate::chat::DeliveryError;
-use crate::chat::http::{HttpClient, Response};
+use crate::chat::http::{HttpClient, Response, path_segment};
 use crate::incident::post::{PageAction, PageOrder};
 
 /// `CreateAlertPayload.message`: at most 130 characters.
@@ -48,20 +48,6 @@ pub(super) fn alert_body(target: &str, order: &PageOrder) -> Value {
         "tags": ["drbot", order.incident],
         "details": { "incident": order.incident, "target": target },
     })
-}
-
-/// A path segment with everything but RFC 3986 unreserved characters percent-encoded: the
-/// alias holds `:` and `#`.
-fn path_segment(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Create (trigger) or close (resolve) the alert whose alias is the page's dedup key.

@@ -26,20 +26,7 @@ pub fn parse_receipt(receipt: &str) -> (String, String) {
     }
 }
 
-/// Percent-encode one URL part (a path segment or a query value): only RFC 3986 §2.3
-/// unreserved characters stay, so a value from data can neither add a path segment nor end
-/// the query parameter it sits in.
-pub(crate) fn encode(part: &str) -> String {
-    let mut out = String::with_capacity(part.len());
-    for b in part.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(crate) use crate::chat::http::path_segment as encode;
 
 /// A query string from pairs, each value percent-encoded.
 pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
