@@ -1,6 +1,6 @@
 //! Pages and follow-ups coming back: PagerDuty's acknowledgements and resolves (from its
 //! webhooks) onto the timeline, and the follow-up tickets' states read back from the tracker
-//! on a slow schedule.
+//! on a slow schedule; and `/dr oncall`, who a page would wake.
 
 use chrono::{DateTime, Duration, Utc};
 use tracing::warn;
@@ -142,5 +142,56 @@ impl App {
             }
         }
         Ok(changed)
+    }
+}
+
+impl App {
+    /// `/dr oncall [target]`: who a page would wake, read from PagerDuty now. Answers in
+    /// words whatever happens; a provider that is down is said so, nothing waits on it
+    /// beyond the HTTP client's timeout.
+    pub(super) async fn oncall_view(&self, target: Option<&str>) -> String {
+        let Some(pager) = &self.pager else {
+            return "Paging is not configured: set [paging] provider and routes (see the README's Paging section).".into();
+        };
+        let known = &self.policy.paging.targets;
+        let targets: Vec<&str> = match target {
+            Some(t) if known.iter().any(|k| k == t) => vec![t],
+            Some(t) => {
+                return format!(
+                    "Unknown target `{t}`. Targets with a route: {}.",
+                    known.join(", ")
+                );
+            }
+            None => known.iter().map(String::as_str).collect(),
+        };
+        // Side by side: a slow provider costs one timeout, not one per target.
+        let answers = futures_util::future::join_all(targets.iter().map(|t| pager.oncall(t))).await;
+        let mut out = String::from("On call now:\n");
+        for (t, answer) in targets.into_iter().zip(answers) {
+            let title = crate::incident::reach::target_title(t);
+            match answer {
+                Ok(people) if people.is_empty() => {
+                    out.push_str(&format!("{t} ({title}): nobody is on call\n"))
+                }
+                Ok(people) => {
+                    let names: Vec<String> = people
+                        .iter()
+                        .map(|p| {
+                            let mut s = format!("L{} {}", p.level, p.name);
+                            if let Some(email) = &p.email {
+                                s.push_str(&format!(" <{email}>"));
+                            }
+                            if let Some(schedule) = &p.schedule {
+                                s.push_str(&format!(" ({schedule})"));
+                            }
+                            s
+                        })
+                        .collect();
+                    out.push_str(&format!("{t} ({title}): {}\n", names.join("; ")));
+                }
+                Err(why) => out.push_str(&format!("{t} ({title}): cannot tell — {why}\n")),
+            }
+        }
+        out.trim_end().to_string()
     }
 }
